@@ -1,0 +1,125 @@
+//! The command line: one clap struct per subcommand, every flag with an
+//! environment fallback `KUBE_NOTIFY_*`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kube-notify",
+    version,
+    about = "Kubernetes notification operator: Slack, Chatwork, Microsoft Teams and webhooks"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the operator (KUBECONFIG or in-cluster configuration).
+    Run(Box<RunArgs>),
+    /// Print the CustomResourceDefinitions as YAML.
+    Crd,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LogArgs {
+    /// Log format.
+    #[arg(long, env = "KUBE_NOTIFY_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "KUBE_NOTIFY_LOG", default_value = "info,kube=warn")]
+    pub log: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Admin endpoints: /livez, /readyz, /metrics.
+    #[arg(long, env = "KUBE_NOTIFY_ADMIN_ADDR", default_value = "0.0.0.0:8081")]
+    pub admin_addr: SocketAddr,
+
+    /// HTTP ingestion endpoint.
+    #[arg(long, env = "KUBE_NOTIFY_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+
+    /// Slack Web API base URL (bot-token mode).
+    #[arg(long, env = "KUBE_NOTIFY_SLACK_API_URL", default_value = "https://slack.com/api")]
+    pub slack_api_url: url::Url,
+
+    /// Chatwork API base URL.
+    #[arg(long, env = "KUBE_NOTIFY_CHATWORK_API_URL", default_value = "https://api.chatwork.com/v2")]
+    pub chatwork_api_url: url::Url,
+
+    /// Allow webhook URLs starting with this prefix besides the services'
+    /// official hosts (repeatable; comma-separated in the environment).
+    #[arg(long = "allow-endpoint", env = "KUBE_NOTIFY_ALLOW_ENDPOINT", value_delimiter = ',')]
+    pub allow_endpoint: Vec<String>,
+
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "KUBE_NOTIFY_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// How often valid credentials are checked again.
+    #[arg(long, env = "KUBE_NOTIFY_REVALIDATE_PERIOD", default_value = "6h", value_parser = humantime::parse_duration)]
+    pub revalidate_period: Duration,
+
+    /// Credential checks per second per service, across all integrations.
+    #[arg(long, env = "KUBE_NOTIFY_VALIDATION_RATE", default_value = "5")]
+    pub validation_rate: std::num::NonZeroU32,
+
+    /// Timeout of one call to a chat service.
+    #[arg(long, env = "KUBE_NOTIFY_HTTP_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub http_timeout: Duration,
+
+    /// The name Events are reported under (the pod name in a Deployment).
+    #[arg(long, env = "KUBE_NOTIFY_INSTANCE")]
+    pub instance: Option<String>,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let cli = Cli::try_parse_from(["kube-notify", "run"]).unwrap();
+        let Command::Run(args) = cli.command else { panic!("expected run") };
+        assert_eq!(args.admin_addr.to_string(), "0.0.0.0:8081");
+        assert_eq!(args.http_addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(args.slack_api_url.as_str(), "https://slack.com/api");
+        assert_eq!(args.chatwork_api_url.as_str(), "https://api.chatwork.com/v2");
+        assert_eq!(args.revalidate_period, Duration::from_secs(6 * 3600));
+        assert!(args.allow_endpoint.is_empty());
+        assert_eq!(args.namespace, None);
+    }
+
+    #[test]
+    fn repeatable_allow_endpoint() {
+        let cli = Cli::try_parse_from([
+            "kube-notify",
+            "run",
+            "--allow-endpoint",
+            "http://127.0.0.1:1/",
+            "--allow-endpoint",
+            "https://hooks.example/",
+            "--revalidate-period",
+            "30m",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else { panic!("expected run") };
+        assert_eq!(args.allow_endpoint.len(), 2);
+        assert_eq!(args.revalidate_period, Duration::from_secs(1800));
+    }
+}

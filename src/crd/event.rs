@@ -1,0 +1,195 @@
+//! `NotificationEvent`: one message to deliver, with its own delivery record.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One message to deliver to an integration (or to every integration matching
+/// a selector) in the same namespace. Its `status` is the delivery record.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "kube-notify.io",
+    version = "v1alpha1",
+    kind = "NotificationEvent",
+    plural = "notificationevents",
+    shortname = "nev",
+    category = "notifications",
+    namespaced,
+    doc = "One message to deliver to an integration, or to every integration matching a selector, in the same namespace. Its status is the delivery record.",
+    status = "NotificationEventStatus",
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase","description":"Delivery phase"}"#,
+    printcolumn = r#"{"name":"Target","type":"string","jsonPath":".spec.integrationRef.name","description":"The target integration (empty for a selector)"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.integrationRef) != has(self.integrationSelector)", "message": "exactly one of spec.integrationRef or spec.integrationSelector is required"}
+]))]
+pub struct NotificationEventSpec {
+    /// The integration to deliver to. Exactly one of `integrationRef` and `integrationSelector`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration_ref: Option<IntegrationRef>,
+
+    /// Deliver to every integration in the namespace whose labels match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration_selector: Option<LabelSelector>,
+
+    /// A short title, shown as the header of the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 250))]
+    pub title: Option<String>,
+
+    /// The message text.
+    #[schemars(length(min = 1, max = 65535))]
+    pub message: String,
+
+    /// `info`, `success`, `warning` or `error`; shown as an emoji or colour.
+    #[serde(default)]
+    pub severity: Severity,
+
+    /// Name/value pairs shown as a table.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 25))]
+    pub fields: Vec<EventField>,
+
+    /// Links shown under the message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub links: Vec<EventLink>,
+
+    /// Seconds after the event finished before it is deleted; the operator's
+    /// `--event-ttl` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub ttl_seconds_after_finished: Option<i64>,
+}
+
+/// The name of an integration in the event's namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct IntegrationRef {
+    /// The integration's name.
+    #[schemars(length(min = 1))]
+    pub name: String,
+}
+
+/// How serious an event is.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    #[default]
+    Info,
+    Success,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Success => "success",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+/// A name/value pair shown with the message.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct EventField {
+    /// The label.
+    #[schemars(length(min = 1, max = 150))]
+    pub name: String,
+    /// The value.
+    #[schemars(length(max = 2000))]
+    pub value: String,
+}
+
+/// A link shown with the message.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct EventLink {
+    /// The link text.
+    #[schemars(length(min = 1, max = 150))]
+    pub text: String,
+    /// The http(s) URL.
+    #[schemars(regex(pattern = r"^https?://"), length(max = 2048))]
+    pub url: String,
+}
+
+/// The delivery record of an event.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationEventStatus {
+    /// `Pending`, `Delivered`, `PartiallyDelivered`, `Failed` or `Skipped`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<EventPhase>,
+
+    /// Why the event is in its phase (e.g. `IntegrationNotFound`, `Expired`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+
+    /// A sentence for a person about the phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+
+    /// One entry per target integration.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deliveries: Vec<Delivery>,
+
+    /// When the event reached a final phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+
+    /// The `metadata.generation` this status was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// The phase of an event.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum EventPhase {
+    Pending,
+    Delivered,
+    PartiallyDelivered,
+    Failed,
+    Skipped,
+}
+
+impl EventPhase {
+    /// Whether the event is finished (no further delivery attempts).
+    pub fn is_final(self) -> bool {
+        !matches!(self, EventPhase::Pending)
+    }
+}
+
+/// The delivery of an event to one integration.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    /// The integration's name.
+    pub integration: String,
+    /// `Pending`, `Delivered`, `Failed` or `Skipped`.
+    pub phase: DeliveryPhase,
+    /// How many times the service was called.
+    #[serde(default)]
+    pub attempts: i32,
+    /// Why the delivery failed, was skipped or is still pending (never contains credentials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// A short machine-readable reason for `lastError`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When the service accepted the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<Time>,
+}
+
+/// The phase of one delivery.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum DeliveryPhase {
+    Pending,
+    Delivered,
+    Failed,
+    Skipped,
+}

@@ -1,0 +1,13 @@
+//! kube-notify: a Kubernetes operator that delivers notifications to Slack,
+//! Chatwork, Microsoft Teams and webhooks, validates their credentials, and
+//! shows each integration's health in its status.
+
+pub mod cli;
+pub mod controller;
+pub mod crd;
+pub mod metrics;
+pub mod notifier;
+pub mod operator;
+pub mod redact;
+pub mod server;
+pub mod telemetry;

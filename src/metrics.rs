@@ -1,0 +1,75 @@
+//! Prometheus metrics, served on the admin port at `/metrics`.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+use crate::crd::Service;
+use crate::notifier::classify::Verdict;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// The operator's metrics.
+pub struct Metrics {
+    registry: Registry,
+    reconciliations: Family<Labels, Counter>,
+    reconcile_errors: Family<Labels, Counter>,
+    status_writes: Family<Labels, Counter>,
+    credential_checks: Family<Labels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("kube_notify");
+        let reconciliations = Family::<Labels, Counter>::default();
+        let reconcile_errors = Family::<Labels, Counter>::default();
+        let status_writes = Family::<Labels, Counter>::default();
+        let credential_checks = Family::<Labels, Counter>::default();
+        registry.register("reconciliations", "Reconciles run, by kind", reconciliations.clone());
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed with an API error, by kind",
+            reconcile_errors.clone(),
+        );
+        registry.register("status_writes", "Status subresource writes, by kind", status_writes.clone());
+        registry.register(
+            "credential_checks",
+            "Credential checks against a service, by service and result",
+            credential_checks.clone(),
+        );
+        Metrics { registry, reconciliations, reconcile_errors, status_writes, credential_checks }
+    }
+}
+
+impl Metrics {
+    pub fn reconciled(&self, kind: &str) {
+        self.reconciliations.get_or_create(&vec![("kind", kind.to_string())]).inc();
+    }
+
+    pub fn reconcile_error(&self, kind: &str) {
+        self.reconcile_errors.get_or_create(&vec![("kind", kind.to_string())]).inc();
+    }
+
+    pub fn status_write(&self, kind: &str) {
+        self.status_writes.get_or_create(&vec![("kind", kind.to_string())]).inc();
+    }
+
+    pub fn credential_check(&self, service: Service, verdict: &Verdict) {
+        let result = match verdict {
+            Verdict::Success => "valid",
+            Verdict::Dead(_) | Verdict::Rejected(_) => "invalid",
+            Verdict::Transient { .. } => "unknown",
+        };
+        self.credential_checks
+            .get_or_create(&vec![("service", service.to_string()), ("result", result.to_string())])
+            .inc();
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}

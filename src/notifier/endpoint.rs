@@ -1,0 +1,171 @@
+//! Which URLs an integration may send to: the service's official hosts, or a
+//! prefix the operator was started with (`--allow-endpoint`, for self-hosted
+//! endpoints and tests). Pure functions.
+
+use url::Url;
+
+use super::classify::Failure;
+
+pub const INVALID_URL: &str = "InvalidURL";
+pub const ENDPOINT_NOT_ALLOWED: &str = "EndpointNotAllowed";
+pub const RETIRED_ENDPOINT: &str = "RetiredEndpoint";
+
+/// Prefixes given with `--allow-endpoint`, normalised so that
+/// `http://127.0.0.1:80` cannot match `http://127.0.0.1:8080/…`.
+#[derive(Clone, Debug, Default)]
+pub struct EndpointPolicy {
+    prefixes: Vec<String>,
+}
+
+impl EndpointPolicy {
+    pub fn new(prefixes: &[String]) -> Result<Self, String> {
+        let prefixes = prefixes
+            .iter()
+            .map(|p| {
+                Url::parse(p).map(|u| u.to_string()).map_err(|e| format!("--allow-endpoint {p:?} is not a URL: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(EndpointPolicy { prefixes })
+    }
+
+    /// Whether `url` starts with one of the allowed prefixes.
+    pub fn allows(&self, url: &Url) -> bool {
+        let s = url.as_str();
+        self.prefixes.iter().any(|p| s.starts_with(p.as_str()))
+    }
+}
+
+/// Parse a URL from a Secret, naming the key in the error (never the value).
+pub fn parse_url(raw: &str, key: &str) -> Result<Url, Failure> {
+    let url = Url::parse(raw.trim())
+        .map_err(|e| Failure::new(INVALID_URL, format!("the Secret's {key:?} is not a valid URL ({e})")))?;
+    if url.scheme() != "https" && url.scheme() != "http" {
+        return Err(Failure::new(INVALID_URL, format!("the Secret's {key:?} must be an https URL")));
+    }
+    if url.host_str().is_none() {
+        return Err(Failure::new(INVALID_URL, format!("the Secret's {key:?} has no host")));
+    }
+    Ok(url)
+}
+
+fn not_allowed(what: &str, official: &str) -> Failure {
+    Failure::new(
+        ENDPOINT_NOT_ALLOWED,
+        format!("{what} must be on {official}; other endpoints need the operator flag --allow-endpoint"),
+    )
+}
+
+/// A Slack incoming webhook: `https://hooks.slack.com/services/T…/B…/<secret>`.
+pub fn check_slack_webhook(url: &Url, policy: &EndpointPolicy) -> Result<(), Failure> {
+    let segments: Vec<&str> = url.path_segments().map(|s| s.collect()).unwrap_or_default();
+    let shaped = segments.len() == 4
+        && segments[0] == "services"
+        && segments[1].starts_with('T')
+        && segments[2].starts_with('B')
+        && !segments[3].is_empty()
+        && segments[1..].iter().all(|s| s.chars().all(|c| c.is_ascii_alphanumeric()));
+    if !shaped {
+        return Err(Failure::new(
+            INVALID_URL,
+            "a Slack webhook URL looks like https://hooks.slack.com/services/T…/B…/…",
+        ));
+    }
+    let official = url.scheme() == "https" && url.host_str() == Some("hooks.slack.com");
+    if official || policy.allows(url) { Ok(()) } else { Err(not_allowed("a Slack webhook", "https://hooks.slack.com")) }
+}
+
+/// A Teams Workflows URL (Power Automate / Logic Apps) with its `sig`; a
+/// retired Office 365 connector URL is refused with a pointer to Workflows.
+pub fn check_teams_workflow(url: &Url, policy: &EndpointPolicy) -> Result<(), Failure> {
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    let path = url.path();
+    let retired = (host.ends_with(".webhook.office.com") && path.starts_with("/webhookb2/"))
+        || (host == "outlook.office.com" && path.starts_with("/webhook/"))
+        || (host == "outlook.office365.com" && path.starts_with("/webhook/"));
+    if retired {
+        return Err(Failure::new(
+            RETIRED_ENDPOINT,
+            "Office 365 connector webhooks were retired and no longer deliver; create a Workflows webhook \
+             (\"When a Teams webhook request is received\") in Teams and put its URL in the Secret",
+        ));
+    }
+    if !(path.contains("/workflows/") && path.ends_with("/triggers/manual/paths/invoke")) {
+        return Err(Failure::new(
+            INVALID_URL,
+            "a Teams Workflows URL looks like https://….logic.azure.com:443/workflows/<id>/triggers/manual/paths/invoke?…&sig=…",
+        ));
+    }
+    if !url.query_pairs().any(|(k, v)| k == "sig" && !v.is_empty()) {
+        return Err(Failure::new(INVALID_URL, "the Teams Workflows URL has no sig parameter; copy the whole URL"));
+    }
+    let official = url.scheme() == "https"
+        && (host.ends_with(".logic.azure.com") || host.ends_with(".environment.api.powerplatform.com"));
+    if official || policy.allows(url) {
+        Ok(())
+    } else {
+        Err(not_allowed("a Teams Workflows URL", "*.logic.azure.com or *.environment.api.powerplatform.com"))
+    }
+}
+
+/// A generic webhook: any https URL, or an allowed prefix.
+pub fn check_generic_webhook(url: &Url, policy: &EndpointPolicy) -> Result<(), Failure> {
+    if url.scheme() == "https" || policy.allows(url) { Ok(()) } else { Err(not_allowed("a webhook URL", "https")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn prefixes_are_normalised() {
+        let p = EndpointPolicy::new(&["http://127.0.0.1:80".into(), "http://127.0.0.1:9000/hooks".into()]).unwrap();
+        assert!(p.allows(&url("http://127.0.0.1/x")));
+        assert!(!p.allows(&url("http://127.0.0.1:8080/x")));
+        assert!(p.allows(&url("http://127.0.0.1:9000/hooks/a")));
+        assert!(EndpointPolicy::new(&["not a url".into()]).is_err());
+    }
+
+    #[test]
+    fn slack_webhook_shape_and_host() {
+        let none = EndpointPolicy::default();
+        assert!(check_slack_webhook(&url("https://hooks.slack.com/services/T1/B2/abc"), &none).is_ok());
+        let e = check_slack_webhook(&url("https://hooks.slack.com/services/T1/abc"), &none).unwrap_err();
+        assert_eq!(e.reason, INVALID_URL);
+        let e = check_slack_webhook(&url("https://evil.example/services/T1/B2/abc"), &none).unwrap_err();
+        assert_eq!(e.reason, ENDPOINT_NOT_ALLOWED);
+        let e = check_slack_webhook(&url("http://hooks.slack.com/services/T1/B2/abc"), &none).unwrap_err();
+        assert_eq!(e.reason, ENDPOINT_NOT_ALLOWED);
+    }
+
+    #[test]
+    fn teams_retired_and_workflows() {
+        let none = EndpointPolicy::default();
+        let e =
+            check_teams_workflow(&url("https://contoso.webhook.office.com/webhookb2/abc/IncomingWebhook/x/y"), &none)
+                .unwrap_err();
+        assert_eq!(e.reason, RETIRED_ENDPOINT);
+        assert!(e.message.contains("Workflows"));
+        let ok = "https://prod-01.westeurope.logic.azure.com:443/workflows/abc/triggers/manual/paths/invoke?api-version=2016-06-01&sp=x&sv=1.0&sig=s";
+        assert!(check_teams_workflow(&url(ok), &none).is_ok());
+        let pp = "https://default1.environment.api.powerplatform.com:443/powerautomate/automations/direct/workflows/abc/triggers/manual/paths/invoke?api-version=1&sig=s";
+        assert!(check_teams_workflow(&url(pp), &none).is_ok());
+        let nosig = ok.replace("&sig=s", "");
+        assert_eq!(check_teams_workflow(&url(&nosig), &none).unwrap_err().reason, INVALID_URL);
+    }
+
+    #[test]
+    fn generic_webhook_needs_https_or_prefix() {
+        let none = EndpointPolicy::default();
+        assert!(check_generic_webhook(&url("https://example.com/x"), &none).is_ok());
+        assert_eq!(
+            check_generic_webhook(&url("http://example.com/x"), &none).unwrap_err().reason,
+            ENDPOINT_NOT_ALLOWED
+        );
+        assert!(parse_url("ftp://x/y", "webhookUrl").is_err());
+        assert!(parse_url("::", "webhookUrl").is_err());
+    }
+}

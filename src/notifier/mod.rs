@@ -1,0 +1,241 @@
+//! One notifier per service behind the [`Notifier`] trait, the shared HTTP
+//! client ([`http`]), response classification ([`classify`]) and the endpoint
+//! policy ([`endpoint`]).
+//!
+//! [`build`] turns an integration's spec and its Secret's data into a
+//! notifier (pure: shape checks, endpoint policy); the notifier then checks
+//! its credentials against the service without posting a visible message.
+
+pub mod chatwork;
+pub mod classify;
+pub mod endpoint;
+pub mod http;
+pub mod slack;
+pub mod teams;
+pub mod webhook;
+
+use std::collections::BTreeMap;
+
+use futures::future::BoxFuture;
+use url::Url;
+
+use crate::crd::{NotificationIntegrationSpec, Service};
+use crate::redact::Credential;
+use classify::{Failure, Verdict};
+use endpoint::EndpointPolicy;
+use http::HttpClient;
+
+/// Reasons for configuration problems found before any call to a service.
+pub mod reason {
+    pub const SECRET_KEY_MISSING: &str = "SecretKeyMissing";
+    pub const INVALID_SECRET: &str = "InvalidSecret";
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    pub const INVALID_TOKEN: &str = "InvalidToken";
+    pub const INVALID_SIGNING_SECRET: &str = "InvalidSigningSecret";
+}
+
+pub const KEY_WEBHOOK_URL: &str = "webhookUrl";
+pub const KEY_TOKEN: &str = "token";
+pub const KEY_SIGNING_SECRET: &str = "signingSecret";
+
+/// Where the services live, and which other endpoints are allowed.
+#[derive(Clone, Debug)]
+pub struct ServiceEndpoints {
+    pub slack_api: Url,
+    pub chatwork_api: Url,
+    pub policy: EndpointPolicy,
+}
+
+/// A configured destination that can check its credentials.
+pub trait Notifier: Send + Sync {
+    fn service(&self) -> Service;
+
+    /// Check the credentials without posting a visible message. `Success`
+    /// means valid, `Dead`/`Rejected` invalid, `Transient` unknown.
+    fn validate<'a>(&'a self, http: &'a HttpClient) -> BoxFuture<'a, Verdict>;
+}
+
+/// The Secret's value under `key`, trimmed, as text.
+fn secret_value(data: &BTreeMap<String, Vec<u8>>, key: &str, secret_name: &str) -> Result<Option<Credential>, Failure> {
+    let Some(bytes) = data.get(key) else { return Ok(None) };
+    let text = std::str::from_utf8(bytes).map_err(|_| {
+        Failure::new(reason::INVALID_SECRET, format!("key {key:?} of Secret {secret_name:?} is not UTF-8 text"))
+    })?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(Failure::new(reason::INVALID_SECRET, format!("key {key:?} of Secret {secret_name:?} is empty")));
+    }
+    Ok(Some(Credential::new(text)))
+}
+
+fn required_value(data: &BTreeMap<String, Vec<u8>>, key: &str, secret_name: &str) -> Result<Credential, Failure> {
+    secret_value(data, key, secret_name)?.ok_or_else(|| {
+        let mut keys: Vec<&str> = data.keys().map(String::as_str).collect();
+        keys.sort();
+        Failure::new(
+            reason::SECRET_KEY_MISSING,
+            format!(
+                "Secret {secret_name:?} has no key {key:?} (it has: {})",
+                if keys.is_empty() { "none".to_string() } else { keys.join(", ") }
+            ),
+        )
+    })
+}
+
+/// Build the notifier for an integration from its spec and its Secret's data.
+/// Pure: every error names the field or key at fault, never a credential.
+pub fn build(
+    spec: &NotificationIntegrationSpec,
+    secret_name: &str,
+    data: &BTreeMap<String, Vec<u8>>,
+    endpoints: &ServiceEndpoints,
+) -> Result<Box<dyn Notifier>, Failure> {
+    let key_override = spec.secret_ref.key.as_deref();
+    match spec.service {
+        Service::Slack => {
+            let slack = spec.slack.clone().unwrap_or_default();
+            match slack.channel.filter(|c| !c.trim().is_empty()) {
+                Some(channel) => {
+                    let key = key_override.unwrap_or(KEY_TOKEN);
+                    let token = required_value(data, key, secret_name)?;
+                    if !token.expose().starts_with("xoxb-") {
+                        return Err(Failure::new(
+                            reason::INVALID_TOKEN,
+                            format!(
+                                "key {key:?} of Secret {secret_name:?} must hold a Slack bot token (xoxb-…) when spec.slack.channel is set"
+                            ),
+                        ));
+                    }
+                    Ok(Box::new(slack::SlackBot::new(
+                        endpoints.slack_api.clone(),
+                        token,
+                        channel,
+                        slack.username,
+                        slack.icon_emoji,
+                    )))
+                }
+                None => {
+                    let key = key_override.unwrap_or(KEY_WEBHOOK_URL);
+                    let raw = required_value(data, key, secret_name)?;
+                    let url = endpoint::parse_url(raw.expose(), key)?;
+                    endpoint::check_slack_webhook(&url, &endpoints.policy)?;
+                    Ok(Box::new(slack::SlackWebhook::new(raw)))
+                }
+            }
+        }
+        Service::Chatwork => {
+            let room_id = spec
+                .chatwork
+                .as_ref()
+                .map(|c| c.room_id.trim().to_string())
+                .filter(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_digit()))
+                .ok_or_else(|| {
+                    Failure::new(
+                        reason::INVALID_SPEC,
+                        "spec.chatwork.roomId (a numeric room ID) is required for Chatwork",
+                    )
+                })?;
+            let key = key_override.unwrap_or(KEY_TOKEN);
+            let token = required_value(data, key, secret_name)?;
+            Ok(Box::new(chatwork::Chatwork::new(endpoints.chatwork_api.clone(), token, room_id)))
+        }
+        Service::Msteams => {
+            let key = key_override.unwrap_or(KEY_WEBHOOK_URL);
+            let raw = required_value(data, key, secret_name)?;
+            let url = endpoint::parse_url(raw.expose(), key)?;
+            endpoint::check_teams_workflow(&url, &endpoints.policy)?;
+            Ok(Box::new(teams::TeamsWorkflow::new(raw)))
+        }
+        Service::Webhook => {
+            let key = key_override.unwrap_or(KEY_WEBHOOK_URL);
+            let raw = required_value(data, key, secret_name)?;
+            let url = endpoint::parse_url(raw.expose(), key)?;
+            endpoint::check_generic_webhook(&url, &endpoints.policy)?;
+            let signing = secret_value(data, KEY_SIGNING_SECRET, secret_name)?
+                .map(|s| webhook::SigningKey::parse(&s, secret_name))
+                .transpose()?;
+            Ok(Box::new(webhook::GenericWebhook::new(raw, signing)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{ChatworkSpec, SecretRef, SlackSpec};
+
+    fn endpoints() -> ServiceEndpoints {
+        ServiceEndpoints {
+            slack_api: Url::parse("https://slack.com/api").unwrap(),
+            chatwork_api: Url::parse("https://api.chatwork.com/v2").unwrap(),
+            policy: EndpointPolicy::default(),
+        }
+    }
+
+    fn spec(service: Service) -> NotificationIntegrationSpec {
+        NotificationIntegrationSpec {
+            service,
+            secret_ref: SecretRef { name: "s".into(), key: None },
+            slack: None,
+            chatwork: None,
+            disabled: false,
+            error_threshold: 5,
+        }
+    }
+
+    fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, Vec<u8>> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect()
+    }
+
+    fn err(r: Result<Box<dyn Notifier>, Failure>) -> Failure {
+        match r {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn missing_key_names_the_key_and_lists_present_keys() {
+        let e = err(build(&spec(Service::Slack), "s", &data(&[("url", "x")]), &endpoints()));
+        assert_eq!(e.reason, reason::SECRET_KEY_MISSING);
+        assert!(e.message.contains("\"webhookUrl\"") && e.message.contains("url"), "{}", e.message);
+    }
+
+    #[test]
+    fn key_override_is_used() {
+        let mut s = spec(Service::Webhook);
+        s.secret_ref.key = Some("endpoint".into());
+        assert!(build(&s, "s", &data(&[("endpoint", "https://example.com/h")]), &endpoints()).is_ok());
+    }
+
+    #[test]
+    fn errors_never_contain_the_credential() {
+        let secret_url = "http://hooks.slack.com/services/T1/B2/supersecretvalue";
+        let e = err(build(&spec(Service::Slack), "s", &data(&[("webhookUrl", secret_url)]), &endpoints()));
+        assert!(!e.message.contains("supersecretvalue"), "{}", e.message);
+        let mut s = spec(Service::Slack);
+        s.slack = Some(SlackSpec { channel: Some("C1".into()), ..Default::default() });
+        let e = err(build(&s, "s", &data(&[("token", "xoxp-user-secret")]), &endpoints()));
+        assert_eq!(e.reason, reason::INVALID_TOKEN);
+        assert!(!e.message.contains("xoxp-user-secret"));
+    }
+
+    #[test]
+    fn chatwork_needs_a_numeric_room() {
+        let e = err(build(&spec(Service::Chatwork), "s", &data(&[("token", "t")]), &endpoints()));
+        assert_eq!(e.reason, reason::INVALID_SPEC);
+        let mut s = spec(Service::Chatwork);
+        s.chatwork = Some(ChatworkSpec { room_id: "123".into() });
+        assert!(build(&s, "s", &data(&[("token", "t")]), &endpoints()).is_ok());
+    }
+
+    #[test]
+    fn empty_and_binary_values_are_invalid() {
+        let e = err(build(&spec(Service::Webhook), "s", &data(&[("webhookUrl", "  \n")]), &endpoints()));
+        assert_eq!(e.reason, reason::INVALID_SECRET);
+        let mut d = BTreeMap::new();
+        d.insert("webhookUrl".to_string(), vec![0xff, 0xfe]);
+        let e = err(build(&spec(Service::Webhook), "s", &d, &endpoints()));
+        assert_eq!(e.reason, reason::INVALID_SECRET);
+    }
+}

@@ -1,0 +1,106 @@
+//! Microsoft Teams through a Workflows webhook ("When a Teams webhook request
+//! is received"). The `sig` query parameter is the credential.
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use http::StatusCode;
+
+use super::Notifier;
+use super::classify::{self, Failure, Verdict, reason, snippet};
+use super::http::{HttpClient, HttpResponse};
+use crate::crd::Service;
+use crate::redact::Credential;
+
+const SERVICE: &str = "Teams";
+
+/// Classify a Workflows response: only 2xx is success (202 Accepted, not yet
+/// posted); errors are `{"error":{"code","message"}}`.
+pub fn classify_teams_response(response: &HttpResponse) -> Verdict {
+    let status = response.status;
+    if status.is_success() {
+        return Verdict::Success;
+    }
+    if let Some(v) = classify::classify_common(status, &response.headers, SERVICE) {
+        return v;
+    }
+    let code = serde_json::from_str::<serde_json::Value>(&response.body)
+        .ok()
+        .and_then(|v| v.pointer("/error/code").and_then(|c| c.as_str()).map(str::to_string))
+        .unwrap_or_default();
+    match (status, code.as_str()) {
+        (_, "WorkflowTriggerIsNotEnabled") => Verdict::Dead(Failure::new(
+            reason::DESTINATION_NOT_FOUND,
+            "the Teams workflow is switched off or deleted (WorkflowTriggerIsNotEnabled)",
+        )),
+        (StatusCode::NOT_FOUND, _) => Verdict::Dead(Failure::new(
+            reason::DESTINATION_NOT_FOUND,
+            "the Teams workflow does not exist (WorkflowNotFound)",
+        )),
+        (StatusCode::UNAUTHORIZED, _) => {
+            Verdict::Dead(Failure::new(reason::UNAUTHORIZED, "Teams refused the workflow signature (sig)"))
+        }
+        (StatusCode::FORBIDDEN, _) => {
+            Verdict::Dead(Failure::new(reason::FORBIDDEN, "Teams refused the request (HTTP 403)"))
+        }
+        (StatusCode::PAYLOAD_TOO_LARGE, _) => {
+            Verdict::Rejected(Failure::new(reason::MESSAGE_REJECTED, "the Teams card is too large (HTTP 413)"))
+        }
+        _ => Verdict::Rejected(Failure::new(
+            reason::MESSAGE_REJECTED,
+            format!(
+                "Teams rejected the message (HTTP {}{})",
+                status.as_u16(),
+                if code.is_empty() { format!(": {}", snippet(&response.body)) } else { format!(", {code}") }
+            ),
+        )),
+    }
+}
+
+/// A Teams Workflows webhook.
+pub struct TeamsWorkflow {
+    #[allow(dead_code)]
+    url: Credential,
+}
+
+impl TeamsWorkflow {
+    pub fn new(url: Credential) -> Self {
+        TeamsWorkflow { url }
+    }
+}
+
+impl Notifier for TeamsWorkflow {
+    fn service(&self) -> Service {
+        Service::Msteams
+    }
+
+    /// No live probe: any request would run the flow and post. The URL's shape
+    /// and `sig` were checked when the notifier was built.
+    fn validate<'a>(&'a self, _http: &'a HttpClient) -> BoxFuture<'a, Verdict> {
+        async { Verdict::Success }.boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderMap;
+
+    fn resp(status: u16, body: &str) -> HttpResponse {
+        HttpResponse { status: StatusCode::from_u16(status).unwrap(), headers: HeaderMap::new(), body: body.into() }
+    }
+
+    #[test]
+    fn workflow_errors() {
+        assert_eq!(classify_teams_response(&resp(202, "")), Verdict::Success);
+        let off = r#"{"error":{"code":"WorkflowTriggerIsNotEnabled","message":"x"}}"#;
+        assert!(matches!(classify_teams_response(&resp(400, off)), Verdict::Dead(_)));
+        let nf = r#"{"error":{"code":"WorkflowNotFound","message":"x"}}"#;
+        assert!(matches!(classify_teams_response(&resp(404, nf)), Verdict::Dead(_)));
+        assert!(matches!(classify_teams_response(&resp(401, "")), Verdict::Dead(_)));
+        let schema = r#"{"error":{"code":"TriggerInputSchemaMismatch","message":"x"}}"#;
+        assert!(matches!(classify_teams_response(&resp(400, schema)), Verdict::Rejected(_)));
+        assert!(matches!(classify_teams_response(&resp(413, "")), Verdict::Rejected(_)));
+        assert!(matches!(classify_teams_response(&resp(429, "")), Verdict::Transient { .. }));
+        assert!(matches!(classify_teams_response(&resp(502, "")), Verdict::Transient { .. }));
+    }
+}

@@ -1,0 +1,117 @@
+//! A generic webhook, optionally signed the Standard Webhooks way.
+
+use base64::Engine;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use http::StatusCode;
+
+use super::classify::{self, Failure, Verdict, reason, snippet};
+use super::http::{HttpClient, HttpResponse};
+use super::{KEY_SIGNING_SECRET, Notifier};
+use crate::crd::Service;
+use crate::redact::Credential;
+
+const SERVICE: &str = "webhook";
+
+/// Classify a generic webhook response: 2xx success, 3xx failure (never
+/// followed), 410 gone, 429 and 5xx transient, other 4xx rejected (401/403/404
+/// dead: the endpoint refuses us whatever we send).
+pub fn classify_webhook_response(response: &HttpResponse) -> Verdict {
+    let status = response.status;
+    if status.is_success() {
+        return Verdict::Success;
+    }
+    if let Some(v) = classify::classify_common(status, &response.headers, SERVICE) {
+        return v;
+    }
+    match status {
+        StatusCode::GONE | StatusCode::NOT_FOUND => Verdict::Dead(Failure::new(
+            reason::DESTINATION_NOT_FOUND,
+            format!("the webhook endpoint answered HTTP {}", status.as_u16()),
+        )),
+        StatusCode::UNAUTHORIZED => {
+            Verdict::Dead(Failure::new(reason::UNAUTHORIZED, "the webhook endpoint answered HTTP 401"))
+        }
+        StatusCode::FORBIDDEN => {
+            Verdict::Dead(Failure::new(reason::FORBIDDEN, "the webhook endpoint answered HTTP 403"))
+        }
+        _ => Verdict::Rejected(Failure::new(
+            reason::MESSAGE_REJECTED,
+            format!("the webhook endpoint answered HTTP {}: {}", status.as_u16(), snippet(&response.body)),
+        )),
+    }
+}
+
+/// A Standard Webhooks signing key, written `whsec_<base64>`.
+#[derive(Clone)]
+pub struct SigningKey(Vec<u8>);
+
+impl SigningKey {
+    pub fn parse(secret: &Credential, secret_name: &str) -> Result<Self, Failure> {
+        let raw = secret.expose();
+        let b64 = raw.strip_prefix("whsec_").unwrap_or(raw);
+        base64::engine::general_purpose::STANDARD.decode(b64).map(SigningKey).map_err(|_| {
+            Failure::new(
+                super::reason::INVALID_SIGNING_SECRET,
+                format!("key {KEY_SIGNING_SECRET:?} of Secret {secret_name:?} must be whsec_ followed by base64"),
+            )
+        })
+    }
+
+    pub fn key(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// A generic webhook endpoint.
+pub struct GenericWebhook {
+    #[allow(dead_code)]
+    url: Credential,
+    #[allow(dead_code)]
+    signing_key: Option<SigningKey>,
+}
+
+impl GenericWebhook {
+    pub fn new(url: Credential, signing_key: Option<SigningKey>) -> Self {
+        GenericWebhook { url, signing_key }
+    }
+}
+
+impl Notifier for GenericWebhook {
+    fn service(&self) -> Service {
+        Service::Webhook
+    }
+
+    /// No probe (an endpoint would take it as an event): the URL was checked
+    /// against the endpoint policy when the notifier was built.
+    fn validate<'a>(&'a self, _http: &'a HttpClient) -> BoxFuture<'a, Verdict> {
+        async { Verdict::Success }.boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderMap;
+
+    fn resp(status: u16) -> HttpResponse {
+        HttpResponse { status: StatusCode::from_u16(status).unwrap(), headers: HeaderMap::new(), body: String::new() }
+    }
+
+    #[test]
+    fn classes() {
+        assert_eq!(classify_webhook_response(&resp(204)), Verdict::Success);
+        assert!(matches!(classify_webhook_response(&resp(302)), Verdict::Dead(_)));
+        assert!(matches!(classify_webhook_response(&resp(410)), Verdict::Dead(_)));
+        assert!(matches!(classify_webhook_response(&resp(503)), Verdict::Transient { .. }));
+        assert!(matches!(classify_webhook_response(&resp(429)), Verdict::Transient { .. }));
+        assert!(matches!(classify_webhook_response(&resp(422)), Verdict::Rejected(_)));
+    }
+
+    #[test]
+    fn signing_key_format() {
+        assert!(SigningKey::parse(&Credential::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), "s").is_ok());
+        let e = SigningKey::parse(&Credential::new("whsec_***not base64"), "s").err().unwrap();
+        assert!(!e.message.contains("not base64"));
+    }
+}

@@ -1,0 +1,105 @@
+//! Wiring: the watches, the controllers and their shared [`Context`].
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::Controller;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use tracing::info;
+
+use crate::controller::{Context, Settings, integration};
+use crate::crd::NotificationIntegration;
+use crate::metrics::Metrics;
+use crate::notifier::ServiceEndpoints;
+use crate::notifier::http::HttpClient;
+use crate::server::admin::Readiness;
+
+/// Everything the operator needs besides the Kubernetes client.
+#[derive(Clone, Debug)]
+pub struct OperatorConfig {
+    /// Watch one namespace; all when `None`.
+    pub namespace: Option<String>,
+    pub endpoints: ServiceEndpoints,
+    pub http_timeout: std::time::Duration,
+    pub settings: Settings,
+    /// The name Events are reported under (`reportingInstance`), e.g. the pod name.
+    pub instance: Option<String>,
+}
+
+fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Run the controllers until they stop (they run until the process ends).
+/// `readiness` is set once the caches have synced.
+pub async fn run(client: Client, config: OperatorConfig, metrics: Arc<Metrics>, readiness: Readiness) {
+    let (secret_store, secret_writer) = reflector::store();
+    let secret_changes = reflector::reflector(
+        secret_writer,
+        watcher(api::<PartialObjectMeta<Secret>>(&client, &config.namespace), watcher::Config::default()),
+    )
+    .default_backoff()
+    .touched_objects();
+
+    let controller =
+        Controller::new(api::<NotificationIntegration>(&client, &config.namespace), watcher::Config::default());
+    let integrations = controller.store();
+
+    let reporter = Reporter { controller: "kube-notify".into(), instance: config.instance.clone() };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        config.endpoints.clone(),
+        HttpClient::new(config.http_timeout),
+        Recorder::new(client.clone(), reporter),
+        metrics.clone(),
+        config.settings.clone(),
+        secret_store.clone(),
+    ));
+
+    {
+        let integrations = integrations.clone();
+        let secret_store = secret_store.clone();
+        tokio::spawn(async move {
+            let _ = integrations.wait_until_ready().await;
+            let _ = secret_store.wait_until_ready().await;
+            info!("caches synced; ready");
+            readiness.set_ready();
+        });
+    }
+
+    let by_secret = integrations.clone();
+    controller
+        .watches_stream(secret_changes, move |secret| {
+            let namespace = secret.namespace();
+            let name = secret.name_any();
+            by_secret
+                .state()
+                .into_iter()
+                .filter(|ni| ni.namespace() == namespace && ni.spec.secret_ref.name == name)
+                .map(|ni| ObjectRef::from_obj(&*ni))
+                .collect::<Vec<_>>()
+        })
+        .run(
+            move |ni, ctx: Arc<Context>| {
+                ctx.metrics.reconciled("NotificationIntegration");
+                integration::reconcile(ni, ctx)
+            },
+            integration::error_policy,
+            ctx,
+        )
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}

@@ -1,0 +1,3 @@
+//! HTTP servers: the admin endpoints (health, metrics) on their own port.
+
+pub mod admin;
