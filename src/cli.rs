@@ -80,6 +80,23 @@ pub struct RunArgs {
     #[arg(long, env = "KUBE_NOTIFY_HTTP_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub http_timeout: Duration,
 
+    /// How long an event waits for its integration (and retries run) after creation before it fails as Expired.
+    #[arg(long, env = "KUBE_NOTIFY_EVENT_DEADLINE", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub event_deadline: Duration,
+
+    /// Finished events are deleted this long after finishing, unless their
+    /// spec.ttlSecondsAfterFinished says otherwise; 0 keeps them.
+    #[arg(long, env = "KUBE_NOTIFY_EVENT_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub event_ttl: Duration,
+
+    /// Calls to a service for one message when it fails transiently (429 waits with a hint don't count).
+    #[arg(long, env = "KUBE_NOTIFY_DELIVERY_ATTEMPTS", default_value = "5")]
+    pub delivery_attempts: u32,
+
+    /// The longest wait between two attempts (exponential backoff with jitter from 1s).
+    #[arg(long, env = "KUBE_NOTIFY_RETRY_MAX_DELAY", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub retry_max_delay: Duration,
+
     /// The name Events are reported under (the pod name in a Deployment).
     #[arg(long, env = "KUBE_NOTIFY_INSTANCE")]
     pub instance: Option<String>,
@@ -103,6 +120,8 @@ mod tests {
         assert_eq!(args.revalidate_period, Duration::from_secs(6 * 3600));
         assert!(args.allow_endpoint.is_empty());
         assert_eq!(args.namespace, None);
+        assert_eq!(args.event_deadline, Duration::from_secs(3600));
+        assert_eq!(args.event_ttl, Duration::from_secs(24 * 3600));
     }
 
     #[test]

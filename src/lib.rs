@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod controller;
 pub mod crd;
+pub mod delivery;
 pub mod metrics;
 pub mod notifier;
 pub mod operator;

@@ -4,6 +4,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use kube_notify::cli::{Cli, Command, RunArgs};
 use kube_notify::controller::Settings;
+use kube_notify::delivery::RetryPolicy;
 use kube_notify::metrics::Metrics;
 use kube_notify::notifier::ServiceEndpoints;
 use kube_notify::notifier::endpoint::EndpointPolicy;
@@ -43,6 +44,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         settings: Settings {
             revalidate_period: args.revalidate_period,
             validation_rate: args.validation_rate,
+            event_deadline: args.event_deadline,
+            event_ttl: (!args.event_ttl.is_zero()).then_some(args.event_ttl),
+            retry: RetryPolicy {
+                attempts: args.delivery_attempts.max(1),
+                max_delay: args.retry_max_delay,
+                ..RetryPolicy::default()
+            },
             ..Settings::default()
         },
         instance: args.instance.clone(),

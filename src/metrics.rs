@@ -17,6 +17,7 @@ pub struct Metrics {
     reconcile_errors: Family<Labels, Counter>,
     status_writes: Family<Labels, Counter>,
     credential_checks: Family<Labels, Counter>,
+    deliveries: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -38,7 +39,9 @@ impl Default for Metrics {
             "Credential checks against a service, by service and result",
             credential_checks.clone(),
         );
-        Metrics { registry, reconciliations, reconcile_errors, status_writes, credential_checks }
+        let deliveries = Family::<Labels, Counter>::default();
+        registry.register("deliveries", "Finished deliveries, by service and outcome", deliveries.clone());
+        Metrics { registry, reconciliations, reconcile_errors, status_writes, credential_checks, deliveries }
     }
 }
 
@@ -64,6 +67,10 @@ impl Metrics {
         self.credential_checks
             .get_or_create(&vec![("service", service.to_string()), ("result", result.to_string())])
             .inc();
+    }
+
+    pub fn delivery(&self, service: Service, outcome: &str) {
+        self.deliveries.get_or_create(&vec![("service", service.to_string()), ("outcome", outcome.to_string())]).inc();
     }
 
     /// The metrics in the Prometheus text format.

@@ -13,8 +13,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tracing::info;
 
-use crate::controller::{Context, Settings, integration};
-use crate::crd::NotificationIntegration;
+use crate::controller::{Context, Settings, Triggers, event, integration};
+use crate::crd::{NotificationEvent, NotificationIntegration};
 use crate::metrics::Metrics;
 use crate::notifier::ServiceEndpoints;
 use crate::notifier::http::HttpClient;
@@ -46,18 +46,25 @@ where
 /// Run the controllers until they stop (they run until the process ends).
 /// `readiness` is set once the caches have synced.
 pub async fn run(client: Client, config: OperatorConfig, metrics: Arc<Metrics>, readiness: Readiness) {
+    // Secrets: metadata only, to notice changes without holding their data.
     let (secret_store, secret_writer) = reflector::store();
-    let secret_changes = reflector::reflector(
-        secret_writer,
-        watcher(api::<PartialObjectMeta<Secret>>(&client, &config.namespace), watcher::Config::default()),
-    )
-    .default_backoff()
-    .touched_objects();
+    let secret_changes =
+        watcher(api::<PartialObjectMeta<Secret>>(&client, &config.namespace), watcher::Config::default())
+            .default_backoff()
+            .reflect(secret_writer)
+            .touched_objects();
 
-    let controller =
-        Controller::new(api::<NotificationIntegration>(&client, &config.namespace), watcher::Config::default());
-    let integrations = controller.store();
+    // Integrations: one watch shared by both controllers.
+    let (integrations, integration_writer) = reflector::store_shared::<NotificationIntegration>(1024);
+    let for_integration_controller = integration_writer.subscribe().expect("a shared store has subscribers");
+    let for_event_controller = integration_writer.subscribe().expect("a shared store has subscribers");
+    let integration_watch =
+        watcher(api::<NotificationIntegration>(&client, &config.namespace), watcher::Config::default())
+            .default_backoff()
+            .reflect_shared(integration_writer)
+            .for_each(|_| futures::future::ready(()));
 
+    let (event_triggers, event_trigger_stream) = Triggers::new();
     let reporter = Reporter { controller: "kube-notify".into(), instance: config.instance.clone() };
     let ctx = Arc::new(Context::new(
         client.clone(),
@@ -67,21 +74,12 @@ pub async fn run(client: Client, config: OperatorConfig, metrics: Arc<Metrics>, 
         metrics.clone(),
         config.settings.clone(),
         secret_store.clone(),
+        integrations.clone(),
+        event_triggers,
     ));
 
-    {
-        let integrations = integrations.clone();
-        let secret_store = secret_store.clone();
-        tokio::spawn(async move {
-            let _ = integrations.wait_until_ready().await;
-            let _ = secret_store.wait_until_ready().await;
-            info!("caches synced; ready");
-            readiness.set_ready();
-        });
-    }
-
     let by_secret = integrations.clone();
-    controller
+    let integration_controller = Controller::for_shared_stream(for_integration_controller, integrations.clone())
         .watches_stream(secret_changes, move |secret| {
             let namespace = secret.namespace();
             let name = secret.name_any();
@@ -93,13 +91,39 @@ pub async fn run(client: Client, config: OperatorConfig, metrics: Arc<Metrics>, 
                 .collect::<Vec<_>>()
         })
         .run(
-            move |ni, ctx: Arc<Context>| {
+            |ni, ctx: Arc<Context>| {
                 ctx.metrics.reconciled("NotificationIntegration");
                 integration::reconcile(ni, ctx)
             },
             integration::error_policy,
-            ctx,
+            ctx.clone(),
         )
-        .for_each(|_| futures::future::ready(()))
-        .await;
+        .for_each(|_| futures::future::ready(()));
+
+    let event_controller =
+        Controller::new(api::<NotificationEvent>(&client, &config.namespace), watcher::Config::default());
+    let events = event_controller.store();
+    let events_ready = events.clone();
+    let event_controller = event_controller
+        .watches_shared_stream(for_event_controller, move |ni| event::events_for_integration(&events.state(), &ni))
+        .reconcile_on(event_trigger_stream)
+        .run(
+            |ev, ctx: Arc<Context>| {
+                ctx.metrics.reconciled("NotificationEvent");
+                event::reconcile(ev, ctx)
+            },
+            event::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| futures::future::ready(()));
+
+    let ready = async {
+        let _ = integrations.wait_until_ready().await;
+        let _ = secret_store.wait_until_ready().await;
+        let _ = events_ready.wait_until_ready().await;
+        info!("caches synced; ready");
+        readiness.set_ready();
+        futures::future::pending::<()>().await
+    };
+    tokio::join!(integration_watch, integration_controller, event_controller, ready);
 }

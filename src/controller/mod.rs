@@ -1,6 +1,8 @@
 //! The reconcilers and what they share.
 
+pub mod event;
 pub mod integration;
+pub mod notifiers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +14,10 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 
-use crate::crd::Service;
+use kube::runtime::reflector::ObjectRef;
+
+use crate::crd::{NotificationEvent, NotificationIntegration, Service};
+use crate::delivery::Engine;
 use crate::metrics::Metrics;
 use crate::notifier::ServiceEndpoints;
 use crate::notifier::http::HttpClient;
@@ -29,6 +34,13 @@ pub struct Settings {
     pub error_requeue: Duration,
     /// Credential checks per second per service, across all integrations.
     pub validation_rate: std::num::NonZeroU32,
+    /// How long an event may wait for its integration (and retries may run) after creation.
+    pub event_deadline: Duration,
+    /// Finished events are deleted this long after they finished unless
+    /// their spec says otherwise; `None` keeps them.
+    pub event_ttl: Option<Duration>,
+    /// Retries of transient delivery failures.
+    pub retry: crate::delivery::RetryPolicy,
 }
 
 impl Default for Settings {
@@ -39,6 +51,9 @@ impl Default for Settings {
             retry_max: Duration::from_secs(300),
             error_requeue: Duration::from_secs(5),
             validation_rate: std::num::NonZeroU32::new(5).unwrap(),
+            event_deadline: Duration::from_secs(3600),
+            event_ttl: Some(Duration::from_secs(24 * 3600)),
+            retry: crate::delivery::RetryPolicy::default(),
         }
     }
 }
@@ -54,11 +69,37 @@ pub struct Context {
     /// Secret metadata from the watch: tells when a Secret changed without reading it.
     pub secrets: Store<PartialObjectMeta<Secret>>,
     pub checks: integration::credentials::CheckCache,
+    /// Notifiers built from each integration's spec and Secret.
+    pub notifiers: notifiers::NotifierCache,
     /// Spreads credential checks so that thousands of integrations never burst at a service.
     pub validation_limiter: DefaultKeyedRateLimiter<Service>,
+    /// Every integration, from the shared watch.
+    pub integrations: Store<NotificationIntegration>,
+    /// Sends messages: rate limits and retries.
+    pub engine: Engine,
+    /// The per-integration delivery queues.
+    pub dispatcher: Arc<event::worker::Dispatcher>,
+    /// Asks the event controller to look at an event again.
+    pub event_triggers: Triggers<NotificationEvent>,
+}
+
+/// A way to make a controller reconcile an object now.
+pub struct Triggers<K: kube::Resource>(futures::channel::mpsc::UnboundedSender<ObjectRef<K>>);
+
+impl<K: kube::Resource> Triggers<K> {
+    /// The sender, and the stream to pass to `Controller::reconcile_on`.
+    pub fn new() -> (Self, futures::channel::mpsc::UnboundedReceiver<ObjectRef<K>>) {
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        (Triggers(tx), rx)
+    }
+
+    pub fn trigger(&self, object: ObjectRef<K>) {
+        let _ = self.0.unbounded_send(object);
+    }
 }
 
 impl Context {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         client: Client,
         endpoints: ServiceEndpoints,
@@ -67,8 +108,11 @@ impl Context {
         metrics: Arc<Metrics>,
         settings: Settings,
         secrets: Store<PartialObjectMeta<Secret>>,
+        integrations: Store<NotificationIntegration>,
+        event_triggers: Triggers<NotificationEvent>,
     ) -> Self {
         let validation_limiter = DefaultKeyedRateLimiter::keyed(Quota::per_second(settings.validation_rate));
+        let engine = Engine::new(http.clone(), settings.retry.clone());
         Context {
             client,
             endpoints,
@@ -78,7 +122,12 @@ impl Context {
             settings,
             secrets,
             checks: Default::default(),
+            notifiers: Default::default(),
             validation_limiter,
+            integrations,
+            engine,
+            dispatcher: Default::default(),
+            event_triggers,
         }
     }
 }
@@ -89,6 +138,8 @@ impl Context {
 pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kube(#[source] kube::Error),
+    #[error("gave up after repeated write conflicts on {0}")]
+    Conflict(String),
 }
 
 impl Error {

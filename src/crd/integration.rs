@@ -170,6 +170,23 @@ pub struct IntegrationStatus {
     /// When the integration was disabled (manually or automatically).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_at: Option<Time>,
+
+    /// Set while the integration is disabled after `errorThreshold` consecutive
+    /// failed deliveries: what it was disabled under. A new spec generation or a
+    /// change to the Secret re-enables it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_disabled: Option<AutoDisabled>,
+}
+
+/// What an automatically disabled integration was disabled under.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoDisabled {
+    /// The spec generation at the time.
+    pub generation: i64,
+    /// The Secret's `resourceVersion` at the time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_resource_version: Option<String>,
 }
 
 /// A delivery error, with credentials redacted.

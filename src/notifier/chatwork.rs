@@ -7,10 +7,11 @@ use futures::future::BoxFuture;
 use http::StatusCode;
 use url::Url;
 
-use super::Notifier;
 use super::classify::{self, Failure, Verdict, reason, snippet};
 use super::http::{HttpClient, HttpResponse};
+use super::render::{self, Message};
 use super::slack::scrub_verdict;
+use super::{Notifier, fingerprint, quota};
 use crate::crd::Service;
 use crate::redact::Credential;
 
@@ -131,6 +132,31 @@ impl Notifier for Chatwork {
     /// `GET /me` checks the token; `GET /rooms/{id}` that the room is visible and writable.
     fn validate<'a>(&'a self, http: &'a HttpClient) -> BoxFuture<'a, Verdict> {
         async move { scrub_verdict(self.check(http).await, &[self.token.expose()]) }.boxed()
+    }
+
+    fn deliver<'a>(&'a self, http: &'a HttpClient, message: &'a Message) -> BoxFuture<'a, Verdict> {
+        async move {
+            let body = render::chatwork::render(message);
+            let request = http
+                .request(reqwest::Method::POST, &self.url(&format!("rooms/{}/messages", self.room_id)))
+                .header("x-chatworktoken", self.token.expose())
+                .form(&[("body", body.as_str()), ("self_unread", "0")]);
+            let verdict = match http.send(request, SERVICE).await {
+                Ok(response) => classify_chatwork_response(&response, jiff::Timestamp::now()),
+                Err(v) => v,
+            };
+            scrub_verdict(verdict, &[self.token.expose()])
+        }
+        .boxed()
+    }
+
+    /// 10 posts per 10 s per room, and 300 requests per 5 minutes per token.
+    fn rate_limits(&self) -> Vec<(String, governor::Quota)> {
+        let token = fingerprint(self.token.expose());
+        vec![
+            (format!("chatwork-room:{token}:{}", self.room_id), quota(10, Duration::from_secs(10), 10)),
+            (format!("chatwork-token:{token}"), quota(300, Duration::from_secs(300), 300)),
+        ]
     }
 }
 

@@ -10,6 +10,7 @@ pub mod chatwork;
 pub mod classify;
 pub mod endpoint;
 pub mod http;
+pub mod render;
 pub mod slack;
 pub mod teams;
 pub mod webhook;
@@ -24,6 +25,7 @@ use crate::redact::Credential;
 use classify::{Failure, Verdict};
 use endpoint::EndpointPolicy;
 use http::HttpClient;
+pub use render::Message;
 
 /// Reasons for configuration problems found before any call to a service.
 pub mod reason {
@@ -53,6 +55,29 @@ pub trait Notifier: Send + Sync {
     /// Check the credentials without posting a visible message. `Success`
     /// means valid, `Dead`/`Rejected` invalid, `Transient` unknown.
     fn validate<'a>(&'a self, http: &'a HttpClient) -> BoxFuture<'a, Verdict>;
+
+    /// Post one message, once (retries are the delivery engine's job).
+    fn deliver<'a>(&'a self, http: &'a HttpClient, message: &'a Message) -> BoxFuture<'a, Verdict>;
+
+    /// The rate limits that apply to this destination: `(key, quota)` pairs,
+    /// the key naming what the service counts (a webhook, a room, a token)
+    /// without containing a credential.
+    fn rate_limits(&self) -> Vec<(String, governor::Quota)>;
+}
+
+/// A short, non-reversible name for a credential, for rate-limit keys (in memory only).
+pub fn fingerprint(secret: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(secret.as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// `n` per `period`, with bursts of `burst`.
+pub fn quota(n: u32, period: std::time::Duration, burst: u32) -> governor::Quota {
+    let per_one = period / n.max(1);
+    governor::Quota::with_period(per_one)
+        .expect("a rate-limit period is never zero")
+        .allow_burst(std::num::NonZeroU32::new(burst.max(1)).expect("burst is at least 1"))
 }
 
 /// The Secret's value under `key`, trimmed, as text.

@@ -1,13 +1,16 @@
 //! Slack: incoming webhooks and the Web API with a bot token.
 
+use std::time::Duration;
+
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use http::StatusCode;
 use url::Url;
 
-use super::Notifier;
 use super::classify::{self, Failure, Verdict, reason, snippet};
 use super::http::{HttpClient, HttpResponse};
+use super::render::{self, Message};
+use super::{Notifier, fingerprint, quota};
 use crate::crd::Service;
 use crate::redact::{Credential, scrub};
 
@@ -122,6 +125,23 @@ impl Notifier for SlackWebhook {
         }
         .boxed()
     }
+
+    fn deliver<'a>(&'a self, http: &'a HttpClient, message: &'a Message) -> BoxFuture<'a, Verdict> {
+        async move {
+            let request = http.request(reqwest::Method::POST, self.url.expose()).json(&render::slack::render(message));
+            let verdict = match http.send(request, SERVICE).await {
+                Ok(response) => classify_slack_webhook_response(&response),
+                Err(v) => v,
+            };
+            scrub_verdict(verdict, &[self.url.expose()])
+        }
+        .boxed()
+    }
+
+    /// About one message per second per webhook, short bursts tolerated.
+    fn rate_limits(&self) -> Vec<(String, governor::Quota)> {
+        vec![(format!("slack-webhook:{}", fingerprint(self.url.expose())), quota(1, Duration::from_secs(1), 3))]
+    }
 }
 
 /// The Web API with a bot token, posting to one channel.
@@ -129,9 +149,7 @@ pub struct SlackBot {
     api: Url,
     token: Credential,
     channel: String,
-    #[allow(dead_code)]
     username: Option<String>,
-    #[allow(dead_code)]
     icon_emoji: Option<String>,
 }
 
@@ -195,6 +213,37 @@ impl Notifier for SlackBot {
     /// `auth.test` checks the token; `conversations.info` that the channel exists.
     fn validate<'a>(&'a self, http: &'a HttpClient) -> BoxFuture<'a, Verdict> {
         async move { scrub_verdict(self.check(http).await, &[self.token.expose()]) }.boxed()
+    }
+
+    fn deliver<'a>(&'a self, http: &'a HttpClient, message: &'a Message) -> BoxFuture<'a, Verdict> {
+        async move {
+            let mut body = render::slack::render(message);
+            body["channel"] = serde_json::Value::String(self.channel.clone());
+            if let Some(u) = &self.username {
+                body["username"] = serde_json::Value::String(u.clone());
+            }
+            if let Some(i) = &self.icon_emoji {
+                body["icon_emoji"] = serde_json::Value::String(i.clone());
+            }
+            let request = http
+                .request(reqwest::Method::POST, &self.method_url("chat.postMessage"))
+                .bearer_auth(self.token.expose())
+                .json(&body);
+            let verdict = match http.send(request, SERVICE).await {
+                Ok(response) => classify_slack_api_response(&response),
+                Err(v) => v,
+            };
+            scrub_verdict(verdict, &[self.token.expose()])
+        }
+        .boxed()
+    }
+
+    /// About one message per second per channel.
+    fn rate_limits(&self) -> Vec<(String, governor::Quota)> {
+        vec![(
+            format!("slack-channel:{}:{}", fingerprint(self.token.expose()), self.channel),
+            quota(1, Duration::from_secs(1), 3),
+        )]
     }
 }
 

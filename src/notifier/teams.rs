@@ -5,9 +5,13 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use http::StatusCode;
 
-use super::Notifier;
+use std::time::Duration;
+
 use super::classify::{self, Failure, Verdict, reason, snippet};
 use super::http::{HttpClient, HttpResponse};
+use super::render::{self, Message};
+use super::slack::scrub_verdict;
+use super::{Notifier, fingerprint, quota};
 use crate::crd::Service;
 use crate::redact::Credential;
 
@@ -58,7 +62,6 @@ pub fn classify_teams_response(response: &HttpResponse) -> Verdict {
 
 /// A Teams Workflows webhook.
 pub struct TeamsWorkflow {
-    #[allow(dead_code)]
     url: Credential,
 }
 
@@ -77,6 +80,23 @@ impl Notifier for TeamsWorkflow {
     /// and `sig` were checked when the notifier was built.
     fn validate<'a>(&'a self, _http: &'a HttpClient) -> BoxFuture<'a, Verdict> {
         async { Verdict::Success }.boxed()
+    }
+
+    fn deliver<'a>(&'a self, http: &'a HttpClient, message: &'a Message) -> BoxFuture<'a, Verdict> {
+        async move {
+            let request = http.request(reqwest::Method::POST, self.url.expose()).json(&render::teams::render(message));
+            let verdict = match http.send(request, SERVICE).await {
+                Ok(response) => classify_teams_response(&response),
+                Err(v) => v,
+            };
+            scrub_verdict(verdict, &[self.url.expose()])
+        }
+        .boxed()
+    }
+
+    /// About four requests per second per workflow.
+    fn rate_limits(&self) -> Vec<(String, governor::Quota)> {
+        vec![(format!("teams:{}", fingerprint(self.url.expose())), quota(4, Duration::from_secs(1), 4))]
     }
 }
 

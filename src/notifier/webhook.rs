@@ -7,7 +7,13 @@ use http::StatusCode;
 
 use super::classify::{self, Failure, Verdict, reason, snippet};
 use super::http::{HttpClient, HttpResponse};
-use super::{KEY_SIGNING_SECRET, Notifier};
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+
+use super::render::{self, Message};
+use super::slack::scrub_verdict;
+use super::{KEY_SIGNING_SECRET, Notifier, fingerprint, quota};
 use crate::crd::Service;
 use crate::redact::Credential;
 
@@ -65,9 +71,7 @@ impl SigningKey {
 
 /// A generic webhook endpoint.
 pub struct GenericWebhook {
-    #[allow(dead_code)]
     url: Credential,
-    #[allow(dead_code)]
     signing_key: Option<SigningKey>,
 }
 
@@ -87,6 +91,44 @@ impl Notifier for GenericWebhook {
     fn validate<'a>(&'a self, _http: &'a HttpClient) -> BoxFuture<'a, Verdict> {
         async { Verdict::Success }.boxed()
     }
+
+    fn deliver<'a>(&'a self, http: &'a HttpClient, message: &'a Message) -> BoxFuture<'a, Verdict> {
+        async move {
+            let body = serde_json::to_vec(&render::webhook::render(message, &message.created_at.to_string()))
+                .expect("a JSON value always serializes");
+            let mut request = http
+                .request(reqwest::Method::POST, self.url.expose())
+                .header(http::header::CONTENT_TYPE, "application/json");
+            if let Some(key) = &self.signing_key {
+                let timestamp = jiff::Timestamp::now().as_second();
+                request = request
+                    .header("webhook-id", &message.id)
+                    .header("webhook-timestamp", timestamp.to_string())
+                    .header("webhook-signature", sign(key, &message.id, timestamp, &body));
+            }
+            let verdict = match http.send(request.body(body), SERVICE).await {
+                Ok(response) => classify_webhook_response(&response),
+                Err(v) => v,
+            };
+            scrub_verdict(verdict, &[self.url.expose()])
+        }
+        .boxed()
+    }
+
+    fn rate_limits(&self) -> Vec<(String, governor::Quota)> {
+        vec![(format!("webhook:{}", fingerprint(self.url.expose())), quota(20, Duration::from_secs(1), 20))]
+    }
+}
+
+/// `v1,<base64(HMAC-SHA256(key, id.timestamp.body))>` (Standard Webhooks).
+pub fn sign(key: &SigningKey, id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.key()).expect("HMAC takes keys of any length");
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
 }
 
 #[cfg(test)]
@@ -106,6 +148,17 @@ mod tests {
         assert!(matches!(classify_webhook_response(&resp(503)), Verdict::Transient { .. }));
         assert!(matches!(classify_webhook_response(&resp(429)), Verdict::Transient { .. }));
         assert!(matches!(classify_webhook_response(&resp(422)), Verdict::Rejected(_)));
+    }
+
+    #[test]
+    fn signature_matches_the_standard_webhooks_example() {
+        // The example from the Standard Webhooks specification's reference tests.
+        let key = SigningKey::parse(&Credential::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), "s").unwrap();
+        let body = br#"{"test": 2432232314}"#;
+        assert_eq!(
+            sign(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
     }
 
     #[test]

@@ -7,17 +7,14 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::Api;
-use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
 
 use super::status::{CredentialsCondition, reason};
-use crate::controller::{Context, Error};
+use crate::controller::{Context, Error, notifiers};
 use crate::crd::NotificationIntegration;
 use crate::crd::conditions::ConditionStatus;
-use crate::notifier::{self, classify::Verdict};
+use crate::notifier::classify::Verdict;
 
 /// The last check of one integration and what it was made against.
 #[derive(Clone, Debug)]
@@ -42,21 +39,24 @@ impl CheckCache {
     }
 }
 
+/// The result of a credential check.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    pub condition: CredentialsCondition,
+    /// When to check again.
+    pub recheck_in: Duration,
+    /// The Secret's `resourceVersion` the check used.
+    pub secret_version: Option<String>,
+}
+
 /// The credentials condition for `ni`, and when it should be checked again.
-pub async fn check(ni: &NotificationIntegration, ctx: &Context) -> Result<(CredentialsCondition, Duration), Error> {
-    let namespace = ni.namespace().unwrap_or_default();
-    let name = ni.name_any();
-    let secret_name = ni.spec.secret_ref.name.clone();
-    let key = (namespace.clone(), name.clone());
+pub async fn check(ni: &NotificationIntegration, ctx: &Context) -> Result<Checked, Error> {
+    let key = (ni.namespace().unwrap_or_default(), ni.name_any());
     let uid = ni.meta().uid.clone();
     let generation = ni.meta().generation;
     let now = Instant::now();
 
-    // The Secret's version as the metadata watch last saw it: no API call.
-    let seen_version = ctx
-        .secrets
-        .get(&ObjectRef::new(&secret_name).within(&namespace))
-        .and_then(|m| m.metadata.resource_version.clone());
+    let seen_version = notifiers::seen_secret_version(ni, ctx);
     let previous = ctx.checks.records.lock().unwrap().get(&key).cloned();
     if let Some(rec) = &previous
         && rec.uid == uid
@@ -64,48 +64,36 @@ pub async fn check(ni: &NotificationIntegration, ctx: &Context) -> Result<(Crede
         && rec.secret_version == seen_version
         && now < rec.next_check
     {
-        return Ok((rec.condition.clone(), rec.next_check - now));
+        return Ok(Checked {
+            condition: rec.condition.clone(),
+            recheck_in: rec.next_check - now,
+            secret_version: rec.secret_version.clone(),
+        });
     }
 
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let secret = secrets.get_opt(&secret_name).await.map_err(Error::Kube)?;
-    let secret_version = secret.as_ref().and_then(|s| s.metadata.resource_version.clone());
+    let loaded = notifiers::load(ni, ctx).await?;
+    let secret_version = loaded.secret_version.clone();
     let same_inputs = previous
         .as_ref()
         .is_some_and(|r| r.uid == uid && r.generation == generation && r.secret_version == secret_version);
     // A transient failure keeps a valid result for the same spec and Secret.
     let was_valid = same_inputs && previous.as_ref().is_some_and(|p| p.condition.status == ConditionStatus::True);
 
-    let (condition, wait, transient) = match secret {
-        None => (
+    let (condition, wait, transient) = match loaded.notifier {
+        Err(failure) => (
             CredentialsCondition {
                 status: ConditionStatus::False,
-                reason: reason::SECRET_NOT_FOUND.into(),
-                message: format!("Secret {secret_name:?} was not found in namespace {namespace:?}"),
+                reason: failure.reason.into(),
+                message: failure.message,
             },
             ctx.settings.revalidate_period,
             false,
         ),
-        Some(secret) => {
-            let data: std::collections::BTreeMap<String, Vec<u8>> =
-                secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
-            match notifier::build(&ni.spec, &secret_name, &data, &ctx.endpoints) {
-                Err(failure) => (
-                    CredentialsCondition {
-                        status: ConditionStatus::False,
-                        reason: failure.reason.into(),
-                        message: failure.message,
-                    },
-                    ctx.settings.revalidate_period,
-                    false,
-                ),
-                Ok(notifier) => {
-                    ctx.validation_limiter.until_key_ready(&notifier.service()).await;
-                    let verdict = notifier.validate(&ctx.http).await;
-                    ctx.metrics.credential_check(notifier.service(), &verdict);
-                    verdict_to_condition(verdict, previous.as_ref().filter(|_| was_valid), ctx)
-                }
-            }
+        Ok(notifier) => {
+            ctx.validation_limiter.until_key_ready(&notifier.service()).await;
+            let verdict = notifier.validate(&ctx.http).await;
+            ctx.metrics.credential_check(notifier.service(), &verdict);
+            verdict_to_condition(verdict, previous.as_ref().filter(|_| was_valid), ctx)
         }
     };
     let transient_failures = match (&previous, transient) {
@@ -123,13 +111,13 @@ pub async fn check(ni: &NotificationIntegration, ctx: &Context) -> Result<(Crede
         CheckRecord {
             uid,
             generation,
-            secret_version,
+            secret_version: secret_version.clone(),
             condition: condition.clone(),
             next_check: now + wait,
             transient_failures,
         },
     );
-    Ok((condition, wait))
+    Ok(Checked { condition, recheck_in: wait, secret_version })
 }
 
 /// The condition for a verdict, the time until the next check, and whether it was transient.

@@ -1,6 +1,7 @@
 //! The integration controller: validate credentials, compute the status,
 //! write it only when it changed, publish an Event on each bad transition.
 
+pub mod counters;
 pub mod credentials;
 pub mod status;
 
@@ -23,10 +24,17 @@ pub async fn reconcile(ni: Arc<NotificationIntegration>, ctx: Arc<Context>) -> R
     let name = ni.name_any();
     if ni.meta().deletion_timestamp.is_some() {
         ctx.checks.forget(&namespace, &name);
+        ctx.notifiers.forget(&namespace, &name);
         return Ok(Action::await_change());
     }
-    let (credentials, recheck_in) = credentials::check(&ni, &ctx).await?;
-    let input = StatusInput { generation: ni.meta().generation, manually_disabled: ni.spec.disabled, credentials };
+    let checked = credentials::check(&ni, &ctx).await?;
+    let recheck_in = checked.recheck_in;
+    let input = StatusInput {
+        generation: ni.meta().generation,
+        manually_disabled: ni.spec.disabled,
+        credentials: checked.condition,
+        secret_version: checked.secret_version,
+    };
     let current = ni.status.clone().unwrap_or_default();
     let desired = desired_status(&current, &input, &Time(jiff::Timestamp::now()));
     if desired != current {

@@ -12,6 +12,7 @@ pub mod reason {
     pub const VALID: &str = "Valid";
     pub const READY: &str = "Ready";
     pub const MANUAL: &str = "Manual";
+    pub const ERROR_THRESHOLD: &str = "ErrorThreshold";
     pub const ENABLED: &str = "Enabled";
     pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
     pub const CHECKING: &str = "Checking";
@@ -32,15 +33,26 @@ pub struct StatusInput {
     /// `spec.disabled`: the manual switch.
     pub manually_disabled: bool,
     pub credentials: CredentialsCondition,
+    /// The Secret's `resourceVersion` the credentials were read from.
+    pub secret_version: Option<String>,
 }
 
 /// The status the integration should have. Counters and `lastError` are kept
-/// as they are (the delivery engine owns them); condition transition times
-/// and `disabledAt` move only on real transitions.
+/// as they are (the delivery engine owns them); an auto-disable ends when the
+/// spec generation or the Secret changed; condition transition times and
+/// `disabledAt` move only on real transitions.
 pub fn desired_status(current: &IntegrationStatus, input: &StatusInput, now: &Time) -> IntegrationStatus {
     let mut next = current.clone();
     let generation = input.generation;
     next.observed_generation = generation;
+
+    if let Some(auto) = &current.auto_disabled
+        && (Some(auto.generation) != generation || auto.secret_resource_version != input.secret_version)
+    {
+        // "Fix it and register again": a new spec or new credentials re-enable.
+        next.auto_disabled = None;
+        next.consecutive_errors = 0;
+    }
 
     let creds = &input.credentials;
     set_condition(
@@ -49,26 +61,68 @@ pub fn desired_status(current: &IntegrationStatus, input: &StatusInput, now: &Ti
         generation,
         now,
     );
+    set_derived_conditions(current, &mut next, input.manually_disabled, generation, now);
+    next
+}
 
-    let disabled = if input.manually_disabled {
+/// `Disabled` and `Ready` from the manual switch, the auto-disable and the
+/// `CredentialsValid` condition already in `next`; `disabledAt` with them.
+pub fn set_derived_conditions(
+    current: &IntegrationStatus,
+    next: &mut IntegrationStatus,
+    manually_disabled: bool,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    let disabled = if manually_disabled {
         DesiredCondition::new(
             DISABLED,
             ConditionStatus::True,
             reason::MANUAL,
             "spec.disabled is true: nothing is delivered until it is set to false",
         )
+    } else if next.auto_disabled.is_some() {
+        DesiredCondition::new(
+            DISABLED,
+            ConditionStatus::True,
+            reason::ERROR_THRESHOLD,
+            format!(
+                "disabled after {} consecutive failed deliveries; fix the destination, then change the Secret or the spec to enable it again",
+                next.consecutive_errors
+            ),
+        )
     } else {
         DesiredCondition::new(DISABLED, ConditionStatus::False, reason::ENABLED, "the integration is enabled")
     };
     let is_disabled = disabled.status == ConditionStatus::True;
+    let creds = conditions::find(&next.conditions, CREDENTIALS_VALID).map(|c| {
+        let status = match c.status.as_str() {
+            "True" => ConditionStatus::True,
+            "False" => ConditionStatus::False,
+            _ => ConditionStatus::Unknown,
+        };
+        (status, c.reason.clone(), c.message.clone())
+    });
     let ready = if is_disabled {
         DesiredCondition::new(READY, ConditionStatus::False, disabled.reason.clone(), disabled.message.clone())
-    } else if creds.status == ConditionStatus::True {
-        DesiredCondition::new(READY, ConditionStatus::True, reason::READY, "notifications are delivered")
     } else {
-        let status =
-            if creds.status == ConditionStatus::Unknown { ConditionStatus::Unknown } else { ConditionStatus::False };
-        DesiredCondition::new(READY, status, creds.reason.clone(), creds.message.clone())
+        match creds {
+            Some((ConditionStatus::True, _, _)) => {
+                DesiredCondition::new(READY, ConditionStatus::True, reason::READY, "notifications are delivered")
+            }
+            Some((status, reason, message)) => DesiredCondition::new(
+                READY,
+                if status == ConditionStatus::Unknown { ConditionStatus::Unknown } else { ConditionStatus::False },
+                reason,
+                message,
+            ),
+            None => DesiredCondition::new(
+                READY,
+                ConditionStatus::Unknown,
+                reason::CHECKING,
+                "the credentials have not been checked yet",
+            ),
+        }
     };
     set_condition(&mut next.conditions, disabled, generation, now);
     set_condition(&mut next.conditions, ready, generation, now);
@@ -79,7 +133,6 @@ pub fn desired_status(current: &IntegrationStatus, input: &StatusInput, now: &Ti
         (true, _) => Some(now.clone()),
         (false, _) => None,
     };
-    next
 }
 
 /// A stable order (`Ready`, `CredentialsValid`, `Disabled`, then others) so
@@ -138,6 +191,11 @@ pub fn transition_events(old: &IntegrationStatus, new: &IntegrationStatus) -> Ve
     events
 }
 
+/// The `Ready` condition's status, for logs.
+pub fn ready_of(status: &IntegrationStatus) -> Option<&str> {
+    conditions::find(&status.conditions, READY).map(|c| c.status.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +209,7 @@ mod tests {
             generation: Some(1),
             manually_disabled: disabled,
             credentials: CredentialsCondition { status, reason: reason.into(), message: "m".into() },
+            secret_version: Some("7".into()),
         }
     }
 
@@ -225,9 +284,4 @@ mod tests {
         let ev = transition_events(&disabled, &ready);
         assert_eq!(ev.iter().map(|e| (e.reason, e.warning)).collect::<Vec<_>>(), [("IntegrationReady", false)]);
     }
-}
-
-/// The `Ready` condition's status, for logs.
-pub fn ready_of(status: &IntegrationStatus) -> Option<&str> {
-    conditions::find(&status.conditions, READY).map(|c| c.status.as_str())
 }

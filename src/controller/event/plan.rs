@@ -1,0 +1,253 @@
+//! What an event's status should say and which deliveries to start, as a
+//! pure function of its current status and its targets' states.
+
+use std::collections::HashSet;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::crd::{Delivery, DeliveryPhase, EventPhase, NotificationEventStatus};
+
+/// Reasons on events and deliveries.
+pub mod reason {
+    pub const QUEUED: &str = "Queued";
+    pub const DELIVERED: &str = "Delivered";
+    pub const PARTIALLY_DELIVERED: &str = "PartiallyDelivered";
+    pub const INTEGRATION_NOT_FOUND: &str = "IntegrationNotFound";
+    pub const INTEGRATION_DISABLED: &str = "IntegrationDisabled";
+    pub const NO_MATCHING_INTEGRATIONS: &str = "NoMatchingIntegrations";
+    pub const INVALID_SELECTOR: &str = "InvalidSelector";
+    pub const EXPIRED: &str = "Expired";
+}
+
+/// The state of one target integration, as the event controller sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetState {
+    Missing,
+    /// Disabled manually or after errors: the delivery is skipped.
+    Disabled {
+        reason: String,
+        message: String,
+    },
+    /// Not ready for another reason (credentials invalid or unknown): wait.
+    NotReady {
+        reason: String,
+        message: String,
+    },
+    Ready,
+}
+
+/// The inputs of a plan.
+pub struct PlanInput<'a> {
+    pub current: &'a NotificationEventStatus,
+    pub generation: Option<i64>,
+    /// Each target (named in the status already, or newly resolved) and its state.
+    pub targets: Vec<(String, TargetState)>,
+    /// Deliveries queued or running now.
+    pub in_flight: &'a HashSet<String>,
+    /// The deadline has passed.
+    pub expired: bool,
+    /// Why there are no targets, when there are none.
+    pub no_targets: Option<(&'static str, String)>,
+    pub now: &'a Time,
+}
+
+/// The status to write and the deliveries to start.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub status: NotificationEventStatus,
+    pub deliver: Vec<String>,
+}
+
+fn pending(d: &mut Delivery, reason: &str, message: String) {
+    d.phase = DeliveryPhase::Pending;
+    d.reason = Some(reason.to_string());
+    d.last_error = Some(message);
+}
+
+/// Plan an event that is not finished yet.
+pub fn plan(input: PlanInput<'_>) -> Plan {
+    let mut status = input.current.clone();
+    status.observed_generation = input.generation;
+    let mut deliver = Vec::new();
+    for (name, state) in &input.targets {
+        if !status.deliveries.iter().any(|d| &d.integration == name) {
+            status.deliveries.push(Delivery {
+                integration: name.clone(),
+                phase: DeliveryPhase::Pending,
+                attempts: 0,
+                last_error: None,
+                reason: None,
+                delivered_at: None,
+            });
+        }
+        let d = status.deliveries.iter_mut().find(|d| &d.integration == name).expect("just ensured");
+        if d.phase != DeliveryPhase::Pending {
+            continue;
+        }
+        if input.in_flight.contains(name) {
+            pending(d, reason::QUEUED, format!("queued for delivery to integration {name:?}"));
+            continue;
+        }
+        if input.expired {
+            let why = d.last_error.take();
+            d.phase = DeliveryPhase::Failed;
+            d.reason = Some(reason::EXPIRED.into());
+            d.last_error = Some(match why {
+                Some(why) => format!("the event's deadline passed while waiting: {why}"),
+                None => "the event's deadline passed".to_string(),
+            });
+            continue;
+        }
+        match state {
+            TargetState::Missing => {
+                pending(d, reason::INTEGRATION_NOT_FOUND, format!("integration {name:?} does not exist (yet)"))
+            }
+            TargetState::Disabled { reason, message } => {
+                d.phase = DeliveryPhase::Skipped;
+                d.reason = Some(reason::INTEGRATION_DISABLED.into());
+                d.last_error = Some(format!("integration {name:?} is disabled ({reason}): {message}"));
+            }
+            TargetState::NotReady { reason, message } => {
+                pending(d, reason, format!("integration {name:?} is not ready: {message}"))
+            }
+            TargetState::Ready => {
+                pending(d, reason::QUEUED, format!("queued for delivery to integration {name:?}"));
+                deliver.push(name.clone());
+            }
+        }
+    }
+    summarize(&mut status, input.no_targets.as_ref().map(|(r, m)| (*r, m.as_str())), input.expired, input.now);
+    Plan { status, deliver }
+}
+
+/// Set `phase`, `reason`, `message` and `completionTime` from the deliveries.
+pub fn summarize(status: &mut NotificationEventStatus, no_targets: Option<(&str, &str)>, expired: bool, now: &Time) {
+    let n = status.deliveries.len();
+    let count = |p: DeliveryPhase| status.deliveries.iter().filter(|d| d.phase == p).count();
+    let (delivered, failed, skipped) =
+        (count(DeliveryPhase::Delivered), count(DeliveryPhase::Failed), count(DeliveryPhase::Skipped));
+    let first = |p: DeliveryPhase| status.deliveries.iter().find(|d| d.phase == p);
+    let (phase, reason, message) = if n == 0 {
+        let (r, m) = no_targets.unwrap_or((reason::NO_MATCHING_INTEGRATIONS, "no integration matches the selector"));
+        if expired {
+            (EventPhase::Failed, reason::EXPIRED.to_string(), format!("the event's deadline passed: {m}"))
+        } else {
+            (EventPhase::Pending, r.to_string(), m.to_string())
+        }
+    } else if let Some(p) = first(DeliveryPhase::Pending) {
+        (EventPhase::Pending, p.reason.clone().unwrap_or_default(), p.last_error.clone().unwrap_or_default())
+    } else if delivered == n {
+        (EventPhase::Delivered, reason::DELIVERED.into(), format!("delivered to {n} integration(s)"))
+    } else if skipped == n {
+        let s = first(DeliveryPhase::Skipped).expect("n > 0");
+        (EventPhase::Skipped, s.reason.clone().unwrap_or_default(), s.last_error.clone().unwrap_or_default())
+    } else if delivered > 0 {
+        (
+            EventPhase::PartiallyDelivered,
+            reason::PARTIALLY_DELIVERED.into(),
+            format!("delivered to {delivered} of {n} integrations ({failed} failed, {skipped} skipped)"),
+        )
+    } else {
+        let f = first(DeliveryPhase::Failed).or(first(DeliveryPhase::Skipped)).expect("n > 0");
+        (EventPhase::Failed, f.reason.clone().unwrap_or_default(), f.last_error.clone().unwrap_or_default())
+    };
+    if phase.is_final() && status.completion_time.is_none() {
+        status.completion_time = Some(now.clone());
+    }
+    status.phase = Some(phase);
+    status.reason = Some(reason);
+    status.message = Some(message);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t() -> Time {
+        Time("2026-01-01T00:00:00Z".parse().unwrap())
+    }
+
+    fn run(current: &NotificationEventStatus, targets: Vec<(&str, TargetState)>, expired: bool) -> Plan {
+        let none = HashSet::new();
+        plan(PlanInput {
+            current,
+            generation: Some(1),
+            targets: targets.into_iter().map(|(n, s)| (n.to_string(), s)).collect(),
+            in_flight: &none,
+            expired,
+            no_targets: None,
+            now: &t(),
+        })
+    }
+
+    #[test]
+    fn ready_targets_are_queued_and_the_event_is_pending() {
+        let p = run(&Default::default(), vec![("a", TargetState::Ready)], false);
+        assert_eq!(p.deliver, ["a"]);
+        assert_eq!(p.status.phase, Some(EventPhase::Pending));
+        assert_eq!(p.status.reason.as_deref(), Some(reason::QUEUED));
+        assert_eq!(p.status.completion_time, None);
+    }
+
+    #[test]
+    fn a_disabled_target_is_skipped_without_delivery() {
+        let disabled = TargetState::Disabled { reason: "ErrorThreshold".into(), message: "m".into() };
+        let p = run(&Default::default(), vec![("a", disabled)], false);
+        assert!(p.deliver.is_empty());
+        assert_eq!(p.status.phase, Some(EventPhase::Skipped));
+        assert_eq!(p.status.reason.as_deref(), Some(reason::INTEGRATION_DISABLED));
+        assert!(p.status.message.unwrap().contains("ErrorThreshold"));
+        assert_eq!(p.status.completion_time, Some(t()));
+    }
+
+    #[test]
+    fn missing_or_not_ready_targets_wait_until_the_deadline() {
+        let p = run(&Default::default(), vec![("a", TargetState::Missing)], false);
+        assert_eq!(p.status.phase, Some(EventPhase::Pending));
+        assert_eq!(p.status.reason.as_deref(), Some(reason::INTEGRATION_NOT_FOUND));
+        let p2 = run(&p.status, vec![("a", TargetState::Missing)], true);
+        assert_eq!(p2.status.phase, Some(EventPhase::Failed));
+        assert_eq!(p2.status.reason.as_deref(), Some(reason::EXPIRED));
+        assert!(p2.status.message.unwrap().contains("does not exist"));
+        let not_ready = TargetState::NotReady { reason: "Unauthorized".into(), message: "revoked".into() };
+        let p3 = run(&Default::default(), vec![("a", not_ready)], false);
+        assert_eq!(p3.status.reason.as_deref(), Some("Unauthorized"));
+    }
+
+    #[test]
+    fn fan_out_with_mixed_results_is_partially_delivered() {
+        let mut s = NotificationEventStatus::default();
+        for (name, phase) in
+            [("a", DeliveryPhase::Delivered), ("b", DeliveryPhase::Failed), ("c", DeliveryPhase::Skipped)]
+        {
+            s.deliveries.push(Delivery {
+                integration: name.into(),
+                phase,
+                attempts: 1,
+                last_error: None,
+                reason: Some("r".into()),
+                delivered_at: None,
+            });
+        }
+        summarize(&mut s, None, false, &t());
+        assert_eq!(s.phase, Some(EventPhase::PartiallyDelivered));
+        assert!(s.message.unwrap().contains("1 of 3"));
+    }
+
+    #[test]
+    fn a_selector_matching_nothing_waits_then_expires() {
+        let p = run(&Default::default(), vec![], false);
+        assert_eq!(p.status.phase, Some(EventPhase::Pending));
+        assert_eq!(p.status.reason.as_deref(), Some(reason::NO_MATCHING_INTEGRATIONS));
+        let p = run(&p.status, vec![], true);
+        assert_eq!(p.status.phase, Some(EventPhase::Failed));
+        assert_eq!(p.status.reason.as_deref(), Some(reason::EXPIRED));
+    }
+
+    #[test]
+    fn replanning_is_stable() {
+        let p1 = run(&Default::default(), vec![("a", TargetState::Missing)], false);
+        let p2 = run(&p1.status, vec![("a", TargetState::Missing)], false);
+        assert_eq!(p1.status, p2.status);
+    }
+}

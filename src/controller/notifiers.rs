@@ -1,0 +1,102 @@
+//! Notifiers built from an integration's spec and Secret, kept per
+//! integration so that deliveries don't read the Secret each time. An entry
+//! is used only while the integration's generation and the Secret's
+//! `resourceVersion` (as the metadata watch sees it) are unchanged.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+
+use super::{Context, Error};
+use crate::crd::NotificationIntegration;
+use crate::notifier::{self, Notifier, classify::Failure};
+
+pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
+
+/// A notifier, or why there is none, and the Secret version it came from.
+#[derive(Clone)]
+pub struct Loaded {
+    pub secret_version: Option<String>,
+    pub notifier: Result<Arc<dyn Notifier>, Failure>,
+}
+
+#[derive(Clone)]
+struct Entry {
+    uid: Option<String>,
+    generation: Option<i64>,
+    loaded: Loaded,
+}
+
+#[derive(Default)]
+pub struct NotifierCache {
+    entries: Mutex<HashMap<(String, String), Entry>>,
+}
+
+fn key(ni: &NotificationIntegration) -> (String, String) {
+    (ni.namespace().unwrap_or_default(), ni.name_any())
+}
+
+impl NotifierCache {
+    pub fn forget(&self, namespace: &str, name: &str) {
+        self.entries.lock().unwrap().remove(&(namespace.to_string(), name.to_string()));
+    }
+
+    /// The cached notifier if the integration and its Secret are unchanged.
+    fn fresh(&self, ni: &NotificationIntegration, seen_secret_version: &Option<String>) -> Option<Loaded> {
+        let entries = self.entries.lock().unwrap();
+        let e = entries.get(&key(ni))?;
+        (e.uid == ni.meta().uid
+            && e.generation == ni.meta().generation
+            && &e.loaded.secret_version == seen_secret_version)
+            .then(|| e.loaded.clone())
+    }
+}
+
+/// The Secret's `resourceVersion` as the metadata watch last saw it (no API call).
+pub fn seen_secret_version(ni: &NotificationIntegration, ctx: &Context) -> Option<String> {
+    let namespace = ni.namespace().unwrap_or_default();
+    ctx.secrets
+        .get(&ObjectRef::new(&ni.spec.secret_ref.name).within(&namespace))
+        .and_then(|m| m.metadata.resource_version.clone())
+}
+
+/// Read the Secret (from the integration's own namespace only) and build the notifier.
+pub async fn load(ni: &NotificationIntegration, ctx: &Context) -> Result<Loaded, Error> {
+    let namespace = ni.namespace().unwrap_or_default();
+    let secret_name = &ni.spec.secret_ref.name;
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let loaded = match secrets.get_opt(secret_name).await.map_err(Error::Kube)? {
+        None => Loaded {
+            secret_version: None,
+            notifier: Err(Failure::new(
+                SECRET_NOT_FOUND,
+                format!("Secret {secret_name:?} was not found in namespace {namespace:?}"),
+            )),
+        },
+        Some(secret) => {
+            let data: BTreeMap<String, Vec<u8>> =
+                secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+            Loaded {
+                secret_version: secret.metadata.resource_version,
+                notifier: notifier::build(&ni.spec, secret_name, &data, &ctx.endpoints).map(Arc::from),
+            }
+        }
+    };
+    ctx.notifiers.entries.lock().unwrap().insert(
+        key(ni),
+        Entry { uid: ni.meta().uid.clone(), generation: ni.meta().generation, loaded: loaded.clone() },
+    );
+    Ok(loaded)
+}
+
+/// The notifier for a delivery: cached when nothing changed, loaded otherwise.
+pub async fn for_delivery(ni: &NotificationIntegration, ctx: &Context) -> Result<Loaded, Error> {
+    if let Some(loaded) = ctx.notifiers.fresh(ni, &seen_secret_version(ni, ctx)) {
+        return Ok(loaded);
+    }
+    load(ni, ctx).await
+}

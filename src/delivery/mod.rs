@@ -1,0 +1,32 @@
+//! The delivery engine both paths share (NotificationEvents and the
+//! synchronous HTTP route): rate limits per destination, retries with
+//! backoff that honour the service's wait hints, and the error counting that
+//! decides auto-disable.
+
+pub mod counting;
+pub mod ratelimit;
+pub mod retry;
+
+pub use retry::{Outcome, Report, RetryPolicy};
+
+use crate::notifier::http::HttpClient;
+use crate::notifier::{Message, Notifier};
+
+/// Sends messages: waits for the destination's rate limits, retries
+/// transient failures. Shared by every worker.
+pub struct Engine {
+    pub http: HttpClient,
+    pub limits: ratelimit::Limits,
+    pub policy: RetryPolicy,
+}
+
+impl Engine {
+    pub fn new(http: HttpClient, policy: RetryPolicy) -> Self {
+        Engine { http, limits: ratelimit::Limits::default(), policy }
+    }
+
+    /// Deliver `message` through `notifier`, giving up at `deadline`.
+    pub async fn deliver(&self, notifier: &dyn Notifier, message: &Message, deadline: tokio::time::Instant) -> Report {
+        retry::deliver_with_retries(self, notifier, message, deadline).await
+    }
+}

@@ -1,0 +1,96 @@
+//! Teams Workflows: the message envelope with an Adaptive Card (1.4): the
+//! title, the message, a FactSet for the fields, OpenUrl actions for links,
+//! under 28 KB.
+
+use serde_json::{Value, json};
+
+use super::{Message, severity_emoji, truncate_chars};
+use crate::crd::Severity;
+
+/// Teams refuses cards of about 28 KB; stay under with room for the envelope.
+pub const MAX_BODY_BYTES: usize = 27 * 1024;
+
+fn color(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Info => "Accent",
+        Severity::Success => "Good",
+        Severity::Warning => "Warning",
+        Severity::Error => "Attention",
+    }
+}
+
+fn envelope(message: &Message, text: &str) -> Value {
+    let emoji = severity_emoji(message.severity);
+    let heading = match &message.title {
+        Some(t) => format!("{emoji} {t}"),
+        None => format!("{emoji} {}", message.severity.as_str()),
+    };
+    let mut body = vec![
+        json!({"type": "TextBlock", "text": heading, "weight": "Bolder", "size": "Medium", "wrap": true, "color": color(message.severity)}),
+        json!({"type": "TextBlock", "text": text, "wrap": true}),
+    ];
+    if !message.fields.is_empty() {
+        let facts: Vec<Value> = message.fields.iter().map(|f| json!({"title": f.name, "value": f.value})).collect();
+        body.push(json!({"type": "FactSet", "facts": facts}));
+    }
+    let mut card = json!({
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": body,
+        "msteams": {"width": "Full"},
+    });
+    if !message.links.is_empty() {
+        let actions: Vec<Value> =
+            message.links.iter().map(|l| json!({"type": "Action.OpenUrl", "title": l.text, "url": l.url})).collect();
+        card["actions"] = Value::Array(actions);
+    }
+    json!({
+        "type": "message",
+        "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": null, "content": card}],
+    })
+}
+
+/// The request body; the message text is cut (with a marker) to stay under the size limit.
+pub fn render(message: &Message) -> Value {
+    let full = envelope(message, &message.text);
+    let size = serde_json::to_vec(&full).map(|b| b.len()).unwrap_or(usize::MAX);
+    if size <= MAX_BODY_BYTES {
+        return full;
+    }
+    // Cut the text by the excess (in bytes, conservatively as characters), then
+    // tighten until it fits.
+    let mut max_chars = message.text.chars().count().saturating_sub(size - MAX_BODY_BYTES);
+    loop {
+        let candidate = envelope(message, &truncate_chars(&message.text, max_chars));
+        let len = serde_json::to_vec(&candidate).map(|b| b.len()).unwrap_or(usize::MAX);
+        if len <= MAX_BODY_BYTES || max_chars == 0 {
+            return candidate;
+        }
+        max_chars = max_chars.saturating_sub((len - MAX_BODY_BYTES).max(64));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notifier::render::TRUNCATED;
+
+    #[test]
+    fn large_cards_are_cut_under_the_limit() {
+        let m = Message {
+            id: "1".into(),
+            title: None,
+            text: "é".repeat(40_000),
+            severity: Severity::Error,
+            fields: vec![],
+            links: vec![],
+            source: None,
+            created_at: jiff::Timestamp::UNIX_EPOCH,
+        };
+        let v = render(&m);
+        assert!(serde_json::to_vec(&v).unwrap().len() <= MAX_BODY_BYTES);
+        let text = v["attachments"][0]["content"]["body"][1]["text"].as_str().unwrap();
+        assert!(text.ends_with(TRUNCATED));
+    }
+}
