@@ -41,6 +41,8 @@ pub struct Settings {
     pub event_ttl: Option<Duration>,
     /// Retries of transient delivery failures.
     pub retry: crate::delivery::RetryPolicy,
+    /// Successful deliveries are added to the integration's counters at most this often.
+    pub counter_flush: Duration,
 }
 
 impl Default for Settings {
@@ -54,6 +56,7 @@ impl Default for Settings {
             event_deadline: Duration::from_secs(3600),
             event_ttl: Some(Duration::from_secs(24 * 3600)),
             retry: crate::delivery::RetryPolicy::default(),
+            counter_flush: Duration::from_secs(1),
         }
     }
 }
@@ -79,6 +82,8 @@ pub struct Context {
     pub engine: Engine,
     /// The per-integration delivery queues.
     pub dispatcher: Arc<event::worker::Dispatcher>,
+    /// Successes waiting to be added to integrations' counters.
+    pub counters: integration::counters::CounterBatches,
     /// Asks the event controller to look at an event again.
     pub event_triggers: Triggers<NotificationEvent>,
 }
@@ -127,6 +132,7 @@ impl Context {
             integrations,
             engine,
             dispatcher: Default::default(),
+            counters: Default::default(),
             event_triggers,
         }
     }

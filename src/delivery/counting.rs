@@ -17,6 +17,15 @@ pub struct DeliveredUnder {
     pub manually_disabled: bool,
 }
 
+/// Deliveries to record at once: successes batched since the last write,
+/// then possibly one failure.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    pub delivered: i64,
+    pub last_delivered: Option<Time>,
+    pub failure: Option<Outcome>,
+}
+
 /// The integration status after one delivery, and whether this delivery
 /// disabled the integration. A success resets `consecutiveErrors`; a dead
 /// destination or exhausted retries count; a rejected message or a missed
@@ -27,26 +36,43 @@ pub fn record_outcome(
     under: &DeliveredUnder,
     now: &Time,
 ) -> (IntegrationStatus, bool) {
+    let batch = match outcome {
+        Outcome::Delivered => Batch { delivered: 1, last_delivered: Some(now.clone()), failure: None },
+        other => Batch { failure: Some(other.clone()), ..Batch::default() },
+    };
+    record_batch(current, &batch, under, now)
+}
+
+/// [`record_outcome`] for a batch: the successes first, then the failure.
+pub fn record_batch(
+    current: &IntegrationStatus,
+    batch: &Batch,
+    under: &DeliveredUnder,
+    now: &Time,
+) -> (IntegrationStatus, bool) {
     let mut next = current.clone();
-    match outcome {
-        Outcome::Delivered => {
-            next.consecutive_errors = 0;
-            next.total_delivered += 1;
-            next.last_delivery_time = Some(now.clone());
+    let mut changed = false;
+    if batch.delivered > 0 {
+        next.consecutive_errors = 0;
+        next.total_delivered += batch.delivered;
+        next.last_delivery_time = batch.last_delivered.clone().or_else(|| Some(now.clone()));
+        changed = true;
+    }
+    if let Some(failure) = batch.failure.as_ref().filter(|f| f.counts_as_error()) {
+        let (reason, message) = failure.failure().expect("a counted outcome is a failure");
+        next.consecutive_errors += 1;
+        next.total_errors += 1;
+        next.last_error = Some(LastError { time: now.clone(), reason: reason.to_string(), message });
+        if next.auto_disabled.is_none() && next.consecutive_errors >= i64::from(under.error_threshold.max(1)) {
+            next.auto_disabled = Some(AutoDisabled {
+                generation: under.generation,
+                secret_resource_version: under.secret_version.clone(),
+            });
         }
-        o if o.counts_as_error() => {
-            let (reason, message) = o.failure().expect("a counted outcome is a failure");
-            next.consecutive_errors += 1;
-            next.total_errors += 1;
-            next.last_error = Some(LastError { time: now.clone(), reason: reason.to_string(), message });
-            if next.auto_disabled.is_none() && next.consecutive_errors >= i64::from(under.error_threshold.max(1)) {
-                next.auto_disabled = Some(AutoDisabled {
-                    generation: under.generation,
-                    secret_resource_version: under.secret_version.clone(),
-                });
-            }
-        }
-        _ => return (next, false),
+        changed = true;
+    }
+    if !changed {
+        return (next, false);
     }
     let generation = current.observed_generation.or(Some(under.generation));
     set_derived_conditions(current, &mut next, under.manually_disabled, generation, now);
@@ -133,6 +159,18 @@ mod tests {
         assert_eq!(s3.total_delivered, 1);
         assert_eq!(s3.last_delivery_time, Some(now));
         assert!(s3.last_error.is_some(), "the last error stays visible");
+    }
+
+    #[test]
+    fn a_batch_applies_successes_before_the_failure() {
+        let now = t("2026-01-02T00:00:00Z");
+        let (s, _) = record_outcome(&ready_status(), &dead(), &under(5), &now);
+        let batch = Batch { delivered: 3, last_delivered: Some(now.clone()), failure: Some(dead()) };
+        let (next, disabled) = record_batch(&s, &batch, &under(5), &now);
+        assert!(!disabled);
+        assert_eq!((next.total_delivered, next.consecutive_errors, next.total_errors), (3, 1, 2));
+        let empty = record_batch(&s, &Batch::default(), &under(5), &now);
+        assert_eq!(empty, (s, false));
     }
 
     #[test]

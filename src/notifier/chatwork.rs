@@ -150,12 +150,14 @@ impl Notifier for Chatwork {
         .boxed()
     }
 
-    /// 10 posts per 10 s per room, and 300 requests per 5 minutes per token.
+    /// 10 posts per 10 s per room, and 300 requests per 5 minutes per token,
+    /// counted by Chatwork over a window: a burst `b` plus a rate of `(n - b)`
+    /// per window never exceeds `n` in any window.
     fn rate_limits(&self) -> Vec<(String, governor::Quota)> {
         let token = fingerprint(self.token.expose());
         vec![
-            (format!("chatwork-room:{token}:{}", self.room_id), quota(10, Duration::from_secs(10), 10)),
-            (format!("chatwork-token:{token}"), quota(300, Duration::from_secs(300), 300)),
+            (format!("chatwork-room:{token}:{}", self.room_id), quota(8, Duration::from_secs(10), 2)),
+            (format!("chatwork-token:{token}"), quota(270, Duration::from_secs(300), 30)),
         ]
     }
 }

@@ -1,8 +1,14 @@
-//! Writing one delivery's outcome into the integration's status (counters,
-//! last error, auto-disable), with optimistic concurrency, and the Warning
-//! Event when it disables the integration.
+//! Writing delivery outcomes into the integration's status (counters, last
+//! error, auto-disable), with optimistic concurrency, and the Warning Event
+//! when it disables the integration.
+//!
+//! Successes are batched per integration and written at most once per
+//! `Settings::counter_flush` (the high-volume path costs no API write per
+//! message); a counted failure is written at once, with the successes before
+//! it, because it may disable the integration.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Resource;
@@ -13,9 +19,32 @@ use tracing::{info, warn};
 use crate::controller::{Context, Error};
 use crate::crd::NotificationIntegration;
 use crate::delivery::Outcome;
-use crate::delivery::counting::{DeliveredUnder, record_outcome};
+use crate::delivery::counting::{Batch, DeliveredUnder, record_batch};
 
-/// Record `outcome` on integration `namespace/name`. Retries on conflicts.
+#[derive(Default)]
+struct Pending {
+    batch: Batch,
+    secret_version: Option<String>,
+    flush_scheduled: bool,
+}
+
+/// Successes waiting to be written, per integration.
+#[derive(Default)]
+pub struct CounterBatches {
+    pending: Mutex<HashMap<(String, String), Pending>>,
+}
+
+impl CounterBatches {
+    fn take(&self, key: &(String, String)) -> (Batch, Option<String>) {
+        let mut pending = self.pending.lock().unwrap();
+        match pending.remove(key) {
+            Some(p) => (p.batch, p.secret_version),
+            None => (Batch::default(), None),
+        }
+    }
+}
+
+/// Record `outcome` on integration `namespace/name`.
 pub async fn record(
     ctx: &Arc<Context>,
     namespace: &str,
@@ -23,9 +52,45 @@ pub async fn record(
     outcome: &Outcome,
     secret_version: Option<String>,
 ) -> Result<(), Error> {
-    if !(matches!(outcome, Outcome::Delivered) || outcome.counts_as_error()) {
-        return Ok(());
+    let key = (namespace.to_string(), name.to_string());
+    match outcome {
+        Outcome::Delivered => {
+            let schedule = {
+                let mut pending = ctx.counters.pending.lock().unwrap();
+                let p = pending.entry(key.clone()).or_default();
+                p.batch.delivered += 1;
+                p.batch.last_delivered = Some(Time(jiff::Timestamp::now()));
+                p.secret_version = secret_version;
+                !std::mem::replace(&mut p.flush_scheduled, true)
+            };
+            if schedule {
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(ctx.settings.counter_flush).await;
+                    let (batch, version) = ctx.counters.take(&key);
+                    if let Err(e) = write(&ctx, &key.0, &key.1, &batch, version).await {
+                        warn!(namespace = %key.0, name = %key.1, error = %e, "could not record deliveries");
+                    }
+                });
+            }
+            Ok(())
+        }
+        o if o.counts_as_error() => {
+            let (mut batch, _) = ctx.counters.take(&key);
+            batch.failure = Some(o.clone());
+            write(ctx, namespace, name, &batch, secret_version).await
+        }
+        _ => Ok(()),
     }
+}
+
+async fn write(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    batch: &Batch,
+    secret_version: Option<String>,
+) -> Result<(), Error> {
     let api: Api<NotificationIntegration> = Api::namespaced(ctx.client.clone(), namespace);
     for _ in 0..10 {
         let Some(mut ni) = api.get_opt(name).await.map_err(Error::Kube)? else { return Ok(()) };
@@ -36,7 +101,7 @@ pub async fn record(
             error_threshold: ni.spec.error_threshold,
             manually_disabled: ni.spec.disabled,
         };
-        let (next, newly_disabled) = record_outcome(&current, outcome, &under, &Time(jiff::Timestamp::now()));
+        let (next, newly_disabled) = record_batch(&current, batch, &under, &Time(jiff::Timestamp::now()));
         if next == current {
             return Ok(());
         }
@@ -68,6 +133,5 @@ pub async fn record(
             Err(e) => return Err(Error::Kube(e)),
         }
     }
-    warn!(%namespace, %name, "gave up recording a delivery outcome after repeated conflicts");
-    Ok(())
+    Err(Error::Conflict(format!("integration {namespace}/{name}")))
 }

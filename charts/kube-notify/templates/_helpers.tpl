@@ -1,0 +1,117 @@
+{{/* The chart name, or nameOverride. */}}
+{{- define "kube-notify.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The full name of the release's resources (at most 63 characters). */}}
+{{- define "kube-notify.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* chart-version, for the helm.sh/chart label. */}}
+{{- define "kube-notify.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels of every object. */}}
+{{- define "kube-notify.labels" -}}
+helm.sh/chart: {{ include "kube-notify.chart" . }}
+{{ include "kube-notify.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: kube-notify
+{{- end }}
+
+{{/* Labels that select the operator pods. */}}
+{{- define "kube-notify.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "kube-notify.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{/* The ServiceAccount the operator runs as. */}}
+{{- define "kube-notify.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "kube-notify.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The image reference: repository@digest, or repository:tag (default appVersion). */}}
+{{- define "kube-notify.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The name of cluster-scoped objects (ClusterRole, ClusterRoleBinding). In
+     namespaced mode it names the watched namespace, so that one release per
+     team namespace does not clash with another team's. */}}
+{{- define "kube-notify.clusterName" -}}
+{{- if .Values.watchNamespace }}
+{{- printf "%s-%s" (include "kube-notify.fullname" .) .Values.watchNamespace | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- include "kube-notify.fullname" . }}
+{{- end }}
+{{- end }}
+
+{{/* The RBAC rules on namespaced resources: a ClusterRole's rules, or a Role's
+     in namespaced mode (watchNamespace). Exactly the verbs the operator uses;
+     rules for upcoming features are marked so, and are listed in
+     rbac-reserved.txt, which tests/chart.rs reads. */}}
+{{- define "kube-notify.namespacedRules" -}}
+# Integrations: watched (list + watch) by both controllers; read fresh (get)
+# before the delivery counters are written to their status.
+- apiGroups: ["kube-notify.io"]
+  resources: ["notificationintegrations"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["kube-notify.io"]
+  resources: ["notificationintegrations/status"]
+  verbs: ["update"]
+# Events: watched, read fresh before each delivery, their delivery record
+# written to status, and deleted after their TTL once finished.
+- apiGroups: ["kube-notify.io"]
+  resources: ["notificationevents"]
+  verbs: ["get", "list", "watch", "delete"]
+- apiGroups: ["kube-notify.io"]
+  resources: ["notificationevents/status"]
+  verbs: ["update"]
+# Secrets: their metadata watched (to notice changed credentials), and the
+# Secret an integration names read, in the integration's own namespace.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch"]
+# Kubernetes Events about integrations and events (kube-runtime's Recorder
+# creates them, and patches one that repeats).
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+# Upcoming (HTTP ingestion): create events for authenticated callers.
+- apiGroups: ["kube-notify.io"]
+  resources: ["notificationevents"]
+  verbs: ["create"]
+{{- end }}
+
+{{/* Rules on cluster-scoped resources, which only a ClusterRole can grant. */}}
+{{- define "kube-notify.clusterRules" -}}
+# Upcoming (HTTP ingestion): authenticate callers' bearer tokens ...
+- apiGroups: ["authentication.k8s.io"]
+  resources: ["tokenreviews"]
+  verbs: ["create"]
+# ... and check that they may create notification events.
+- apiGroups: ["authorization.k8s.io"]
+  resources: ["subjectaccessreviews"]
+  verbs: ["create"]
+{{- end }}

@@ -1,0 +1,1268 @@
+#[allow(dead_code)]
+#[path = "support/apiserver/mod.rs"]
+pub mod apiserver;
+mod support {
+    pub use super::apiserver;
+}
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::events::v1::Event as EventV1;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent,
+    WatchParams,
+};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::runtime::watcher;
+use kube::{CustomResource, CustomResourceExt, KubeSchema, Resource, ResourceExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use support::apiserver::{ApiServer, RequestMatcher, TokenReviewAnswer};
+
+const T: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    Slack,
+    Teams,
+    Webhook,
+}
+
+fn default_mode() -> String {
+    "fast".into()
+}
+
+/// A toy CRD: status subresource, an enum, a minimum, a default, a required
+/// field, a pattern and a CEL rule.
+#[derive(CustomResource, KubeSchema, Clone, Debug, Serialize, Deserialize)]
+#[kube(
+    group = "test.example.com",
+    version = "v1",
+    kind = "Widget",
+    namespaced,
+    status = "WidgetStatus",
+    shortname = "wd",
+    printcolumn = r#"{"name":"Service","type":"string","jsonPath":".spec.service"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#
+)]
+#[x_kube(validation = Rule::new("self.replicas <= 5 || self.service != 'webhook'").message("webhook widgets may have at most 5 replicas"))]
+#[serde(rename_all = "camelCase")]
+pub struct WidgetSpec {
+    pub service: Service,
+    #[schemars(range(min = 1, max = 10))]
+    pub replicas: i32,
+    #[serde(default = "default_mode")]
+    pub mode: String,
+    #[schemars(length(max = 20), regex(pattern = r"^[a-z0-9-]+$"))]
+    pub target: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WidgetStatus {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+}
+
+fn spec(service: Service, replicas: i32, target: &str) -> WidgetSpec {
+    WidgetSpec {
+        service,
+        replicas,
+        mode: "fast".into(),
+        target: target.into(),
+        note: None,
+    }
+}
+
+async fn server_with_widget() -> (ApiServer, kube::Client) {
+    let s = ApiServer::start().await;
+    s.install_crd(&Widget::crd()).expect("Widget CRD installs");
+    let c = s.client();
+    (s, c)
+}
+
+fn status_of(e: kube::Error) -> Box<kube::core::Status> {
+    match e {
+        kube::Error::Api(s) => s,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+fn cm(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
+    let mut c = ConfigMap::default();
+    c.metadata.name = Some(name.into());
+    if !labels.is_empty() {
+        c.metadata.labels = Some(
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+    }
+    c.data = Some(BTreeMap::from([("k".to_string(), "v".to_string())]));
+    c
+}
+
+async fn raw(client: &kube::Client, req: http::Request<Vec<u8>>) -> Result<Value, Box<kube::core::Status>> {
+    client.request::<Value>(req).await.map_err(status_of)
+}
+
+// ---------------------------------------------------------------- objects
+
+#[tokio::test]
+async fn create_sets_server_fields_and_rejects_clashes() {
+    let s = ApiServer::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(s.client(), "default");
+    let a = api.create(&PostParams::default(), &cm("a", &[])).await.unwrap();
+    let b = api.create(&PostParams::default(), &cm("b", &[])).await.unwrap();
+    let rv = |c: &ConfigMap| c.resource_version().unwrap().parse::<u64>().unwrap();
+    assert!(rv(&b) > rv(&a), "every write bumps the global resourceVersion");
+    assert_eq!(a.uid().unwrap().len(), 36);
+    assert!(a.metadata.creation_timestamp.is_some());
+    assert!(a.metadata.generation.is_none(), "ConfigMaps carry no generation");
+    assert!(a.metadata.managed_fields.is_some());
+
+    let err = status_of(api.create(&PostParams::default(), &cm("a", &[])).await.unwrap_err());
+    assert_eq!((err.code, err.reason.as_str()), (409, "AlreadyExists"));
+    assert_eq!(err.details.as_ref().unwrap().name, "a");
+
+    let mut g = cm("", &[]);
+    g.metadata.name = None;
+    g.metadata.generate_name = Some("gen-".into());
+    let made = api.create(&PostParams::default(), &g).await.unwrap();
+    let n = made.name_any();
+    assert!(n.starts_with("gen-") && n.len() == 9, "{n}");
+    assert!(n[4..].chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
+    // the request is recorded under the generated name
+    assert_eq!(s.writes_to("configmaps", "", "default", &n), 1);
+
+    let mut nameless = cm("", &[]);
+    nameless.metadata.name = None;
+    let err = status_of(api.create(&PostParams::default(), &nameless).await.unwrap_err());
+    assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
+    assert_eq!(err.details.unwrap().causes[0].field, "metadata.name");
+
+    let err = status_of(api.create(&PostParams::default(), &cm("Bad_Name", &[])).await.unwrap_err());
+    assert_eq!(err.code, 422);
+
+    let mut with_rv = cm("c", &[]);
+    with_rv.metadata.resource_version = Some("5".into());
+    let err = status_of(api.create(&PostParams::default(), &with_rv).await.unwrap_err());
+    assert_eq!(err.code, 500);
+    assert!(err.message.contains("resourceVersion should not be set"));
+
+    let mut wrong_ns = cm("d", &[]);
+    wrong_ns.metadata.namespace = Some("other".into());
+    let err = status_of(api.create(&PostParams::default(), &wrong_ns).await.unwrap_err());
+    assert_eq!(err.code, 400);
+
+    let err = status_of(api.get("missing").await.unwrap_err());
+    assert_eq!((err.code, err.reason.as_str()), (404, "NotFound"));
+    let d = err.details.unwrap();
+    assert_eq!((d.name.as_str(), d.kind.as_str(), d.group.as_str()), ("missing", "configmaps", ""));
+    assert_eq!(err.message, "configmaps \"missing\" not found");
+}
+
+#[tokio::test]
+async fn generation_only_moves_on_spec_changes() {
+    let (s, c) = server_with_widget().await;
+    let api: Api<Widget> = Api::namespaced(c, "default");
+    let w = api
+        .create(&PostParams::default(), &Widget::new("w", spec(Service::Slack, 1, "t")))
+        .await
+        .unwrap();
+    assert_eq!(w.metadata.generation, Some(1));
+    let generation = |w: &Widget| w.metadata.generation.unwrap();
+
+    let st = api
+        .patch_status("w", &PatchParams::default(), &Patch::Merge(json!({"status": {"lastError": "x"}})))
+        .await
+        .unwrap();
+    assert_eq!(generation(&st), 1, "status writes never bump generation");
+    let labeled = api
+        .patch("w", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"a": "b"}, "annotations": {"x": "y"}}})))
+        .await
+        .unwrap();
+    assert_eq!(generation(&labeled), 1, "metadata changes never bump generation");
+    let changed = api
+        .patch("w", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 2}})))
+        .await
+        .unwrap();
+    assert_eq!(generation(&changed), 2);
+
+    // a no-op write stores nothing: same resourceVersion, no event
+    let before = changed.resource_version();
+    let same = api
+        .patch("w", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 2}})))
+        .await
+        .unwrap();
+    assert_eq!(same.resource_version(), before);
+    assert_eq!(generation(&same), 2);
+    assert_eq!(s.writes_to("widgets", "", "default", "w"), 3);
+    assert_eq!(s.writes_to("widgets", "status", "default", "w"), 1);
+}
+
+#[tokio::test]
+async fn put_needs_the_current_resource_version() {
+    let (_s, c) = server_with_widget().await;
+    let api: Api<Widget> = Api::namespaced(c.clone(), "default");
+    let w = api
+        .create(&PostParams::default(), &Widget::new("w", spec(Service::Slack, 1, "t")))
+        .await
+        .unwrap();
+    let mut w2 = w.clone();
+    w2.spec.replicas = 3;
+    let updated = api.replace("w", &PostParams::default(), &w2).await.unwrap();
+    assert_eq!(updated.spec.replicas, 3);
+    // stale
+    let mut stale = w.clone();
+    stale.spec.replicas = 4;
+    let err = status_of(api.replace("w", &PostParams::default(), &stale).await.unwrap_err());
+    assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
+    assert!(err.message.contains("the object has been modified"));
+    // unconditional
+    let mut uncond = updated.clone();
+    uncond.metadata.resource_version = None;
+    let err = status_of(api.replace("w", &PostParams::default(), &uncond).await.unwrap_err());
+    assert_eq!(err.code, 422);
+    assert_eq!(err.details.unwrap().causes[0].field, "metadata.resourceVersion");
+    // name mismatch
+    let err = status_of(api.replace("other", &PostParams::default(), &updated).await.unwrap_err());
+    assert_eq!(err.code, 400);
+    // missing
+    let mut ghost = updated.clone();
+    ghost.metadata.name = Some("ghost".into());
+    let err = status_of(api.replace("ghost", &PostParams::default(), &ghost).await.unwrap_err());
+    assert_eq!(err.code, 404);
+
+    // Leases (leader election) behave the same.
+    let leases: Api<Lease> = Api::namespaced(c, "default");
+    let mut l = Lease::default();
+    l.metadata.name = Some("leader".into());
+    l.spec = Some(LeaseSpec {
+        holder_identity: Some("a".into()),
+        lease_duration_seconds: Some(15),
+        ..Default::default()
+    });
+    let l = leases.create(&PostParams::default(), &l).await.unwrap();
+    let mut a = l.clone();
+    a.spec.as_mut().unwrap().holder_identity = Some("b".into());
+    leases.replace("leader", &PostParams::default(), &a).await.unwrap();
+    let mut b = l.clone();
+    b.spec.as_mut().unwrap().holder_identity = Some("c".into());
+    let err = status_of(leases.replace("leader", &PostParams::default(), &b).await.unwrap_err());
+    assert_eq!(err.code, 409);
+    let mut bad = l.clone();
+    bad.metadata.name = Some("bad".into());
+    bad.metadata.resource_version = None;
+    bad.spec.as_mut().unwrap().lease_duration_seconds = Some(0);
+    let err = status_of(leases.create(&PostParams::default(), &bad).await.unwrap_err());
+    assert_eq!(err.code, 422);
+}
+
+#[tokio::test]
+async fn status_subresource_splits_writes() {
+    let (_s, c) = server_with_widget().await;
+    let api: Api<Widget> = Api::namespaced(c, "default");
+    let mut w = Widget::new("w", spec(Service::Slack, 1, "t"));
+    w.status = Some(WidgetStatus {
+        last_error: Some("dropped".into()),
+        ..Default::default()
+    });
+    let w = api.create(&PostParams::default(), &w).await.unwrap();
+    assert!(w.status.is_none(), "status is dropped on create");
+
+    let st = api
+        .patch_status("w", &PatchParams::default(), &Patch::Merge(json!({"status": {"lastError": "boom"}, "spec": {"replicas": 9}, "metadata": {"labels": {"x": "y"}}})))
+        .await
+        .unwrap();
+    assert_eq!(st.status.as_ref().unwrap().last_error.as_deref(), Some("boom"));
+    assert_eq!(st.spec.replicas, 1, "/status ignores everything but status");
+    assert!(st.labels().is_empty());
+
+    let mut main = st.clone();
+    main.spec.replicas = 2;
+    main.status = Some(WidgetStatus::default());
+    let main = api.replace("w", &PostParams::default(), &main).await.unwrap();
+    assert_eq!(main.spec.replicas, 2);
+    assert_eq!(
+        main.status.as_ref().unwrap().last_error.as_deref(),
+        Some("boom"),
+        "the main resource ignores status"
+    );
+
+    // status is validated too
+    let err = status_of(
+        api.patch_status("w", &PatchParams::default(), &Patch::Merge(json!({"status": {"observedGeneration": "one"}})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 422);
+    assert_eq!(err.details.unwrap().causes[0].field, "status.observedGeneration");
+
+    // replace_status with a stale resourceVersion
+    let mut stale = w.clone();
+    stale.status = Some(WidgetStatus::default());
+    let err = status_of(
+        api.replace_status("w", &PostParams::default(), &stale)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 409);
+}
+
+// ---------------------------------------------------------------- patches
+
+#[tokio::test]
+async fn merge_json_and_strategic_patches() {
+    let (_s, c) = server_with_widget().await;
+    let api: Api<Widget> = Api::namespaced(c.clone(), "default");
+    let mut w = Widget::new("w", spec(Service::Slack, 1, "t"));
+    w.spec.note = Some("hello".into());
+    let w = api.create(&PostParams::default(), &w).await.unwrap();
+
+    let p = api
+        .patch("w", &PatchParams::default(), &Patch::Merge(json!({"spec": {"note": null}})))
+        .await
+        .unwrap();
+    assert_eq!(p.spec.note, None, "null deletes in a merge patch");
+
+    // a resourceVersion in a patch is a precondition
+    let err = status_of(
+        api.patch("w", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"resourceVersion": w.resource_version()}, "spec": {"replicas": 2}})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 409);
+
+    // JSON patch (sent raw: the kube `jsonpatch` feature is not enabled)
+    let json_patch = |body: Value| {
+        http::Request::patch("/apis/test.example.com/v1/namespaces/default/widgets/w")
+            .header("content-type", "application/json-patch+json")
+            .body(serde_json::to_vec(&body).unwrap())
+            .unwrap()
+    };
+    let ok = raw(&c, json_patch(json!([{"op": "test", "path": "/spec/replicas", "value": 1}, {"op": "replace", "path": "/spec/replicas", "value": 4}]))).await.unwrap();
+    assert_eq!(ok["spec"]["replicas"], 4);
+    let err = raw(&c, json_patch(json!([{"op": "test", "path": "/spec/replicas", "value": 1}, {"op": "replace", "path": "/spec/replicas", "value": 5}]))).await.unwrap_err();
+    assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
+
+    // strategic merge patch is not for custom resources
+    let err = status_of(
+        api.patch("w", &PatchParams::default(), &Patch::Strategic(json!({"spec": {"replicas": 2}})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 415);
+    // but works (as a merge) for built-ins
+    let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
+    cms.create(&PostParams::default(), &cm("x", &[])).await.unwrap();
+    let p = cms
+        .patch("x", &PatchParams::default(), &Patch::Strategic(json!({"data": {"k2": "v2"}})))
+        .await
+        .unwrap();
+    assert_eq!(p.data.unwrap().len(), 2);
+    // patching something that does not exist
+    let err = status_of(cms.patch("nope", &PatchParams::default(), &Patch::Merge(json!({}))).await.unwrap_err());
+    assert_eq!(err.code, 404);
+    // unknown content type
+    let req = http::Request::patch("/api/v1/namespaces/default/configmaps/x")
+        .header("content-type", "text/plain")
+        .body(b"{}".to_vec())
+        .unwrap();
+    assert_eq!(raw(&c, req).await.unwrap_err().code, 415);
+}
+
+#[tokio::test]
+async fn server_side_apply() {
+    let (s, c) = server_with_widget().await;
+    let api: Api<Widget> = Api::namespaced(c.clone(), "default");
+    let body = json!({
+        "apiVersion": "test.example.com/v1", "kind": "Widget",
+        "metadata": {"name": "w"},
+        "spec": {"service": "slack", "replicas": 1, "target": "t"},
+    });
+    // fieldManager is required
+    let err = status_of(api.patch("w", &PatchParams::default(), &Patch::Apply(&body)).await.unwrap_err());
+    assert_eq!(err.code, 422);
+    // apply creates
+    let op = PatchParams::apply("operator");
+    let w = api.patch("w", &op, &Patch::Apply(&body)).await.unwrap();
+    assert_eq!(w.spec.mode, "fast");
+    assert!(w.managed_fields().iter().any(|m| m.manager.as_deref() == Some("operator") && m.operation.as_deref() == Some("Apply")));
+
+    // status apply: lists are replaced whole, fields no longer applied go
+    let status = |v: Value| json!({"apiVersion": "test.example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "status": v});
+    api.patch_status("w", &op, &Patch::Apply(status(json!({
+        "conditions": [{"type": "Ready", "status": "False"}, {"type": "Synced", "status": "True"}],
+        "lastError": "boom",
+    }))))
+    .await
+    .unwrap();
+    let w = api
+        .patch_status("w", &op, &Patch::Apply(status(json!({"conditions": [{"type": "Ready", "status": "True"}]}))))
+        .await
+        .unwrap();
+    let st = w.status.unwrap();
+    assert_eq!(st.conditions, vec![Condition { type_: "Ready".into(), status: "True".into() }]);
+    assert_eq!(st.last_error, None, "a field the manager stopped applying is removed");
+
+    // another manager changing an owned field conflicts, unless forced
+    let other = PatchParams::apply("someone-else");
+    let change = json!({"apiVersion": "test.example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"replicas": 3}});
+    let err = status_of(api.patch("w", &other, &Patch::Apply(&change)).await.unwrap_err());
+    assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
+    assert!(err.message.contains("conflict with \"operator\""), "{}", err.message);
+    let forced = api.patch("w", &other.clone().force(), &Patch::Apply(&change)).await.unwrap();
+    assert_eq!(forced.spec.replicas, 3);
+
+    // YAML bodies work; managedFields in an apply body do not
+    let yaml = "apiVersion: test.example.com/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  note: from-yaml\n";
+    let req = http::Request::patch("/apis/test.example.com/v1/namespaces/default/widgets/w?fieldManager=yaml")
+        .header("content-type", "application/apply-patch+yaml")
+        .body(yaml.as_bytes().to_vec())
+        .unwrap();
+    let v = raw(&c, req).await.unwrap();
+    assert_eq!(v["spec"]["note"], "from-yaml");
+    let current = api.get("w").await.unwrap();
+    let err = status_of(api.patch("w", &PatchParams::apply("operator"), &Patch::Apply(&current)).await.unwrap_err());
+    assert_eq!(err.code, 400);
+    assert!(err.message.contains("managedFields"));
+    // apply to /status of something missing
+    let err = status_of(api.patch_status("nope", &op, &Patch::Apply(status(json!({})))).await.unwrap_err());
+    assert_eq!(err.code, 404);
+    assert!(s.usage_by("admin").contains(&("patch".into(), "test.example.com".into(), "widgets".into(), "status".into())));
+}
+
+// ---------------------------------------------------------------- delete
+
+async fn next_event<K: Clone + std::fmt::Debug>(
+    stream: &mut (impl futures::Stream<Item = kube::Result<WatchEvent<K>>> + Unpin),
+) -> WatchEvent<K> {
+    loop {
+        let ev = tokio::time::timeout(T, stream.next())
+            .await
+            .expect("watch event in time")
+            .expect("stream open")
+            .expect("event ok");
+        if !matches!(ev, WatchEvent::Bookmark(_)) {
+            return ev;
+        }
+    }
+}
+
+#[tokio::test]
+async fn delete_with_and_without_finalizers() {
+    let s = ApiServer::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(s.client(), "default");
+    let start = api.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+    let mut stream = api.watch(&WatchParams::default(), &start).await.unwrap().boxed();
+
+    api.create(&PostParams::default(), &cm("plain", &[])).await.unwrap();
+    assert!(matches!(next_event(&mut stream).await, WatchEvent::Added(_)));
+    let res = api.delete("plain", &DeleteParams::default()).await.unwrap();
+    assert!(res.is_right(), "an immediate delete answers with a Status");
+    match next_event(&mut stream).await {
+        WatchEvent::Deleted(c) => {
+            assert_eq!(c.data.unwrap()["k"], "v", "DELETED carries the last state");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let mut f = cm("fin", &[]);
+    f.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    api.create(&PostParams::default(), &f).await.unwrap();
+    next_event(&mut stream).await;
+    let res = api.delete("fin", &DeleteParams::default()).await.unwrap();
+    let pending = res.left().expect("a pending delete answers with the object");
+    assert!(pending.metadata.deletion_timestamp.is_some());
+    match next_event(&mut stream).await {
+        WatchEvent::Modified(c) => assert!(c.metadata.deletion_timestamp.is_some()),
+        other => panic!("{other:?}"),
+    }
+    // no new finalizers while deleting
+    let err = status_of(
+        api.patch("fin", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": ["example.com/hold", "example.com/more"]}})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 422);
+    // clearing the finalizers removes it
+    api.patch("fin", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}})))
+        .await
+        .unwrap();
+    assert!(matches!(next_event(&mut stream).await, WatchEvent::Deleted(_)));
+    assert_eq!(status_of(api.get("fin").await.unwrap_err()).code, 404);
+
+    // preconditions
+    let x = api.create(&PostParams::default(), &cm("x", &[])).await.unwrap();
+    let dp = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            resource_version: Some("1".into()),
+            uid: None,
+        }),
+        ..Default::default()
+    };
+    assert_eq!(status_of(api.delete("x", &dp).await.unwrap_err()).code, 409);
+    let dp = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            resource_version: x.resource_version(),
+            uid: x.uid(),
+        }),
+        ..Default::default()
+    };
+    api.delete("x", &dp).await.unwrap();
+}
+
+#[tokio::test]
+async fn owner_references_are_garbage_collected() {
+    let (s, c) = server_with_widget().await;
+    let widgets: Api<Widget> = Api::namespaced(c.clone(), "default");
+    let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
+    let owner_of = |w: &Widget| {
+        let mut r = w.controller_owner_ref(&()).unwrap();
+        r.block_owner_deletion = Some(true);
+        r
+    };
+    // background
+    let w = widgets.create(&PostParams::default(), &Widget::new("w", spec(Service::Slack, 1, "t"))).await.unwrap();
+    let mut child = cm("child", &[]);
+    child.metadata.owner_references = Some(vec![owner_of(&w)]);
+    cms.create(&PostParams::default(), &child).await.unwrap();
+    widgets.delete("w", &DeleteParams::background()).await.unwrap();
+    assert!(s.wait_for_object(("", "v1", "configmaps"), "default", "child", T, |o| o.is_none()).await);
+
+    // orphan keeps the dependant and strips the reference
+    let w = widgets.create(&PostParams::default(), &Widget::new("w2", spec(Service::Slack, 1, "t"))).await.unwrap();
+    let mut child = cm("orphan", &[]);
+    child.metadata.owner_references = Some(vec![owner_of(&w)]);
+    cms.create(&PostParams::default(), &child).await.unwrap();
+    widgets.delete("w2", &DeleteParams::orphan()).await.unwrap();
+    assert!(s.wait_for_object(("test.example.com", "v1", "widgets"), "default", "w2", T, |o| o.is_none()).await);
+    let kept = cms.get("orphan").await.unwrap();
+    assert!(kept.metadata.owner_references.unwrap_or_default().is_empty());
+
+    // foreground: the owner waits for its dependants
+    let w = widgets.create(&PostParams::default(), &Widget::new("w3", spec(Service::Slack, 1, "t"))).await.unwrap();
+    let mut child = cm("fg", &[]);
+    child.metadata.owner_references = Some(vec![owner_of(&w)]);
+    child.metadata.finalizers = Some(vec!["example.com/slow".into()]);
+    cms.create(&PostParams::default(), &child).await.unwrap();
+    widgets.delete("w3", &DeleteParams::foreground()).await.unwrap();
+    assert!(s.wait_for_object(("", "v1", "configmaps"), "default", "fg", T, |o| o.is_some_and(|o| o["metadata"]["deletionTimestamp"].is_string())).await);
+    let owner = widgets.get("w3").await.unwrap();
+    assert!(owner.finalizers().contains(&"foregroundDeletion".to_string()));
+    cms.patch("fg", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.unwrap();
+    assert!(s.wait_for_object(("test.example.com", "v1", "widgets"), "default", "w3", T, |o| o.is_none()).await);
+
+    // a dependant whose owner never existed is collected too
+    let mut dangling = cm("dangling", &[]);
+    let mut r = owner_of(&w);
+    r.uid = "00000000-0000-4000-8000-000000000000".into();
+    dangling.metadata.owner_references = Some(vec![r]);
+    cms.create(&PostParams::default(), &dangling).await.unwrap();
+    assert!(s.wait_for_object(("", "v1", "configmaps"), "default", "dangling", T, |o| o.is_none()).await);
+}
+
+// ---------------------------------------------------------------- list
+
+#[tokio::test]
+async fn list_selectors_and_pagination() {
+    let s = ApiServer::start().await;
+    let c = s.client();
+    for (ns, name, labels) in [
+        ("a", "one", vec![("app", "x"), ("tier", "web")]),
+        ("a", "two", vec![("app", "y")]),
+        ("b", "three", vec![("app", "x")]),
+        ("b", "four", vec![]),
+    ] {
+        let api: Api<ConfigMap> = Api::namespaced(c.clone(), ns);
+        api.create(&PostParams::default(), &cm(name, &labels)).await.unwrap();
+    }
+    let all: Api<ConfigMap> = Api::all(c.clone());
+    let names = |l: kube::core::ObjectList<ConfigMap>| {
+        let mut v: Vec<String> = l.items.iter().map(|c| c.name_any()).collect();
+        v.sort();
+        v
+    };
+    let q = |sel: &str| ListParams::default().labels(sel);
+    assert_eq!(names(all.list(&q("app=x")).await.unwrap()), ["one", "three"]);
+    assert_eq!(names(all.list(&q("app==x,tier")).await.unwrap()), ["one"]);
+    assert_eq!(names(all.list(&q("app!=x")).await.unwrap()), ["four", "two"]);
+    assert_eq!(names(all.list(&q("app in (x,y)")).await.unwrap()), ["one", "three", "two"]);
+    assert_eq!(names(all.list(&q("app notin (x)")).await.unwrap()), ["four", "two"]);
+    assert_eq!(names(all.list(&q("!app")).await.unwrap()), ["four"]);
+    assert_eq!(names(all.list(&q("tier")).await.unwrap()), ["one"]);
+    let err = status_of(all.list(&q("app in x")).await.unwrap_err());
+    assert_eq!(err.code, 400);
+    let ns_a: Api<ConfigMap> = Api::namespaced(c.clone(), "a");
+    assert_eq!(names(ns_a.list(&ListParams::default()).await.unwrap()), ["one", "two"]);
+    let f = |sel: &str| ListParams::default().fields(sel);
+    assert_eq!(names(all.list(&f("metadata.name=two")).await.unwrap()), ["two"]);
+    assert_eq!(names(all.list(&f("metadata.namespace!=a")).await.unwrap()), ["four", "three"]);
+    let err = status_of(all.list(&f("data.k=v")).await.unwrap_err());
+    assert_eq!((err.code, err.reason.as_str()), (400, "BadRequest"));
+
+    // typed list shape
+    let l = all.list(&ListParams::default()).await.unwrap();
+    assert_eq!(l.types.kind, "ConfigMapList");
+    assert!(l.metadata.resource_version.is_some());
+
+    // pagination
+    let page1 = all.list(&ListParams::default().limit(3)).await.unwrap();
+    assert_eq!(page1.items.len(), 3);
+    let token = page1.metadata.continue_.clone().unwrap();
+    assert_eq!(page1.metadata.remaining_item_count, Some(1));
+    // changes after the first page don't show up in the snapshot
+    Api::<ConfigMap>::namespaced(c.clone(), "c").create(&PostParams::default(), &cm("five", &[])).await.unwrap();
+    let page2 = all.list(&ListParams::default().limit(3).continue_token(&token)).await.unwrap();
+    assert_eq!(page2.items.len(), 1);
+    assert!(page2.metadata.continue_.is_none());
+    assert_eq!(page2.metadata.resource_version, page1.metadata.resource_version);
+    // a compacted continue token is 410
+    s.expire_history();
+    let err = status_of(all.list(&ListParams::default().limit(3).continue_token(&token)).await.unwrap_err());
+    assert_eq!((err.code, err.reason.as_str()), (410, "Expired"));
+    // resourceVersionMatch needs a resourceVersion
+    let lp = ListParams {
+        resource_version: Some("1".into()),
+        version_match: Some(kube::api::VersionMatch::Exact),
+        ..Default::default()
+    };
+    assert_eq!(status_of(all.list(&lp).await.unwrap_err()).code, 410);
+}
+
+// ---------------------------------------------------------------- watch
+
+#[tokio::test]
+async fn watch_events_selectors_bookmarks_and_gone() {
+    let s = ApiServer::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(s.client(), "default");
+    api.create(&PostParams::default(), &cm("pre", &[("app", "x")])).await.unwrap();
+    let rv = api.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+
+    // from "0": synthetic ADDED for what exists
+    let mut from_zero = api.watch(&WatchParams::default(), "0").await.unwrap().boxed();
+    match next_event(&mut from_zero).await {
+        WatchEvent::Added(c) => assert_eq!(c.name_any(), "pre"),
+        other => panic!("{other:?}"),
+    }
+
+    let mut sel = api.watch(&WatchParams::default().labels("app=x"), &rv).await.unwrap().boxed();
+    api.create(&PostParams::default(), &cm("other", &[])).await.unwrap();
+    api.patch("pre", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"app": "y"}}}))).await.unwrap();
+    match next_event(&mut sel).await {
+        WatchEvent::Deleted(c) => assert_eq!(c.name_any(), "pre", "stopped matching: DELETED"),
+        other => panic!("{other:?}"),
+    }
+    api.patch("other", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"app": "x"}}}))).await.unwrap();
+    match next_event(&mut sel).await {
+        WatchEvent::Added(c) => assert_eq!(c.name_any(), "other", "started matching: ADDED"),
+        other => panic!("{other:?}"),
+    }
+    api.patch("other", &PatchParams::default(), &Patch::Merge(json!({"data": {"z": "1"}}))).await.unwrap();
+    assert!(matches!(next_event(&mut sel).await, WatchEvent::Modified(_)));
+
+    // bookmarks carry only a resourceVersion
+    let mut bm = api.watch(&WatchParams::default(), &rv).await.unwrap().boxed();
+    let got = tokio::time::timeout(T, async {
+        loop {
+            if let Some(Ok(WatchEvent::Bookmark(b))) = bm.next().await {
+                return b;
+            }
+        }
+    })
+    .await
+    .expect("a bookmark arrives");
+    assert_eq!(got.types.kind, "ConfigMap");
+    assert!(got.metadata.resource_version.parse::<u64>().unwrap() >= rv.parse::<u64>().unwrap());
+
+    // timeoutSeconds ends the stream
+    let mut short = api.watch(&WatchParams::default().timeout(1).disable_bookmarks(), &rv).await.unwrap().boxed();
+    let end = tokio::time::timeout(T, async { while short.next().await.is_some() {} }).await;
+    assert!(end.is_ok(), "the stream ends after timeoutSeconds");
+
+    // too old: ERROR 410
+    s.expire_history();
+    let mut old = api.watch(&WatchParams::default(), &rv).await.unwrap().boxed();
+    match tokio::time::timeout(T, old.next()).await.unwrap().unwrap().unwrap() {
+        WatchEvent::Error(e) => assert_eq!(e.code, 410),
+        other => panic!("{other:?}"),
+    }
+    // open watches are closed with 410 by a compaction
+    let cur = api.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+    let mut open = api.watch(&WatchParams::default().disable_bookmarks(), &cur).await.unwrap().boxed();
+    s.expire_history();
+    match tokio::time::timeout(T, open.next()).await.unwrap().unwrap().unwrap() {
+        WatchEvent::Error(e) => assert_eq!(e.code, 410),
+        other => panic!("{other:?}"),
+    }
+    // resourceVersionMatch without sendInitialEvents is rejected
+    let req = http::Request::get("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=0&resourceVersionMatch=NotOlderThan")
+        .body(vec![])
+        .unwrap();
+    assert_eq!(raw(&s.client(), req).await.unwrap_err().code, 422);
+}
+
+#[tokio::test]
+async fn runtime_watchers_work_and_relist_after_compaction() {
+    let (s, c) = server_with_widget().await;
+    let api: Api<Widget> = Api::namespaced(c.clone(), "default");
+    api.create(&PostParams::default(), &Widget::new("a", spec(Service::Slack, 1, "t"))).await.unwrap();
+
+    // default config: paginated list + watch
+    let mut w = watcher(api.clone(), watcher::Config::default()).boxed();
+    let mut seen = Vec::new();
+    loop {
+        match tokio::time::timeout(T, w.try_next()).await.unwrap().unwrap().unwrap() {
+            watcher::Event::InitApply(o) => seen.push(o.name_any()),
+            watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    assert_eq!(seen, ["a"]);
+    api.create(&PostParams::default(), &Widget::new("b", spec(Service::Slack, 1, "t"))).await.unwrap();
+    loop {
+        if let watcher::Event::Apply(o) = tokio::time::timeout(T, w.try_next()).await.unwrap().unwrap().unwrap() {
+            assert_eq!(o.name_any(), "b");
+            break;
+        }
+    }
+    // a compaction forces a re-list
+    s.expire_history();
+    let relisted = tokio::time::timeout(T, async {
+        loop {
+            match w.next().await {
+                Some(Ok(watcher::Event::Init)) => return true,
+                Some(_) => continue,
+                None => return false,
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(relisted);
+
+    // metadata_watcher speaks PartialObjectMetadata
+    #[allow(deprecated)]
+    let mut m = kube::runtime::metadata_watcher(api.clone(), watcher::Config::default()).boxed();
+    let mut names = Vec::new();
+    loop {
+        match tokio::time::timeout(T, m.try_next()).await.unwrap().unwrap().unwrap() {
+            watcher::Event::InitApply(o) => {
+                assert_eq!(o.types.as_ref().unwrap().kind, "PartialObjectMetadata");
+                names.push(o.name_any());
+            }
+            watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    names.sort();
+    assert_eq!(names, ["a", "b"]);
+    let list = api.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(list.types.kind, "PartialObjectMetadataList");
+    // the newer spelling: a watcher over Api<PartialObjectMeta<K>>
+    let meta_api: Api<kube::core::PartialObjectMeta<Widget>> = Api::namespaced(c.clone(), "default");
+    let mut m2 = watcher(meta_api, watcher::Config::default()).boxed();
+    let mut count = 0;
+    loop {
+        match tokio::time::timeout(T, m2.try_next()).await.unwrap().unwrap().unwrap() {
+            watcher::Event::InitApply(_) => count += 1,
+            watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    assert_eq!(count, 2);
+
+    // streaming lists
+    let mut sl = watcher(api.clone(), watcher::Config::default().streaming_lists()).boxed();
+    let mut n = 0;
+    loop {
+        match tokio::time::timeout(T, sl.try_next()).await.unwrap().unwrap().unwrap() {
+            watcher::Event::InitApply(_) => n += 1,
+            watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    assert_eq!(n, 2);
+    let reqs = s.requests();
+    assert!(reqs.iter().any(|r| r.verb == "watch" && r.query.contains("sendInitialEvents=true")));
+    assert!(reqs.iter().any(|r| r.verb == "list" && r.query.contains("limit=500")));
+}
+
+#[tokio::test]
+async fn controller_reconciles_against_the_emulator() {
+    use kube::runtime::controller::{Action, Controller};
+    use std::sync::Arc;
+    let (s, c) = server_with_widget().await;
+    let api: Api<Widget> = Api::namespaced(c.clone(), "default");
+    api.create(&PostParams::default(), &Widget::new("w", spec(Service::Teams, 2, "t"))).await.unwrap();
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("reconcile failed: {0}")]
+    struct E(#[from] kube::Error);
+
+    async fn reconcile(w: Arc<Widget>, api: Arc<Api<Widget>>) -> Result<Action, E> {
+        let st = json!({
+            "apiVersion": "test.example.com/v1", "kind": "Widget", "metadata": {"name": w.name_any()},
+            "status": {"observedGeneration": w.metadata.generation, "conditions": [{"type": "Ready", "status": "True"}]},
+        });
+        api.patch_status(&w.name_any(), &PatchParams::apply("widget-controller").force(), &Patch::Apply(st)).await?;
+        Ok(Action::await_change())
+    }
+    let ctl = Controller::new(api.clone(), watcher::Config::default())
+        .run(reconcile, |_, _, _| Action::requeue(Duration::from_secs(1)), Arc::new(api.clone()))
+        .for_each(|_| async {});
+    let handle = tokio::spawn(ctl);
+    let ok = s
+        .wait_for_object(("test.example.com", "v1", "widgets"), "default", "w", T, |o| {
+            o.and_then(|o| o.pointer("/status/conditions/0/status").cloned()) == Some(json!("True"))
+        })
+        .await;
+    handle.abort();
+    assert!(ok);
+    assert_eq!(s.writes_to("widgets", "status", "default", "w"), 1);
+}
+
+// ---------------------------------------------------------------- schema
+
+#[tokio::test]
+async fn crd_schema_is_enforced() {
+    let (_s, c) = server_with_widget().await;
+    let dynamic = |name: &str, spec: Value| {
+        json!({"apiVersion": "test.example.com/v1", "kind": "Widget", "metadata": {"name": name}, "spec": spec})
+    };
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("test.example.com", "v1", "Widget"), "widgets");
+    let api: Api<DynamicObject> = Api::namespaced_with(c.clone(), "default", &ar);
+    let create = |v: Value| {
+        let api = api.clone();
+        async move {
+            let obj: DynamicObject = serde_json::from_value(v).unwrap();
+            api.create(&PostParams::default(), &obj).await
+        }
+    };
+    let causes = |e: kube::Error| {
+        let st = status_of(e);
+        assert_eq!((st.code, st.reason.as_str()), (422, "Invalid"), "{}", st.message);
+        st.details
+            .unwrap()
+            .causes
+            .into_iter()
+            .map(|c| (c.field, c.reason, c.message))
+            .collect::<Vec<_>>()
+    };
+
+    // enum
+    let c1 = causes(create(dynamic("e", json!({"service": "fax", "replicas": 1, "target": "t"}))).await.unwrap_err());
+    assert_eq!(c1[0].0, "spec.service");
+    assert_eq!(c1[0].1, "FieldValueNotSupported");
+    assert_eq!(c1[0].2, "Unsupported value: \"fax\": supported values: \"slack\", \"teams\", \"webhook\"");
+    // minimum + required
+    let c2 = causes(create(dynamic("m", json!({"service": "slack", "replicas": 0}))).await.unwrap_err());
+    assert!(c2.iter().any(|c| c.0 == "spec.replicas" && c.1 == "FieldValueInvalid"), "{c2:?}");
+    assert!(c2.iter().any(|c| c.0 == "spec.target" && c.1 == "FieldValueRequired"), "{c2:?}");
+    // type, pattern, maxLength
+    let c3 = causes(create(dynamic("t", json!({"service": "slack", "replicas": "1", "target": "Not Valid!"}))).await.unwrap_err());
+    assert!(c3.iter().any(|c| c.0 == "spec.replicas"), "{c3:?}");
+    assert!(c3.iter().any(|c| c.0 == "spec.target" && c.2.contains("should match")), "{c3:?}");
+    let c4 = causes(create(dynamic("l", json!({"service": "slack", "replicas": 1, "target": "a".repeat(21)}))).await.unwrap_err());
+    assert_eq!(c4[0].1, "FieldValueTooLong");
+    // CEL
+    let c5 = causes(create(dynamic("cel", json!({"service": "webhook", "replicas": 6, "target": "t"}))).await.unwrap_err());
+    assert_eq!(c5[0].0, "spec");
+    assert!(c5[0].2.contains("webhook widgets may have at most 5 replicas"), "{c5:?}");
+    // a JSON null for a non-nullable field is pruned, then defaulted
+    let ok = create(dynamic("ok", json!({"service": "slack", "replicas": 1, "target": "t", "mode": null, "unknown": 1}))).await.unwrap();
+    assert_eq!(ok.data["spec"]["mode"], "fast", "defaults are applied");
+    assert!(ok.data["spec"].get("unknown").is_none(), "unknown fields are pruned");
+    // ... unless fieldValidation=Strict
+    let req = http::Request::post("/apis/test.example.com/v1/namespaces/default/widgets?fieldValidation=Strict")
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&dynamic("strict", json!({"service": "slack", "replicas": 1, "target": "t", "unknown": 1}))).unwrap())
+        .unwrap();
+    let err = raw(&c, req).await.unwrap_err();
+    assert_eq!(err.code, 400);
+    assert!(err.message.contains("unknown field \"spec.unknown\""));
+    // updates are validated too
+    let widgets: Api<Widget> = Api::namespaced(c.clone(), "default");
+    let err = status_of(
+        widgets.patch("ok", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 11}})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 422);
+    // missing kind for a custom resource
+    let req = http::Request::post("/apis/test.example.com/v1/namespaces/default/widgets")
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&json!({"apiVersion": "test.example.com/v1", "metadata": {"name": "nokind"}, "spec": {}})).unwrap())
+        .unwrap();
+    assert_eq!(raw(&c, req).await.unwrap_err().code, 400);
+}
+
+fn crd_json(schema: Value, extra_version: Value) -> CustomResourceDefinition {
+    let mut version = json!({
+        "name": "v1", "served": true, "storage": true,
+        "schema": {"openAPIV3Schema": schema},
+        "subresources": {"status": {}},
+    });
+    if let (Some(v), Some(e)) = (version.as_object_mut(), extra_version.as_object()) {
+        for (k, x) in e {
+            v.insert(k.clone(), x.clone());
+        }
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.test.example.com"},
+        "spec": {
+            "group": "test.example.com", "scope": "Namespaced",
+            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget", "listKind": "GadgetList"},
+            "versions": [version],
+        }
+    }))
+    .unwrap()
+}
+
+fn root(spec_props: Value, spec_extra: Value) -> Value {
+    let mut spec = json!({"type": "object", "properties": spec_props});
+    if let (Some(s), Some(e)) = (spec.as_object_mut(), spec_extra.as_object()) {
+        for (k, x) in e {
+            s.insert(k.clone(), x.clone());
+        }
+    }
+    json!({"type": "object", "properties": {"spec": spec, "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}})
+}
+
+#[tokio::test]
+async fn install_crd_is_strict() {
+    let s = ApiServer::start().await;
+    let bad = |schema: Value, extra: Value| s.install_crd(&crd_json(schema, extra));
+    // non-structural: a property without a type
+    assert!(bad(root(json!({"a": {"description": "x"}}), json!({})), json!({})).is_err());
+    // description inside a value validation
+    assert!(bad(root(json!({"a": {"type": "string", "anyOf": [{"description": "x", "pattern": "a"}]}}), json!({})), json!({})).is_err());
+    // uniqueItems / additionalProperties: false
+    assert!(bad(root(json!({"a": {"type": "array", "uniqueItems": true, "items": {"type": "string"}}}), json!({})), json!({})).is_err());
+    assert!(bad(root(json!({"a": {"type": "object", "additionalProperties": false}}), json!({})), json!({})).is_err());
+    // a default that does not validate
+    assert!(bad(root(json!({"a": {"type": "integer", "minimum": 5, "default": 1}}), json!({})), json!({})).is_err());
+    // bad regex
+    assert!(bad(root(json!({"a": {"type": "string", "pattern": "("}}), json!({})), json!({})).is_err());
+    // printer column pointing nowhere
+    let cols = json!({"additionalPrinterColumns": [{"name": "X", "type": "string", "jsonPath": ".spec.nope"}]});
+    assert!(bad(root(json!({"a": {"type": "string"}}), json!({})), cols).is_err());
+    // CEL: unparsable, unknown function, undefined field, oldSelf where it cannot be correlated
+    let rule = |r: &str| json!({"x-kubernetes-validations": [{"rule": r}]});
+    assert!(bad(root(json!({"a": {"type": "string"}}), rule("self.a ==")), json!({})).is_err());
+    assert!(bad(root(json!({"a": {"type": "string"}}), rule("isURL(self.a)")), json!({})).is_err());
+    assert!(bad(root(json!({"a": {"type": "string"}}), rule("self.b == 'x'")), json!({})).is_err());
+    let listy = json!({"l": {"type": "array", "items": {"type": "string", "x-kubernetes-validations": [{"rule": "self == oldSelf"}]}}});
+    assert!(bad(root(listy, json!({})), json!({})).is_err());
+    assert!(bad(root(json!({"a": {"type": "string"}}), json!({"x-kubernetes-validations": [{"rule": "true", "reason": "Bogus"}]})), json!({})).is_err());
+    // and nothing was registered by the failures
+    let c = s.client();
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("test.example.com", "v1", "Gadget"), "gadgets");
+    let api: Api<DynamicObject> = Api::namespaced_with(c.clone(), "default", &ar);
+    assert_eq!(status_of(api.list(&ListParams::default()).await.unwrap_err()).code, 404);
+
+    // kube-derive's Widget CRD is accepted; CRDs are also served
+    s.install_crd(&Widget::crd()).unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(c);
+    let crd = crds.get("widgets.test.example.com").await.unwrap();
+    let established = crd.status.unwrap().conditions.unwrap().iter().any(|c| c.type_ == "Established" && c.status == "True");
+    assert!(established);
+}
+
+#[tokio::test]
+async fn schema_features_nullable_int_or_string_transition_rules_list_maps() {
+    let s = ApiServer::start().await;
+    let schema = root(
+        json!({
+            "port": {"x-kubernetes-int-or-string": true},
+            "maybe": {"type": "string", "nullable": true},
+            "immutable": {"type": "string", "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "is immutable"}]},
+            "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+            "items": {
+                "type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"], "maxItems": 2,
+                "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "v": {"type": "integer", "default": 7}}},
+            },
+            "when": {"type": "string", "format": "date-time"},
+            "tags": {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "set"},
+        }),
+        json!({"x-kubernetes-validations": [{"rule": "!has(self.maybe) || self.maybe == null || size(self.maybe) > 1", "messageExpression": "'maybe too short: ' + string(self.maybe)", "fieldPath": ".maybe", "reason": "FieldValueForbidden"}]}),
+    );
+    s.install_crd(&crd_json(schema, json!({}))).unwrap();
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("test.example.com", "v1", "Gadget"), "gadgets");
+    let api: Api<DynamicObject> = Api::namespaced_with(s.client(), "default", &ar);
+    let obj = |name: &str, spec: Value| -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "test.example.com/v1", "kind": "Gadget", "metadata": {"name": name}, "spec": spec})).unwrap()
+    };
+    let g = api
+        .create(&PostParams::default(), &obj("g", json!({"port": "http", "maybe": null, "immutable": "a", "free": {"x": {"y": 1}}, "items": [{"name": "a"}], "when": "2024-01-01T00:00:00Z", "tags": ["x"]})))
+        .await
+        .unwrap();
+    assert_eq!(g.data["spec"]["maybe"], Value::Null, "nullable null is kept");
+    assert_eq!(g.data["spec"]["free"]["x"]["y"], 1, "preserved");
+    assert_eq!(g.data["spec"]["items"][0]["v"], 7, "defaults inside list items");
+    let invalid = |spec: Value| {
+        let api = api.clone();
+        async move {
+            let st = status_of(api.create(&PostParams::default(), &obj("x", spec)).await.unwrap_err());
+            assert_eq!(st.code, 422, "{}", st.message);
+            st.details.unwrap().causes
+        }
+    };
+    assert_eq!(invalid(json!({"port": true})).await[0].field, "spec.port");
+    let c = invalid(json!({"maybe": "a"})).await;
+    assert_eq!((c[0].field.as_str(), c[0].reason.as_str()), ("spec.maybe", "FieldValueForbidden"));
+    assert!(c[0].message.contains("maybe too short: a"), "{:?}", c[0]);
+    assert_eq!(invalid(json!({"items": [{"name": "a"}, {"name": "a"}]})).await[0].reason, "FieldValueDuplicate");
+    assert_eq!(invalid(json!({"items": [{"name": "a"}, {"name": "b"}, {"name": "c"}]})).await[0].reason, "FieldValueTooMany");
+    assert_eq!(invalid(json!({"tags": ["a", "a"]})).await[0].reason, "FieldValueDuplicate");
+    assert_eq!(invalid(json!({"when": "yesterday"})).await[0].field, "spec.when");
+    assert_eq!(invalid(json!({"items": [{"v": 1}]})).await[0].field, "spec.items[0].name");
+    // transition rule: only on update
+    let err = status_of(
+        api.patch("g", &PatchParams::default(), &Patch::Merge(json!({"spec": {"immutable": "b"}})))
+            .await
+            .unwrap_err(),
+    );
+    assert!(err.message.contains("is immutable"), "{}", err.message);
+    api.patch("g", &PatchParams::default(), &Patch::Merge(json!({"spec": {"port": 8080}})))
+        .await
+        .unwrap();
+    // generation counts for CRs without... with status subresource: status writes don't bump
+    let st = api
+        .patch_status("g", &PatchParams::default(), &Patch::Merge(json!({"status": {"anything": {"goes": true}}})))
+        .await
+        .unwrap();
+    assert_eq!(st.metadata.generation, Some(2));
+}
+
+// ---------------------------------------------------------------- built-ins
+
+#[tokio::test]
+async fn secrets_string_data_and_types() {
+    let s = ApiServer::start().await;
+    let c = s.client();
+    let api: Api<Secret> = Api::namespaced(c.clone(), "default");
+    let mut sec = Secret::default();
+    sec.metadata.name = Some("s".into());
+    sec.string_data = Some(BTreeMap::from([("token".to_string(), "hunter2".to_string())]));
+    let got = api.create(&PostParams::default(), &sec).await.unwrap();
+    assert_eq!(got.type_.as_deref(), Some("Opaque"));
+    assert!(got.string_data.is_none(), "stringData is write-only");
+    assert_eq!(got.data.as_ref().unwrap()["token"].0, b"hunter2");
+    let raw_get = raw(&c, http::Request::get("/api/v1/namespaces/default/secrets/s").body(vec![]).unwrap()).await.unwrap();
+    assert_eq!(raw_get["data"]["token"], "aHVudGVyMg==");
+    // stringData merges into data on patch
+    let p = api
+        .patch("s", &PatchParams::default(), &Patch::Merge(json!({"stringData": {"other": "x"}})))
+        .await
+        .unwrap();
+    assert_eq!(p.data.unwrap().len(), 2);
+    // type is immutable
+    let err = status_of(api.patch("s", &PatchParams::default(), &Patch::Merge(json!({"type": "kubernetes.io/tls"}))).await.unwrap_err());
+    assert_eq!(err.code, 422);
+    // invalid base64 is a decode error
+    let req = http::Request::post("/api/v1/namespaces/default/secrets")
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "b"}, "data": {"k": "!!!"}})).unwrap())
+        .unwrap();
+    assert_eq!(raw(&c, req).await.unwrap_err().code, 400);
+    // field selector on type
+    let l = api.list(&ListParams::default().fields("type=Opaque")).await.unwrap();
+    assert_eq!(l.items.len(), 1);
+}
+
+#[tokio::test]
+async fn reviews_are_create_only() {
+    let s = ApiServer::start().await;
+    let c = s.client();
+    s.add_user("good-token", "system:serviceaccount:ns:sa", &["system:serviceaccounts"]);
+    s.set_token_review("custom", TokenReviewAnswer::user("alice", &["devs"]));
+    let trs: Api<TokenReview> = Api::all(c.clone());
+    let review = |t: &str| TokenReview {
+        spec: TokenReviewSpec {
+            token: Some(t.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let r = trs.create(&PostParams::default(), &review("custom")).await.unwrap();
+    let st = r.status.unwrap();
+    assert_eq!(st.authenticated, Some(true));
+    assert_eq!(st.user.unwrap().username.as_deref(), Some("alice"));
+    let r = trs.create(&PostParams::default(), &review("good-token")).await.unwrap();
+    assert_eq!(r.status.unwrap().user.unwrap().username.as_deref(), Some("system:serviceaccount:ns:sa"));
+    let r = trs.create(&PostParams::default(), &review("unknown")).await.unwrap();
+    assert_eq!(r.status.unwrap().authenticated, Some(false));
+    assert_eq!(status_of(trs.list(&ListParams::default()).await.unwrap_err()).code, 405);
+
+    let sars: Api<SubjectAccessReview> = Api::all(c.clone());
+    let sar = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some("alice".into()),
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some("get".into()),
+                resource: Some("notifiers".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    assert_eq!(sars.create(&PostParams::default(), &sar).await.unwrap().status.unwrap().allowed, false);
+    s.set_access_review(|spec| (spec.user.as_deref() == Some("alice"), "alice may".into()));
+    let st = sars.create(&PostParams::default(), &sar).await.unwrap().status.unwrap();
+    assert!(st.allowed);
+    assert_eq!(st.reason.as_deref(), Some("alice may"));
+    let mut nobody = sar.clone();
+    nobody.spec.user = None;
+    assert_eq!(status_of(sars.create(&PostParams::default(), &nobody).await.unwrap_err()).code, 422);
+    let req = http::Request::get("/apis/authorization.k8s.io/v1/subjectaccessreviews/x").body(vec![]).unwrap();
+    assert_eq!(raw(&c, req).await.unwrap_err().code, 405);
+}
+
+#[tokio::test]
+async fn events_recorder_and_conversion() {
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let (_s, c) = server_with_widget().await;
+    let widgets: Api<Widget> = Api::namespaced(c.clone(), "team");
+    let w = widgets.create(&PostParams::default(), &Widget::new("w", spec(Service::Slack, 1, "t"))).await.unwrap();
+    let recorder = Recorder::new(c.clone(), Reporter { controller: "kube-notify".into(), instance: Some("pod-1".into()) });
+    let ev = Event {
+        type_: EventType::Warning,
+        reason: "DeliveryFailed".into(),
+        note: Some("slack said no".into()),
+        action: "Deliver".into(),
+        secondary: None,
+    };
+    recorder.publish(&ev, &w.object_ref(&())).await.unwrap();
+    recorder.publish(&ev, &w.object_ref(&())).await.unwrap(); // a series: patch
+    let v1: Api<EventV1> = Api::namespaced(c.clone(), "team");
+    let list = v1.list(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    let e = &list.items[0];
+    assert_eq!(e.series.as_ref().unwrap().count, 2);
+    assert_eq!(e.regarding.as_ref().unwrap().name.as_deref(), Some("w"));
+    // the same event through core/v1
+    let core: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(c.clone(), "team");
+    let ce = core.list(&ListParams::default().fields("involvedObject.name=w")).await.unwrap();
+    assert_eq!(ce.items.len(), 1);
+    assert_eq!(ce.items[0].message.as_deref(), Some("slack said no"));
+    assert_eq!(ce.items[0].reporting_component.as_deref(), Some("kube-notify"));
+    // events.k8s.io validation
+    let mut bad = e.clone();
+    bad.metadata = Default::default();
+    bad.metadata.name = Some("bad".into());
+    bad.reporting_controller = None;
+    let err = status_of(v1.create(&PostParams::default(), &bad).await.unwrap_err());
+    assert_eq!(err.code, 422);
+    assert!(err.details.unwrap().causes.iter().any(|c| c.field == "reportingController"));
+}
+
+#[tokio::test]
+async fn namespaces_exist_and_discovery_answers() {
+    let (_s, c) = server_with_widget().await;
+    let nss: Api<Namespace> = Api::all(c.clone());
+    let ns = nss.get("anything-goes").await.unwrap();
+    assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Active"));
+    let v = c.apiserver_version().await.unwrap();
+    assert_eq!(v.major, "1");
+    let d = kube::discovery::Discovery::new(c.clone()).run().await.unwrap();
+    assert!(d.has_group("test.example.com"));
+    let (ar, caps) = d.resolve_gvk(&GroupVersionKind::gvk("test.example.com", "v1", "Widget")).unwrap();
+    assert_eq!(ar.plural, "widgets");
+    assert!(caps.subresources.iter().any(|(s, _)| s.plural == "widgets/status") || !caps.subresources.is_empty());
+    let d2 = kube::discovery::Discovery::new(c.clone()).run_aggregated().await.unwrap();
+    assert!(d2.has_group("coordination.k8s.io"));
+    assert!(d2.resolve_gvk(&GroupVersionKind::gvk("", "v1", "Secret")).is_some());
+}
+
+// ---------------------------------------------------------------- auth, recording
+
+#[tokio::test]
+async fn authentication_recording_and_injected_failures() {
+    let s = ApiServer::start().await;
+    // no/unknown token: 401
+    let anon = s.client_as("nobody-knows-me");
+    let err = status_of(Api::<ConfigMap>::namespaced(anon, "default").list(&ListParams::default()).await.unwrap_err());
+    assert_eq!((err.code, err.reason.as_str()), (401, "Unauthorized"));
+    let r = s.requests().last().cloned().unwrap();
+    assert_eq!((r.user.as_str(), r.code), ("", 401));
+
+    s.add_user("op-token", "system:serviceaccount:kube-notify:operator", &["system:serviceaccounts"]);
+    let op = s.client_as("op-token");
+    let api: Api<ConfigMap> = Api::namespaced(op.clone(), "default");
+    api.create(&PostParams::default(), &cm("x", &[])).await.unwrap();
+    api.get("x").await.unwrap();
+    api.patch("x", &PatchParams::apply("op"), &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "b"}}))).await.unwrap();
+    let usage = s.usage_by("system:serviceaccount:kube-notify:operator");
+    for verb in ["create", "get", "patch"] {
+        assert!(usage.contains(&(verb.into(), "".into(), "configmaps".into(), "".into())), "{usage:?}");
+    }
+    assert_eq!(s.writes_to("configmaps", "", "default", "x"), 2);
+    let last = s.requests().last().cloned().unwrap();
+    assert_eq!((last.verb.as_str(), last.field_manager.as_str(), last.namespace.as_str()), ("patch", "op", "default"));
+
+    // injected failures hit exactly the next matching request
+    s.fail_next(RequestMatcher::any().verb("patch").resource("configmaps"), 409, "Conflict");
+    let err = status_of(api.patch("x", &PatchParams::default(), &Patch::Merge(json!({"data": {"c": "d"}}))).await.unwrap_err());
+    assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
+    api.patch("x", &PatchParams::default(), &Patch::Merge(json!({"data": {"c": "d"}}))).await.unwrap();
+    s.fail_next(RequestMatcher::any().verb("get").name("x"), 500, "InternalError");
+    assert_eq!(status_of(api.get("x").await.unwrap_err()).code, 500);
+    assert_eq!(s.writes_to("configmaps", "", "default", "x"), 3);
+
+    // the usage dump
+    let dir = std::env::temp_dir().join(format!("apiserver-usage-test-{}", std::process::id()));
+    let file = s.write_usage(&dir).unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.iter().all(|l| l["user"] != "admin"));
+    assert!(lines.iter().any(|l| l["verb"] == "create" && l["resource"] == "configmaps" && l["namespace"] == "default"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn metadata_accept_header_and_dry_run() {
+    let (_s, c) = server_with_widget().await;
+    let api: Api<Widget> = Api::namespaced(c.clone(), "default");
+    api.create(&PostParams::default(), &Widget::new("w", spec(Service::Slack, 1, "t"))).await.unwrap();
+    let m = api.get_metadata("w").await.unwrap();
+    assert_eq!(m.types.unwrap().kind, "PartialObjectMetadata");
+    let req = http::Request::get("/apis/test.example.com/v1/namespaces/default/widgets/w")
+        .header("accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+        .body(vec![])
+        .unwrap();
+    assert_eq!(raw(&c, req).await.unwrap_err().code, 406);
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    api.create(&dry, &Widget::new("dry", spec(Service::Slack, 1, "t"))).await.unwrap();
+    assert_eq!(status_of(api.get("dry").await.unwrap_err()).code, 404);
+}

@@ -1,0 +1,274 @@
+//! Every credential-check outcome, per service, through the real controller.
+
+use serde_json::json;
+
+use crate::support::operator::{NS, World, assert_no_secret, captured_logs, condition};
+use crate::support::services::{RequestMatcher, ScriptedResponse};
+
+fn slack_spec(secret: &str) -> serde_json::Value {
+    json!({"service": "slack", "secretRef": {"name": secret}})
+}
+
+#[tokio::test]
+async fn live_slack_webhook_is_valid_and_nothing_is_posted() {
+    let w = World::start().await;
+    let url = w.slack.add_webhook("T1", "B1");
+    w.put_secret("slack", &[("webhookUrl", &url)]).await;
+    w.create_integration("slack", slack_spec("slack")).await;
+    let ni = w.wait_condition("slack", "Ready", "True", Some("Ready")).await;
+    assert_eq!(condition(&ni, "CredentialsValid").unwrap().1, "Valid");
+    assert_eq!(condition(&ni, "Disabled").unwrap().0, "False");
+    let status = ni.status.unwrap();
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(status.consecutive_errors, 0);
+    // The probe was `{}` and Slack posted nothing.
+    let probes = w.slack.requests();
+    assert!(!probes.is_empty());
+    assert!(probes.iter().all(|r| r.json() == Some(json!({}))));
+    assert!(w.slack.messages().is_empty());
+    w.wait_k8s_event("slack", "IntegrationReady").await;
+}
+
+#[tokio::test]
+async fn dead_slack_webhooks_are_invalid_with_precise_reasons() {
+    let w = World::start().await;
+    let cases = [
+        ("revoked", "invalid_token", "Unauthorized"),
+        ("deleted", "no_service", "DestinationNotFound"),
+        ("archived", "channel_is_archived", "DestinationNotFound"),
+        ("prohibited", "action_prohibited", "Forbidden"),
+    ];
+    let mut urls = Vec::new();
+    for (name, code, _) in cases {
+        let url = w.slack.add_webhook("T1", &format!("B{name}"));
+        w.slack.kill_webhook(&url, code);
+        w.put_secret(name, &[("webhookUrl", &url)]).await;
+        w.create_integration(name, slack_spec(name)).await;
+        urls.push(url);
+    }
+    for (name, _, reason) in cases {
+        let ni = w.wait_condition(name, "CredentialsValid", "False", Some(reason)).await;
+        assert_eq!(condition(&ni, "Ready").unwrap().0, "False");
+        let ev = w.wait_k8s_event(name, "CredentialsInvalid").await;
+        assert_eq!(ev.type_.as_deref(), Some("Warning"));
+        let note = ev.note.unwrap_or_default();
+        let secrets: Vec<&str> = urls.iter().map(String::as_str).collect();
+        assert_no_secret(&note, &secrets, "an Event");
+        assert_no_secret(&serde_json::to_string(&ni.status).unwrap(), &secrets, "status");
+    }
+    let secrets: Vec<&str> = urls.iter().map(String::as_str).collect();
+    assert_no_secret(&captured_logs(), &secrets, "the logs");
+}
+
+#[tokio::test]
+async fn secret_problems_name_the_secret_and_key() {
+    let w = World::start().await;
+    w.create_integration("nosecret", slack_spec("missing")).await;
+    let ni = w.wait_condition("nosecret", "CredentialsValid", "False", Some("SecretNotFound")).await;
+    assert!(condition(&ni, "CredentialsValid").unwrap().2.contains("\"missing\""));
+
+    w.put_secret("wrongkey", &[("url", "https://hooks.slack.com/services/T1/B1/x")]).await;
+    w.create_integration("wrongkey", slack_spec("wrongkey")).await;
+    let ni = w.wait_condition("wrongkey", "CredentialsValid", "False", Some("SecretKeyMissing")).await;
+    let msg = condition(&ni, "CredentialsValid").unwrap().2;
+    assert!(msg.contains("webhookUrl") && msg.contains("url"), "{msg}");
+
+    // secretRef.key overrides the key name.
+    let url = w.slack.add_webhook("T1", "B2");
+    w.put_secret("custom", &[("slackHook", &url)]).await;
+    w.create_integration("custom", json!({"service": "slack", "secretRef": {"name": "custom", "key": "slackHook"}}))
+        .await;
+    w.wait_condition("custom", "Ready", "True", None).await;
+
+    // The Secret appears later: the Secret watch re-validates.
+    let url = w.slack.add_webhook("T1", "B3");
+    w.put_secret("missing", &[("webhookUrl", &url)]).await;
+    w.wait_condition("nosecret", "Ready", "True", None).await;
+}
+
+#[tokio::test]
+async fn a_secret_is_read_only_from_the_integrations_namespace() {
+    let w = World::start().await;
+    let url = w.slack.add_webhook("T1", "B1");
+    w.put_secret_in("other", "shared", &[("webhookUrl", &url)]).await;
+    w.create_integration("cross", slack_spec("shared")).await;
+    w.wait_condition("cross", "CredentialsValid", "False", Some("SecretNotFound")).await;
+    let reads_elsewhere = w
+        .api
+        .requests()
+        .into_iter()
+        .filter(|r| r.user == crate::support::operator::OPERATOR_USER && r.resource == "secrets")
+        .filter(|r| !r.namespace.is_empty() && r.namespace != NS && !r.name.is_empty())
+        .count();
+    assert_eq!(reads_elsewhere, 0, "the operator read a Secret outside the integration's namespace");
+}
+
+#[tokio::test]
+async fn secret_rotation_revalidates_within_seconds() {
+    let w = World::start().await;
+    let good = w.slack.add_webhook("T1", "B1");
+    let dead = w.slack.add_webhook("T1", "B2");
+    w.slack.kill_webhook(&dead, "no_service");
+    w.put_secret("rotating", &[("webhookUrl", &good)]).await;
+    w.create_integration("rotating", slack_spec("rotating")).await;
+    w.wait_condition("rotating", "Ready", "True", None).await;
+
+    w.put_secret("rotating", &[("webhookUrl", &dead)]).await;
+    w.wait_condition("rotating", "CredentialsValid", "False", Some("DestinationNotFound")).await;
+
+    let good2 = w.slack.add_webhook("T1", "B3");
+    w.put_secret("rotating", &[("webhookUrl", &good2)]).await;
+    w.wait_condition("rotating", "Ready", "True", None).await;
+}
+
+#[tokio::test]
+async fn url_shape_and_endpoint_policy() {
+    let w = World::start().await;
+    let cases = [
+        ("notaurl", "slack", "not a url", "InvalidURL"),
+        ("badshape", "slack", "https://hooks.slack.com/workflows/T1/abc", "InvalidURL"),
+        ("elsewhere", "slack", "https://hooks.example.com/services/T1/B1/secretsecret", "EndpointNotAllowed"),
+        ("plainhttp", "webhook", "http://example.com/hook", "EndpointNotAllowed"),
+        (
+            "retired",
+            "msteams",
+            "https://contoso.webhook.office.com/webhookb2/abc@def/IncomingWebhook/123/456",
+            "RetiredEndpoint",
+        ),
+        (
+            "nosig",
+            "msteams",
+            "https://prod-1.westeurope.logic.azure.com:443/workflows/abc/triggers/manual/paths/invoke?api-version=2016-06-01",
+            "InvalidURL",
+        ),
+    ];
+    for (name, service, url, _) in cases {
+        w.put_secret(name, &[("webhookUrl", url)]).await;
+        w.create_integration(name, json!({"service": service, "secretRef": {"name": name}})).await;
+    }
+    for (name, _, url, reason) in cases {
+        let ni = w.wait_condition(name, "CredentialsValid", "False", Some(reason)).await;
+        let msg = condition(&ni, "CredentialsValid").unwrap().2;
+        if url.len() > 12 {
+            assert!(!msg.contains(url), "{msg}");
+        }
+        if reason == "RetiredEndpoint" {
+            assert!(msg.contains("Workflows"), "the message tells the user what to do: {msg}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn teams_workflows_and_generic_webhooks_are_checked_without_a_call() {
+    let w = World::start().await;
+    let flow = w.teams.add_workflow();
+    w.put_secret("teams", &[("webhookUrl", &flow)]).await;
+    w.create_integration("teams", json!({"service": "msteams", "secretRef": {"name": "teams"}})).await;
+    let hook = w.webhook.add_endpoint("/hooks/a");
+    w.put_secret("hook", &[("webhookUrl", &hook), ("signingSecret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]).await;
+    w.create_integration("hook", json!({"service": "webhook", "secretRef": {"name": "hook"}})).await;
+    w.put_secret("badsig", &[("webhookUrl", &hook), ("signingSecret", "whsec_not*base64")]).await;
+    w.create_integration("badsig", json!({"service": "webhook", "secretRef": {"name": "badsig"}})).await;
+    w.wait_condition("teams", "Ready", "True", None).await;
+    w.wait_condition("hook", "Ready", "True", None).await;
+    w.wait_condition("badsig", "CredentialsValid", "False", Some("InvalidSigningSecret")).await;
+    assert!(w.teams.requests().is_empty(), "a Teams probe would run the flow");
+    assert!(w.webhook.requests().is_empty());
+}
+
+#[tokio::test]
+async fn slack_bot_token_and_channel() {
+    let w = World::start().await;
+    let token = "xoxb-1111-2222-abcdefabcdef";
+    w.slack.add_bot_token(token);
+    w.slack.add_channel("C0GOOD", "alerts", false, true);
+    w.slack.add_channel("C0OLD", "old", true, true);
+    let revoked = "xoxb-3333-4444-abcdefabcdef";
+    w.slack.add_bot_token(revoked);
+    w.slack.revoke_token(revoked, "token_revoked");
+    w.put_secret("bot", &[("token", token)]).await;
+    w.put_secret("revoked", &[("token", revoked)]).await;
+    w.put_secret("usertoken", &[("token", "xoxp-user-token-value")]).await;
+    let spec = |secret: &str, channel: &str| json!({"service": "slack", "secretRef": {"name": secret}, "slack": {"channel": channel, "username": "kube-notify"}});
+    w.create_integration("bot", spec("bot", "C0GOOD")).await;
+    w.create_integration("gone", spec("bot", "C0NONE")).await;
+    w.create_integration("archived", spec("bot", "C0OLD")).await;
+    w.create_integration("revoked", spec("revoked", "C0GOOD")).await;
+    w.create_integration("usertoken", spec("usertoken", "C0GOOD")).await;
+    w.wait_condition("bot", "Ready", "True", None).await;
+    w.wait_condition("gone", "CredentialsValid", "False", Some("DestinationNotFound")).await;
+    w.wait_condition("archived", "CredentialsValid", "False", Some("DestinationNotFound")).await;
+    w.wait_condition("revoked", "CredentialsValid", "False", Some("Unauthorized")).await;
+    w.wait_condition("usertoken", "CredentialsValid", "False", Some("InvalidToken")).await;
+    let auth = w.slack.requests().into_iter().filter(|r| r.path.ends_with("auth.test")).count();
+    assert!(auth >= 4);
+    assert!(w.slack.messages().is_empty());
+    assert_no_secret(&captured_logs(), &[token, revoked, "xoxp-user-token-value"], "the logs");
+}
+
+#[tokio::test]
+async fn chatwork_token_room_and_role() {
+    let w = World::start().await;
+    w.chatwork.add_token("cw-good-token-0001", 1001, "bot");
+    w.chatwork.add_token("cw-revoked-token-02", 1002, "gone");
+    w.chatwork.revoke_token("cw-revoked-token-02");
+    w.chatwork.add_room(10, "general");
+    w.chatwork.add_room(11, "announcements");
+    w.chatwork.add_room(12, "private");
+    w.chatwork.set_role(10, "cw-good-token-0001", "member");
+    w.chatwork.set_role(11, "cw-good-token-0001", "readonly");
+    w.put_secret("good", &[("token", "cw-good-token-0001")]).await;
+    w.put_secret("revoked", &[("token", "cw-revoked-token-02")]).await;
+    let spec = |secret: &str, room: &str| json!({"service": "chatwork", "secretRef": {"name": secret}, "chatwork": {"roomId": room}});
+    w.create_integration("member", spec("good", "10")).await;
+    w.create_integration("readonly", spec("good", "11")).await;
+    w.create_integration("notmember", spec("good", "12")).await;
+    w.create_integration("noroom", spec("good", "99")).await;
+    w.create_integration("revoked", spec("revoked", "10")).await;
+    w.wait_condition("member", "Ready", "True", None).await;
+    let ni = w.wait_condition("readonly", "CredentialsValid", "False", Some("Forbidden")).await;
+    assert!(condition(&ni, "CredentialsValid").unwrap().2.contains("read-only"));
+    w.wait_integration("notmember", "Forbidden or DestinationNotFound", |ni| {
+        condition(ni, "CredentialsValid")
+            .is_some_and(|(s, r, _)| s == "False" && (r == "Forbidden" || r == "DestinationNotFound"))
+    })
+    .await;
+    w.wait_condition("noroom", "CredentialsValid", "False", Some("DestinationNotFound")).await;
+    w.wait_condition("revoked", "CredentialsValid", "False", Some("Unauthorized")).await;
+    assert!(w.chatwork.messages().is_empty());
+    assert_no_secret(&captured_logs(), &["cw-good-token-0001", "cw-revoked-token-02"], "the logs");
+}
+
+#[tokio::test]
+async fn transient_failures_leave_unknown_and_retry() {
+    let w = World::start().await;
+    let url = w.slack.add_webhook("T1", "B1");
+    // Two 503s then a 429 with a wait hint, then the real answer.
+    let m = RequestMatcher::url(&url);
+    w.slack.push_response(m.clone(), ScriptedResponse::html(503, "<html>Service Unavailable</html>"));
+    w.slack.push_response(m.clone(), ScriptedResponse::status(503));
+    w.slack.push_response(m, ScriptedResponse::text(429, "rate_limited").with_retry_after(1));
+    w.put_secret("flaky", &[("webhookUrl", &url)]).await;
+    w.create_integration("flaky", slack_spec("flaky")).await;
+    let ni = w.wait_condition("flaky", "CredentialsValid", "Unknown", Some("ServiceUnavailable")).await;
+    assert_eq!(condition(&ni, "Ready").unwrap().0, "Unknown");
+    w.wait_condition("flaky", "Ready", "True", None).await;
+    assert!(w.slack.requests().len() >= 4);
+}
+
+#[tokio::test]
+async fn a_transient_failure_never_invalidates_valid_credentials() {
+    let w = World::start_with(|c| c.settings.revalidate_period = std::time::Duration::from_millis(300)).await;
+    let url = w.slack.add_webhook("T1", "B1");
+    w.put_secret("steady", &[("webhookUrl", &url)]).await;
+    w.create_integration("steady", slack_spec("steady")).await;
+    w.wait_condition("steady", "Ready", "True", None).await;
+    let writes = w.api.writes_to("notificationintegrations", "status", NS, "steady");
+    let before = w.slack.requests().len();
+    w.slack.push_responses(RequestMatcher::url(&url), ScriptedResponse::status(503), 3);
+    // The periodic re-check meets the 503s and then succeeds.
+    w.slack.wait_for_requests(before + 4, crate::support::operator::WAIT).await;
+    let ni = w.integrations().get("steady").await.unwrap();
+    assert_eq!(condition(&ni, "CredentialsValid").unwrap().0, "True");
+    assert_eq!(w.api.writes_to("notificationintegrations", "status", NS, "steady"), writes, "no status write");
+}

@@ -1,0 +1,567 @@
+//! An in-process emulation of the Kubernetes API server, spoken to over
+//! real HTTP by a real `kube::Client`.
+//!
+//! It is meant to be stricter, never kinder, than a real API server: see
+//! the module docs of each part (`ops`, `schema`, `celrules`, `watch`,
+//! `ssa`, `builtin`) for what is reproduced.
+
+mod builtin;
+mod celrules;
+mod crd;
+mod discovery;
+mod errors;
+mod gc;
+mod meta;
+mod ops;
+mod reviews;
+mod routes;
+mod schema;
+mod selectors;
+mod ssa;
+mod store;
+mod watch;
+
+use k8s_openapi::api::authorization::v1::SubjectAccessReviewSpec;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use store::Store;
+
+/// The token of the built-in, unrestricted admin identity.
+pub const ADMIN_TOKEN: &str = "admin-token";
+/// The username of the built-in admin identity.
+pub const ADMIN_USER: &str = "admin";
+
+/// How a TokenReview for a token is answered.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TokenReviewAnswer {
+    pub authenticated: bool,
+    pub username: String,
+    pub uid: String,
+    pub groups: Vec<String>,
+    /// Optional `status.error`.
+    pub error: Option<String>,
+}
+
+impl TokenReviewAnswer {
+    pub fn user(username: &str, groups: &[&str]) -> TokenReviewAnswer {
+        TokenReviewAnswer {
+            authenticated: true,
+            username: username.to_string(),
+            uid: format!("uid-{username}"),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            error: None,
+        }
+    }
+    pub fn unauthenticated() -> TokenReviewAnswer {
+        TokenReviewAnswer::default()
+    }
+}
+
+/// One request as the server saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRequest {
+    /// Username, or "" when the request was not authenticated (401).
+    pub user: String,
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    /// get list watch create update patch delete deletecollection; for
+    /// non-resource URLs (discovery, /version) the lower-case method.
+    pub verb: String,
+    pub group: String,
+    pub version: String,
+    /// Plural resource name; "" for non-resource URLs.
+    pub resource: String,
+    pub subresource: String,
+    pub namespace: String,
+    /// Object name (for create: the name that was created).
+    pub name: String,
+    pub code: u16,
+    pub content_type: String,
+    pub field_manager: String,
+}
+
+/// Selects requests for [`ApiServer::fail_next`]; unset fields match all.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMatcher {
+    pub user: Option<String>,
+    pub verb: Option<String>,
+    pub group: Option<String>,
+    pub resource: Option<String>,
+    pub subresource: Option<String>,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+}
+
+impl RequestMatcher {
+    pub fn any() -> RequestMatcher {
+        RequestMatcher::default()
+    }
+    pub fn user(mut self, v: &str) -> Self {
+        self.user = Some(v.into());
+        self
+    }
+    pub fn verb(mut self, v: &str) -> Self {
+        self.verb = Some(v.into());
+        self
+    }
+    pub fn group(mut self, v: &str) -> Self {
+        self.group = Some(v.into());
+        self
+    }
+    pub fn resource(mut self, v: &str) -> Self {
+        self.resource = Some(v.into());
+        self
+    }
+    pub fn subresource(mut self, v: &str) -> Self {
+        self.subresource = Some(v.into());
+        self
+    }
+    pub fn namespace(mut self, v: &str) -> Self {
+        self.namespace = Some(v.into());
+        self
+    }
+    pub fn name(mut self, v: &str) -> Self {
+        self.name = Some(v.into());
+        self
+    }
+    pub fn matches(&self, r: &RecordedRequest) -> bool {
+        let m = |want: &Option<String>, got: &str| want.as_deref().is_none_or(|w| w == got);
+        m(&self.user, &r.user)
+            && m(&self.verb, &r.verb)
+            && m(&self.group, &r.group)
+            && m(&self.resource, &r.resource)
+            && m(&self.subresource, &r.subresource)
+            && m(&self.namespace, &r.namespace)
+            && m(&self.name, &r.name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Identity {
+    pub username: String,
+    pub groups: Vec<String>,
+}
+
+type AccessFn = dyn Fn(&SubjectAccessReviewSpec) -> (bool, String) + Send + Sync;
+
+pub(crate) struct Injected {
+    matcher: RequestMatcher,
+    code: u16,
+    reason: String,
+}
+
+pub(crate) struct Shared {
+    pub store: Mutex<Store>,
+    pub rv_tx: tokio::sync::watch::Sender<u64>,
+    pub shutdown_tx: tokio::sync::watch::Sender<bool>,
+    pub users: Mutex<HashMap<String, Identity>>,
+    pub token_reviews: Mutex<HashMap<String, TokenReviewAnswer>>,
+    pub access_review: Mutex<Arc<AccessFn>>,
+    pub requests: Mutex<Vec<RecordedRequest>>,
+    pub failures: Mutex<Vec<Injected>>,
+    pub activity: tokio::sync::Notify,
+    pub gc: tokio::sync::Notify,
+}
+
+impl Shared {
+    /// Call after a committed write: wakes watches, waiters and the GC.
+    pub fn committed(&self) {
+        let rv = self.store.lock().unwrap().rv;
+        self.rv_tx.send_replace(rv);
+        self.gc.notify_one();
+        self.activity.notify_waiters();
+    }
+
+    fn take_failure(&self, r: &RecordedRequest) -> Option<(u16, String)> {
+        let mut f = self.failures.lock().unwrap();
+        let i = f.iter().position(|x| x.matcher.matches(r))?;
+        let x = f.remove(i);
+        Some((x.code, x.reason))
+    }
+}
+
+struct Handle {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    id: u64,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.shutdown_tx.send_replace(true);
+        self.shared.activity.notify_waiters();
+        if let Ok(dir) = std::env::var("KUBE_NOTIFY_API_USAGE_DIR")
+            && !dir.is_empty()
+        {
+            let _ = write_usage(&self.shared, std::path::Path::new(&dir), self.id);
+        }
+    }
+}
+
+fn write_usage(shared: &Shared, dir: &std::path::Path, id: u64) -> std::io::Result<std::path::PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let reqs = shared.requests.lock().unwrap().clone();
+    let users = shared.users.lock().unwrap().clone();
+    let mut counts: BTreeMap<Vec<String>, (u64, BTreeSet<u16>)> = BTreeMap::new();
+    for r in reqs
+        .iter()
+        .filter(|r| !r.user.is_empty() && r.user != ADMIN_USER && !r.resource.is_empty())
+    {
+        let name = if matches!(r.verb.as_str(), "get" | "update" | "patch" | "delete") {
+            r.name.clone()
+        } else {
+            String::new()
+        };
+        let key = vec![
+            r.user.clone(),
+            r.verb.clone(),
+            r.group.clone(),
+            r.version.clone(),
+            r.resource.clone(),
+            r.subresource.clone(),
+            r.namespace.clone(),
+            name,
+        ];
+        let e = counts.entry(key).or_default();
+        e.0 += 1;
+        e.1.insert(r.code);
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let path = dir.join(format!(
+        "apiserver-usage-{}-{id}-{nanos}.jsonl",
+        std::process::id()
+    ));
+    let mut out = String::new();
+    for (k, (count, codes)) in counts {
+        let groups = users
+            .values()
+            .find(|i| i.username == k[0])
+            .map(|i| i.groups.clone())
+            .unwrap_or_default();
+        let line = serde_json::json!({
+            "user": k[0], "groups": groups, "verb": k[1], "group": k[2], "version": k[3],
+            "resource": k[4], "subresource": k[5], "namespace": k[6], "name": k[7],
+            "count": count, "codes": codes,
+        });
+        out.push_str(&line.to_string());
+        out.push('\n');
+    }
+    std::fs::write(&path, out)?;
+    Ok(path)
+}
+
+/// The emulated API server. Cheap to clone; serves until the last clone
+/// is dropped.
+#[derive(Clone)]
+pub struct ApiServer {
+    shared: Arc<Shared>,
+    handle: Arc<Handle>,
+}
+
+static SERVER_IDS: AtomicU64 = AtomicU64::new(0);
+
+impl ApiServer {
+    /// Binds 127.0.0.1:0 and serves HTTP/1.1 on the current tokio runtime.
+    pub async fn start() -> ApiServer {
+        let mut store = Store::new();
+        store.resources = builtin::builtin_resources();
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            ops::ensure_namespace(&mut store, ns);
+        }
+        let rv = store.rv;
+        let (rv_tx, _) = tokio::sync::watch::channel(rv);
+        let (shutdown_tx, _) = tokio::sync::watch::channel(false);
+        let mut users = HashMap::new();
+        users.insert(
+            ADMIN_TOKEN.to_string(),
+            Identity {
+                username: ADMIN_USER.to_string(),
+                groups: vec!["system:masters".into(), "system:authenticated".into()],
+            },
+        );
+        let deny_all: Arc<AccessFn> = Arc::new(|_| (false, "denied by default".to_string()));
+        let shared = Arc::new(Shared {
+            store: Mutex::new(store),
+            rv_tx,
+            shutdown_tx,
+            users: Mutex::new(users),
+            token_reviews: Mutex::new(HashMap::new()),
+            access_review: Mutex::new(deny_all),
+            requests: Mutex::new(Vec::new()),
+            failures: Mutex::new(Vec::new()),
+            activity: tokio::sync::Notify::new(),
+            gc: tokio::sync::Notify::new(),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let app = axum::Router::new()
+            .fallback(routes::handle)
+            .with_state(shared.clone());
+        let mut shutdown = shared.shutdown_tx.subscribe();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = shutdown.wait_for(|v| *v).await;
+                })
+                .await;
+        });
+        tokio::spawn(gc::run(shared.clone()));
+        let id = SERVER_IDS.fetch_add(1, Ordering::Relaxed);
+        ApiServer {
+            handle: Arc::new(Handle {
+                shared: shared.clone(),
+                addr,
+                id,
+            }),
+            shared,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.handle.addr)
+    }
+
+    /// A client with the admin identity.
+    pub fn client(&self) -> kube::Client {
+        self.client_as(ADMIN_TOKEN)
+    }
+
+    /// A client sending `Authorization: Bearer <token>` (must be called
+    /// inside a tokio runtime).
+    pub fn client_as(&self, token: &str) -> kube::Client {
+        let mut config = kube::Config::new(self.url().parse().expect("url"));
+        config.headers.push((
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_str(&format!("Bearer {token}")).expect("token header"),
+        ));
+        kube::Client::try_from(config).expect("kube client")
+    }
+
+    /// Maps a bearer token to an identity.
+    pub fn add_user(&self, token: &str, username: &str, groups: &[&str]) {
+        let mut groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        if !groups.iter().any(|g| g == "system:authenticated") {
+            groups.push("system:authenticated".into());
+        }
+        self.shared.users.lock().unwrap().insert(
+            token.to_string(),
+            Identity {
+                username: username.to_string(),
+                groups,
+            },
+        );
+    }
+
+    /// Registers a CRD's served versions (like `kubectl apply` of the CRD).
+    /// Fails for anything a real server would reject, and for what this
+    /// emulation cannot enforce (e.g. CEL functions it does not implement).
+    pub fn install_crd(&self, crd: &CustomResourceDefinition) -> Result<(), String> {
+        let mut v = serde_json::to_value(crd).map_err(|e| e.to_string())?;
+        v["apiVersion"] = "apiextensions.k8s.io/v1".into();
+        v["kind"] = "CustomResourceDefinition".into();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+            m.remove("uid");
+            m.remove("creationTimestamp");
+            m.remove("managedFields");
+        }
+        let name = v
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let rt = {
+            let store = self.shared.store.lock().unwrap();
+            store
+                .find_resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+                .expect("crd resource")
+        };
+        let w = ops::WriteCtx {
+            rt,
+            ns: String::new(),
+            manager: "install_crd".into(),
+            dry_run: false,
+            validation: ops::FieldValidation::Strict,
+        };
+        let result = {
+            let mut store = self.shared.store.lock().unwrap();
+            let exists = store.objects.contains_key(&ops::obj_key(&w.rt, "", &name));
+            let r = if exists {
+                ops::update(&mut store, &w, &name, "", v, false, None)
+            } else {
+                ops::create(&mut store, &w, v, None)
+            };
+            match r {
+                Ok(mut written) => {
+                    if let Some(change) = written.crd_change.take() {
+                        ops::apply_crd_change(&mut store, change);
+                    }
+                    Ok(written.committed)
+                }
+                Err(e) => Err(e.message),
+            }
+        };
+        if result? {
+            self.shared.committed();
+        }
+        Ok(())
+    }
+
+    /// How TokenReviews of `token` are answered.
+    pub fn set_token_review(&self, token: &str, result: TokenReviewAnswer) {
+        self.shared
+            .token_reviews
+            .lock()
+            .unwrap()
+            .insert(token.to_string(), result);
+    }
+
+    /// How SubjectAccessReviews are answered (default: deny all).
+    pub fn set_access_review(
+        &self,
+        f: impl Fn(&SubjectAccessReviewSpec) -> (bool, String) + Send + Sync + 'static,
+    ) {
+        *self.shared.access_review.lock().unwrap() = Arc::new(f);
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// (verb, group, resource, subresource) of every resource request made
+    /// by `username`.
+    pub fn usage_by(&self, username: &str) -> BTreeSet<(String, String, String, String)> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.user == username && !r.resource.is_empty())
+            .map(|r| (r.verb, r.group, r.resource, r.subresource))
+            .collect()
+    }
+
+    /// Successful create/update/patch calls on one object.
+    pub fn writes_to(&self, resource: &str, subresource: &str, namespace: &str, name: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| {
+                matches!(r.verb.as_str(), "create" | "update" | "patch")
+                    && (200..300).contains(&r.code)
+                    && r.resource == resource
+                    && r.subresource == subresource
+                    && r.namespace == namespace
+                    && r.name == name
+            })
+            .count()
+    }
+
+    /// The next request matching `matcher` fails with `status`/`reason`
+    /// (a `Status` body) instead of being served. Note that kube's client
+    /// transparently retries 429/503/504.
+    pub fn fail_next(&self, matcher: RequestMatcher, status: u16, reason: &str) {
+        self.shared.failures.lock().unwrap().push(Injected {
+            matcher,
+            code: status,
+            reason: reason.to_string(),
+        });
+    }
+
+    /// Compacts history: lists/watches from older resourceVersions get
+    /// 410, and every open watch ends with an ERROR 410 event.
+    pub fn expire_history(&self) {
+        self.shared.store.lock().unwrap().compact();
+        let rv = self.shared.store.lock().unwrap().rv;
+        // Wake the watches so they notice the new epoch.
+        self.shared.rv_tx.send_modify(|x| *x = rv);
+        self.shared.activity.notify_waiters();
+    }
+
+    /// Writes the usage of every non-admin user as JSON lines into a new
+    /// file in `dir` (what `Drop` does when `KUBE_NOTIFY_API_USAGE_DIR` is
+    /// set). One line per (user, verb, group, version, resource,
+    /// subresource, namespace, name-for-get/update/patch/delete).
+    pub fn write_usage(&self, dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+        write_usage(&self.shared, dir, self.handle.id)
+    }
+
+    /// The current global resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.shared.store.lock().unwrap().rv
+    }
+
+    /// A stored object as `GET` would serve it (no request is recorded).
+    pub fn object(&self, group: &str, version: &str, resource: &str, namespace: &str, name: &str) -> Option<Value> {
+        let store = self.shared.store.lock().unwrap();
+        let rt = store.find_resource(group, version, resource)?;
+        store
+            .objects
+            .get(&ops::obj_key(&rt, namespace, name))
+            .map(|s| ops::present(&rt, &s.obj))
+    }
+
+    /// Every stored object of a resource (all namespaces), as served.
+    pub fn objects(&self, group: &str, version: &str, resource: &str) -> Vec<Value> {
+        let store = self.shared.store.lock().unwrap();
+        let Some(rt) = store.find_resource(group, version, resource) else {
+            return Vec::new();
+        };
+        store
+            .objects
+            .iter()
+            .filter(|(k, _)| k.0 == rt.storage_key)
+            .map(|(_, s)| ops::present(&rt, &s.obj))
+            .collect()
+    }
+
+    /// Waits until `cond` holds (re-checked after every request and every
+    /// stored change), up to `timeout`. Returns whether it held.
+    pub async fn wait_until(&self, timeout: Duration, mut cond: impl FnMut(&ApiServer) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.shared.activity.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if cond(self) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return cond(self);
+            }
+        }
+    }
+
+    /// Waits for a recorded request matching `matcher`.
+    pub async fn wait_for_request(&self, matcher: &RequestMatcher, timeout: Duration) -> Option<RecordedRequest> {
+        let mut found = None;
+        self.wait_until(timeout, |s| {
+            found = s.requests().into_iter().find(|r| matcher.matches(r));
+            found.is_some()
+        })
+        .await;
+        found
+    }
+
+    /// Waits until a stored object satisfies `pred` (None: absent).
+    pub async fn wait_for_object(
+        &self,
+        (group, version, resource): (&str, &str, &str),
+        namespace: &str,
+        name: &str,
+        timeout: Duration,
+        mut pred: impl FnMut(Option<&Value>) -> bool,
+    ) -> bool {
+        self.wait_until(timeout, |s| {
+            pred(s.object(group, version, resource, namespace, name).as_ref())
+        })
+        .await
+    }
+}

@@ -1,0 +1,388 @@
+//! Runs the real operator against the API emulation and the service
+//! emulators, with helpers to create objects and await their status.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::await_condition;
+use kube::{Client, ResourceExt};
+use kube_notify::controller::Settings;
+use kube_notify::crd::{NotificationEvent, NotificationIntegration};
+use kube_notify::metrics::Metrics;
+use kube_notify::notifier::ServiceEndpoints;
+use kube_notify::notifier::endpoint::EndpointPolicy;
+use kube_notify::operator::{self, OperatorConfig};
+use kube_notify::server::admin::Readiness;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+use super::apiserver::ApiServer;
+use super::services::{ChatworkEmulator, SlackEmulator, TeamsEmulator, WebhookEmulator};
+
+pub const NS: &str = "team-a";
+pub const OPERATOR_TOKEN: &str = "operator-token";
+pub const OPERATOR_USER: &str = "system:serviceaccount:kube-notify:kube-notify";
+/// How long any awaited condition may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Everything the operator logs, from every test in this binary.
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+#[derive(Clone)]
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Capture the operator's logs (debug level) for the whole test binary.
+pub fn capture_logs() {
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = LogWriter(buf.clone());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("kube_notify=debug,kube=debug")
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .try_init();
+        buf
+    });
+}
+
+/// What was logged so far.
+pub fn captured_logs() -> String {
+    LOGS.get().map(|b| String::from_utf8_lossy(&b.lock().unwrap()).into_owned()).unwrap_or_default()
+}
+
+/// The emulated world plus a running operator.
+pub struct World {
+    pub api: ApiServer,
+    pub admin: Client,
+    pub slack: SlackEmulator,
+    pub chatwork: ChatworkEmulator,
+    pub teams: TeamsEmulator,
+    pub webhook: WebhookEmulator,
+    pub metrics: Arc<Metrics>,
+    pub readiness: Readiness,
+    pub config: OperatorConfig,
+    operator: Option<JoinHandle<()>>,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.stop_operator();
+    }
+}
+
+/// Settings that make retries and re-checks quick.
+pub fn test_settings() -> Settings {
+    Settings {
+        revalidate_period: Duration::from_secs(3600),
+        retry_base: Duration::from_millis(50),
+        retry_max: Duration::from_millis(500),
+        error_requeue: Duration::from_millis(100),
+        validation_rate: std::num::NonZeroU32::new(1000).unwrap(),
+        event_deadline: Duration::from_secs(60),
+        event_ttl: None,
+        retry: kube_notify::delivery::RetryPolicy {
+            attempts: 3,
+            min_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(200),
+            max_rate_limited: 10,
+        },
+        counter_flush: Duration::from_millis(50),
+    }
+}
+
+impl World {
+    /// Start the emulators and the operator with test settings.
+    pub async fn start() -> World {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Like [`World::start`], with a chance to change the operator's config.
+    pub async fn start_with(adjust: impl FnOnce(&mut OperatorConfig)) -> World {
+        let mut world = Self::without_operator().await;
+        adjust(&mut world.config);
+        world.start_operator();
+        world
+    }
+
+    /// The emulators and CRDs, but no operator yet.
+    pub async fn without_operator() -> World {
+        capture_logs();
+        let api = ApiServer::start().await;
+        api.add_user(OPERATOR_TOKEN, OPERATOR_USER, &["system:serviceaccounts", "system:authenticated"]);
+        for (_, crd) in kube_notify::crd::all() {
+            api.install_crd(&crd).expect("our CRDs install");
+        }
+        let slack = SlackEmulator::start().await;
+        let chatwork = ChatworkEmulator::start().await;
+        let teams = TeamsEmulator::start().await;
+        let webhook = WebhookEmulator::start().await;
+        let prefixes = vec![format!("{}/", slack.url()), format!("{}/", teams.url()), format!("{}/", webhook.url())];
+        let config = OperatorConfig {
+            namespace: None,
+            endpoints: ServiceEndpoints {
+                slack_api: slack.api_url().parse().unwrap(),
+                chatwork_api: chatwork.api_url().parse().unwrap(),
+                policy: EndpointPolicy::new(&prefixes).unwrap(),
+            },
+            http_timeout: Duration::from_secs(2),
+            settings: test_settings(),
+            instance: Some("kube-notify-test".into()),
+        };
+        let admin = api.client();
+        World {
+            api,
+            admin,
+            slack,
+            chatwork,
+            teams,
+            webhook,
+            metrics: Arc::new(Metrics::default()),
+            readiness: Readiness::default(),
+            config,
+            operator: None,
+        }
+    }
+
+    pub fn start_operator(&mut self) {
+        assert!(self.operator.is_none(), "the operator is already running");
+        let client = self.api.client_as(OPERATOR_TOKEN);
+        self.readiness = Readiness::default();
+        let task =
+            tokio::spawn(operator::run(client, self.config.clone(), self.metrics.clone(), self.readiness.clone()));
+        self.operator = Some(task);
+    }
+
+    pub fn stop_operator(&mut self) {
+        if let Some(task) = self.operator.take() {
+            task.abort();
+        }
+    }
+
+    pub fn integrations(&self) -> Api<NotificationIntegration> {
+        Api::namespaced(self.admin.clone(), NS)
+    }
+
+    pub fn events(&self) -> Api<NotificationEvent> {
+        Api::namespaced(self.admin.clone(), NS)
+    }
+
+    pub fn secrets_in(&self, ns: &str) -> Api<Secret> {
+        Api::namespaced(self.admin.clone(), ns)
+    }
+
+    /// Create (or replace the data of) a Secret in [`NS`].
+    pub async fn put_secret(&self, name: &str, data: &[(&str, &str)]) {
+        self.put_secret_in(NS, name, data).await
+    }
+
+    pub async fn put_secret_in(&self, ns: &str, name: &str, data: &[(&str, &str)]) {
+        let string_data: serde_json::Map<String, Value> =
+            data.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect();
+        let api = self.secrets_in(ns);
+        match api.get_opt(name).await.unwrap() {
+            None => {
+                let secret: Secret = serde_json::from_value(json!({
+                    "apiVersion": "v1", "kind": "Secret",
+                    "metadata": {"name": name, "namespace": ns},
+                    "stringData": string_data,
+                }))
+                .unwrap();
+                api.create(&PostParams::default(), &secret).await.unwrap();
+            }
+            Some(mut secret) => {
+                secret.data = None;
+                secret.string_data = Some(data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+                api.replace(name, &PostParams::default(), &secret).await.unwrap();
+            }
+        }
+    }
+
+    /// Create an integration in [`NS`] from a spec.
+    pub async fn create_integration(&self, name: &str, spec: Value) -> NotificationIntegration {
+        self.create_integration_labeled(name, json!({}), spec).await
+    }
+
+    pub async fn create_integration_labeled(&self, name: &str, labels: Value, spec: Value) -> NotificationIntegration {
+        let ni: NotificationIntegration = serde_json::from_value(json!({
+            "apiVersion": "kube-notify.io/v1alpha1", "kind": "NotificationIntegration",
+            "metadata": {"name": name, "namespace": NS, "labels": labels},
+            "spec": spec,
+        }))
+        .unwrap();
+        self.integrations().create(&PostParams::default(), &ni).await.unwrap()
+    }
+
+    /// Merge-patch an integration's spec.
+    pub async fn patch_integration(&self, name: &str, patch: Value) {
+        self.integrations().patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    }
+
+    /// Wait until the integration satisfies `pred`; fail after [`WAIT`] with its last state.
+    pub async fn wait_integration(
+        &self,
+        name: &str,
+        what: &str,
+        pred: impl Fn(&NotificationIntegration) -> bool,
+    ) -> NotificationIntegration {
+        let api = self.integrations();
+        let cond = |obj: Option<&NotificationIntegration>| obj.is_some_and(&pred);
+        match tokio::time::timeout(WAIT, await_condition(api.clone(), name, cond)).await {
+            Ok(Ok(Some(obj))) => obj,
+            other => {
+                let last = api.get_opt(name).await.ok().flatten();
+                panic!(
+                    "integration {name}: timed out waiting for {what} ({other:?}); last status: {}",
+                    serde_json::to_string_pretty(&last.and_then(|o| o.status)).unwrap()
+                )
+            }
+        }
+    }
+
+    /// Wait until the condition `type_` has `status` (and `reason`, when given).
+    pub async fn wait_condition(
+        &self,
+        name: &str,
+        type_: &str,
+        status: &str,
+        reason: Option<&str>,
+    ) -> NotificationIntegration {
+        let what = format!("{type_}={status} reason {reason:?}");
+        self.wait_integration(name, &what, |ni| {
+            condition(ni, type_).is_some_and(|(s, r, _)| s == status && reason.is_none_or(|want| r == want))
+        })
+        .await
+    }
+
+    /// Create a NotificationEvent in [`NS`].
+    pub async fn create_event(&self, name: &str, spec: Value) -> NotificationEvent {
+        let ev: NotificationEvent = serde_json::from_value(json!({
+            "apiVersion": "kube-notify.io/v1alpha1", "kind": "NotificationEvent",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": spec,
+        }))
+        .unwrap();
+        self.events().create(&PostParams::default(), &ev).await.unwrap()
+    }
+
+    /// Wait until the event satisfies `pred`.
+    pub async fn wait_event(&self, name: &str, what: &str, pred: impl Fn(&NotificationEvent) -> bool) -> NotificationEvent {
+        let api = self.events();
+        let cond = |obj: Option<&NotificationEvent>| obj.is_some_and(&pred);
+        match tokio::time::timeout(WAIT, await_condition(api.clone(), name, cond)).await {
+            Ok(Ok(Some(obj))) => obj,
+            other => {
+                let last = api.get_opt(name).await.ok().flatten();
+                panic!(
+                    "event {name}: timed out waiting for {what} ({other:?}); last status: {}",
+                    serde_json::to_string_pretty(&last.and_then(|o| o.status)).unwrap()
+                )
+            }
+        }
+    }
+
+    /// Wait until the event is in `phase`.
+    pub async fn wait_event_phase(&self, name: &str, phase: kube_notify::crd::EventPhase) -> NotificationEvent {
+        self.wait_event(name, &format!("phase {phase:?}"), |ev| ev.status.as_ref().and_then(|s| s.phase) == Some(phase))
+            .await
+    }
+
+    /// Wait until the event with this uid is deleted.
+    pub async fn wait_event_deleted(&self, name: &str, uid: &str) {
+        let api = self.events();
+        tokio::time::timeout(WAIT, await_condition(api, name, kube::runtime::wait::conditions::is_deleted(uid)))
+            .await
+            .unwrap_or_else(|_| panic!("event {name} was not deleted"))
+            .unwrap();
+    }
+
+    /// The Kubernetes Events (events.k8s.io/v1) about `name` in [`NS`].
+    pub async fn k8s_events_for(&self, name: &str) -> Vec<k8s_openapi::api::events::v1::Event> {
+        let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.admin.clone(), NS);
+        api.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .collect()
+    }
+
+    /// Wait until a Kubernetes Event with `reason` about `name` exists (watched, not polled).
+    pub async fn wait_k8s_event(&self, name: &str, reason: &str) -> k8s_openapi::api::events::v1::Event {
+        use futures::StreamExt;
+        use kube::runtime::{WatchStreamExt, watcher};
+        let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.admin.clone(), NS);
+        let reason = reason.to_string();
+        let name_owned = name.to_string();
+        let found = watcher(api, watcher::Config::default())
+            .applied_objects()
+            .filter_map(|e| async move { e.ok() })
+            .filter(move |e| {
+                let hit = e.reason.as_deref() == Some(reason.as_str())
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name_owned.as_str());
+                async move { hit }
+            })
+            .boxed()
+            .into_future();
+        match tokio::time::timeout(WAIT, found).await {
+            Ok((Some(e), _)) => e,
+            _ => panic!("no Event about {name} with that reason; events: {:?}", self.k8s_events_for(name).await),
+        }
+    }
+
+    /// Wait until the operator has reconciled more times than `before`
+    /// (a reconcile has observably happened).
+    pub async fn wait_reconciles_beyond(&self, before: u64) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.reconciles() <= before {
+            assert!(tokio::time::Instant::now() < deadline, "no reconcile happened");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Reconciles of integrations so far (from the operator's metrics).
+    pub fn reconciles(&self) -> u64 {
+        metric_value(&self.metrics.render(), "kube_notify_reconciliations_total", "NotificationIntegration")
+    }
+}
+
+/// A counter's value from the Prometheus text, for the series whose labels contain `label_value`.
+pub fn metric_value(text: &str, name: &str, label_value: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l.contains(&format!("\"{label_value}\"")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+/// `(status, reason, message)` of a condition.
+pub fn condition(ni: &NotificationIntegration, type_: &str) -> Option<(String, String, String)> {
+    let status = ni.status.as_ref()?;
+    let c = status.conditions.iter().find(|c| c.type_ == type_)?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// Assert that none of `secrets` appears in `text`.
+pub fn assert_no_secret(text: &str, secrets: &[&str], where_: &str) {
+    for s in secrets {
+        assert!(!text.contains(s), "a credential appeared in {where_}: …{}…", &s[..s.len().min(6)]);
+    }
+}
+
+/// The name of an object (for messages).
+pub fn name_of<K: ResourceExt>(obj: &K) -> String {
+    obj.name_any()
+}
