@@ -44,6 +44,7 @@ CASES: dict[str, dict] = {
             "eventTtl": "72h",
             "deliveryAttempts": 3,
             "retryMaxDelay": "2m",
+            "ingestion": {"maxBodyBytes": 4194304, "rate": 10, "sendTimeout": "10s", "reviewCacheTtl": "0s"},
         },
         "image": {"digest": "sha256:" + "0123456789abcdef" * 4},
         "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
@@ -64,6 +65,7 @@ CASES: dict[str, dict] = {
         "metricsService": {"enabled": False},
         "podDisruptionBudget": {"enabled": False},
         "podSecurityContext": {"runAsUser": None, "runAsGroup": None},
+        "config": {"ingestion": {"reviewCacheSize": 1000000}},
     },
 }
 
@@ -80,6 +82,7 @@ WRONG_VALUES: list[tuple[dict, str]] = [
     ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
     ({"podSecurityContext": {"runAsUser": 0}}, "/podSecurityContext/runAsUser"),
     ({"ports": {"http": 70000}}, "/ports/http"),
+    ({"config": {"ingestion": {"maxBodyBytes": "1Mi"}}}, "/config/ingestion/maxBodyBytes"),
 ]
 
 

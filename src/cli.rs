@@ -21,6 +21,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the operator (KUBECONFIG or in-cluster configuration).
     Run(Box<RunArgs>),
+    /// Serve the `events` endpoint next to an application in its pod, on
+    /// loopback, without a token: events are created with the pod's own
+    /// ServiceAccount in the pod's namespace.
+    Sidecar(SidecarArgs),
     /// Print the CustomResourceDefinitions as YAML.
     Crd,
 }
@@ -101,6 +105,57 @@ pub struct RunArgs {
     #[arg(long, env = "KUBE_NOTIFY_INSTANCE")]
     pub instance: Option<String>,
 
+    /// HTTP ingestion: request bodies over this many bytes are refused (413).
+    #[arg(long, env = "KUBE_NOTIFY_MAX_BODY_BYTES", default_value = "1048576")]
+    pub max_body_bytes: usize,
+
+    /// HTTP ingestion: requests per second per caller (Kubernetes username); 429 beyond.
+    #[arg(long, env = "KUBE_NOTIFY_INGEST_RATE", default_value = "50")]
+    pub ingest_rate: std::num::NonZeroU32,
+
+    /// HTTP ingestion: requests a caller may send at once before the rate applies.
+    #[arg(long, env = "KUBE_NOTIFY_INGEST_BURST", default_value = "100")]
+    pub ingest_burst: std::num::NonZeroU32,
+
+    /// HTTP ingestion: the deadline of one synchronous send, rate-limit waits and retries included (504 after).
+    #[arg(long, env = "KUBE_NOTIFY_SEND_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub send_timeout: Duration,
+
+    /// HTTP ingestion: how long TokenReview and SubjectAccessReview answers are reused (0 disables the cache).
+    #[arg(long, env = "KUBE_NOTIFY_REVIEW_CACHE_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub review_cache_ttl: Duration,
+
+    /// HTTP ingestion: the most TokenReview (and SubjectAccessReview) answers kept.
+    #[arg(long, env = "KUBE_NOTIFY_REVIEW_CACHE_SIZE", default_value = "10000")]
+    pub review_cache_size: usize,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SidecarArgs {
+    /// Where to listen: a loopback address only (the sidecar takes no token).
+    #[arg(long, env = "KUBE_NOTIFY_LISTEN", default_value = "127.0.0.1:8787")]
+    pub listen: SocketAddr,
+
+    /// The namespace when not running in a pod (POD_NAMESPACE, then the
+    /// ServiceAccount's namespace file, come first; a different value is refused).
+    #[arg(long, env = "KUBE_NOTIFY_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Request bodies over this many bytes are refused (413).
+    #[arg(long, env = "KUBE_NOTIFY_MAX_BODY_BYTES", default_value = "1048576")]
+    pub max_body_bytes: usize,
+
+    /// Requests per second, all callers together; 429 beyond.
+    #[arg(long, env = "KUBE_NOTIFY_INGEST_RATE", default_value = "50")]
+    pub ingest_rate: std::num::NonZeroU32,
+
+    /// Requests accepted at once before the rate applies.
+    #[arg(long, env = "KUBE_NOTIFY_INGEST_BURST", default_value = "100")]
+    pub ingest_burst: std::num::NonZeroU32,
+
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -122,6 +177,25 @@ mod tests {
         assert_eq!(args.namespace, None);
         assert_eq!(args.event_deadline, Duration::from_secs(3600));
         assert_eq!(args.event_ttl, Duration::from_secs(24 * 3600));
+        assert_eq!(args.max_body_bytes, 1024 * 1024);
+        assert_eq!(args.ingest_rate.get(), 50);
+        assert_eq!(args.send_timeout, Duration::from_secs(30));
+        assert_eq!(args.review_cache_ttl, Duration::from_secs(10));
+        assert_eq!(args.review_cache_size, 10_000);
+    }
+
+    #[test]
+    fn sidecar_defaults() {
+        let cli = Cli::try_parse_from(["kube-notify", "sidecar"]).unwrap();
+        let Command::Sidecar(args) = cli.command else { panic!("expected sidecar") };
+        assert_eq!(args.listen.to_string(), "127.0.0.1:8787");
+        assert_eq!(args.namespace, None);
+        assert_eq!(args.max_body_bytes, 1024 * 1024);
+        let cli =
+            Cli::try_parse_from(["kube-notify", "sidecar", "--listen", "[::1]:9000", "--namespace", "dev"]).unwrap();
+        let Command::Sidecar(args) = cli.command else { panic!("expected sidecar") };
+        assert_eq!(args.listen.to_string(), "[::1]:9000");
+        assert_eq!(args.namespace.as_deref(), Some("dev"));
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod delivery;
+pub mod leader;
 pub mod metrics;
 pub mod notifier;
 pub mod operator;

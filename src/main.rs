@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
-use kube_notify::cli::{Cli, Command, RunArgs};
+use kube_notify::cli::{Cli, Command, RunArgs, SidecarArgs};
 use kube_notify::controller::Settings;
 use kube_notify::delivery::RetryPolicy;
 use kube_notify::metrics::Metrics;
@@ -10,6 +10,7 @@ use kube_notify::notifier::ServiceEndpoints;
 use kube_notify::notifier::endpoint::EndpointPolicy;
 use kube_notify::operator::{self, OperatorConfig};
 use kube_notify::server::admin::{self, Readiness};
+use kube_notify::server::{ingest, sidecar};
 use kube_notify::{crd, telemetry};
 
 #[tokio::main]
@@ -27,6 +28,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run(args) => run(*args).await,
+        Command::Sidecar(args) => run_sidecar(args).await,
     }
 }
 
@@ -59,9 +61,56 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let readiness = Readiness::default();
     let admin = tokio::spawn(admin::serve(args.admin_addr, readiness.clone(), metrics.clone()));
+    let ingest_config = ingest::IngestConfig {
+        max_body_bytes: args.max_body_bytes,
+        rate: args.ingest_rate,
+        burst: args.ingest_burst,
+        send_timeout: args.send_timeout,
+        review_cache_ttl: args.review_cache_ttl,
+        review_cache_size: args.review_cache_size,
+        namespace: args.namespace.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind(args.http_addr)
+        .await
+        .with_context(|| format!("HTTP ingestion: cannot listen on {}", args.http_addr))?;
+    let (started, context) = tokio::sync::oneshot::channel();
+    let ingestion = tokio::spawn(async move {
+        let ctx = context.await.map_err(|_| std::io::Error::other("the operator did not start"))?;
+        ingest::serve(listener, ingest::router(ctx, ingest_config)).await
+    });
+    let operator = operator::run_with(client, config, metrics, readiness, move |ctx| {
+        let _ = started.send(ctx);
+    });
     tokio::select! {
-        _ = operator::run(client, config, metrics, readiness) => anyhow::bail!("the controllers stopped"),
+        _ = operator => anyhow::bail!("the controllers stopped"),
         res = admin => anyhow::bail!("the admin server stopped: {res:?}"),
+        res = ingestion => anyhow::bail!("the HTTP ingestion server stopped: {res:?}"),
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+    }
+}
+
+async fn run_sidecar(args: SidecarArgs) -> anyhow::Result<()> {
+    telemetry::init(&args.log);
+    sidecar::check_listen(&args.listen).map_err(anyhow::Error::msg)?;
+    let namespace = sidecar::resolve_namespace(
+        std::env::var("POD_NAMESPACE").ok(),
+        std::fs::read_to_string(sidecar::NAMESPACE_FILE).ok(),
+        args.namespace.clone(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let client = kube::Client::try_default().await.context("no Kubernetes configuration (in-cluster or KUBECONFIG)")?;
+    let config = sidecar::SidecarConfig {
+        namespace,
+        max_body_bytes: args.max_body_bytes,
+        rate: args.ingest_rate,
+        burst: args.ingest_burst,
+    };
+    let router = sidecar::router(client, config, Arc::new(Metrics::default()));
+    tokio::select! {
+        res = sidecar::serve(args.listen, router) => res.context("the sidecar stopped"),
         _ = shutdown_signal() => {
             tracing::info!("shutting down");
             Ok(())

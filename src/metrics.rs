@@ -18,6 +18,7 @@ pub struct Metrics {
     status_writes: Family<Labels, Counter>,
     credential_checks: Family<Labels, Counter>,
     deliveries: Family<Labels, Counter>,
+    ingest_requests: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -41,7 +42,21 @@ impl Default for Metrics {
         );
         let deliveries = Family::<Labels, Counter>::default();
         registry.register("deliveries", "Finished deliveries, by service and outcome", deliveries.clone());
-        Metrics { registry, reconciliations, reconcile_errors, status_writes, credential_checks, deliveries }
+        let ingest_requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "ingest_requests",
+            "HTTP ingestion and sidecar requests, by method, route pattern and status code",
+            ingest_requests.clone(),
+        );
+        Metrics {
+            registry,
+            reconciliations,
+            reconcile_errors,
+            status_writes,
+            credential_checks,
+            deliveries,
+            ingest_requests,
+        }
     }
 }
 
@@ -71,6 +86,18 @@ impl Metrics {
 
     pub fn delivery(&self, service: Service, outcome: &str) {
         self.deliveries.get_or_create(&vec![("service", service.to_string()), ("outcome", outcome.to_string())]).inc();
+    }
+
+    /// One answered ingestion request; `route` is the route's pattern (or
+    /// `unmatched`), never the raw path, so that the series stay few.
+    pub fn ingest_request(&self, method: &str, route: &str, code: u16) {
+        self.ingest_requests
+            .get_or_create(&vec![
+                ("method", method.to_string()),
+                ("route", route.to_string()),
+                ("code", code.to_string()),
+            ])
+            .inc();
     }
 
     /// The metrics in the Prometheus text format.

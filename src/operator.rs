@@ -46,6 +46,19 @@ where
 /// Run the controllers until they stop (they run until the process ends).
 /// `readiness` is set once the caches have synced.
 pub async fn run(client: Client, config: OperatorConfig, metrics: Arc<Metrics>, readiness: Readiness) {
+    run_with(client, config, metrics, readiness, |_| {}).await
+}
+
+/// [`run`], handing the controllers' shared [`Context`] to `started` as soon
+/// as it exists (HTTP ingestion serves from it: the integration store, the
+/// notifier cache, the delivery engine and the counters).
+pub async fn run_with(
+    client: Client,
+    config: OperatorConfig,
+    metrics: Arc<Metrics>,
+    readiness: Readiness,
+    started: impl FnOnce(Arc<Context>),
+) {
     // Secrets: metadata only, to notice changes without holding their data.
     let (secret_store, secret_writer) = reflector::store();
     let secret_changes =
@@ -77,6 +90,7 @@ pub async fn run(client: Client, config: OperatorConfig, metrics: Arc<Metrics>, 
         integrations.clone(),
         event_triggers,
     ));
+    started(ctx.clone());
 
     let by_secret = integrations.clone();
     let integration_controller = Controller::for_shared_stream(for_integration_controller, integrations.clone())

@@ -1,22 +1,14 @@
-#[allow(dead_code)]
-#[path = "support/apiserver/mod.rs"]
-pub mod apiserver;
-mod support {
-    pub use super::apiserver;
-}
+mod support;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
-};
+use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::api::events::v1::Event as EventV1;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
-    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent,
-    WatchParams,
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::watcher;
@@ -88,13 +80,7 @@ pub struct Condition {
 }
 
 fn spec(service: Service, replicas: i32, target: &str) -> WidgetSpec {
-    WidgetSpec {
-        service,
-        replicas,
-        mode: "fast".into(),
-        target: target.into(),
-        note: None,
-    }
+    WidgetSpec { service, replicas, mode: "fast".into(), target: target.into(), note: None }
 }
 
 async fn server_with_widget() -> (ApiServer, kube::Client) {
@@ -115,12 +101,7 @@ fn cm(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
     let mut c = ConfigMap::default();
     c.metadata.name = Some(name.into());
     if !labels.is_empty() {
-        c.metadata.labels = Some(
-            labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        );
+        c.metadata.labels = Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
     }
     c.data = Some(BTreeMap::from([("k".to_string(), "v".to_string())]));
     c
@@ -190,10 +171,7 @@ async fn create_sets_server_fields_and_rejects_clashes() {
 async fn generation_only_moves_on_spec_changes() {
     let (s, c) = server_with_widget().await;
     let api: Api<Widget> = Api::namespaced(c, "default");
-    let w = api
-        .create(&PostParams::default(), &Widget::new("w", spec(Service::Slack, 1, "t")))
-        .await
-        .unwrap();
+    let w = api.create(&PostParams::default(), &Widget::new("w", spec(Service::Slack, 1, "t"))).await.unwrap();
     assert_eq!(w.metadata.generation, Some(1));
     let generation = |w: &Widget| w.metadata.generation.unwrap();
 
@@ -203,25 +181,25 @@ async fn generation_only_moves_on_spec_changes() {
         .unwrap();
     assert_eq!(generation(&st), 1, "status writes never bump generation");
     let labeled = api
-        .patch("w", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"a": "b"}, "annotations": {"x": "y"}}})))
+        .patch(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"a": "b"}, "annotations": {"x": "y"}}})),
+        )
         .await
         .unwrap();
     assert_eq!(generation(&labeled), 1, "metadata changes never bump generation");
-    let changed = api
-        .patch("w", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 2}})))
-        .await
-        .unwrap();
+    let changed =
+        api.patch("w", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 2}}))).await.unwrap();
     assert_eq!(generation(&changed), 2);
 
     // a no-op write stores nothing: same resourceVersion, no event
     let before = changed.resource_version();
-    let same = api
-        .patch("w", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 2}})))
-        .await
-        .unwrap();
+    let same = api.patch("w", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 2}}))).await.unwrap();
     assert_eq!(same.resource_version(), before);
     assert_eq!(generation(&same), 2);
-    assert_eq!(s.writes_to("widgets", "", "default", "w"), 3);
+    // create + 3 patches (the no-op one is still a successful call)
+    assert_eq!(s.writes_to("widgets", "", "default", "w"), 4);
     assert_eq!(s.writes_to("widgets", "status", "default", "w"), 1);
 }
 
@@ -229,10 +207,7 @@ async fn generation_only_moves_on_spec_changes() {
 async fn put_needs_the_current_resource_version() {
     let (_s, c) = server_with_widget().await;
     let api: Api<Widget> = Api::namespaced(c.clone(), "default");
-    let w = api
-        .create(&PostParams::default(), &Widget::new("w", spec(Service::Slack, 1, "t")))
-        .await
-        .unwrap();
+    let w = api.create(&PostParams::default(), &Widget::new("w", spec(Service::Slack, 1, "t"))).await.unwrap();
     let mut w2 = w.clone();
     w2.spec.replicas = 3;
     let updated = api.replace("w", &PostParams::default(), &w2).await.unwrap();
@@ -262,11 +237,8 @@ async fn put_needs_the_current_resource_version() {
     let leases: Api<Lease> = Api::namespaced(c, "default");
     let mut l = Lease::default();
     l.metadata.name = Some("leader".into());
-    l.spec = Some(LeaseSpec {
-        holder_identity: Some("a".into()),
-        lease_duration_seconds: Some(15),
-        ..Default::default()
-    });
+    l.spec =
+        Some(LeaseSpec { holder_identity: Some("a".into()), lease_duration_seconds: Some(15), ..Default::default() });
     let l = leases.create(&PostParams::default(), &l).await.unwrap();
     let mut a = l.clone();
     a.spec.as_mut().unwrap().holder_identity = Some("b".into());
@@ -288,15 +260,18 @@ async fn status_subresource_splits_writes() {
     let (_s, c) = server_with_widget().await;
     let api: Api<Widget> = Api::namespaced(c, "default");
     let mut w = Widget::new("w", spec(Service::Slack, 1, "t"));
-    w.status = Some(WidgetStatus {
-        last_error: Some("dropped".into()),
-        ..Default::default()
-    });
+    w.status = Some(WidgetStatus { last_error: Some("dropped".into()), ..Default::default() });
     let w = api.create(&PostParams::default(), &w).await.unwrap();
     assert!(w.status.is_none(), "status is dropped on create");
 
     let st = api
-        .patch_status("w", &PatchParams::default(), &Patch::Merge(json!({"status": {"lastError": "boom"}, "spec": {"replicas": 9}, "metadata": {"labels": {"x": "y"}}})))
+        .patch_status(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"status": {"lastError": "boom"}, "spec": {"replicas": 9}, "metadata": {"labels": {"x": "y"}}}),
+            ),
+        )
         .await
         .unwrap();
     assert_eq!(st.status.as_ref().unwrap().last_error.as_deref(), Some("boom"));
@@ -308,11 +283,7 @@ async fn status_subresource_splits_writes() {
     main.status = Some(WidgetStatus::default());
     let main = api.replace("w", &PostParams::default(), &main).await.unwrap();
     assert_eq!(main.spec.replicas, 2);
-    assert_eq!(
-        main.status.as_ref().unwrap().last_error.as_deref(),
-        Some("boom"),
-        "the main resource ignores status"
-    );
+    assert_eq!(main.status.as_ref().unwrap().last_error.as_deref(), Some("boom"), "the main resource ignores status");
 
     // status is validated too
     let err = status_of(
@@ -326,11 +297,7 @@ async fn status_subresource_splits_writes() {
     // replace_status with a stale resourceVersion
     let mut stale = w.clone();
     stale.status = Some(WidgetStatus::default());
-    let err = status_of(
-        api.replace_status("w", &PostParams::default(), &stale)
-            .await
-            .unwrap_err(),
-    );
+    let err = status_of(api.replace_status("w", &PostParams::default(), &stale).await.unwrap_err());
     assert_eq!(err.code, 409);
 }
 
@@ -344,17 +311,18 @@ async fn merge_json_and_strategic_patches() {
     w.spec.note = Some("hello".into());
     let w = api.create(&PostParams::default(), &w).await.unwrap();
 
-    let p = api
-        .patch("w", &PatchParams::default(), &Patch::Merge(json!({"spec": {"note": null}})))
-        .await
-        .unwrap();
+    let p = api.patch("w", &PatchParams::default(), &Patch::Merge(json!({"spec": {"note": null}}))).await.unwrap();
     assert_eq!(p.spec.note, None, "null deletes in a merge patch");
 
     // a resourceVersion in a patch is a precondition
     let err = status_of(
-        api.patch("w", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"resourceVersion": w.resource_version()}, "spec": {"replicas": 2}})))
-            .await
-            .unwrap_err(),
+        api.patch(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"resourceVersion": w.resource_version()}, "spec": {"replicas": 2}})),
+        )
+        .await
+        .unwrap_err(),
     );
     assert_eq!(err.code, 409);
 
@@ -372,18 +340,13 @@ async fn merge_json_and_strategic_patches() {
 
     // strategic merge patch is not for custom resources
     let err = status_of(
-        api.patch("w", &PatchParams::default(), &Patch::Strategic(json!({"spec": {"replicas": 2}})))
-            .await
-            .unwrap_err(),
+        api.patch("w", &PatchParams::default(), &Patch::Strategic(json!({"spec": {"replicas": 2}}))).await.unwrap_err(),
     );
     assert_eq!(err.code, 415);
     // but works (as a merge) for built-ins
     let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
     cms.create(&PostParams::default(), &cm("x", &[])).await.unwrap();
-    let p = cms
-        .patch("x", &PatchParams::default(), &Patch::Strategic(json!({"data": {"k2": "v2"}})))
-        .await
-        .unwrap();
+    let p = cms.patch("x", &PatchParams::default(), &Patch::Strategic(json!({"data": {"k2": "v2"}}))).await.unwrap();
     assert_eq!(p.data.unwrap().len(), 2);
     // patching something that does not exist
     let err = status_of(cms.patch("nope", &PatchParams::default(), &Patch::Merge(json!({}))).await.unwrap_err());
@@ -412,14 +375,22 @@ async fn server_side_apply() {
     let op = PatchParams::apply("operator");
     let w = api.patch("w", &op, &Patch::Apply(&body)).await.unwrap();
     assert_eq!(w.spec.mode, "fast");
-    assert!(w.managed_fields().iter().any(|m| m.manager.as_deref() == Some("operator") && m.operation.as_deref() == Some("Apply")));
+    assert!(
+        w.managed_fields()
+            .iter()
+            .any(|m| m.manager.as_deref() == Some("operator") && m.operation.as_deref() == Some("Apply"))
+    );
 
     // status apply: lists are replaced whole, fields no longer applied go
     let status = |v: Value| json!({"apiVersion": "test.example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "status": v});
-    api.patch_status("w", &op, &Patch::Apply(status(json!({
-        "conditions": [{"type": "Ready", "status": "False"}, {"type": "Synced", "status": "True"}],
-        "lastError": "boom",
-    }))))
+    api.patch_status(
+        "w",
+        &op,
+        &Patch::Apply(status(json!({
+            "conditions": [{"type": "Ready", "status": "False"}, {"type": "Synced", "status": "True"}],
+            "lastError": "boom",
+        }))),
+    )
     .await
     .unwrap();
     let w = api
@@ -452,9 +423,16 @@ async fn server_side_apply() {
     assert_eq!(err.code, 400);
     assert!(err.message.contains("managedFields"));
     // apply to /status of something missing
-    let err = status_of(api.patch_status("nope", &op, &Patch::Apply(status(json!({})))).await.unwrap_err());
+    let missing =
+        json!({"apiVersion": "test.example.com/v1", "kind": "Widget", "metadata": {"name": "nope"}, "status": {}});
+    let err = status_of(api.patch_status("nope", &op, &Patch::Apply(missing)).await.unwrap_err());
     assert_eq!(err.code, 404);
-    assert!(s.usage_by("admin").contains(&("patch".into(), "test.example.com".into(), "widgets".into(), "status".into())));
+    assert!(s.usage_by("admin").contains(&(
+        "patch".into(),
+        "test.example.com".into(),
+        "widgets".into(),
+        "status".into()
+    )));
 }
 
 // ---------------------------------------------------------------- delete
@@ -505,33 +483,29 @@ async fn delete_with_and_without_finalizers() {
     }
     // no new finalizers while deleting
     let err = status_of(
-        api.patch("fin", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": ["example.com/hold", "example.com/more"]}})))
-            .await
-            .unwrap_err(),
+        api.patch(
+            "fin",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": ["example.com/hold", "example.com/more"]}})),
+        )
+        .await
+        .unwrap_err(),
     );
     assert_eq!(err.code, 422);
     // clearing the finalizers removes it
-    api.patch("fin", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}})))
-        .await
-        .unwrap();
+    api.patch("fin", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.unwrap();
     assert!(matches!(next_event(&mut stream).await, WatchEvent::Deleted(_)));
     assert_eq!(status_of(api.get("fin").await.unwrap_err()).code, 404);
 
     // preconditions
     let x = api.create(&PostParams::default(), &cm("x", &[])).await.unwrap();
     let dp = DeleteParams {
-        preconditions: Some(kube::api::Preconditions {
-            resource_version: Some("1".into()),
-            uid: None,
-        }),
+        preconditions: Some(kube::api::Preconditions { resource_version: Some("1".into()), uid: None }),
         ..Default::default()
     };
     assert_eq!(status_of(api.delete("x", &dp).await.unwrap_err()).code, 409);
     let dp = DeleteParams {
-        preconditions: Some(kube::api::Preconditions {
-            resource_version: x.resource_version(),
-            uid: x.uid(),
-        }),
+        preconditions: Some(kube::api::Preconditions { resource_version: x.resource_version(), uid: x.uid() }),
         ..Default::default()
     };
     api.delete("x", &dp).await.unwrap();
@@ -572,7 +546,11 @@ async fn owner_references_are_garbage_collected() {
     child.metadata.finalizers = Some(vec!["example.com/slow".into()]);
     cms.create(&PostParams::default(), &child).await.unwrap();
     widgets.delete("w3", &DeleteParams::foreground()).await.unwrap();
-    assert!(s.wait_for_object(("", "v1", "configmaps"), "default", "fg", T, |o| o.is_some_and(|o| o["metadata"]["deletionTimestamp"].is_string())).await);
+    assert!(
+        s.wait_for_object(("", "v1", "configmaps"), "default", "fg", T, |o| o
+            .is_some_and(|o| o["metadata"]["deletionTimestamp"].is_string()))
+            .await
+    );
     let owner = widgets.get("w3").await.unwrap();
     assert!(owner.finalizers().contains(&"foregroundDeletion".to_string()));
     cms.patch("fg", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.unwrap();
@@ -626,6 +604,15 @@ async fn list_selectors_and_pagination() {
     let err = status_of(all.list(&f("data.k=v")).await.unwrap_err());
     assert_eq!((err.code, err.reason.as_str()), (400, "BadRequest"));
 
+    // deletecollection honours selectors and namespaces
+    let gone = ns_a.delete_collection(&DeleteParams::default(), &ListParams::default().labels("app=y")).await.unwrap();
+    assert_eq!(gone.left().unwrap().items.len(), 1);
+    assert_eq!(names(ns_a.list(&ListParams::default()).await.unwrap()), ["one"]);
+    Api::<ConfigMap>::namespaced(c.clone(), "a")
+        .create(&PostParams::default(), &cm("two", &[("app", "y")]))
+        .await
+        .unwrap();
+
     // typed list shape
     let l = all.list(&ListParams::default()).await.unwrap();
     assert_eq!(l.types.kind, "ConfigMapList");
@@ -673,12 +660,16 @@ async fn watch_events_selectors_bookmarks_and_gone() {
 
     let mut sel = api.watch(&WatchParams::default().labels("app=x"), &rv).await.unwrap().boxed();
     api.create(&PostParams::default(), &cm("other", &[])).await.unwrap();
-    api.patch("pre", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"app": "y"}}}))).await.unwrap();
+    api.patch("pre", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"app": "y"}}})))
+        .await
+        .unwrap();
     match next_event(&mut sel).await {
         WatchEvent::Deleted(c) => assert_eq!(c.name_any(), "pre", "stopped matching: DELETED"),
         other => panic!("{other:?}"),
     }
-    api.patch("other", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"app": "x"}}}))).await.unwrap();
+    api.patch("other", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"app": "x"}}})))
+        .await
+        .unwrap();
     match next_event(&mut sel).await {
         WatchEvent::Added(c) => assert_eq!(c.name_any(), "other", "started matching: ADDED"),
         other => panic!("{other:?}"),
@@ -721,9 +712,11 @@ async fn watch_events_selectors_bookmarks_and_gone() {
         other => panic!("{other:?}"),
     }
     // resourceVersionMatch without sendInitialEvents is rejected
-    let req = http::Request::get("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=0&resourceVersionMatch=NotOlderThan")
-        .body(vec![])
-        .unwrap();
+    let req = http::Request::get(
+        "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=0&resourceVersionMatch=NotOlderThan",
+    )
+    .body(vec![])
+    .unwrap();
     assert_eq!(raw(&s.client(), req).await.unwrap_err().code, 422);
 }
 
@@ -852,9 +845,7 @@ async fn controller_reconciles_against_the_emulator() {
 #[tokio::test]
 async fn crd_schema_is_enforced() {
     let (_s, c) = server_with_widget().await;
-    let dynamic = |name: &str, spec: Value| {
-        json!({"apiVersion": "test.example.com/v1", "kind": "Widget", "metadata": {"name": name}, "spec": spec})
-    };
+    let dynamic = |name: &str, spec: Value| json!({"apiVersion": "test.example.com/v1", "kind": "Widget", "metadata": {"name": name}, "spec": spec});
     let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("test.example.com", "v1", "Widget"), "widgets");
     let api: Api<DynamicObject> = Api::namespaced_with(c.clone(), "default", &ar);
     let create = |v: Value| {
@@ -867,12 +858,7 @@ async fn crd_schema_is_enforced() {
     let causes = |e: kube::Error| {
         let st = status_of(e);
         assert_eq!((st.code, st.reason.as_str()), (422, "Invalid"), "{}", st.message);
-        st.details
-            .unwrap()
-            .causes
-            .into_iter()
-            .map(|c| (c.field, c.reason, c.message))
-            .collect::<Vec<_>>()
+        st.details.unwrap().causes.into_iter().map(|c| (c.field, c.reason, c.message)).collect::<Vec<_>>()
     };
 
     // enum
@@ -885,23 +871,37 @@ async fn crd_schema_is_enforced() {
     assert!(c2.iter().any(|c| c.0 == "spec.replicas" && c.1 == "FieldValueInvalid"), "{c2:?}");
     assert!(c2.iter().any(|c| c.0 == "spec.target" && c.1 == "FieldValueRequired"), "{c2:?}");
     // type, pattern, maxLength
-    let c3 = causes(create(dynamic("t", json!({"service": "slack", "replicas": "1", "target": "Not Valid!"}))).await.unwrap_err());
+    let c3 = causes(
+        create(dynamic("t", json!({"service": "slack", "replicas": "1", "target": "Not Valid!"}))).await.unwrap_err(),
+    );
     assert!(c3.iter().any(|c| c.0 == "spec.replicas"), "{c3:?}");
     assert!(c3.iter().any(|c| c.0 == "spec.target" && c.2.contains("should match")), "{c3:?}");
-    let c4 = causes(create(dynamic("l", json!({"service": "slack", "replicas": 1, "target": "a".repeat(21)}))).await.unwrap_err());
+    let c4 = causes(
+        create(dynamic("l", json!({"service": "slack", "replicas": 1, "target": "a".repeat(21)}))).await.unwrap_err(),
+    );
     assert_eq!(c4[0].1, "FieldValueTooLong");
     // CEL
-    let c5 = causes(create(dynamic("cel", json!({"service": "webhook", "replicas": 6, "target": "t"}))).await.unwrap_err());
+    let c5 =
+        causes(create(dynamic("cel", json!({"service": "webhook", "replicas": 6, "target": "t"}))).await.unwrap_err());
     assert_eq!(c5[0].0, "spec");
     assert!(c5[0].2.contains("webhook widgets may have at most 5 replicas"), "{c5:?}");
     // a JSON null for a non-nullable field is pruned, then defaulted
-    let ok = create(dynamic("ok", json!({"service": "slack", "replicas": 1, "target": "t", "mode": null, "unknown": 1}))).await.unwrap();
+    let ok =
+        create(dynamic("ok", json!({"service": "slack", "replicas": 1, "target": "t", "mode": null, "unknown": 1})))
+            .await
+            .unwrap();
     assert_eq!(ok.data["spec"]["mode"], "fast", "defaults are applied");
     assert!(ok.data["spec"].get("unknown").is_none(), "unknown fields are pruned");
     // ... unless fieldValidation=Strict
     let req = http::Request::post("/apis/test.example.com/v1/namespaces/default/widgets?fieldValidation=Strict")
         .header("content-type", "application/json")
-        .body(serde_json::to_vec(&dynamic("strict", json!({"service": "slack", "replicas": 1, "target": "t", "unknown": 1}))).unwrap())
+        .body(
+            serde_json::to_vec(&dynamic(
+                "strict",
+                json!({"service": "slack", "replicas": 1, "target": "t", "unknown": 1}),
+            ))
+            .unwrap(),
+        )
         .unwrap();
     let err = raw(&c, req).await.unwrap_err();
     assert_eq!(err.code, 400);
@@ -909,7 +909,8 @@ async fn crd_schema_is_enforced() {
     // updates are validated too
     let widgets: Api<Widget> = Api::namespaced(c.clone(), "default");
     let err = status_of(
-        widgets.patch("ok", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 11}})))
+        widgets
+            .patch("ok", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 11}})))
             .await
             .unwrap_err(),
     );
@@ -917,7 +918,12 @@ async fn crd_schema_is_enforced() {
     // missing kind for a custom resource
     let req = http::Request::post("/apis/test.example.com/v1/namespaces/default/widgets")
         .header("content-type", "application/json")
-        .body(serde_json::to_vec(&json!({"apiVersion": "test.example.com/v1", "metadata": {"name": "nokind"}, "spec": {}})).unwrap())
+        .body(
+            serde_json::to_vec(
+                &json!({"apiVersion": "test.example.com/v1", "metadata": {"name": "nokind"}, "spec": {}}),
+            )
+            .unwrap(),
+        )
         .unwrap();
     assert_eq!(raw(&c, req).await.unwrap_err().code, 400);
 }
@@ -962,9 +968,21 @@ async fn install_crd_is_strict() {
     // non-structural: a property without a type
     assert!(bad(root(json!({"a": {"description": "x"}}), json!({})), json!({})).is_err());
     // description inside a value validation
-    assert!(bad(root(json!({"a": {"type": "string", "anyOf": [{"description": "x", "pattern": "a"}]}}), json!({})), json!({})).is_err());
+    assert!(
+        bad(
+            root(json!({"a": {"type": "string", "anyOf": [{"description": "x", "pattern": "a"}]}}), json!({})),
+            json!({})
+        )
+        .is_err()
+    );
     // uniqueItems / additionalProperties: false
-    assert!(bad(root(json!({"a": {"type": "array", "uniqueItems": true, "items": {"type": "string"}}}), json!({})), json!({})).is_err());
+    assert!(
+        bad(
+            root(json!({"a": {"type": "array", "uniqueItems": true, "items": {"type": "string"}}}), json!({})),
+            json!({})
+        )
+        .is_err()
+    );
     assert!(bad(root(json!({"a": {"type": "object", "additionalProperties": false}}), json!({})), json!({})).is_err());
     // a default that does not validate
     assert!(bad(root(json!({"a": {"type": "integer", "minimum": 5, "default": 1}}), json!({})), json!({})).is_err());
@@ -980,7 +998,16 @@ async fn install_crd_is_strict() {
     assert!(bad(root(json!({"a": {"type": "string"}}), rule("self.b == 'x'")), json!({})).is_err());
     let listy = json!({"l": {"type": "array", "items": {"type": "string", "x-kubernetes-validations": [{"rule": "self == oldSelf"}]}}});
     assert!(bad(root(listy, json!({})), json!({})).is_err());
-    assert!(bad(root(json!({"a": {"type": "string"}}), json!({"x-kubernetes-validations": [{"rule": "true", "reason": "Bogus"}]})), json!({})).is_err());
+    assert!(
+        bad(
+            root(
+                json!({"a": {"type": "string"}}),
+                json!({"x-kubernetes-validations": [{"rule": "true", "reason": "Bogus"}]})
+            ),
+            json!({})
+        )
+        .is_err()
+    );
     // and nothing was registered by the failures
     let c = s.client();
     let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("test.example.com", "v1", "Gadget"), "gadgets");
@@ -991,7 +1018,8 @@ async fn install_crd_is_strict() {
     s.install_crd(&Widget::crd()).unwrap();
     let crds: Api<CustomResourceDefinition> = Api::all(c);
     let crd = crds.get("widgets.test.example.com").await.unwrap();
-    let established = crd.status.unwrap().conditions.unwrap().iter().any(|c| c.type_ == "Established" && c.status == "True");
+    let established =
+        crd.status.unwrap().conditions.unwrap().iter().any(|c| c.type_ == "Established" && c.status == "True");
     assert!(established);
 }
 
@@ -1017,7 +1045,10 @@ async fn schema_features_nullable_int_or_string_transition_rules_list_maps() {
     let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("test.example.com", "v1", "Gadget"), "gadgets");
     let api: Api<DynamicObject> = Api::namespaced_with(s.client(), "default", &ar);
     let obj = |name: &str, spec: Value| -> DynamicObject {
-        serde_json::from_value(json!({"apiVersion": "test.example.com/v1", "kind": "Gadget", "metadata": {"name": name}, "spec": spec})).unwrap()
+        serde_json::from_value(
+            json!({"apiVersion": "test.example.com/v1", "kind": "Gadget", "metadata": {"name": name}, "spec": spec}),
+        )
+        .unwrap()
     };
     let g = api
         .create(&PostParams::default(), &obj("g", json!({"port": "http", "maybe": null, "immutable": "a", "free": {"x": {"y": 1}}, "items": [{"name": "a"}], "when": "2024-01-01T00:00:00Z", "tags": ["x"]})))
@@ -1039,20 +1070,19 @@ async fn schema_features_nullable_int_or_string_transition_rules_list_maps() {
     assert_eq!((c[0].field.as_str(), c[0].reason.as_str()), ("spec.maybe", "FieldValueForbidden"));
     assert!(c[0].message.contains("maybe too short: a"), "{:?}", c[0]);
     assert_eq!(invalid(json!({"items": [{"name": "a"}, {"name": "a"}]})).await[0].reason, "FieldValueDuplicate");
-    assert_eq!(invalid(json!({"items": [{"name": "a"}, {"name": "b"}, {"name": "c"}]})).await[0].reason, "FieldValueTooMany");
+    assert_eq!(
+        invalid(json!({"items": [{"name": "a"}, {"name": "b"}, {"name": "c"}]})).await[0].reason,
+        "FieldValueTooMany"
+    );
     assert_eq!(invalid(json!({"tags": ["a", "a"]})).await[0].reason, "FieldValueDuplicate");
     assert_eq!(invalid(json!({"when": "yesterday"})).await[0].field, "spec.when");
     assert_eq!(invalid(json!({"items": [{"v": 1}]})).await[0].field, "spec.items[0].name");
     // transition rule: only on update
     let err = status_of(
-        api.patch("g", &PatchParams::default(), &Patch::Merge(json!({"spec": {"immutable": "b"}})))
-            .await
-            .unwrap_err(),
+        api.patch("g", &PatchParams::default(), &Patch::Merge(json!({"spec": {"immutable": "b"}}))).await.unwrap_err(),
     );
     assert!(err.message.contains("is immutable"), "{}", err.message);
-    api.patch("g", &PatchParams::default(), &Patch::Merge(json!({"spec": {"port": 8080}})))
-        .await
-        .unwrap();
+    api.patch("g", &PatchParams::default(), &Patch::Merge(json!({"spec": {"port": 8080}}))).await.unwrap();
     // generation counts for CRs without... with status subresource: status writes don't bump
     let st = api
         .patch_status("g", &PatchParams::default(), &Patch::Merge(json!({"status": {"anything": {"goes": true}}})))
@@ -1075,21 +1105,27 @@ async fn secrets_string_data_and_types() {
     assert_eq!(got.type_.as_deref(), Some("Opaque"));
     assert!(got.string_data.is_none(), "stringData is write-only");
     assert_eq!(got.data.as_ref().unwrap()["token"].0, b"hunter2");
-    let raw_get = raw(&c, http::Request::get("/api/v1/namespaces/default/secrets/s").body(vec![]).unwrap()).await.unwrap();
+    let raw_get =
+        raw(&c, http::Request::get("/api/v1/namespaces/default/secrets/s").body(vec![]).unwrap()).await.unwrap();
     assert_eq!(raw_get["data"]["token"], "aHVudGVyMg==");
     // stringData merges into data on patch
-    let p = api
-        .patch("s", &PatchParams::default(), &Patch::Merge(json!({"stringData": {"other": "x"}})))
-        .await
-        .unwrap();
+    let p =
+        api.patch("s", &PatchParams::default(), &Patch::Merge(json!({"stringData": {"other": "x"}}))).await.unwrap();
     assert_eq!(p.data.unwrap().len(), 2);
     // type is immutable
-    let err = status_of(api.patch("s", &PatchParams::default(), &Patch::Merge(json!({"type": "kubernetes.io/tls"}))).await.unwrap_err());
+    let err = status_of(
+        api.patch("s", &PatchParams::default(), &Patch::Merge(json!({"type": "kubernetes.io/tls"}))).await.unwrap_err(),
+    );
     assert_eq!(err.code, 422);
     // invalid base64 is a decode error
     let req = http::Request::post("/api/v1/namespaces/default/secrets")
         .header("content-type", "application/json")
-        .body(serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "b"}, "data": {"k": "!!!"}})).unwrap())
+        .body(
+            serde_json::to_vec(
+                &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "b"}, "data": {"k": "!!!"}}),
+            )
+            .unwrap(),
+        )
         .unwrap();
     assert_eq!(raw(&c, req).await.unwrap_err().code, 400);
     // field selector on type
@@ -1105,10 +1141,7 @@ async fn reviews_are_create_only() {
     s.set_token_review("custom", TokenReviewAnswer::user("alice", &["devs"]));
     let trs: Api<TokenReview> = Api::all(c.clone());
     let review = |t: &str| TokenReview {
-        spec: TokenReviewSpec {
-            token: Some(t.into()),
-            ..Default::default()
-        },
+        spec: TokenReviewSpec { token: Some(t.into()), ..Default::default() },
         ..Default::default()
     };
     let r = trs.create(&PostParams::default(), &review("custom")).await.unwrap();
@@ -1134,7 +1167,7 @@ async fn reviews_are_create_only() {
         },
         ..Default::default()
     };
-    assert_eq!(sars.create(&PostParams::default(), &sar).await.unwrap().status.unwrap().allowed, false);
+    assert!(!sars.create(&PostParams::default(), &sar).await.unwrap().status.unwrap().allowed);
     s.set_access_review(|spec| (spec.user.as_deref() == Some("alice"), "alice may".into()));
     let st = sars.create(&PostParams::default(), &sar).await.unwrap().status.unwrap();
     assert!(st.allowed);
@@ -1152,7 +1185,8 @@ async fn events_recorder_and_conversion() {
     let (_s, c) = server_with_widget().await;
     let widgets: Api<Widget> = Api::namespaced(c.clone(), "team");
     let w = widgets.create(&PostParams::default(), &Widget::new("w", spec(Service::Slack, 1, "t"))).await.unwrap();
-    let recorder = Recorder::new(c.clone(), Reporter { controller: "kube-notify".into(), instance: Some("pod-1".into()) });
+    let recorder =
+        Recorder::new(c.clone(), Reporter { controller: "kube-notify".into(), instance: Some("pod-1".into()) });
     let ev = Event {
         type_: EventType::Warning,
         reason: "DeliveryFailed".into(),
@@ -1219,7 +1253,13 @@ async fn authentication_recording_and_injected_failures() {
     let api: Api<ConfigMap> = Api::namespaced(op.clone(), "default");
     api.create(&PostParams::default(), &cm("x", &[])).await.unwrap();
     api.get("x").await.unwrap();
-    api.patch("x", &PatchParams::apply("op"), &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "b"}}))).await.unwrap();
+    api.patch(
+        "x",
+        &PatchParams::apply("op"),
+        &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "b"}})),
+    )
+    .await
+    .unwrap();
     let usage = s.usage_by("system:serviceaccount:kube-notify:operator");
     for verb in ["create", "get", "patch"] {
         assert!(usage.contains(&(verb.into(), "".into(), "configmaps".into(), "".into())), "{usage:?}");
@@ -1230,7 +1270,9 @@ async fn authentication_recording_and_injected_failures() {
 
     // injected failures hit exactly the next matching request
     s.fail_next(RequestMatcher::any().verb("patch").resource("configmaps"), 409, "Conflict");
-    let err = status_of(api.patch("x", &PatchParams::default(), &Patch::Merge(json!({"data": {"c": "d"}}))).await.unwrap_err());
+    let err = status_of(
+        api.patch("x", &PatchParams::default(), &Patch::Merge(json!({"data": {"c": "d"}}))).await.unwrap_err(),
+    );
     assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
     api.patch("x", &PatchParams::default(), &Patch::Merge(json!({"data": {"c": "d"}}))).await.unwrap();
     s.fail_next(RequestMatcher::any().verb("get").name("x"), 500, "InternalError");
@@ -1243,7 +1285,9 @@ async fn authentication_recording_and_injected_failures() {
     let text = std::fs::read_to_string(&file).unwrap();
     let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert!(lines.iter().all(|l| l["user"] != "admin"));
-    assert!(lines.iter().any(|l| l["verb"] == "create" && l["resource"] == "configmaps" && l["namespace"] == "default"));
+    assert!(
+        lines.iter().any(|l| l["verb"] == "create" && l["resource"] == "configmaps" && l["namespace"] == "default")
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -1259,10 +1303,58 @@ async fn metadata_accept_header_and_dry_run() {
         .body(vec![])
         .unwrap();
     assert_eq!(raw(&c, req).await.unwrap_err().code, 406);
-    let dry = PostParams {
-        dry_run: true,
-        ..Default::default()
-    };
+    let dry = PostParams { dry_run: true, ..Default::default() };
     api.create(&dry, &Widget::new("dry", spec(Service::Slack, 1, "t"))).await.unwrap();
     assert_eq!(status_of(api.get("dry").await.unwrap_err()).code, 404);
+}
+
+#[tokio::test]
+async fn cel_functions_the_emulation_accepts_really_evaluate() {
+    let s = ApiServer::start().await;
+    let rule = "!has(self.a) || (self.a.startsWith('x') && self.a.lowerAscii().size() > 0 && self.l.all(i, i.contains('y')) && self.l.exists_one(i, i.matches('^a')) && self.a.split('-').size() < 3 && int('3') == 3 && self.l.map(x, x + 'a').size() >= 0 && self.l.filter(x, x.startsWith('b')).size() == 1 && self.a.endsWith('a') && self.a.indexOf('a') == 2 && self.a.trim() != 'q' && self.a.substring(0) == self.a && self.a.charAt(0) != 'z' && self.a.replace('a', 'b') != '' && self.a.upperAscii() == 'X-A' && ['a','b'].join(',') == 'a,b' && self.a.lastIndexOf('a') == 2 && type(self.a) == string && double(1) == 1.0 && uint(1) == 1u && string(1) == '1' && bool('true') && duration('1s') > duration('0s') && timestamp('2024-01-01T00:00:00Z').getFullYear() == 2024 && dyn(1) == 1 && size(self.l) == 2 && 'a' in ['a'] && 3 % 2 == 1 && bytes('a').size() == 1)";
+    let schema = root(
+        json!({"a": {"type": "string"}, "l": {"type": "array", "items": {"type": "string"}}}),
+        json!({"x-kubernetes-validations": [{"rule": rule}]}),
+    );
+    s.install_crd(&crd_json(schema, json!({}))).unwrap();
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("test.example.com", "v1", "Gadget"), "gadgets");
+    let api: Api<DynamicObject> = Api::namespaced_with(s.client(), "default", &ar);
+    let obj = |name: &str, a: &str| -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "test.example.com/v1", "kind": "Gadget", "metadata": {"name": name}, "spec": {"a": a, "l": ["ay", "by"]}})).unwrap()
+    };
+    api.create(&PostParams::default(), &obj("good", "x-a")).await.unwrap();
+    let err = status_of(api.create(&PostParams::default(), &obj("bad", "y-a")).await.unwrap_err());
+    assert_eq!(err.code, 422);
+}
+
+#[tokio::test]
+async fn defaults_apply_on_read_and_watch_accepts_watch_1() {
+    let s = ApiServer::start().await;
+    let plain = root(json!({"a": {"type": "string"}}), json!({}));
+    s.install_crd(&crd_json(plain, json!({}))).unwrap();
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("test.example.com", "v1", "Gadget"), "gadgets");
+    let c = s.client();
+    let api: Api<DynamicObject> = Api::namespaced_with(c.clone(), "default", &ar);
+    let obj: DynamicObject = serde_json::from_value(
+        json!({"apiVersion": "test.example.com/v1", "kind": "Gadget", "metadata": {"name": "g"}, "spec": {}}),
+    )
+    .unwrap();
+    api.create(&PostParams::default(), &obj).await.unwrap();
+    // a new CRD revision adds a default: stored objects get it on read
+    let defaulted = root(json!({"a": {"type": "string", "default": "dflt"}}), json!({}));
+    s.install_crd(&crd_json(defaulted, json!({}))).unwrap();
+    assert_eq!(api.get("g").await.unwrap().data["spec"]["a"], "dflt");
+
+    let req = http::Request::get("/apis/test.example.com/v1/namespaces/default/gadgets?watch=1&resourceVersion=0")
+        .body(vec![])
+        .unwrap();
+    let mut events = c.request_events::<DynamicObject>(req).await.unwrap().boxed();
+    match next_event(&mut events).await {
+        WatchEvent::Added(o) => assert_eq!(o.data["spec"]["a"], "dflt"),
+        other => panic!("{other:?}"),
+    }
+    assert!(s.requests().iter().any(|r| r.verb == "watch" && r.resource == "gadgets"));
+    // a namespace that cannot exist
+    let bad: Api<ConfigMap> = Api::namespaced(c, "Not_A_Namespace");
+    assert_eq!(status_of(bad.get("x").await.unwrap_err()).code, 404);
 }

@@ -21,7 +21,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, Subject};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube_notify::cli::{Cli, Command, LogFormat, RunArgs};
-use packaging::{describe, read, roundtrip_exact, root, selects, yaml_docs};
+use packaging::{describe, read, root, roundtrip_exact, selects, yaml_docs};
 use serde_json::Value;
 
 const CHART: &str = "charts/kube-notify";
@@ -108,6 +108,9 @@ fn values_defaults_are_the_binary_defaults() {
         assert_eq!(config[key], "", "config.{key} is unset by default");
     }
     assert!(config["deliveryAttempts"].is_null(), "config.deliveryAttempts is unset by default");
+    for (key, value) in config["ingestion"].as_object().expect("config.ingestion") {
+        assert!(value.is_null() || value == "", "config.ingestion.{key} is unset by default");
+    }
     assert_eq!(values["ports"]["http"], defaults.http_addr.port());
     assert_eq!(values["ports"]["admin"], defaults.admin_addr.port());
     assert_eq!(values["watchNamespace"], "");
@@ -231,7 +234,8 @@ fn rendered_objects_parse_as_their_kinds() {
                 if namespaced { "" } else { "not " }
             );
             assert_eq!(
-                obj["metadata"]["labels"]["app.kubernetes.io/name"], "kube-notify",
+                obj["metadata"]["labels"]["app.kubernetes.io/name"],
+                "kube-notify",
                 "{origin}: {} lacks the chart's labels",
                 describe(obj)
             );
@@ -292,9 +296,8 @@ fn deployment_is_hardened() {
 
         // Probes on the admin port, which is where the binary serves them.
         let args = run_args(&c, case);
-        let port_named = |name: &str| {
-            c.ports.iter().flatten().find(|p| p.name.as_deref() == Some(name)).map(|p| p.container_port)
-        };
+        let port_named =
+            |name: &str| c.ports.iter().flatten().find(|p| p.name.as_deref() == Some(name)).map(|p| p.container_port);
         assert_eq!(port_named("admin"), Some(i32::from(args.admin_addr.port())), "{case}: admin containerPort");
         assert_eq!(port_named("http"), Some(i32::from(args.http_addr.port())), "{case}: http containerPort");
         for (probe, path) in [(&c.liveness_probe, "/livez"), (&c.readiness_probe, "/readyz")] {
@@ -377,12 +380,23 @@ fn deployment_settings_parse_with_the_cli() {
             "default" | "minimal" => {
                 let mut expected = default_run_args();
                 expected.instance = Some(POD_NAME.into());
-                assert_eq!(format!("{args:?}"), format!("{expected:?}"), "{case}: the chart's defaults are the binary's");
+                if case == "minimal" {
+                    // A large number, to catch Helm's float rendering (1e+06).
+                    expected.review_cache_size = 1_000_000;
+                }
+                assert_eq!(
+                    format!("{args:?}"),
+                    format!("{expected:?}"),
+                    "{case}: the chart's defaults are the binary's"
+                );
             }
             "namespaced" => {
                 assert_eq!(args.namespace.as_deref(), Some("team-a"));
                 assert_eq!(args.log.log_format, LogFormat::Json);
-                assert_eq!(args.allow_endpoint, ["http://alerts.team-a.svc:9000/hooks/", "https://hooks.internal.example/"]);
+                assert_eq!(
+                    args.allow_endpoint,
+                    ["http://alerts.team-a.svc:9000/hooks/", "https://hooks.internal.example/"]
+                );
                 assert_eq!(args.revalidate_period, std::time::Duration::from_secs(30 * 60));
                 assert_eq!(args.http_timeout, std::time::Duration::from_secs(5));
                 assert_eq!(args.validation_rate.get(), 2, "extraArgs win over the values' environment");
@@ -390,6 +404,10 @@ fn deployment_settings_parse_with_the_cli() {
                 assert_eq!(args.event_ttl, std::time::Duration::from_secs(72 * 3600));
                 assert_eq!(args.delivery_attempts, 3);
                 assert_eq!(args.retry_max_delay, std::time::Duration::from_secs(120));
+                assert_eq!(args.max_body_bytes, 4 * 1024 * 1024, "large numbers are not rendered as floats");
+                assert_eq!(args.ingest_rate.get(), 10);
+                assert_eq!(args.send_timeout, std::time::Duration::from_secs(10));
+                assert_eq!(args.review_cache_ttl, std::time::Duration::ZERO);
                 kube_notify::notifier::endpoint::EndpointPolicy::new(&args.allow_endpoint)
                     .expect("the allowed endpoints are valid prefixes");
             }
@@ -511,11 +529,15 @@ fn granted(docs: &[Value], case: &str) -> Vec<(Grant, Scope)> {
     }
     for r in of_kind(docs, "Role") {
         let r: Role = serde_json::from_value(r.clone()).unwrap();
-        roles.insert(("Role".into(), r.metadata.namespace.unwrap(), r.metadata.name.unwrap()), r.rules.unwrap_or_default());
+        roles.insert(
+            ("Role".into(), r.metadata.namespace.unwrap(), r.metadata.name.unwrap()),
+            r.rules.unwrap_or_default(),
+        );
     }
     let mut bound: Vec<(Vec<PolicyRule>, Scope, String)> = Vec::new();
     let mut lookup = |kind: &str, namespace: &str, name: &str, scope: Scope| {
-        let key = (kind.to_string(), if kind == "Role" { namespace.to_string() } else { String::new() }, name.to_string());
+        let key =
+            (kind.to_string(), if kind == "Role" { namespace.to_string() } else { String::new() }, name.to_string());
         let rules = roles
             .get(&key)
             .unwrap_or_else(|| panic!("{case}: a binding refers to {kind} {name}, which the chart does not render"));
@@ -600,7 +622,11 @@ fn recorded_usage() -> Vec<Use> {
             let sub = text("subresource");
             let resource = if sub.is_empty() { resource } else { format!("{resource}/{sub}") };
             let all_namespaces = text("namespace").is_empty();
-            uses.push(Use { user: text("user"), grant: Grant { group: text("group"), resource, verb }, all_namespaces });
+            uses.push(Use {
+                user: text("user"),
+                grant: Grant { group: text("group"), resource, verb },
+                all_namespaces,
+            });
         }
     }
     assert!(

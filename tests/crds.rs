@@ -62,3 +62,15 @@ fn every_schema_property_has_a_description() {
         }
     }
 }
+
+#[test]
+fn the_crd_subcommand_prints_the_checked_in_crds() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kube-notify")).arg("crd").output().unwrap();
+    assert!(out.status.success());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let expected: String = kube_notify::crd::all()
+        .into_iter()
+        .map(|(file, _)| std::fs::read_to_string(root.join("crds").join(file)).unwrap())
+        .collect();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
+}

@@ -10,6 +10,7 @@ mod packaging;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use clap::Parser;
 use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube_notify::crd::{NotificationEvent, NotificationIntegration, Service};
@@ -194,9 +195,13 @@ fn the_schema_check_catches_mistakes() {
     assert!(!check(serde_json::json!({"service": "slack", "secretRef": {"nmae": "s"}})).is_empty());
     assert!(!check(serde_json::json!({"service": "teams", "secretRef": {"name": "s"}})).is_empty());
     assert!(!check(serde_json::json!({"service": "chatwork", "secretRef": {"name": "s"}})).is_empty(), "CEL rule");
-    assert!(!check(serde_json::json!({"service": "chatwork", "secretRef": {"name": "s"}, "chatwork": {"roomId": "r1"}}))
-        .is_empty());
-    assert!(!check(serde_json::json!({"service": "slack", "secretRef": {"name": "s"}, "errorThreshold": 0})).is_empty());
+    assert!(
+        !check(serde_json::json!({"service": "chatwork", "secretRef": {"name": "s"}, "chatwork": {"roomId": "r1"}}))
+            .is_empty()
+    );
+    assert!(
+        !check(serde_json::json!({"service": "slack", "secretRef": {"name": "s"}, "errorThreshold": 0})).is_empty()
+    );
 }
 
 fn secrets(all: &[Example]) -> BTreeMap<String, BTreeMap<String, Vec<u8>>> {
@@ -247,7 +252,10 @@ fn credentials_are_obviously_fake() {
             let lower = text.to_lowercase();
             // A whsec_ signing secret is base64: look inside.
             let signing_key = text.strip_prefix("whsec_").and_then(|b64| {
-                base64::engine::general_purpose::STANDARD.decode(b64).ok().map(|b| String::from_utf8_lossy(&b).into_owned())
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .ok()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
             });
             let fake = lower.contains("example")
                 || lower.contains("xxxxxxxxxxxxxxxx")
@@ -305,12 +313,23 @@ fn examples_cover_every_service_events_and_the_sidecar() {
         .iter()
         .find(|p| {
             p.spec.as_ref().unwrap().containers.iter().any(|c| {
-                c.args.as_deref().is_some_and(|a| a.starts_with(&["sidecar".into(), "--listen".into(), "127.0.0.1:8787".into()]))
+                c.args
+                    .as_deref()
+                    .is_some_and(|a| a.starts_with(&["sidecar".into(), "--listen".into(), "127.0.0.1:8787".into()]))
             })
         })
         .expect("a pod with the `kube-notify sidecar --listen 127.0.0.1:8787` container");
     let spec = sidecar_pod.spec.as_ref().unwrap();
     assert!(spec.containers.len() >= 2, "the sidecar runs next to an application container");
+    for c in &spec.containers {
+        let args = c.args.clone().unwrap_or_default();
+        if args.first().map(String::as_str) == Some("sidecar") {
+            let argv = std::iter::once("kube-notify".to_string()).chain(args);
+            if let Err(e) = kube_notify::cli::Cli::try_parse_from(argv) {
+                panic!("the sidecar container's args do not parse: {e}");
+            }
+        }
+    }
     let sa = spec.service_account_name.clone().expect("the sidecar pod names its ServiceAccount");
     let bound_roles: Vec<String> = all
         .iter()

@@ -46,8 +46,9 @@ fn check(name: &str, actual: &str) {
         std::fs::write(&path, actual).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; run KUBE_NOTIFY_UPDATE_GOLDEN=1 cargo test --test payloads", path.display()));
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("{}: {e}; run KUBE_NOTIFY_UPDATE_GOLDEN=1 cargo test --test payloads", path.display())
+    });
     assert_eq!(actual, expected, "{name} changed; if intended, regenerate the golden files and review the diff");
 }
 

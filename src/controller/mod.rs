@@ -104,6 +104,31 @@ impl<K: kube::Resource> Triggers<K> {
 }
 
 impl Context {
+    /// Publish a Kubernetes Event about `object`; a failure is logged, never fatal.
+    pub async fn publish(
+        &self,
+        object: &k8s_openapi::api::core::v1::ObjectReference,
+        warning: bool,
+        reason: &str,
+        note: String,
+        action: &str,
+    ) {
+        let event = kube::runtime::events::Event {
+            type_: if warning {
+                kube::runtime::events::EventType::Warning
+            } else {
+                kube::runtime::events::EventType::Normal
+            },
+            reason: reason.to_string(),
+            note: Some(note),
+            action: action.to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, object).await {
+            tracing::warn!(name = ?object.name, namespace = ?object.namespace, error = %e, "could not publish a Kubernetes Event");
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         client: Client,

@@ -40,7 +40,9 @@ async fn slack_webhook_delivery_and_counters() {
     assert_eq!(msgs.len(), 1);
     assert!(msgs[0].text.as_deref().unwrap().contains("rolled out &lt;v2&gt; &amp; done"));
     assert!(msgs[0].blocks.is_some());
-    let ni = w.wait_integration("slack", "totalDelivered 1", |ni| ni.status.as_ref().is_some_and(|s| s.total_delivered == 1)).await;
+    let ni = w
+        .wait_integration("slack", "totalDelivered 1", |ni| ni.status.as_ref().is_some_and(|s| s.total_delivered == 1))
+        .await;
     let s = ni.status.unwrap();
     assert_eq!(s.consecutive_errors, 0);
     assert!(s.last_delivery_time.is_some());
@@ -58,7 +60,11 @@ async fn slack_bot_chatwork_and_teams_deliveries() {
     w.chatwork.add_room(42, "hr");
     w.chatwork.set_role(42, "cw-delivery-token", "member");
     w.put_secret("cw", &[("token", "cw-delivery-token")]).await;
-    w.create_integration("cw", json!({"service": "chatwork", "secretRef": {"name": "cw"}, "chatwork": {"roomId": "42"}})).await;
+    w.create_integration(
+        "cw",
+        json!({"service": "chatwork", "secretRef": {"name": "cw"}, "chatwork": {"roomId": "42"}}),
+    )
+    .await;
     let flow = w.teams.add_workflow();
     w.put_secret("teams", &[("webhookUrl", &flow)]).await;
     w.create_integration("teams", json!({"service": "msteams", "secretRef": {"name": "teams"}})).await;
@@ -111,7 +117,9 @@ async fn error_classes_count_or_not() {
     w.create_event("to-dead", event_to("dead", "x")).await;
     let ev = w.wait_event_phase("to-dead", EventPhase::Failed).await;
     assert_eq!(ev.status.unwrap().deliveries[0].reason.as_deref(), Some("DestinationNotFound"));
-    let ni = w.wait_integration("dead", "one error", |ni| ni.status.as_ref().is_some_and(|s| s.consecutive_errors == 1)).await;
+    let ni = w
+        .wait_integration("dead", "one error", |ni| ni.status.as_ref().is_some_and(|s| s.consecutive_errors == 1))
+        .await;
     let s = ni.status.unwrap();
     assert_eq!(s.total_errors, 1);
     let last = s.last_error.unwrap();
@@ -142,7 +150,11 @@ async fn wait_hints_are_honoured_and_not_failures() {
     let w = World::start().await;
     let url = ready_slack(&w, "limited", 5).await;
     // More 429s than attempts: waiting for a rate limit does not use them up.
-    w.slack.push_responses(RequestMatcher::url(&url), ScriptedResponse::text(429, "rate_limited").with_retry_after(1), 4);
+    w.slack.push_responses(
+        RequestMatcher::url(&url),
+        ScriptedResponse::text(429, "rate_limited").with_retry_after(1),
+        4,
+    );
     let started = std::time::Instant::now();
     w.create_event("patient", event_to("limited", "x")).await;
     let ev = w.wait_event_phase("patient", EventPhase::Delivered).await;
@@ -238,15 +250,23 @@ async fn fan_out_with_mixed_results() {
     for name in ["live", "dying", "off"] {
         let url = w.slack.add_webhook("T1", &format!("B{name}"));
         w.put_secret(name, &[("webhookUrl", &url)]).await;
-        w.create_integration_labeled(name, json!({"team": "payroll"}), json!({"service": "slack", "secretRef": {"name": name}, "disabled": name == "off"}))
-            .await;
+        w.create_integration_labeled(
+            name,
+            json!({"team": "payroll"}),
+            json!({"service": "slack", "secretRef": {"name": name}, "disabled": name == "off"}),
+        )
+        .await;
         if name == "dying" {
             w.wait_condition(name, "Ready", "True", None).await;
             w.slack.kill_webhook(&url, "channel_is_archived");
         }
     }
-    w.create_integration_labeled("other-team", json!({"team": "sales"}), json!({"service": "slack", "secretRef": {"name": "live"}}))
-        .await;
+    w.create_integration_labeled(
+        "other-team",
+        json!({"team": "sales"}),
+        json!({"service": "slack", "secretRef": {"name": "live"}}),
+    )
+    .await;
     w.wait_condition("live", "Ready", "True", None).await;
     w.wait_condition("off", "Disabled", "True", None).await;
     w.create_event(
@@ -272,7 +292,9 @@ async fn fan_out_with_mixed_results() {
 async fn waiting_events_expire_at_the_deadline() {
     let w = World::start_with(|c| c.settings.event_deadline = Duration::from_secs(1)).await;
     w.create_event("lost", event_to("nobody", "x")).await;
-    let ev = w.wait_event("lost", "pending", |ev| ev.status.as_ref().and_then(|s| s.phase) == Some(EventPhase::Pending)).await;
+    let ev = w
+        .wait_event("lost", "pending", |ev| ev.status.as_ref().and_then(|s| s.phase) == Some(EventPhase::Pending))
+        .await;
     assert_eq!(ev.status.unwrap().reason.as_deref(), Some("IntegrationNotFound"));
     let ev = w.wait_event_phase("lost", EventPhase::Failed).await;
     let s = ev.status.unwrap();
@@ -337,7 +359,11 @@ async fn the_operator_stays_within_chatworks_room_limit() {
     w.chatwork.add_room(5, "busy");
     w.chatwork.set_role(5, "cw-rate-token", "member");
     w.put_secret("busy", &[("token", "cw-rate-token")]).await;
-    w.create_integration("busy", json!({"service": "chatwork", "secretRef": {"name": "busy"}, "chatwork": {"roomId": "5"}})).await;
+    w.create_integration(
+        "busy",
+        json!({"service": "chatwork", "secretRef": {"name": "busy"}, "chatwork": {"roomId": "5"}}),
+    )
+    .await;
     w.wait_condition("busy", "Ready", "True", None).await;
     for i in 0..11 {
         w.create_event(&format!("burst-{i:02}"), event_to("busy", &format!("m{i}"))).await;

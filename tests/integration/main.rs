@@ -4,7 +4,10 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod bench;
 mod crd_validation;
 mod credentials;
 mod delivery;
+mod ingest;
 mod integration_status;
+mod leader;

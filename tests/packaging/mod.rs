@@ -23,8 +23,8 @@ pub fn yaml_docs(text: &str, origin: &str) -> Vec<Value> {
     use serde::Deserialize as _;
     let mut docs = Vec::new();
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let value = serde_yaml::Value::deserialize(doc)
-            .unwrap_or_else(|e| panic!("{origin}: document {i} is not YAML: {e}"));
+        let value =
+            serde_yaml::Value::deserialize(doc).unwrap_or_else(|e| panic!("{origin}: document {i} is not YAML: {e}"));
         let json: Value =
             serde_json::to_value(&value).unwrap_or_else(|e| panic!("{origin}: document {i} is not JSON-like: {e}"));
         if !json.is_null() {

@@ -237,18 +237,7 @@ impl World {
         what: &str,
         pred: impl Fn(&NotificationIntegration) -> bool,
     ) -> NotificationIntegration {
-        let api = self.integrations();
-        let cond = |obj: Option<&NotificationIntegration>| obj.is_some_and(&pred);
-        match tokio::time::timeout(WAIT, await_condition(api.clone(), name, cond)).await {
-            Ok(Ok(Some(obj))) => obj,
-            other => {
-                let last = api.get_opt(name).await.ok().flatten();
-                panic!(
-                    "integration {name}: timed out waiting for {what} ({other:?}); last status: {}",
-                    serde_json::to_string_pretty(&last.and_then(|o| o.status)).unwrap()
-                )
-            }
-        }
+        wait_object(self.integrations(), name, what, pred, |o| serde_json::to_string_pretty(&o.status).unwrap()).await
     }
 
     /// Wait until the condition `type_` has `status` (and `reason`, when given).
@@ -278,19 +267,13 @@ impl World {
     }
 
     /// Wait until the event satisfies `pred`.
-    pub async fn wait_event(&self, name: &str, what: &str, pred: impl Fn(&NotificationEvent) -> bool) -> NotificationEvent {
-        let api = self.events();
-        let cond = |obj: Option<&NotificationEvent>| obj.is_some_and(&pred);
-        match tokio::time::timeout(WAIT, await_condition(api.clone(), name, cond)).await {
-            Ok(Ok(Some(obj))) => obj,
-            other => {
-                let last = api.get_opt(name).await.ok().flatten();
-                panic!(
-                    "event {name}: timed out waiting for {what} ({other:?}); last status: {}",
-                    serde_json::to_string_pretty(&last.and_then(|o| o.status)).unwrap()
-                )
-            }
-        }
+    pub async fn wait_event(
+        &self,
+        name: &str,
+        what: &str,
+        pred: impl Fn(&NotificationEvent) -> bool,
+    ) -> NotificationEvent {
+        wait_object(self.events(), name, what, pred, |o| serde_json::to_string_pretty(&o.status).unwrap()).await
     }
 
     /// Wait until the event is in `phase`.
@@ -356,6 +339,32 @@ impl World {
     /// Reconciles of integrations so far (from the operator's metrics).
     pub fn reconciles(&self) -> u64 {
         metric_value(&self.metrics.render(), "kube_notify_reconciliations_total", "NotificationIntegration")
+    }
+}
+
+/// Wait (watching, not polling) until object `name` satisfies `pred`; fail
+/// after [`WAIT`] showing its last state.
+pub async fn wait_object<K>(
+    api: Api<K>,
+    name: &str,
+    what: &str,
+    pred: impl Fn(&K) -> bool,
+    show: impl Fn(&K) -> String,
+) -> K
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    K::DynamicType: Default,
+{
+    let cond = |obj: Option<&K>| obj.is_some_and(&pred);
+    match tokio::time::timeout(WAIT, await_condition(api.clone(), name, cond)).await {
+        Ok(Ok(Some(obj))) => obj,
+        other => {
+            let last = api.get_opt(name).await.ok().flatten();
+            panic!(
+                "{name}: timed out waiting for {what} ({other:?}); last state: {}",
+                last.map(|o| show(&o)).unwrap_or_default()
+            )
+        }
     }
 }
 

@@ -81,10 +81,11 @@ app.kubernetes.io/component: operator
   resources: ["notificationintegrations/status"]
   verbs: ["update"]
 # Events: watched, read fresh before each delivery, their delivery record
-# written to status, and deleted after their TTL once finished.
+# written to status, deleted after their TTL once finished; created and read
+# for callers of the HTTP ingestion once their own RBAC allowed it.
 - apiGroups: ["kube-notify.io"]
   resources: ["notificationevents"]
-  verbs: ["get", "list", "watch", "delete"]
+  verbs: ["get", "list", "watch", "create", "delete"]
 - apiGroups: ["kube-notify.io"]
   resources: ["notificationevents/status"]
   verbs: ["update"]
@@ -98,19 +99,15 @@ app.kubernetes.io/component: operator
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
-# Upcoming (HTTP ingestion): create events for authenticated callers.
-- apiGroups: ["kube-notify.io"]
-  resources: ["notificationevents"]
-  verbs: ["create"]
 {{- end }}
 
 {{/* Rules on cluster-scoped resources, which only a ClusterRole can grant. */}}
 {{- define "kube-notify.clusterRules" -}}
-# Upcoming (HTTP ingestion): authenticate callers' bearer tokens ...
+# HTTP ingestion: authenticate callers' bearer tokens ...
 - apiGroups: ["authentication.k8s.io"]
   resources: ["tokenreviews"]
   verbs: ["create"]
-# ... and check that they may create notification events.
+# ... and ask whether they may create (or read) notification events there.
 - apiGroups: ["authorization.k8s.io"]
   resources: ["subjectaccessreviews"]
   verbs: ["create"]

@@ -15,7 +15,7 @@ use super::plan::{self, reason};
 use crate::controller::integration::counters;
 use crate::controller::{Context, Error, notifiers};
 use crate::crd::conditions::{self, READY};
-use crate::crd::{DeliveryPhase, NotificationEvent};
+use crate::crd::{DeliveryPhase, NotificationEvent, NotificationIntegration};
 use crate::delivery::Outcome;
 use crate::notifier::Message;
 
@@ -110,10 +110,11 @@ async fn deliver_job(ctx: &Arc<Context>, job: &Job) -> Result<(), Error> {
     if event.meta().uid.as_deref() != Some(job.event_uid.as_str()) || !is_pending(&event, &job.integration) {
         return Ok(());
     }
-    let Some(ni) = ctx.integrations.get(&ObjectRef::new(&job.integration).within(&job.namespace)) else {
-        return Ok(());
-    };
-    if !conditions::is_true(&ni.status.clone().unwrap_or_default().conditions, READY) {
+    // Read the integration fresh too: the watch may not have shown yet that
+    // the previous delivery disabled it.
+    let integrations: Api<NotificationIntegration> = Api::namespaced(ctx.client.clone(), &job.namespace);
+    let Some(ni) = integrations.get_opt(&job.integration).await.map_err(Error::Kube)? else { return Ok(()) };
+    if ni.spec.disabled || !conditions::is_true(&ni.status.clone().unwrap_or_default().conditions, READY) {
         return Ok(());
     }
     let loaded = notifiers::for_delivery(&ni, ctx).await?;

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Resource;
 use kube::api::{Api, PostParams};
-use kube::runtime::events::{Event, EventType};
 use tracing::{info, warn};
 
 use crate::controller::{Context, Error};
@@ -116,16 +115,7 @@ async fn write(
                         next.consecutive_errors,
                         next.last_error.as_ref().map(|e| format!("{}: {}", e.reason, e.message)).unwrap_or_default()
                     );
-                    let event = Event {
-                        type_: EventType::Warning,
-                        reason: "IntegrationDisabled".into(),
-                        note: Some(note),
-                        action: "Deliver".into(),
-                        secondary: None,
-                    };
-                    if let Err(e) = ctx.recorder.publish(&event, &ni.object_ref(&())).await {
-                        warn!(%namespace, %name, error = %e, "could not publish a Kubernetes Event");
-                    }
+                    ctx.publish(&ni.object_ref(&()), true, "IntegrationDisabled", note, "Deliver").await;
                 }
                 return Ok(());
             }

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
@@ -45,16 +44,7 @@ pub async fn reconcile(ni: Arc<NotificationIntegration>, ctx: Arc<Context>) -> R
         ctx.metrics.status_write("NotificationIntegration");
         info!(%namespace, %name, ready = ?status::ready_of(&desired), "integration status updated");
         for ev in transition_events(&current, &desired) {
-            let event = Event {
-                type_: if ev.warning { EventType::Warning } else { EventType::Normal },
-                reason: ev.reason.to_string(),
-                note: Some(ev.note),
-                action: "ValidateCredentials".into(),
-                secondary: None,
-            };
-            if let Err(e) = ctx.recorder.publish(&event, &ni.object_ref(&())).await {
-                warn!(%namespace, %name, error = %e, "could not publish a Kubernetes Event");
-            }
+            ctx.publish(&ni.object_ref(&()), ev.warning, ev.reason, ev.note, "ValidateCredentials").await;
         }
     } else {
         debug!(%namespace, %name, "integration status unchanged");

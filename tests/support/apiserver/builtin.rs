@@ -72,7 +72,18 @@ pub(crate) fn builtin_resources() -> Vec<Arc<ResourceType>> {
         rt("", "v1", "secrets", "Secret", true, false, Behavior::Secret, "core/secrets", &["type"], &[]),
         rt("", "v1", "configmaps", "ConfigMap", true, false, Behavior::ConfigMap, "core/configmaps", &[], &["cm"]),
         rt("", "v1", "events", "Event", true, false, Behavior::CoreEvent, "core/events", &event_fields, &["ev"]),
-        rt("", "v1", "namespaces", "Namespace", false, true, Behavior::Namespace, "core/namespaces", &["status.phase"], &["ns"]),
+        rt(
+            "",
+            "v1",
+            "namespaces",
+            "Namespace",
+            false,
+            true,
+            Behavior::Namespace,
+            "core/namespaces",
+            &["status.phase"],
+            &["ns"],
+        ),
         rt(
             "",
             "v1",
@@ -93,11 +104,66 @@ pub(crate) fn builtin_resources() -> Vec<Arc<ResourceType>> {
             ],
             &["po"],
         ),
-        rt("", "v1", "serviceaccounts", "ServiceAccount", true, false, Behavior::ServiceAccount, "core/serviceaccounts", &[], &["sa"]),
-        rt("events.k8s.io", "v1", "events", "Event", true, false, Behavior::EventsV1, "core/events", &events_v1_fields, &["ev"]),
-        rt("coordination.k8s.io", "v1", "leases", "Lease", true, false, Behavior::Lease, "coordination.k8s.io/leases", &[], &[]),
-        rt("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", false, false, Behavior::TokenReview, "authentication.k8s.io/tokenreviews", &[], &[]),
-        rt("authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", false, false, Behavior::SubjectAccessReview, "authorization.k8s.io/subjectaccessreviews", &[], &[]),
+        rt(
+            "",
+            "v1",
+            "serviceaccounts",
+            "ServiceAccount",
+            true,
+            false,
+            Behavior::ServiceAccount,
+            "core/serviceaccounts",
+            &[],
+            &["sa"],
+        ),
+        rt(
+            "events.k8s.io",
+            "v1",
+            "events",
+            "Event",
+            true,
+            false,
+            Behavior::EventsV1,
+            "core/events",
+            &events_v1_fields,
+            &["ev"],
+        ),
+        rt(
+            "coordination.k8s.io",
+            "v1",
+            "leases",
+            "Lease",
+            true,
+            false,
+            Behavior::Lease,
+            "coordination.k8s.io/leases",
+            &[],
+            &[],
+        ),
+        rt(
+            "authentication.k8s.io",
+            "v1",
+            "tokenreviews",
+            "TokenReview",
+            false,
+            false,
+            Behavior::TokenReview,
+            "authentication.k8s.io/tokenreviews",
+            &[],
+            &[],
+        ),
+        rt(
+            "authorization.k8s.io",
+            "v1",
+            "subjectaccessreviews",
+            "SubjectAccessReview",
+            false,
+            false,
+            Behavior::SubjectAccessReview,
+            "authorization.k8s.io/subjectaccessreviews",
+            &[],
+            &[],
+        ),
         rt(
             "apiextensions.k8s.io",
             "v1",
@@ -114,9 +180,8 @@ pub(crate) fn builtin_resources() -> Vec<Arc<ResourceType>> {
 }
 
 fn roundtrip<T: serde::de::DeserializeOwned + serde::Serialize>(v: &Value) -> ApiResult<Value> {
-    let t: T = serde_json::from_value(v.clone()).map_err(|e| {
-        ApiError::bad_request(format!("error decoding request body: json: {e}"))
-    })?;
+    let t: T = serde_json::from_value(v.clone())
+        .map_err(|e| ApiError::bad_request(format!("error decoding request body: json: {e}")))?;
     serde_json::to_value(t).map_err(|e| ApiError::internal(e.to_string()))
 }
 
@@ -135,9 +200,7 @@ pub(crate) fn typed_normalize(behavior: Behavior, v: &Value) -> ApiResult<Value>
         Behavior::ServiceAccount => roundtrip::<api::core::v1::ServiceAccount>(v),
         Behavior::Lease => roundtrip::<api::coordination::v1::Lease>(v),
         Behavior::TokenReview => roundtrip::<api::authentication::v1::TokenReview>(v),
-        Behavior::SubjectAccessReview => {
-            roundtrip::<api::authorization::v1::SubjectAccessReview>(v)
-        }
+        Behavior::SubjectAccessReview => roundtrip::<api::authorization::v1::SubjectAccessReview>(v),
         Behavior::Crd => roundtrip::<CustomResourceDefinition>(v),
     }
 }
@@ -158,11 +221,8 @@ pub(crate) fn events_to_core(v: &Value) -> Value {
     let mut out = Map::new();
     if let Some(m) = v.as_object() {
         for (k, x) in m {
-            let nk = EVENT_RENAMES
-                .iter()
-                .find(|(_, e)| e == k)
-                .map(|(c, _)| c.to_string())
-                .unwrap_or_else(|| k.clone());
+            let nk =
+                EVENT_RENAMES.iter().find(|(_, e)| e == k).map(|(c, _)| c.to_string()).unwrap_or_else(|| k.clone());
             out.insert(nk, x.clone());
         }
     }
@@ -176,11 +236,8 @@ pub(crate) fn core_to_events(v: &Value) -> Value {
     let mut out = Map::new();
     if let Some(m) = v.as_object() {
         for (k, x) in m {
-            let nk = EVENT_RENAMES
-                .iter()
-                .find(|(c, _)| c == k)
-                .map(|(_, e)| e.to_string())
-                .unwrap_or_else(|| k.clone());
+            let nk =
+                EVENT_RENAMES.iter().find(|(c, _)| c == k).map(|(_, e)| e.to_string()).unwrap_or_else(|| k.clone());
             out.insert(nk, x.clone());
         }
     }
@@ -200,17 +257,12 @@ pub(crate) fn mutate(behavior: Behavior, v: &mut Value) {
             if let Some(sd) = v.as_object_mut().and_then(|o| o.remove("stringData"))
                 && let Some(sd) = sd.as_object()
             {
-                let data = v
-                    .as_object_mut()
-                    .expect("object")
-                    .entry("data")
-                    .or_insert_with(|| json!({}));
+                let data = v.as_object_mut().expect("object").entry("data").or_insert_with(|| json!({}));
                 if !data.is_object() {
                     *data = json!({});
                 }
                 for (k, x) in sd {
-                    let enc = base64::engine::general_purpose::STANDARD
-                        .encode(x.as_str().unwrap_or("").as_bytes());
+                    let enc = base64::engine::general_purpose::STANDARD.encode(x.as_str().unwrap_or("").as_bytes());
                     data[k] = Value::String(enc);
                 }
             }
@@ -226,10 +278,8 @@ pub(crate) fn mutate(behavior: Behavior, v: &mut Value) {
                 v["spec"] = json!({"finalizers": ["kubernetes"]});
             }
         }
-        Behavior::Pod => {
-            if s(v, "/status/phase").is_empty() {
-                v["status"] = json!({"phase": "Pending"});
-            }
+        Behavior::Pod if s(v, "/status/phase").is_empty() => {
+            v["status"] = json!({"phase": "Pending"});
         }
         _ => {}
     }
@@ -263,17 +313,11 @@ pub(crate) fn validate(behavior: Behavior, v: &Value, old: Option<&Value>, names
                 }
             }
             if behavior == Behavior::ConfigMap
-                && let (Some(d), Some(b)) = (
-                    v.get("data").and_then(Value::as_object),
-                    v.get("binaryData").and_then(Value::as_object),
-                )
+                && let (Some(d), Some(b)) =
+                    (v.get("data").and_then(Value::as_object), v.get("binaryData").and_then(Value::as_object))
             {
                 for k in d.keys().filter(|k| b.contains_key(*k)) {
-                    c.push(Cause::invalid(
-                        &format!("data[{k}]"),
-                        &json!(k),
-                        "duplicate of key present in binaryData",
-                    ));
+                    c.push(Cause::invalid(&format!("data[{k}]"), &json!(k), "duplicate of key present in binaryData"));
                 }
             }
             if data_size(v) > 1024 * 1024 {
@@ -290,20 +334,14 @@ pub(crate) fn validate(behavior: Behavior, v: &Value, old: Option<&Value>, names
                             }
                         }
                     }
-                    "kubernetes.io/dockerconfigjson" => {
-                        if !has(".dockerconfigjson") {
-                            c.push(Cause::required("data[.dockerconfigjson]", ""));
-                        }
+                    "kubernetes.io/dockerconfigjson" if !has(".dockerconfigjson") => {
+                        c.push(Cause::required("data[.dockerconfigjson]", ""));
                     }
-                    "kubernetes.io/basic-auth" => {
-                        if !has("username") && !has("password") {
-                            c.push(Cause::required("data[username]", ""));
-                        }
+                    "kubernetes.io/basic-auth" if !has("username") && !has("password") => {
+                        c.push(Cause::required("data[username]", ""));
                     }
-                    "kubernetes.io/ssh-auth" => {
-                        if !has("ssh-privatekey") {
-                            c.push(Cause::required("data[ssh-privatekey]", ""));
-                        }
+                    "kubernetes.io/ssh-auth" if !has("ssh-privatekey") => {
+                        c.push(Cause::required("data[ssh-privatekey]", ""));
                     }
                     _ => {}
                 }
@@ -356,11 +394,7 @@ pub(crate) fn validate(behavior: Behavior, v: &Value, old: Option<&Value>, names
         Behavior::CoreEvent => {
             let ns = s(v, "/involvedObject/namespace");
             if !ns.is_empty() && ns != namespace {
-                c.push(Cause::invalid(
-                    "involvedObject.namespace",
-                    &json!(ns),
-                    "does not match event.namespace",
-                ));
+                c.push(Cause::invalid("involvedObject.namespace", &json!(ns), "does not match event.namespace"));
             }
         }
         Behavior::EventsV1 => validate_events_v1(v, old, namespace, &mut c),

@@ -41,6 +41,8 @@ pub(crate) const SUPPORTED_FUNCTIONS: &[&str] = &[
     "double",
     "bool",
     "dyn",
+    "type",
+    "bytes",
     "duration",
     "timestamp",
     "getFullYear",
@@ -87,16 +89,13 @@ const OPERATORS: &[&str] = &[
     operators::IN,
 ];
 
-const TYPE_IDENTS: &[&str] = &[
-    "int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type",
-];
+const TYPE_IDENTS: &[&str] = &["int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type"];
 
 fn env() -> Arc<Env> {
     static ENV: OnceLock<Arc<Env>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut env = Env::stdlib();
-        env.add_extension(cel::extensions::strings)
-            .expect("strings extension");
+        env.add_extension(cel::extensions::strings).expect("strings extension");
         Arc::new(env)
     })
     .clone()
@@ -105,18 +104,9 @@ fn env() -> Arc<Env> {
 fn metadata_schema() -> &'static Schema {
     static META: OnceLock<Schema> = OnceLock::new();
     META.get_or_init(|| {
-        let mut s = Schema {
-            ty: Some("object".into()),
-            ..Schema::default()
-        };
+        let mut s = Schema { ty: Some("object".into()), ..Schema::default() };
         for f in ["name", "generateName"] {
-            s.properties.insert(
-                f.into(),
-                Schema {
-                    ty: Some("string".into()),
-                    ..Schema::default()
-                },
-            );
+            s.properties.insert(f.into(), Schema { ty: Some("string".into()), ..Schema::default() });
         }
         s
     })
@@ -181,10 +171,9 @@ impl<'a> Checker<'a> {
                             return Ok(Ty::Unknown);
                         }
                         match s.ty.as_deref() {
-                            Some("object") => Err(format!(
-                                "compilation failed: ERROR: undefined field '{}'",
-                                sel.field
-                            )),
+                            Some("object") => {
+                                Err(format!("compilation failed: ERROR: undefined field '{}'", sel.field))
+                            }
                             other => Err(format!(
                                 "compilation failed: ERROR: type '{}' does not support field selection",
                                 other.unwrap_or("int-or-string")
@@ -277,45 +266,24 @@ impl<'a> Checker<'a> {
     }
 }
 
-fn check_source(
-    src: &str,
-    node: &Schema,
-    root: bool,
-    correlatable: bool,
-) -> Result<bool, String> {
-    let program = env()
-        .compile(src)
-        .map_err(|e| format!("compilation failed: {e}"))?;
-    let mut checker = Checker {
-        scope: Vec::new(),
-        node,
-        root,
-        correlatable,
-        uses_old_self: false,
-    };
+fn check_source(src: &str, node: &Schema, root: bool, correlatable: bool) -> Result<bool, String> {
+    let program = env().compile(src).map_err(|e| format!("compilation failed: {e}"))?;
+    let mut checker = Checker { scope: Vec::new(), node, root, correlatable, uses_old_self: false };
     checker.check(program.expression())?;
     Ok(checker.uses_old_self)
 }
 
 /// Compiles and checks one `x-kubernetes-validations` entry for `node`.
-pub(crate) fn compile_rule(
-    raw: &Value,
-    node: &Schema,
-    root: bool,
-    correlatable: bool,
-) -> Result<CelRule, String> {
+pub(crate) fn compile_rule(raw: &Value, node: &Schema, root: bool, correlatable: bool) -> Result<CelRule, String> {
     let rule = raw
         .get("rule")
         .and_then(Value::as_str)
         .filter(|r| !r.trim().is_empty())
         .ok_or("rule: Required value")?
         .to_string();
-    let uses_old_self = check_source(&rule, node, root, correlatable)
-        .map_err(|e| format!("rule: Invalid value: {rule:?}: {e}"))?;
-    let message = raw
-        .get("message")
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    let uses_old_self =
+        check_source(&rule, node, root, correlatable).map_err(|e| format!("rule: Invalid value: {rule:?}: {e}"))?;
+    let message = raw.get("message").and_then(Value::as_str).map(str::to_string);
     if let Some(m) = &message
         && (m.contains('\n') || m.trim().is_empty())
     {
@@ -323,18 +291,12 @@ pub(crate) fn compile_rule(
             "message: Invalid value: {m:?}: message must be non-empty and must not contain line breaks"
         ));
     }
-    let message_expression = raw
-        .get("messageExpression")
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    let message_expression = raw.get("messageExpression").and_then(Value::as_str).map(str::to_string);
     if let Some(me) = &message_expression {
         check_source(me, node, root, correlatable)
             .map_err(|e| format!("messageExpression: Invalid value: {me:?}: {e}"))?;
     }
-    let reason = raw
-        .get("reason")
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    let reason = raw.get("reason").and_then(Value::as_str).map(str::to_string);
     if let Some(r) = &reason
         && !["FieldValueInvalid", "FieldValueForbidden", "FieldValueRequired", "FieldValueDuplicate"]
             .contains(&r.as_str())
@@ -343,41 +305,19 @@ pub(crate) fn compile_rule(
             "reason: Unsupported value: {r:?}: supported values: \"FieldValueDuplicate\", \"FieldValueForbidden\", \"FieldValueInvalid\", \"FieldValueRequired\""
         ));
     }
-    let field_path = raw
-        .get("fieldPath")
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    let field_path = raw.get("fieldPath").and_then(Value::as_str).map(str::to_string);
     if let Some(fp) = &field_path {
-        let segs: Vec<String> = fp
-            .trim_start_matches('.')
-            .split('.')
-            .map(str::to_string)
-            .collect();
+        let segs: Vec<String> = fp.trim_start_matches('.').split('.').map(str::to_string).collect();
         if !fp.starts_with('.') || segs.iter().any(String::is_empty) {
             return Err(format!("fieldPath: Invalid value: {fp:?}: must be a valid path"));
         }
-        node.resolve(&segs)
-            .map_err(|e| format!("fieldPath: Invalid value: {fp:?}: {e}"))?;
+        node.resolve(&segs).map_err(|e| format!("fieldPath: Invalid value: {fp:?}: {e}"))?;
     }
-    let optional_old_self = raw
-        .get("optionalOldSelf")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let optional_old_self = raw.get("optionalOldSelf").and_then(Value::as_bool).unwrap_or(false);
     if optional_old_self {
-        return Err(
-            "optionalOldSelf: Forbidden: optional oldSelf is not supported by the emulated API server"
-                .into(),
-        );
+        return Err("optionalOldSelf: Forbidden: optional oldSelf is not supported by the emulated API server".into());
     }
-    Ok(CelRule {
-        rule,
-        message,
-        message_expression,
-        reason,
-        field_path,
-        uses_old_self,
-        optional_old_self,
-    })
+    Ok(CelRule { rule, message, message_expression, reason, field_path, uses_old_self, optional_old_self })
 }
 
 /// Converts JSON to a CEL value, typed by the schema where known.
@@ -412,10 +352,7 @@ fn to_cel(v: &Value, s: Option<&Schema>, root: bool) -> CelValue {
                             m.insert(f.to_string(), v.clone());
                         }
                     }
-                    out.insert(
-                        Key::String(Arc::new(k.clone())),
-                        to_cel(&Value::Object(m), None, false),
-                    );
+                    out.insert(Key::String(Arc::new(k.clone())), to_cel(&Value::Object(m), None, false));
                     continue;
                 } else {
                     s.and_then(|s| s.properties.get(k).or(s.additional.as_deref()))
@@ -439,23 +376,14 @@ fn run(src: &str, node: &Schema, v: &Value, old: Option<&Value>, root: bool) -> 
 }
 
 /// Evaluates one rule at `path`; `Some(cause)` when it fails.
-pub(crate) fn evaluate(
-    rule: &CelRule,
-    node: &Schema,
-    v: &Value,
-    old: Option<&Value>,
-    path: &str,
-) -> Option<Cause> {
+pub(crate) fn evaluate(rule: &CelRule, node: &Schema, v: &Value, old: Option<&Value>, path: &str) -> Option<Cause> {
     let root = path.is_empty();
     let ty = type_name(v);
     let mut field = path.to_string();
     match run(&rule.rule, node, v, old, root) {
         Ok(CelValue::Bool(true)) => None,
         Ok(CelValue::Bool(false)) => {
-            let mut msg = rule
-                .message
-                .clone()
-                .unwrap_or_else(|| format!("failed rule: {}", rule.rule.trim()));
+            let mut msg = rule.message.clone().unwrap_or_else(|| format!("failed rule: {}", rule.rule.trim()));
             if let Some(me) = &rule.message_expression
                 && let Ok(CelValue::String(s)) = run(me, node, v, old, root)
                 && !s.trim().is_empty()
@@ -464,11 +392,7 @@ pub(crate) fn evaluate(
             }
             if let Some(fp) = &rule.field_path {
                 let fp = fp.trim_start_matches('.');
-                field = if field.is_empty() {
-                    fp.to_string()
-                } else {
-                    format!("{field}.{fp}")
-                };
+                field = if field.is_empty() { fp.to_string() } else { format!("{field}.{fp}") };
             }
             Some(match rule.reason.as_deref() {
                 Some("FieldValueForbidden") => Cause::forbidden(&field, &msg),

@@ -13,10 +13,7 @@ fn s<'a>(v: &'a Value, p: &str) -> &'a str {
 /// Splits a printer-column / selectable-field JSONPath into schema steps.
 fn json_path_steps(path: &str) -> Result<Vec<String>, String> {
     let p = path.trim();
-    let p = p
-        .strip_prefix('{')
-        .and_then(|x| x.strip_suffix('}'))
-        .unwrap_or(p);
+    let p = p.strip_prefix('{').and_then(|x| x.strip_suffix('}')).unwrap_or(p);
     if !p.starts_with('.') {
         return Err(format!("{path:?}: must be a simple json path starting with ."));
     }
@@ -32,14 +29,9 @@ fn json_path_steps(path: &str) -> Result<Vec<String>, String> {
             steps.push(name.to_string());
             rest = &r[end..];
         } else if let Some(r) = rest.strip_prefix('[') {
-            let end = r
-                .find(']')
-                .ok_or_else(|| format!("{path:?}: unterminated ["))?;
+            let end = r.find(']').ok_or_else(|| format!("{path:?}: unterminated ["))?;
             let inner = &r[..end];
-            if let Some(key) = inner
-                .strip_prefix('\'')
-                .and_then(|x| x.strip_suffix('\''))
-            {
+            if let Some(key) = inner.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')) {
                 steps.push(key.to_string());
             } else {
                 // index, wildcard or filter: step into the items.
@@ -70,19 +62,13 @@ pub(crate) fn parse_crd(crd: &Value) -> Result<Vec<Arc<ResourceType>>, String> {
     let plural = s(crd, "/spec/names/plural");
     let kind = s(crd, "/spec/names/kind");
     if group.is_empty() || !group.contains('.') {
-        return Err(format!(
-            "spec.group: Invalid value: {group:?}: should be a domain with at least one dot"
-        ));
+        return Err(format!("spec.group: Invalid value: {group:?}: should be a domain with at least one dot"));
     }
     if plural.is_empty() || !is_dns_label(plural) {
-        return Err(format!(
-            "spec.names.plural: Invalid value: {plural:?}: must be a lowercase DNS-1035 label"
-        ));
+        return Err(format!("spec.names.plural: Invalid value: {plural:?}: must be a lowercase DNS-1035 label"));
     }
     if name != format!("{plural}.{group}") {
-        return Err(format!(
-            "metadata.name: Invalid value: {name:?}: must be spec.names.plural+\".\"+spec.group"
-        ));
+        return Err(format!("metadata.name: Invalid value: {name:?}: must be spec.names.plural+\".\"+spec.group"));
     }
     if kind.is_empty() {
         return Err("spec.names.kind: Required value".into());
@@ -113,12 +99,11 @@ pub(crate) fn parse_crd(crd: &Value) -> Result<Vec<Arc<ResourceType>>, String> {
             "spec.conversion.strategy: Unsupported value: {strategy:?}: the emulated API server only supports None"
         ));
     }
-    if crd
-        .pointer("/spec/preserveUnknownFields")
-        .and_then(Value::as_bool)
-        == Some(true)
-    {
-        return Err("spec.preserveUnknownFields: Invalid value: true: must be false in order to use defaults in the schema".into());
+    if crd.pointer("/spec/preserveUnknownFields").and_then(Value::as_bool) == Some(true) {
+        return Err(
+            "spec.preserveUnknownFields: Invalid value: true: must be false in order to use defaults in the schema"
+                .into(),
+        );
     }
     let short_names: Vec<String> = crd
         .pointer("/spec/names/shortNames")
@@ -135,10 +120,7 @@ pub(crate) fn parse_crd(crd: &Value) -> Result<Vec<Arc<ResourceType>>, String> {
         .and_then(Value::as_array)
         .filter(|v| !v.is_empty())
         .ok_or("spec.versions: Invalid value: must have exactly one version marked as storage version")?;
-    let storage_count = versions
-        .iter()
-        .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
-        .count();
+    let storage_count = versions.iter().filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true)).count();
     if storage_count != 1 {
         return Err(format!(
             "spec.versions: Invalid value: must have exactly one version marked as storage version (found {storage_count})"
@@ -155,11 +137,10 @@ pub(crate) fn parse_crd(crd: &Value) -> Result<Vec<Arc<ResourceType>>, String> {
             return Err(format!("spec.versions[{i}].name: Duplicate value: {vname:?}"));
         }
         seen.push(vname);
-        let schema_json = v
-            .pointer("/schema/openAPIV3Schema")
-            .ok_or_else(|| format!("spec.versions[{i}].schema.openAPIV3Schema: Required value: schemas are required"))?;
-        let schema = Schema::parse_root(schema_json)
-            .map_err(|e| format!("spec.versions[{i}].schema.{e}"))?;
+        let schema_json = v.pointer("/schema/openAPIV3Schema").ok_or_else(|| {
+            format!("spec.versions[{i}].schema.openAPIV3Schema: Required value: schemas are required")
+        })?;
+        let schema = Schema::parse_root(schema_json).map_err(|e| format!("spec.versions[{i}].schema.{e}"))?;
         if let Some(sub) = v.get("subresources").filter(|x| !x.is_null())
             && sub.get("scale").is_some_and(|x| !x.is_null())
         {
@@ -167,9 +148,7 @@ pub(crate) fn parse_crd(crd: &Value) -> Result<Vec<Arc<ResourceType>>, String> {
                 "spec.versions[{i}].subresources.scale: the emulated API server does not implement the scale subresource"
             ));
         }
-        let status = v
-            .pointer("/subresources/status")
-            .is_some_and(|x| !x.is_null());
+        let status = v.pointer("/subresources/status").is_some_and(|x| !x.is_null());
         if let Some(cols) = v.get("additionalPrinterColumns").and_then(Value::as_array) {
             for (j, c) in cols.iter().enumerate() {
                 let cname = s(c, "/name");
@@ -203,17 +182,15 @@ pub(crate) fn parse_crd(crd: &Value) -> Result<Vec<Arc<ResourceType>>, String> {
         if let Some(sf) = v.get("selectableFields").and_then(Value::as_array) {
             for (j, f) in sf.iter().enumerate() {
                 let jp = s(f, "/jsonPath");
-                let steps = json_path_steps(jp).map_err(|e| {
-                    format!("spec.versions[{i}].selectableFields[{j}].jsonPath: Invalid value: {e}")
-                })?;
+                let steps = json_path_steps(jp)
+                    .map_err(|e| format!("spec.versions[{i}].selectableFields[{j}].jsonPath: Invalid value: {e}"))?;
                 if steps.iter().any(|x| x == "[]") || steps.first().is_some_and(|x| x == "metadata") {
                     return Err(format!(
                         "spec.versions[{i}].selectableFields[{j}].jsonPath: Invalid value: {jp:?}: must not point into lists or metadata"
                     ));
                 }
                 match schema.resolve(&steps) {
-                    Ok(Some(node))
-                        if matches!(node.ty.as_deref(), Some("string" | "integer" | "boolean")) => {}
+                    Ok(Some(node)) if matches!(node.ty.as_deref(), Some("string" | "integer" | "boolean")) => {}
                     _ => {
                         return Err(format!(
                             "spec.versions[{i}].selectableFields[{j}].jsonPath: Invalid value: {jp:?}: must point to a field of type string, boolean or integer"

@@ -105,9 +105,9 @@ fn aggregated(resources: &[Arc<ResourceType>], core: bool) -> Value {
 }
 
 fn wants_aggregated(accept: &str) -> bool {
-    accept.split(',').any(|p| {
-        p.contains("as=APIGroupDiscoveryList") && p.contains("g=apidiscovery.k8s.io") && p.contains("v=v2")
-    })
+    accept
+        .split(',')
+        .any(|p| p.contains("as=APIGroupDiscoveryList") && p.contains("g=apidiscovery.k8s.io") && p.contains("v=v2"))
 }
 
 fn aggregated_response(v: &Value) -> Response {
@@ -159,11 +159,8 @@ pub(crate) fn serve(shared: &Shared, method: &str, path: &str, accept: &str, hos
         }
         ["api", v] | ["apis", _, v] => {
             let g = if segs[0] == "api" { "" } else { segs[1] };
-            let rs: Vec<Value> = resources
-                .iter()
-                .filter(|r| r.group == g && r.version == *v)
-                .flat_map(|r| resource_entry(r))
-                .collect();
+            let rs: Vec<Value> =
+                resources.iter().filter(|r| r.group == g && r.version == *v).flat_map(|r| resource_entry(r)).collect();
             if rs.is_empty() {
                 return Err(ApiError::resource_not_found());
             }
@@ -176,10 +173,7 @@ pub(crate) fn serve(shared: &Shared, method: &str, path: &str, accept: &str, hos
 }
 
 fn group_doc(g: &str, vs: &[String]) -> Value {
-    let versions: Vec<Value> = vs
-        .iter()
-        .map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
-        .collect();
+    let versions: Vec<Value> = vs.iter().map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v})).collect();
     json!({
         "name": g,
         "versions": versions,

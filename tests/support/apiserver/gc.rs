@@ -27,10 +27,7 @@ fn uid(v: &Value) -> &str {
 }
 
 fn owner_refs(v: &Value) -> Vec<Value> {
-    v.pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
+    v.pointer("/metadata/ownerReferences").and_then(Value::as_array).cloned().unwrap_or_default()
 }
 
 fn owner_status(store: &Store, dep: &ObjKey, r: &Value) -> Owner {
@@ -50,22 +47,15 @@ fn owner_status(store: &Store, dep: &ObjKey, r: &Value) -> Owner {
     } else {
         ""
     };
-    if store.find_by_uid(&rt.storage_key, ns, name, ruid) {
-        Owner::Present
-    } else {
-        Owner::Absent
-    }
+    if store.find_by_uid(&rt.storage_key, ns, name, ruid) { Owner::Present } else { Owner::Absent }
 }
 
 fn has_finalizer(v: &Value, f: &str) -> bool {
-    v.pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .is_some_and(|a| a.iter().any(|x| x == f))
+    v.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|a| a.iter().any(|x| x == f))
 }
 
 fn deleting(v: &Value) -> bool {
-    v.pointer("/metadata/deletionTimestamp")
-        .is_some_and(|x| !x.is_null())
+    v.pointer("/metadata/deletionTimestamp").is_some_and(|x| !x.is_null())
 }
 
 fn plan(store: &Store) -> Vec<Action> {
@@ -78,9 +68,7 @@ fn plan(store: &Store) -> Vec<Action> {
                 .objects
                 .iter()
                 .filter(|(_, d)| {
-                    owner_refs(&d.obj)
-                        .iter()
-                        .any(|r| r.get("uid").and_then(Value::as_str) == Some(my_uid))
+                    owner_refs(&d.obj).iter().any(|r| r.get("uid").and_then(Value::as_str) == Some(my_uid))
                 })
                 .map(|(dk, d)| (dk, &d.obj))
                 .collect();
@@ -137,11 +125,8 @@ fn rewrite(store: &mut Store, k: &ObjKey, f: impl FnOnce(&mut Value)) {
     };
     let mut obj = s.obj.clone();
     f(&mut obj);
-    let finished = deleting(&obj)
-        && obj
-            .pointer("/metadata/finalizers")
-            .and_then(Value::as_array)
-            .is_none_or(|a| a.is_empty());
+    let finished =
+        deleting(&obj) && obj.pointer("/metadata/finalizers").and_then(Value::as_array).is_none_or(|a| a.is_empty());
     if finished {
         store.commit(k.clone(), None);
     } else {
@@ -152,12 +137,7 @@ fn rewrite(store: &mut Store, k: &ObjKey, f: impl FnOnce(&mut Value)) {
 fn execute(store: &mut Store, a: Action) {
     match a {
         Action::Delete(k) => {
-            let Some(rt) = store
-                .resources
-                .iter()
-                .find(|r| r.storage_key == k.0 && r.storage_version)
-                .cloned()
-            else {
+            let Some(rt) = store.resources.iter().find(|r| r.storage_key == k.0 && r.storage_version).cloned() else {
                 return;
             };
             let w = WriteCtx {
@@ -187,10 +167,7 @@ fn execute(store: &mut Store, a: Action) {
             }
         }),
         Action::RemoveFinalizer(k, f) => rewrite(store, &k, |obj| {
-            if let Some(a) = obj
-                .pointer_mut("/metadata/finalizers")
-                .and_then(Value::as_array_mut)
-            {
+            if let Some(a) = obj.pointer_mut("/metadata/finalizers").and_then(Value::as_array_mut) {
                 a.retain(|x| x != f);
             }
         }),

@@ -1,9 +1,31 @@
 //! An in-process emulation of the Kubernetes API server, spoken to over
-//! real HTTP by a real `kube::Client`.
+//! real HTTP/1.1 by a real `kube::Client`.
 //!
-//! It is meant to be stricter, never kinder, than a real API server: see
-//! the module docs of each part (`ops`, `schema`, `celrules`, `watch`,
-//! `ssa`, `builtin`) for what is reproduced.
+//! It is meant to be stricter, never kinder, than a real API server. What it
+//! reproduces is tested in `tests/apiserver_emulation.rs`; each part
+//! documents itself (`ops`: admission pipeline, `schema`/`celrules`: CRD
+//! validation, `watch`, `ssa`: managedFields and apply, `builtin`,
+//! `gc`). Known differences from a real server:
+//!
+//! - No RBAC: every known identity may do everything (usage is recorded so a
+//!   test can compare it with the chart's RBAC instead).
+//! - CEL: only the functions in `celrules::SUPPORTED_FUNCTIONS` exist (no
+//!   Kubernetes libraries such as `isURL`, `quantity`, `url`, optionals,
+//!   `optionalOldSelf`); a CRD using others is refused by `install_crd`.
+//!   No CEL cost estimation (a real server may refuse a rule as too
+//!   expensive that is accepted here), no type checking beyond field names,
+//!   `date-time` strings are plain strings in CEL (a real server gives
+//!   timestamps).
+//! - No validation ratcheting (stricter than 1.30+ servers).
+//! - PUT always requires `metadata.resourceVersion` (real built-ins allow
+//!   unconditional updates).
+//! - Strategic merge patch of built-ins is a JSON merge patch.
+//! - Server-side apply: lists are atomic unless the schema says
+//!   `x-kubernetes-list-type: set|map` (metadata.finalizers is a set,
+//!   ownerReferences a map by uid); built-in types' patch-merge keys are not
+//!   known, so their lists are atomic.
+//! - Namespaces spring into existence on first use and deleting one does
+//!   not delete its contents; no scale subresource, no conversion webhooks.
 
 mod builtin;
 mod celrules;
@@ -209,10 +231,7 @@ fn write_usage(shared: &Shared, dir: &std::path::Path, id: u64) -> std::io::Resu
     let reqs = shared.requests.lock().unwrap().clone();
     let users = shared.users.lock().unwrap().clone();
     let mut counts: BTreeMap<Vec<String>, (u64, BTreeSet<u16>)> = BTreeMap::new();
-    for r in reqs
-        .iter()
-        .filter(|r| !r.user.is_empty() && r.user != ADMIN_USER && !r.resource.is_empty())
-    {
+    for r in reqs.iter().filter(|r| !r.user.is_empty() && r.user != ADMIN_USER && !r.resource.is_empty()) {
         let name = if matches!(r.verb.as_str(), "get" | "update" | "patch" | "delete") {
             r.name.clone()
         } else {
@@ -232,21 +251,11 @@ fn write_usage(shared: &Shared, dir: &std::path::Path, id: u64) -> std::io::Resu
         e.0 += 1;
         e.1.insert(r.code);
     }
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let path = dir.join(format!(
-        "apiserver-usage-{}-{id}-{nanos}.jsonl",
-        std::process::id()
-    ));
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let path = dir.join(format!("apiserver-usage-{}-{id}-{nanos}.jsonl", std::process::id()));
     let mut out = String::new();
     for (k, (count, codes)) in counts {
-        let groups = users
-            .values()
-            .find(|i| i.username == k[0])
-            .map(|i| i.groups.clone())
-            .unwrap_or_default();
+        let groups = users.values().find(|i| i.username == k[0]).map(|i| i.groups.clone()).unwrap_or_default();
         let line = serde_json::json!({
             "user": k[0], "groups": groups, "verb": k[1], "group": k[2], "version": k[3],
             "resource": k[4], "subresource": k[5], "namespace": k[6], "name": k[7],
@@ -301,13 +310,9 @@ impl ApiServer {
             activity: tokio::sync::Notify::new(),
             gc: tokio::sync::Notify::new(),
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
-        let app = axum::Router::new()
-            .fallback(routes::handle)
-            .with_state(shared.clone());
+        let app = axum::Router::new().fallback(routes::handle).with_state(shared.clone());
         let mut shutdown = shared.shutdown_tx.subscribe();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
@@ -318,14 +323,7 @@ impl ApiServer {
         });
         tokio::spawn(gc::run(shared.clone()));
         let id = SERVER_IDS.fetch_add(1, Ordering::Relaxed);
-        ApiServer {
-            handle: Arc::new(Handle {
-                shared: shared.clone(),
-                addr,
-                id,
-            }),
-            shared,
-        }
+        ApiServer { handle: Arc::new(Handle { shared: shared.clone(), addr, id }), shared }
     }
 
     pub fn url(&self) -> String {
@@ -354,13 +352,11 @@ impl ApiServer {
         if !groups.iter().any(|g| g == "system:authenticated") {
             groups.push("system:authenticated".into());
         }
-        self.shared.users.lock().unwrap().insert(
-            token.to_string(),
-            Identity {
-                username: username.to_string(),
-                groups,
-            },
-        );
+        self.shared
+            .users
+            .lock()
+            .unwrap()
+            .insert(token.to_string(), Identity { username: username.to_string(), groups });
     }
 
     /// Registers a CRD's served versions (like `kubectl apply` of the CRD).
@@ -376,16 +372,10 @@ impl ApiServer {
             m.remove("creationTimestamp");
             m.remove("managedFields");
         }
-        let name = v
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let name = v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
         let rt = {
             let store = self.shared.store.lock().unwrap();
-            store
-                .find_resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
-                .expect("crd resource")
+            store.find_resource("apiextensions.k8s.io", "v1", "customresourcedefinitions").expect("crd resource")
         };
         let w = ops::WriteCtx {
             rt,
@@ -420,18 +410,11 @@ impl ApiServer {
 
     /// How TokenReviews of `token` are answered.
     pub fn set_token_review(&self, token: &str, result: TokenReviewAnswer) {
-        self.shared
-            .token_reviews
-            .lock()
-            .unwrap()
-            .insert(token.to_string(), result);
+        self.shared.token_reviews.lock().unwrap().insert(token.to_string(), result);
     }
 
     /// How SubjectAccessReviews are answered (default: deny all).
-    pub fn set_access_review(
-        &self,
-        f: impl Fn(&SubjectAccessReviewSpec) -> (bool, String) + Send + Sync + 'static,
-    ) {
+    pub fn set_access_review(&self, f: impl Fn(&SubjectAccessReviewSpec) -> (bool, String) + Send + Sync + 'static) {
         *self.shared.access_review.lock().unwrap() = Arc::new(f);
     }
 
@@ -468,11 +451,7 @@ impl ApiServer {
     /// (a `Status` body) instead of being served. Note that kube's client
     /// transparently retries 429/503/504.
     pub fn fail_next(&self, matcher: RequestMatcher, status: u16, reason: &str) {
-        self.shared.failures.lock().unwrap().push(Injected {
-            matcher,
-            code: status,
-            reason: reason.to_string(),
-        });
+        self.shared.failures.lock().unwrap().push(Injected { matcher, code: status, reason: reason.to_string() });
     }
 
     /// Compacts history: lists/watches from older resourceVersions get
@@ -502,10 +481,7 @@ impl ApiServer {
     pub fn object(&self, group: &str, version: &str, resource: &str, namespace: &str, name: &str) -> Option<Value> {
         let store = self.shared.store.lock().unwrap();
         let rt = store.find_resource(group, version, resource)?;
-        store
-            .objects
-            .get(&ops::obj_key(&rt, namespace, name))
-            .map(|s| ops::present(&rt, &s.obj))
+        store.objects.get(&ops::obj_key(&rt, namespace, name)).map(|s| ops::present(&rt, &s.obj))
     }
 
     /// Every stored object of a resource (all namespaces), as served.
@@ -514,12 +490,7 @@ impl ApiServer {
         let Some(rt) = store.find_resource(group, version, resource) else {
             return Vec::new();
         };
-        store
-            .objects
-            .iter()
-            .filter(|(k, _)| k.0 == rt.storage_key)
-            .map(|(_, s)| ops::present(&rt, &s.obj))
-            .collect()
+        store.objects.iter().filter(|(k, _)| k.0 == rt.storage_key).map(|(_, s)| ops::present(&rt, &s.obj)).collect()
     }
 
     /// Waits until `cond` holds (re-checked after every request and every
@@ -559,9 +530,6 @@ impl ApiServer {
         timeout: Duration,
         mut pred: impl FnMut(Option<&Value>) -> bool,
     ) -> bool {
-        self.wait_until(timeout, |s| {
-            pred(s.object(group, version, resource, namespace, name).as_ref())
-        })
-        .await
+        self.wait_until(timeout, |s| pred(s.object(group, version, resource, namespace, name).as_ref())).await
     }
 }

@@ -46,11 +46,7 @@ pub(crate) enum CrdChange {
 }
 
 pub(crate) fn obj_key(rt: &ResourceType, ns: &str, name: &str) -> ObjKey {
-    (
-        rt.storage_key.clone(),
-        if rt.namespaced { ns.to_string() } else { String::new() },
-        name.to_string(),
-    )
+    (rt.storage_key.clone(), if rt.namespaced { ns.to_string() } else { String::new() }, name.to_string())
 }
 
 fn sv<'a>(v: &'a Value, p: &str) -> &'a str {
@@ -60,11 +56,7 @@ fn sv<'a>(v: &'a Value, p: &str) -> &'a str {
 /// The stored object as served by `rt` (apiVersion/kind of the requested
 /// version, event conversion, schema defaults and pruning on read).
 pub(crate) fn present(rt: &ResourceType, stored: &Value) -> Value {
-    let mut v = if rt.behavior == Behavior::EventsV1 {
-        core_to_events(stored)
-    } else {
-        stored.clone()
-    };
+    let mut v = if rt.behavior == Behavior::EventsV1 { core_to_events(stored) } else { stored.clone() };
     if let Some(o) = v.as_object_mut() {
         o.insert("apiVersion".into(), json!(rt.api_version()));
         o.insert("kind".into(), json!(rt.kind));
@@ -78,11 +70,7 @@ pub(crate) fn present(rt: &ResourceType, stored: &Value) -> Value {
 }
 
 fn to_storage(rt: &ResourceType, v: Value) -> Value {
-    if rt.behavior == Behavior::EventsV1 {
-        events_to_core(&v)
-    } else {
-        v
-    }
+    if rt.behavior == Behavior::EventsV1 { events_to_core(&v) } else { v }
 }
 
 fn check_type_meta(rt: &ResourceType, body: &mut Value) -> ApiResult<()> {
@@ -94,9 +82,7 @@ fn check_type_meta(rt: &ResourceType, body: &mut Value) -> ApiResult<()> {
     match o.get("apiVersion").and_then(Value::as_str) {
         None | Some("") => {
             if rt.is_custom() {
-                return Err(ApiError::bad_request(format!(
-                    "Object 'apiVersion' is missing in '{raw}'"
-                )));
+                return Err(ApiError::bad_request(format!("Object 'apiVersion' is missing in '{raw}'")));
             }
             o.insert("apiVersion".into(), json!(want_av));
         }
@@ -110,9 +96,7 @@ fn check_type_meta(rt: &ResourceType, body: &mut Value) -> ApiResult<()> {
     match o.get("kind").and_then(Value::as_str) {
         None | Some("") => {
             if rt.is_custom() {
-                return Err(ApiError::bad_request(format!(
-                    "Object 'Kind' is missing in '{raw}'"
-                )));
+                return Err(ApiError::bad_request(format!("Object 'Kind' is missing in '{raw}'")));
             }
             o.insert("kind".into(), json!(rt.kind));
         }
@@ -130,9 +114,7 @@ fn check_type_meta(rt: &ResourceType, body: &mut Value) -> ApiResult<()> {
         }
         Some(Value::Object(_)) => {}
         Some(_) => {
-            return Err(ApiError::bad_request(
-                "error decoding request body: metadata must be an object",
-            ));
+            return Err(ApiError::bad_request("error decoding request body: metadata must be an object"));
         }
     }
     Ok(())
@@ -149,19 +131,13 @@ fn set_meta(v: &mut Value, key: &str, val: Value) {
 }
 
 fn meta_of(v: &Value, key: &str) -> Value {
-    v.pointer(&format!("/metadata/{key}"))
-        .cloned()
-        .unwrap_or(Value::Null)
+    v.pointer(&format!("/metadata/{key}")).cloned().unwrap_or(Value::Null)
 }
 
 /// Decoding: typed decode for built-ins; for custom resources metadata
 /// decode, pruning of unknown fields (per fieldValidation) and defaults.
 fn decode(w: &WriteCtx, v: Value, warnings: &mut Vec<String>) -> ApiResult<Value> {
-    let mut v = if w.rt.is_custom() {
-        v
-    } else {
-        builtin::typed_normalize(w.rt.behavior, &v)?
-    };
+    let mut v = if w.rt.is_custom() { v } else { builtin::typed_normalize(w.rt.behavior, &v)? };
     let m = normalize_object_meta(&v["metadata"])
         .map_err(|e| ApiError::bad_request(format!("error decoding metadata: {e}")))?;
     v["metadata"] = m;
@@ -171,14 +147,8 @@ fn decode(w: &WriteCtx, v: Value, warnings: &mut Vec<String>) -> ApiResult<Value
         if !dropped.is_empty() {
             match w.validation {
                 FieldValidation::Strict => {
-                    let list: Vec<String> = dropped
-                        .iter()
-                        .map(|d| format!("unknown field \"{d}\""))
-                        .collect();
-                    return Err(ApiError::bad_request(format!(
-                        "strict decoding error: {}",
-                        list.join(", ")
-                    )));
+                    let list: Vec<String> = dropped.iter().map(|d| format!("unknown field \"{d}\"")).collect();
+                    return Err(ApiError::bad_request(format!("strict decoding error: {}", list.join(", "))));
                 }
                 FieldValidation::Warn => {
                     warnings.extend(dropped.iter().map(|d| format!("unknown field \"{d}\"")));
@@ -217,23 +187,19 @@ fn admit(w: &WriteCtx, old: Option<&Value>, mut new: Value, sub: &str) -> ApiRes
     let name = sv(&new, "/metadata/name").to_string();
     match old {
         None => {
-            builtin::mutate(rt.behavior, &mut new);
-            if rt.status_subresource && rt.behavior != Behavior::Namespace && rt.behavior != Behavior::Pod {
-                if let Some(o) = new.as_object_mut() {
-                    o.remove("status");
-                }
+            if rt.status_subresource
+                && let Some(o) = new.as_object_mut()
+            {
+                o.remove("status");
             }
+            builtin::mutate(rt.behavior, &mut new);
             set_meta(&mut new, "uid", json!(new_uid()));
             set_meta(&mut new, "creationTimestamp", json!(now_rfc3339()));
             set_meta(&mut new, "deletionTimestamp", Value::Null);
             set_meta(&mut new, "deletionGracePeriodSeconds", Value::Null);
             set_meta(&mut new, "resourceVersion", Value::Null);
             set_meta(&mut new, "selfLink", Value::Null);
-            set_meta(
-                &mut new,
-                "generation",
-                if rt.has_generation() { json!(1) } else { Value::Null },
-            );
+            set_meta(&mut new, "generation", if rt.has_generation() { json!(1) } else { Value::Null });
             if rt.behavior == Behavior::Namespace {
                 let mut labels = meta_of(&new, "labels");
                 if !labels.is_object() {
@@ -291,15 +257,8 @@ fn admit(w: &WriteCtx, old: Option<&Value>, mut new: Value, sub: &str) -> ApiRes
                 }
             }
             if rt.has_generation() {
-                let skip: &[&str] = if rt.status_subresource {
-                    &["metadata", "status"]
-                } else {
-                    &["metadata"]
-                };
-                let mut generation_no = old
-                    .pointer("/metadata/generation")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(1);
+                let skip: &[&str] = if rt.status_subresource { &["metadata", "status"] } else { &["metadata"] };
+                let mut generation_no = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
                 if without(old, skip) != without(&new, skip) {
                     generation_no += 1;
                 }
@@ -309,10 +268,8 @@ fn admit(w: &WriteCtx, old: Option<&Value>, mut new: Value, sub: &str) -> ApiRes
     }
 
     // Validation.
-    let mut causes = meta::validate_object_meta(
-        new.get("metadata").unwrap_or(&Value::Null),
-        rt.behavior == Behavior::Namespace,
-    );
+    let mut causes =
+        meta::validate_object_meta(new.get("metadata").unwrap_or(&Value::Null), rt.behavior == Behavior::Namespace);
     if let Some(old) = old
         && !sv(old, "/metadata/deletionTimestamp").is_empty()
     {
@@ -402,9 +359,7 @@ pub(crate) fn create(
         set_meta(&mut body, "namespace", Value::Null);
     }
     if !sv(&body, "/metadata/resourceVersion").is_empty() {
-        return Err(ApiError::internal(
-            "resourceVersion should not be set on objects to be created",
-        ));
+        return Err(ApiError::internal("resourceVersion should not be set on objects to be created"));
     }
     let mut name = sv(&body, "/metadata/name").to_string();
     if name.is_empty() {
@@ -456,30 +411,20 @@ pub(crate) fn create(
     };
     set_meta(&mut new, "managedFields", ssa::render(&managers));
     if w.dry_run {
-        return Ok(Written {
-            obj: new,
-            code: 201,
-            warnings,
-            committed: false,
-            crd_change: None,
-        });
+        return Ok(Written { obj: new, code: 201, warnings, committed: false, crd_change: None });
     }
     let rv = store.commit(key, Some((to_storage(&rt, new.clone()), managers)));
     set_rv(&mut new, rv);
-    Ok(Written {
-        obj: new,
-        code: 201,
-        warnings,
-        committed: true,
-        crd_change,
-    })
+    Ok(Written { obj: new, code: 201, warnings, committed: true, crd_change })
 }
 
 fn check_crd_names(store: &Store, crd_name: &str, types: &[Arc<ResourceType>]) -> ApiResult<()> {
     for t in types {
-        if store.resources.iter().any(|r| {
-            r.group == t.group && r.plural == t.plural && r.crd_name.as_deref() != Some(crd_name)
-        }) {
+        if store
+            .resources
+            .iter()
+            .any(|r| r.group == t.group && r.plural == t.plural && r.crd_name.as_deref() != Some(crd_name))
+        {
             return Err(ApiError::invalid(
                 "CustomResourceDefinition",
                 "apiextensions.k8s.io",
@@ -539,11 +484,7 @@ pub(crate) fn update(
                 &rt.kind,
                 &rt.group,
                 name,
-                &[Cause::invalid(
-                    "metadata.resourceVersion",
-                    &json!(0),
-                    "must be specified for an update",
-                )],
+                &[Cause::invalid("metadata.resourceVersion", &json!(0), "must be specified for an update")],
             ));
         }
     } else if body_rv != old_rv {
@@ -564,13 +505,7 @@ pub(crate) fn update(
     let (mut new, crd_change) = admit(w, Some(&old), body, sub)?;
     set_meta(&mut new, "resourceVersion", json!(old_rv));
     if strip_for_compare(&old) == strip_for_compare(&new) {
-        return Ok(Written {
-            obj: old,
-            code: 200,
-            warnings,
-            committed: false,
-            crd_change: None,
-        });
+        return Ok(Written { obj: old, code: 200, warnings, committed: false, crd_change: None });
     }
     if let Some(CrdChange::Register(_, types)) = &crd_change {
         check_crd_names(store, name, types)?;
@@ -596,44 +531,20 @@ pub(crate) fn update(
     };
     set_meta(&mut new, "managedFields", ssa::render(&managers));
     if w.dry_run {
-        return Ok(Written {
-            obj: new,
-            code: 200,
-            warnings,
-            committed: false,
-            crd_change: None,
-        });
+        return Ok(Written { obj: new, code: 200, warnings, committed: false, crd_change: None });
     }
     let finished = !sv(&new, "/metadata/deletionTimestamp").is_empty()
-        && meta_of(&new, "finalizers")
-            .as_array()
-            .is_none_or(|f| f.is_empty());
+        && meta_of(&new, "finalizers").as_array().is_none_or(|f| f.is_empty());
     if finished {
         let rv = store.commit(key, None);
         let mut last = present(&rt, &stored.obj);
         set_rv(&mut last, rv);
-        let change = if rt.behavior == Behavior::Crd {
-            Some(CrdChange::Unregister(name.to_string()))
-        } else {
-            None
-        };
-        return Ok(Written {
-            obj: last,
-            code: 200,
-            warnings,
-            committed: true,
-            crd_change: change,
-        });
+        let change = if rt.behavior == Behavior::Crd { Some(CrdChange::Unregister(name.to_string())) } else { None };
+        return Ok(Written { obj: last, code: 200, warnings, committed: true, crd_change: change });
     }
     let rv = store.commit(key, Some((to_storage(&rt, new.clone()), managers)));
     set_rv(&mut new, rv);
-    Ok(Written {
-        obj: new,
-        code: 200,
-        warnings,
-        committed: true,
-        crd_change,
-    })
+    Ok(Written { obj: new, code: 200, warnings, committed: true, crd_change })
 }
 
 fn merge_patch(target: &mut Value, patch: &Value) {
@@ -664,20 +575,13 @@ pub(crate) struct PatchArgs<'a> {
 /// PATCH (merge, JSON patch, strategic (built-ins only), apply).
 pub(crate) fn patch(store: &mut Store, w: &WriteCtx, name: &str, sub: &str, args: PatchArgs) -> ApiResult<Written> {
     let rt = w.rt.clone();
-    let ct = args
-        .content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let ct = args.content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let key = obj_key(&rt, &w.ns, name);
     let current = store.objects.get(&key).cloned();
     let not_found = || ApiError::not_found(&rt.group, &rt.plural, name);
     let parse_json = |b: &[u8]| -> ApiResult<Value> {
-        serde_json::from_slice(b).map_err(|e| {
-            ApiError::bad_request(format!("error decoding patch: invalid character in patch body: {e}"))
-        })
+        serde_json::from_slice(b)
+            .map_err(|e| ApiError::bad_request(format!("error decoding patch: invalid character in patch body: {e}")))
     };
     match ct.as_str() {
         "application/json-patch+json" => {
@@ -686,8 +590,14 @@ pub(crate) fn patch(store: &mut Store, w: &WriteCtx, name: &str, sub: &str, args
                 .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
             let mut doc = present(&rt, &cur.obj);
             json_patch::patch(&mut doc, &ops).map_err(|e| {
-                ApiError::new(422, "Invalid", format!("the server rejected our request due to an error in our request: {e}"))
-                    .with_details(json!({"causes": [{"reason": "FieldValueInvalid", "message": e.to_string(), "field": "patch"}]}))
+                ApiError::new(
+                    422,
+                    "Invalid",
+                    format!("the server rejected our request due to an error in our request: {e}"),
+                )
+                .with_details(
+                    json!({"causes": [{"reason": "FieldValueInvalid", "message": e.to_string(), "field": "patch"}]}),
+                )
             })?;
             update(store, w, name, sub, doc, false, None)
         }
@@ -738,10 +648,10 @@ fn apply_patch(
             &[Cause::required("fieldManager", "is required for apply patch")],
         ));
     };
-    let text = std::str::from_utf8(args.body)
-        .map_err(|_| ApiError::bad_request("error decoding YAML: invalid utf-8"))?;
-    let mut applied: Value = serde_yaml::from_str(text)
-        .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+    let text =
+        std::str::from_utf8(args.body).map_err(|_| ApiError::bad_request("error decoding YAML: invalid utf-8"))?;
+    let mut applied: Value =
+        serde_yaml::from_str(text).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
     if !applied.is_object() {
         return Err(ApiError::bad_request("error decoding YAML: the apply configuration must be an object"));
     }
@@ -754,10 +664,7 @@ fn apply_patch(
         return Err(ApiError::bad_request("kind must be set in the apply configuration"));
     }
     check_type_meta(&rt, &mut applied)?;
-    if applied
-        .pointer("/metadata/managedFields")
-        .is_some_and(|m| !m.is_null())
-    {
+    if applied.pointer("/metadata/managedFields").is_some_and(|m| !m.is_null()) {
         return Err(ApiError::bad_request("metadata.managedFields must be nil"));
     }
     let body_name = sv(&applied, "/metadata/name").to_string();
@@ -783,11 +690,7 @@ fn apply_patch(
                     FieldValidation::Strict => {
                         return Err(ApiError::bad_request(format!(
                             "strict decoding error: {}",
-                            dropped
-                                .iter()
-                                .map(|d| format!("unknown field \"{d}\""))
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            dropped.iter().map(|d| format!("unknown field \"{d}\"")).collect::<Vec<_>>().join(", ")
                         )));
                     }
                     FieldValidation::Warn => {
@@ -936,13 +839,7 @@ pub(crate) fn delete(store: &mut Store, w: &WriteCtx, name: &str, opts: &Value) 
     if !finalizers.is_empty() || add_finalizer.is_some() {
         let needs_add = add_finalizer.is_some_and(|f| !finalizers.contains(&json!(f)));
         if deleting && !needs_add {
-            return Ok(Written {
-                obj,
-                code: 200,
-                warnings: vec![],
-                committed: false,
-                crd_change: None,
-            });
+            return Ok(Written { obj, code: 200, warnings: vec![], committed: false, crd_change: None });
         }
         let mut new = obj.clone();
         if !deleting {
@@ -954,23 +851,11 @@ pub(crate) fn delete(store: &mut Store, w: &WriteCtx, name: &str, opts: &Value) 
         }
         set_meta(&mut new, "finalizers", Value::Array(finalizers));
         if w.dry_run {
-            return Ok(Written {
-                obj: new,
-                code: 200,
-                warnings: vec![],
-                committed: false,
-                crd_change: None,
-            });
+            return Ok(Written { obj: new, code: 200, warnings: vec![], committed: false, crd_change: None });
         }
         let rv = store.commit(key, Some((to_storage(&rt, new.clone()), stored.managers)));
         set_rv(&mut new, rv);
-        return Ok(Written {
-            obj: new,
-            code: 200,
-            warnings: vec![],
-            committed: true,
-            crd_change: None,
-        });
+        return Ok(Written { obj: new, code: 200, warnings: vec![], committed: true, crd_change: None });
     }
     let status = json!({
         "kind": "Status",
@@ -980,13 +865,7 @@ pub(crate) fn delete(store: &mut Store, w: &WriteCtx, name: &str, opts: &Value) 
         "details": {"name": name, "group": rt.group, "kind": rt.plural, "uid": sv(&obj, "/metadata/uid")},
     });
     if w.dry_run {
-        return Ok(Written {
-            obj: status,
-            code: 200,
-            warnings: vec![],
-            committed: false,
-            crd_change: None,
-        });
+        return Ok(Written { obj: status, code: 200, warnings: vec![], committed: false, crd_change: None });
     }
     store.commit(key, None);
     Ok(Written {
@@ -994,11 +873,7 @@ pub(crate) fn delete(store: &mut Store, w: &WriteCtx, name: &str, opts: &Value) 
         code: 200,
         warnings: vec![],
         committed: true,
-        crd_change: if rt.behavior == Behavior::Crd {
-            Some(CrdChange::Unregister(name.to_string()))
-        } else {
-            None
-        },
+        crd_change: if rt.behavior == Behavior::Crd { Some(CrdChange::Unregister(name.to_string())) } else { None },
     })
 }
 
@@ -1019,12 +894,7 @@ pub(crate) fn apply_crd_change(store: &mut Store, change: CrdChange) -> bool {
                 .map(|r| r.storage_key.clone())
                 .collect();
             store.resources.retain(|r| r.crd_name.as_deref() != Some(name.as_str()));
-            let doomed: Vec<ObjKey> = store
-                .objects
-                .keys()
-                .filter(|k| keys.contains(&k.0))
-                .cloned()
-                .collect();
+            let doomed: Vec<ObjKey> = store.objects.keys().filter(|k| keys.contains(&k.0)).cloned().collect();
             let any = !doomed.is_empty();
             for k in doomed {
                 store.commit(k, None);
@@ -1114,34 +984,60 @@ pub(crate) fn list(
     };
     if !rv_match.is_empty() {
         if rv_param.is_empty() {
-            return Err(invalid("resourceVersionMatch", &rv_match, "resourceVersionMatch is forbidden unless resourceVersion is provided"));
+            return Err(invalid(
+                "resourceVersionMatch",
+                &rv_match,
+                "resourceVersionMatch is forbidden unless resourceVersion is provided",
+            ));
         }
         if !cont.is_empty() {
-            return Err(invalid("resourceVersionMatch", &rv_match, "resourceVersionMatch is forbidden when continue is provided"));
+            return Err(invalid(
+                "resourceVersionMatch",
+                &rv_match,
+                "resourceVersionMatch is forbidden when continue is provided",
+            ));
         }
         if rv_match != "Exact" && rv_match != "NotOlderThan" {
             return Err(ApiError::invalid(
                 "ListOptions",
                 "meta.k8s.io",
                 "",
-                &[Cause::not_supported("resourceVersionMatch", &json!(rv_match), &[json!("Exact"), json!("NotOlderThan")])],
+                &[Cause::not_supported(
+                    "resourceVersionMatch",
+                    &json!(rv_match),
+                    &[json!("Exact"), json!("NotOlderThan")],
+                )],
             ));
         }
         if rv_match == "Exact" && rv_param == "0" {
-            return Err(invalid("resourceVersionMatch", &rv_match, "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\""));
+            return Err(invalid(
+                "resourceVersionMatch",
+                &rv_match,
+                "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+            ));
         }
     }
     let (snapshot_rv, start_after) = if !cont.is_empty() {
         if !rv_param.is_empty() && rv_param != "0" {
-            return Err(invalid("resourceVersion", &rv_param, "specifying resource version is not allowed when using continue"));
+            return Err(invalid(
+                "resourceVersion",
+                &rv_param,
+                "specifying resource version is not allowed when using continue",
+            ));
         }
         let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(cont.as_bytes())
             .ok()
             .and_then(|b| serde_json::from_slice::<ContinueToken>(&b).ok())
-            .ok_or_else(|| ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+                )
+            })?;
         if raw.rv < store.compacted_rv {
-            return Err(ApiError::expired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list."));
+            return Err(ApiError::expired(
+                "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+            ));
         }
         (raw.rv, Some((raw.ns, raw.name)))
     } else if rv_param.is_empty() || rv_param == "0" {
@@ -1196,15 +1092,9 @@ pub(crate) fn list(
     if remaining > 0
         && let Some((ns_last, name_last)) = next
     {
-        let token = ContinueToken {
-            rv: snapshot_rv,
-            ns: ns_last,
-            name: name_last,
-        };
-        list_meta["continue"] = json!(
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .encode(serde_json::to_vec(&token).expect("token"))
-        );
+        let token = ContinueToken { rv: snapshot_rv, ns: ns_last, name: name_last };
+        list_meta["continue"] =
+            json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&token).expect("token")));
         if sel.labels.is_empty() && sel.fields.is_empty() {
             list_meta["remainingItemCount"] = json!(remaining);
         }
@@ -1234,7 +1124,13 @@ pub(crate) fn list(
 }
 
 /// GET of one object.
-pub(crate) fn get(store: &Store, rt: &ResourceType, ns: &str, name: &str, q: &BTreeMap<String, String>) -> ApiResult<Value> {
+pub(crate) fn get(
+    store: &Store,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    q: &BTreeMap<String, String>,
+) -> ApiResult<Value> {
     if let Some(rv) = q.get("resourceVersion").filter(|r| !r.is_empty() && *r != "0") {
         let n = parse_rv(rv)?;
         if n > store.rv {

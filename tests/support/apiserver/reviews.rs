@@ -23,13 +23,11 @@ fn check_type(body: &Value, av: &str, kind: &str) -> ApiResult<()> {
 
 pub(crate) fn token_review(shared: &Shared, body: Value) -> ApiResult<Value> {
     check_type(&body, "authentication.k8s.io/v1", "TokenReview")?;
-    let tr: TokenReview = serde_json::from_value(body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))?;
+    let tr: TokenReview =
+        serde_json::from_value(body).map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))?;
     let token = tr.spec.token.clone().unwrap_or_default();
     if token.is_empty() {
-        return Err(ApiError::bad_request(
-            "token is required for TokenReview in authentication",
-        ));
+        return Err(ApiError::bad_request("token is required for TokenReview in authentication"));
     }
     let answer = shared
         .token_reviews
@@ -71,8 +69,8 @@ pub(crate) fn token_review(shared: &Shared, body: Value) -> ApiResult<Value> {
 
 pub(crate) fn access_review(shared: &Shared, body: Value) -> ApiResult<Value> {
     check_type(&body, "authorization.k8s.io/v1", "SubjectAccessReview")?;
-    let sar: SubjectAccessReview = serde_json::from_value(body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))?;
+    let sar: SubjectAccessReview =
+        serde_json::from_value(body).map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))?;
     let spec = &sar.spec;
     let mut causes = Vec::new();
     let has_user = spec.user.as_deref().is_some_and(|u| !u.is_empty());
@@ -98,12 +96,7 @@ pub(crate) fn access_review(shared: &Shared, body: Value) -> ApiResult<Value> {
         _ => {}
     }
     if !causes.is_empty() {
-        return Err(ApiError::invalid(
-            "SubjectAccessReview",
-            "authorization.k8s.io",
-            "",
-            &causes,
-        ));
+        return Err(ApiError::invalid("SubjectAccessReview", "authorization.k8s.io", "", &causes));
     }
     let f = shared.access_review.lock().unwrap().clone();
     let (allowed, reason) = f(spec);

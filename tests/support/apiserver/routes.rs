@@ -35,13 +35,8 @@ fn percent_decode(s: &str) -> String {
 /// Fills verb/group/version/resource/subresource/namespace/name like the
 /// real server's RequestInfoResolver. Returns false for malformed paths.
 fn resolve(rec: &mut RecordedRequest, q: &BTreeMap<String, String>) -> bool {
-    let segs: Vec<String> = rec
-        .path
-        .trim_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(percent_decode)
-        .collect();
+    let segs: Vec<String> =
+        rec.path.trim_matches('/').split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
     rec.verb = rec.method.to_ascii_lowercase();
     let rest: &[String] = match segs.first().map(String::as_str) {
         Some("api") if segs.len() >= 2 => {
@@ -74,9 +69,7 @@ fn resolve(rec: &mut RecordedRequest, q: &BTreeMap<String, String>) -> bool {
     rec.resource = rest[0].clone();
     rec.name = rest.get(1).cloned().unwrap_or_default();
     rec.subresource = rest.get(2).cloned().unwrap_or_default();
-    let watch = q
-        .get("watch")
-        .is_some_and(|w| w == "true" || w == "1");
+    let watch = q.get("watch").is_some_and(|w| w == "true" || w == "1");
     rec.verb = match rec.method.as_str() {
         "GET" | "HEAD" => {
             if watch {
@@ -156,18 +149,13 @@ pub(crate) fn negotiate(accept: &str) -> ApiResult<Output> {
 }
 
 fn header_str(h: &HeaderMap, name: header::HeaderName) -> String {
-    h.get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string()
+    h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
 }
 
 pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
-    let q: BTreeMap<String, String> = url::form_urlencoded::parse(raw_query.as_bytes())
-        .into_owned()
-        .collect();
+    let q: BTreeMap<String, String> = url::form_urlencoded::parse(raw_query.as_bytes()).into_owned().collect();
     let content_type = header_str(&parts.headers, header::CONTENT_TYPE);
     let mut rec = RecordedRequest {
         user: String::new(),
@@ -187,17 +175,11 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
     };
     let well_formed = resolve(&mut rec, &q);
     let token = header_str(&parts.headers, header::AUTHORIZATION);
-    let ident = token
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-        .and_then(|t| shared.users.lock().unwrap().get(t).cloned());
+    let ident = token.strip_prefix("Bearer ").map(str::trim).and_then(|t| shared.users.lock().unwrap().get(t).cloned());
     let bytes = axum::body::to_bytes(body, 64 * 1024 * 1024).await;
     let (resp, created) = match (ident, bytes) {
         (None, _) => (error_response(&ApiError::unauthorized()), None),
-        (Some(_), Err(_)) => (
-            error_response(&ApiError::bad_request("could not read the request body")),
-            None,
-        ),
+        (Some(_), Err(_)) => (error_response(&ApiError::bad_request("could not read the request body")), None),
         (Some(id), Ok(bytes)) => {
             rec.user = id.username.clone();
             if let Some((code, reason)) = shared.take_failure(&rec) {
@@ -207,14 +189,7 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
             } else if !well_formed {
                 (error_response(&ApiError::resource_not_found()), None)
             } else {
-                let ctx = Req {
-                    shared: &shared,
-                    id: &id,
-                    rec: &rec,
-                    q: &q,
-                    headers: &parts.headers,
-                    body: bytes,
-                };
+                let ctx = Req { shared: &shared, id: &id, rec: &rec, q: &q, headers: &parts.headers, body: bytes };
                 match dispatch(ctx).await {
                     Ok(x) => x,
                     Err(e) => (error_response(&e), None),
@@ -247,14 +222,11 @@ fn parse_body(r: &Req) -> ApiResult<Value> {
     let ct = header_str(r.headers, header::CONTENT_TYPE).to_ascii_lowercase();
     let mt = ct.split(';').next().unwrap_or("").trim().to_string();
     match mt.as_str() {
-        "" | "application/json" | "*/*" => serde_json::from_slice(&r.body).map_err(|e| {
-            ApiError::bad_request(format!("error decoding request body: {e}"))
-        }),
+        "" | "application/json" | "*/*" => serde_json::from_slice(&r.body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}"))),
         "application/yaml" => {
-            let text = std::str::from_utf8(&r.body)
-                .map_err(|_| ApiError::bad_request("invalid utf-8 body"))?;
-            serde_yaml::from_str(text)
-                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+            let text = std::str::from_utf8(&r.body).map_err(|_| ApiError::bad_request("invalid utf-8 body"))?;
+            serde_yaml::from_str(text).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
         }
         other => Err(ApiError::unsupported_media_type(format!(
             "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other:?})"
@@ -267,9 +239,7 @@ fn write_ctx(r: &Req, rt: Arc<ResourceType>) -> ApiResult<WriteCtx> {
         None | Some("") => false,
         Some("All") => true,
         Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "Invalid dry run value: {other:?}: supported values: \"All\""
-            )));
+            return Err(ApiError::bad_request(format!("Invalid dry run value: {other:?}: supported values: \"All\"")));
         }
     };
     let validation = match r.q.get("fieldValidation").map(String::as_str) {
@@ -300,13 +270,7 @@ fn write_ctx(r: &Req, rt: Arc<ResourceType>) -> ApiResult<WriteCtx> {
             if prefix.is_empty() { "unknown".to_string() } else { prefix.chars().take(128).collect() }
         }
     };
-    Ok(WriteCtx {
-        rt,
-        ns: r.rec.namespace.clone(),
-        manager,
-        dry_run,
-        validation,
-    })
+    Ok(WriteCtx { rt, ns: r.rec.namespace.clone(), manager, dry_run, validation })
 }
 
 fn finish_write(r: &Req, store: &mut super::store::Store, w: &mut Written) -> bool {
@@ -321,11 +285,9 @@ fn finish_write(r: &Req, store: &mut super::store::Store, w: &mut Written) -> bo
 fn single(out: Output, obj: Value) -> ApiResult<Value> {
     match out {
         Output::Full => Ok(obj),
-        Output::Meta => Ok(if obj.get("kind").and_then(Value::as_str) == Some("Status") {
-            obj
-        } else {
-            ops::as_partial(&obj)
-        }),
+        Output::Meta => {
+            Ok(if obj.get("kind").and_then(Value::as_str) == Some("Status") { obj } else { ops::as_partial(&obj) })
+        }
         Output::MetaList => Err(ApiError::not_acceptable(
             "only the following media types are accepted: application/json, application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
         )),
@@ -360,6 +322,9 @@ async fn dispatch(r: Req<'_>) -> ApiResult<(Response, Option<String>)> {
     } else if namespaced_path {
         return Err(ApiError::resource_not_found());
     }
+    if namespaced_path && !super::meta::is_dns_label(&rec.namespace) {
+        return Err(ApiError::not_found("", "namespaces", &rec.namespace));
+    }
     match rec.subresource.as_str() {
         "" => {}
         "status" if rt.status_subresource => {
@@ -372,7 +337,10 @@ async fn dispatch(r: Req<'_>) -> ApiResult<(Response, Option<String>)> {
     if rt.create_only() && rec.verb != "create" {
         return Err(ApiError::method_not_allowed());
     }
-    if matches!(rec.verb.as_str(), "get" | "list" | "watch" | "create" | "update" | "patch" | "delete" | "deletecollection") {
+    if matches!(
+        rec.verb.as_str(),
+        "get" | "list" | "watch" | "create" | "update" | "patch" | "delete" | "deletecollection"
+    ) {
     } else {
         return Err(ApiError::method_not_allowed());
     }
@@ -450,11 +418,7 @@ async fn dispatch(r: Req<'_>) -> ApiResult<(Response, Option<String>)> {
             if committed {
                 r.shared.committed();
             }
-            let name = written
-                .obj
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .map(str::to_string);
+            let name = written.obj.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string);
             let obj = single(out, std::mem::take(&mut written.obj))?;
             Ok((json_response(written.code, &obj, &written.warnings), name))
         }

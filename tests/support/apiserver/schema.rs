@@ -53,33 +53,20 @@ struct ParseCtx {
     root: bool,
 }
 
-const FORBIDDEN_KEYS: &[&str] = &[
-    "$ref",
-    "$schema",
-    "id",
-    "definitions",
-    "patternProperties",
-    "dependencies",
-    "additionalItems",
-];
+const FORBIDDEN_KEYS: &[&str] =
+    &["$ref", "$schema", "id", "definitions", "patternProperties", "dependencies", "additionalItems"];
 
 fn num(v: &Value, key: &str, path: &str) -> Result<Option<f64>, String> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(x) => x
-            .as_f64()
-            .map(Some)
-            .ok_or_else(|| format!("{path}.{key}: must be a number")),
+        Some(x) => x.as_f64().map(Some).ok_or_else(|| format!("{path}.{key}: must be a number")),
     }
 }
 
 fn uint(v: &Value, key: &str, path: &str) -> Result<Option<u64>, String> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(x) => x
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| format!("{path}.{key}: must be a non-negative integer")),
+        Some(x) => x.as_u64().map(Some).ok_or_else(|| format!("{path}.{key}: must be a non-negative integer")),
     }
 }
 
@@ -100,33 +87,19 @@ pub(crate) fn type_name(v: &Value) -> &'static str {
 }
 
 fn child_path(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
+    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
 }
 
 impl Schema {
     /// Parses and structurally checks `openAPIV3Schema`.
     pub fn parse_root(v: &Value) -> Result<Schema, String> {
-        let s = Schema::parse(
-            v,
-            "openAPIV3Schema",
-            ParseCtx {
-                value_validation: false,
-                correlatable: true,
-                root: true,
-            },
-        )?;
+        let s =
+            Schema::parse(v, "openAPIV3Schema", ParseCtx { value_validation: false, correlatable: true, root: true })?;
         if s.ty.as_deref() != Some("object") {
             return Err("openAPIV3Schema.type: Required value: must be object at the root".into());
         }
         if let Some(meta) = s.properties.get("metadata") {
-            let only_name = meta
-                .properties
-                .keys()
-                .all(|k| k == "name" || k == "generateName");
+            let only_name = meta.properties.keys().all(|k| k == "name" || k == "generateName");
             if meta.ty.as_deref() != Some("object")
                 || !only_name
                 || meta.default.is_some()
@@ -141,9 +114,7 @@ impl Schema {
     }
 
     fn parse(v: &Value, path: &str, ctx: ParseCtx) -> Result<Schema, String> {
-        let o = v
-            .as_object()
-            .ok_or_else(|| format!("{path}: must be an object"))?;
+        let o = v.as_object().ok_or_else(|| format!("{path}: must be an object"))?;
         for k in FORBIDDEN_KEYS {
             if o.contains_key(*k) {
                 return Err(format!("{path}.{k}: Forbidden: {k} is not supported"));
@@ -172,14 +143,8 @@ impl Schema {
             max_items: uint(v, "maxItems", path)?,
             min_properties: uint(v, "minProperties", path)?,
             max_properties: uint(v, "maxProperties", path)?,
-            list_type: v
-                .get("x-kubernetes-list-type")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            map_type: v
-                .get("x-kubernetes-map-type")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            list_type: v.get("x-kubernetes-list-type").and_then(Value::as_str).map(str::to_string),
+            map_type: v.get("x-kubernetes-map-type").and_then(Value::as_str).map(str::to_string),
             ..Schema::default()
         };
         if let Some(t) = &s.ty
@@ -199,35 +164,19 @@ impl Schema {
             }
         }
         if let Some(e) = v.get("enum") {
-            s.enum_ = Some(
-                e.as_array()
-                    .ok_or_else(|| format!("{path}.enum: must be a list"))?
-                    .clone(),
-            );
+            s.enum_ = Some(e.as_array().ok_or_else(|| format!("{path}.enum: must be a list"))?.clone());
         }
         if let Some(p) = v.get("pattern").and_then(Value::as_str) {
-            let re = Regex::new(p)
-                .map_err(|e| format!("{path}.pattern: Invalid value: {p:?}: {e}"))?;
+            let re = Regex::new(p).map_err(|e| format!("{path}.pattern: Invalid value: {p:?}: {e}"))?;
             s.pattern = Some((p.to_string(), re));
         }
         if let Some(r) = v.get("required") {
-            for x in r
-                .as_array()
-                .ok_or_else(|| format!("{path}.required: must be a list"))?
-            {
-                s.required.push(
-                    x.as_str()
-                        .ok_or_else(|| format!("{path}.required: must be strings"))?
-                        .to_string(),
-                );
+            for x in r.as_array().ok_or_else(|| format!("{path}.required: must be a list"))? {
+                s.required.push(x.as_str().ok_or_else(|| format!("{path}.required: must be strings"))?.to_string());
             }
         }
         if let Some(keys) = v.get("x-kubernetes-list-map-keys").and_then(Value::as_array) {
-            s.list_map_keys = keys
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect();
+            s.list_map_keys = keys.iter().filter_map(Value::as_str).map(str::to_string).collect();
         }
 
         // Value validations (allOf/anyOf/oneOf/not) may not carry structure.
@@ -255,9 +204,7 @@ impl Schema {
                     Some(_) => true,
                 };
                 if present {
-                    return Err(format!(
-                        "{path}.{what}: Forbidden: must be empty to be structural"
-                    ));
+                    return Err(format!("{path}.{what}: Forbidden: must be empty to be structural"));
                 }
             }
             if ctx.root && ctx.root_like_metadata(o) {
@@ -278,20 +225,16 @@ impl Schema {
                 ));
             }
             if s.embedded && s.ty.as_deref() != Some("object") {
-                return Err(format!("{path}.type: Invalid value: must be object if x-kubernetes-embedded-resource is true"));
+                return Err(format!(
+                    "{path}.type: Invalid value: must be object if x-kubernetes-embedded-resource is true"
+                ));
             }
         }
 
-        let child_ctx = ParseCtx {
-            root: false,
-            ..ctx
-        };
+        let child_ctx = ParseCtx { root: false, ..ctx };
         if let Some(props) = v.get("properties").and_then(Value::as_object) {
             for (k, pv) in props {
-                s.properties.insert(
-                    k.clone(),
-                    Schema::parse(pv, &format!("{path}.properties[{k}]"), child_ctx)?,
-                );
+                s.properties.insert(k.clone(), Schema::parse(pv, &format!("{path}.properties[{k}]"), child_ctx)?);
             }
         }
         match v.get("additionalProperties") {
@@ -303,11 +246,7 @@ impl Schema {
             }
             Some(Value::Bool(true)) => s.additional_any = true,
             Some(ap) => {
-                s.additional = Some(Box::new(Schema::parse(
-                    ap,
-                    &format!("{path}.additionalProperties"),
-                    child_ctx,
-                )?));
+                s.additional = Some(Box::new(Schema::parse(ap, &format!("{path}.additionalProperties"), child_ctx)?));
             }
         }
         if (s.additional.is_some() || s.additional_any) && !s.properties.is_empty() {
@@ -318,37 +257,22 @@ impl Schema {
         match v.get("items") {
             None | Some(Value::Null) => {
                 if !ctx.value_validation && s.ty.as_deref() == Some("array") {
-                    return Err(format!(
-                        "{path}.items: Required value: must be specified"
-                    ));
+                    return Err(format!("{path}.items: Required value: must be specified"));
                 }
             }
             Some(Value::Array(_)) => {
-                return Err(format!(
-                    "{path}.items: Forbidden: items must be a schema object and not an array"
-                ));
+                return Err(format!("{path}.items: Forbidden: items must be a schema object and not an array"));
             }
             Some(it) => {
-                let item_ctx = ParseCtx {
-                    correlatable: ctx.correlatable && s.list_type.as_deref() == Some("map"),
-                    ..child_ctx
-                };
-                s.items = Some(Box::new(Schema::parse(
-                    it,
-                    &format!("{path}.items"),
-                    item_ctx,
-                )?));
+                let item_ctx =
+                    ParseCtx { correlatable: ctx.correlatable && s.list_type.as_deref() == Some("map"), ..child_ctx };
+                s.items = Some(Box::new(Schema::parse(it, &format!("{path}.items"), item_ctx)?));
             }
         }
-        let vv_ctx = ParseCtx {
-            value_validation: true,
-            ..ctx
-        };
+        let vv_ctx = ParseCtx { value_validation: true, ..ctx };
         let int_or_string_any_of = s.int_or_string
             && v.get("anyOf").and_then(Value::as_array).is_some_and(|a| {
-                a.len() == 2
-                    && a[0] == json!({"type": "integer"})
-                    && a[1] == json!({"type": "string"})
+                a.len() == 2 && a[0] == json!({"type": "integer"}) && a[1] == json!({"type": "string"})
             });
         for (key, dst) in [("allOf", 0), ("anyOf", 1), ("oneOf", 2)] {
             if let Some(list) = v.get(key).and_then(Value::as_array) {
@@ -377,7 +301,9 @@ impl Schema {
         // Extension sanity.
         if let Some(lt) = &s.list_type {
             if s.ty.as_deref() != Some("array") {
-                return Err(format!("{path}.x-kubernetes-list-type: Invalid value: {lt:?}: must only be used if type == array"));
+                return Err(format!(
+                    "{path}.x-kubernetes-list-type: Invalid value: {lt:?}: must only be used if type == array"
+                ));
             }
             match lt.as_str() {
                 "atomic" => {}
@@ -386,39 +312,51 @@ impl Schema {
                         && matches!(it.ty.as_deref(), Some("object") | Some("array"))
                         && it.map_type.as_deref() != Some("atomic")
                     {
-                        return Err(format!("{path}.items.x-kubernetes-map-type: Invalid value: must be atomic as item of a list with x-kubernetes-list-type=set"));
+                        return Err(format!(
+                            "{path}.items.x-kubernetes-map-type: Invalid value: must be atomic as item of a list with x-kubernetes-list-type=set"
+                        ));
                     }
                 }
                 "map" => {
                     if s.list_map_keys.is_empty() {
-                        return Err(format!("{path}.x-kubernetes-list-map-keys: Required value: must not be empty if x-kubernetes-list-type is map"));
+                        return Err(format!(
+                            "{path}.x-kubernetes-list-map-keys: Required value: must not be empty if x-kubernetes-list-type is map"
+                        ));
                     }
                     let it = s.items.as_deref();
                     for k in &s.list_map_keys {
                         let ok = it.is_some_and(|it| {
                             it.ty.as_deref() == Some("object")
-                                && it.properties.get(k).is_some_and(|p| {
-                                    it.required.contains(k) || p.default.is_some()
-                                })
+                                && it.properties.get(k).is_some_and(|p| it.required.contains(k) || p.default.is_some())
                         });
                         if !ok {
-                            return Err(format!("{path}.items.properties[{k}]: Required value: all map keys must be required or have a default value"));
+                            return Err(format!(
+                                "{path}.items.properties[{k}]: Required value: all map keys must be required or have a default value"
+                            ));
                         }
                     }
                 }
                 other => {
-                    return Err(format!("{path}.x-kubernetes-list-type: Unsupported value: {other:?}: supported values: \"atomic\", \"map\", \"set\""));
+                    return Err(format!(
+                        "{path}.x-kubernetes-list-type: Unsupported value: {other:?}: supported values: \"atomic\", \"map\", \"set\""
+                    ));
                 }
             }
         } else if !s.list_map_keys.is_empty() {
-            return Err(format!("{path}.x-kubernetes-list-map-keys: Forbidden: must be empty if x-kubernetes-list-type is not map"));
+            return Err(format!(
+                "{path}.x-kubernetes-list-map-keys: Forbidden: must be empty if x-kubernetes-list-type is not map"
+            ));
         }
         if let Some(mt) = &s.map_type {
             if s.ty.as_deref() != Some("object") {
-                return Err(format!("{path}.x-kubernetes-map-type: Invalid value: {mt:?}: must only be used if type == object"));
+                return Err(format!(
+                    "{path}.x-kubernetes-map-type: Invalid value: {mt:?}: must only be used if type == object"
+                ));
             }
             if mt != "granular" && mt != "atomic" {
-                return Err(format!("{path}.x-kubernetes-map-type: Unsupported value: {mt:?}: supported values: \"atomic\", \"granular\""));
+                return Err(format!(
+                    "{path}.x-kubernetes-map-type: Unsupported value: {mt:?}: supported values: \"atomic\", \"granular\""
+                ));
             }
         }
         if s.preserve_unknown && s.ty.is_some() && s.ty.as_deref() != Some("object") {
@@ -429,9 +367,7 @@ impl Schema {
 
         // CEL rules are compiled against the finished node.
         if let Some(rules) = v.get("x-kubernetes-validations") {
-            let rules = rules
-                .as_array()
-                .ok_or_else(|| format!("{path}.x-kubernetes-validations: must be a list"))?;
+            let rules = rules.as_array().ok_or_else(|| format!("{path}.x-kubernetes-validations: must be a list"))?;
             for (i, r) in rules.iter().enumerate() {
                 let compiled = celrules::compile_rule(r, &s, ctx.root, ctx.correlatable)
                     .map_err(|e| format!("{path}.x-kubernetes-validations[{i}]: {e}"))?;
@@ -483,9 +419,7 @@ impl Schema {
                 return Err(format!("{path}.default: Forbidden: must not be set at the root"));
             }
             if d.is_null() && !self.nullable {
-                return Err(format!(
-                    "{path}.default: Invalid value: null: must not be null for non-nullable schema"
-                ));
+                return Err(format!("{path}.default: Invalid value: null: must not be null for non-nullable schema"));
             }
             let mut pruned = d.clone();
             let mut dropped = Vec::new();
@@ -508,7 +442,7 @@ impl Schema {
                 return Err(format!(
                     "{path}.default: Invalid value: {}: {}",
                     d,
-                    causes.iter().map(Cause::full).collect::<Vec<_>>().join(", ")
+                    causes.iter().map(|c| c.message.clone()).collect::<Vec<_>>().join(", ")
                 ));
             }
         }
@@ -647,11 +581,7 @@ impl Schema {
             if self.nullable || (self.ty.is_none() && !self.int_or_string) {
                 return;
             }
-            let want = if self.int_or_string {
-                "integer,string"
-            } else {
-                self.ty.as_deref().unwrap_or("")
-            };
+            let want = if self.int_or_string { "integer,string" } else { self.ty.as_deref().unwrap_or("") };
             causes.push(Cause::invalid_type_name(
                 path,
                 "null",
@@ -660,11 +590,7 @@ impl Schema {
             return;
         }
         if !self.type_ok(v) {
-            let want = if self.int_or_string {
-                "integer,string"
-            } else {
-                self.ty.as_deref().unwrap_or("")
-            };
+            let want = if self.int_or_string { "integer,string" } else { self.ty.as_deref().unwrap_or("") };
             causes.push(Cause::invalid_type_name(
                 path,
                 type_name(v),
@@ -680,23 +606,43 @@ impl Schema {
         if let Some(n) = v.as_f64() {
             if let Some(min) = self.minimum {
                 if self.exclusive_minimum && n <= min {
-                    causes.push(Cause::invalid(path, v, &format!("{shown} in body should be greater than {}", fmt_num(min))));
+                    causes.push(Cause::invalid(
+                        path,
+                        v,
+                        &format!("{shown} in body should be greater than {}", fmt_num(min)),
+                    ));
                 } else if !self.exclusive_minimum && n < min {
-                    causes.push(Cause::invalid(path, v, &format!("{shown} in body should be greater than or equal to {}", fmt_num(min))));
+                    causes.push(Cause::invalid(
+                        path,
+                        v,
+                        &format!("{shown} in body should be greater than or equal to {}", fmt_num(min)),
+                    ));
                 }
             }
             if let Some(max) = self.maximum {
                 if self.exclusive_maximum && n >= max {
-                    causes.push(Cause::invalid(path, v, &format!("{shown} in body should be less than {}", fmt_num(max))));
+                    causes.push(Cause::invalid(
+                        path,
+                        v,
+                        &format!("{shown} in body should be less than {}", fmt_num(max)),
+                    ));
                 } else if !self.exclusive_maximum && n > max {
-                    causes.push(Cause::invalid(path, v, &format!("{shown} in body should be less than or equal to {}", fmt_num(max))));
+                    causes.push(Cause::invalid(
+                        path,
+                        v,
+                        &format!("{shown} in body should be less than or equal to {}", fmt_num(max)),
+                    ));
                 }
             }
             if let Some(m) = self.multiple_of
                 && m != 0.0
                 && (n / m).fract().abs() > 1e-9
             {
-                causes.push(Cause::invalid(path, v, &format!("{shown} in body should be a multiple of {}", fmt_num(m))));
+                causes.push(Cause::invalid(
+                    path,
+                    v,
+                    &format!("{shown} in body should be a multiple of {}", fmt_num(m)),
+                ));
             }
         }
         if let Some(s) = v.as_str() {
@@ -802,7 +748,11 @@ impl Schema {
                 c.is_empty()
             });
             if !ok {
-                causes.push(Cause::invalid(path, v, &format!("{shown} in body must validate at least one schema (anyOf)")));
+                causes.push(Cause::invalid(
+                    path,
+                    v,
+                    &format!("{shown} in body must validate at least one schema (anyOf)"),
+                ));
                 causes.extend(first.unwrap_or_default());
             }
         }
@@ -817,7 +767,11 @@ impl Schema {
                 })
                 .count();
             if passing != 1 {
-                causes.push(Cause::invalid(path, v, &format!("{shown} in body must validate one and only one schema (oneOf)")));
+                causes.push(Cause::invalid(
+                    path,
+                    v,
+                    &format!("{shown} in body must validate one and only one schema (oneOf)"),
+                ));
             }
         }
         if let Some(n) = &self.not {
@@ -853,10 +807,7 @@ impl Schema {
         match v {
             Value::Object(map) => {
                 for (k, x) in map {
-                    let child = self
-                        .properties
-                        .get(k)
-                        .or(self.additional.as_deref());
+                    let child = self.properties.get(k).or(self.additional.as_deref());
                     if let Some(ps) = child {
                         let o = old.and_then(|o| o.get(k));
                         ps.validate_rules(x, o, &child_path(path, k), causes);
@@ -890,11 +841,7 @@ fn values_equal(a: &Value, b: &Value) -> bool {
 }
 
 fn fmt_num(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e15 {
-        format!("{}", n as i64)
-    } else {
-        format!("{n}")
-    }
+    if n.fract() == 0.0 && n.abs() < 1e15 { format!("{}", n as i64) } else { format!("{n}") }
 }
 
 fn format_ok(format: &str, s: &str) -> bool {
@@ -921,9 +868,7 @@ fn format_ok(format: &str, s: &str) -> bool {
             .is_some_and(|(ip, bits)| ip.parse::<std::net::IpAddr>().is_ok() && bits.parse::<u8>().is_ok()),
         "hostname" => is_dns_subdomain(s),
         "uri" => url::Url::parse(s).is_ok(),
-        "email" => s
-            .split_once('@')
-            .is_some_and(|(a, b)| !a.is_empty() && b.contains('.')),
+        "email" => s.split_once('@').is_some_and(|(a, b)| !a.is_empty() && b.contains('.')),
         "duration" => parse_go_duration(s),
         _ => true,
     }
@@ -960,8 +905,6 @@ fn parse_go_duration(s: &str) -> bool {
 
 impl ParseCtx {
     fn root_like_metadata(&self, o: &Map<String, Value>) -> bool {
-        o.get("properties")
-            .and_then(Value::as_object)
-            .is_some_and(|p| p.contains_key("metadata"))
+        o.get("properties").and_then(Value::as_object).is_some_and(|p| p.contains_key("metadata"))
     }
 }

@@ -104,35 +104,17 @@ impl LabelSelector {
                     vals.push(v.to_string());
                 }
                 if vals.is_empty() || (vals.len() == 1 && vals[0].is_empty() && inner.trim().is_empty()) {
-                    return Err(bad_label(
-                        "for 'in', 'notin' operators, values set can't be empty".to_string(),
-                    ));
+                    return Err(bad_label("for 'in', 'notin' operators, values set can't be empty".to_string()));
                 }
-                reqs.push((
-                    key.to_string(),
-                    if is_in {
-                        LabelOp::In(vals)
-                    } else {
-                        LabelOp::NotIn(vals)
-                    },
-                ));
+                reqs.push((key.to_string(), if is_in { LabelOp::In(vals) } else { LabelOp::NotIn(vals) }));
                 continue;
             }
             let (key, op) = if let Some(i) = term.find("!=") {
-                (
-                    term[..i].trim(),
-                    LabelOp::NotEq(term[i + 2..].trim().to_string()),
-                )
+                (term[..i].trim(), LabelOp::NotEq(term[i + 2..].trim().to_string()))
             } else if let Some(i) = term.find("==") {
-                (
-                    term[..i].trim(),
-                    LabelOp::Eq(term[i + 2..].trim().to_string()),
-                )
+                (term[..i].trim(), LabelOp::Eq(term[i + 2..].trim().to_string()))
             } else if let Some(i) = term.find('=') {
-                (
-                    term[..i].trim(),
-                    LabelOp::Eq(term[i + 1..].trim().to_string()),
-                )
+                (term[..i].trim(), LabelOp::Eq(term[i + 1..].trim().to_string()))
             } else if term.contains(|c: char| c.is_whitespace() || "<>()".contains(c)) {
                 return Err(bad_label(format!("invalid label selector term {term:?}")));
             } else {
@@ -204,9 +186,7 @@ fn unescape(s: &str) -> ApiResult<String> {
                     )));
                 }
                 None => {
-                    return Err(ApiError::bad_request(
-                        "invalid field selector: unterminated escape sequence",
-                    ));
+                    return Err(ApiError::bad_request("invalid field selector: unterminated escape sequence"));
                 }
             }
         } else {
@@ -231,22 +211,15 @@ impl FieldSelector {
             } else if let Some(i) = term.find('=') {
                 (&term[..i], true, &term[i + 1..])
             } else {
-                return Err(ApiError::bad_request(format!(
-                    "invalid selector: '{s}'; can't understand '{term}'"
-                )));
+                return Err(ApiError::bad_request(format!("invalid selector: '{s}'; can't understand '{term}'")));
             };
             let field = lhs.trim().to_string();
-            let known = field == "metadata.name"
-                || field == "metadata.namespace"
-                || supported.iter().any(|f| *f == field);
+            let known = field == "metadata.name" || field == "metadata.namespace" || supported.contains(&field);
             if !known {
                 let msg = if custom {
                     let mut all = vec!["\"metadata.name\"".to_string(), "\"metadata.namespace\"".to_string()];
                     all.extend(supported.iter().map(|f| format!("{f:?}")));
-                    format!(
-                        "{field:?} is not a known field selector: only {}",
-                        all.join(", ")
-                    )
+                    format!("{field:?} is not a known field selector: only {}", all.join(", "))
                 } else {
                     format!("field label not supported: {field}")
                 };
@@ -263,10 +236,7 @@ impl FieldSelector {
 
     /// The single `metadata.name=X` this selector pins, if any.
     pub fn pinned_name(&self) -> Option<&str> {
-        self.reqs
-            .iter()
-            .find(|(f, eq, _)| f == "metadata.name" && *eq)
-            .map(|(_, _, v)| v.as_str())
+        self.reqs.iter().find(|(f, eq, _)| f == "metadata.name" && *eq).map(|(_, _, v)| v.as_str())
     }
 
     pub fn matches(&self, obj: &Value) -> bool {

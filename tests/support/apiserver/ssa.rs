@@ -35,8 +35,7 @@ enum ListKind<'a> {
     Map(&'a [String]),
 }
 
-static OWNER_REF_KEYS: std::sync::LazyLock<Vec<String>> =
-    std::sync::LazyLock::new(|| vec!["uid".to_string()]);
+static OWNER_REF_KEYS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| vec!["uid".to_string()]);
 
 /// Where we are in the object, to decide how lists merge.
 #[derive(Clone, Copy)]
@@ -49,12 +48,9 @@ enum Cursor<'a> {
 impl<'a> Cursor<'a> {
     fn child(self, key: &str) -> Cursor<'a> {
         match self {
-            Cursor::Schema(s) => s
-                .properties
-                .get(key)
-                .or(s.additional.as_deref())
-                .map(Cursor::Schema)
-                .unwrap_or(Cursor::None),
+            Cursor::Schema(s) => {
+                s.properties.get(key).or(s.additional.as_deref()).map(Cursor::Schema).unwrap_or(Cursor::None)
+            }
             _ => Cursor::None,
         }
     }
@@ -198,10 +194,9 @@ pub(crate) fn get_at<'a>(v: &'a Value, path: &[PathElem]) -> Option<&'a Value> {
             PathElem::Key(k) => {
                 let want: Value = serde_json::from_str(k).ok()?;
                 let keys: Vec<String> = want.as_object()?.keys().cloned().collect();
-                cur.as_array()?.iter().find(|it| {
-                    keys.iter()
-                        .all(|kk| it.get(kk).unwrap_or(&Value::Null) == &want[kk])
-                })?
+                cur.as_array()?
+                    .iter()
+                    .find(|it| keys.iter().all(|kk| it.get(kk).unwrap_or(&Value::Null) == &want[kk]))?
             }
             PathElem::Value(x) => {
                 let want: Value = serde_json::from_str(x).ok()?;
@@ -236,23 +231,16 @@ pub(crate) fn remove_at(v: &mut Value, path: &[PathElem]) {
                 let Ok(want) = serde_json::from_str::<Value>(k) else {
                     return;
                 };
-                let keys: Vec<String> = want
-                    .as_object()
-                    .map(|o| o.keys().cloned().collect())
-                    .unwrap_or_default();
+                let keys: Vec<String> = want.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
                 cur.as_array_mut().and_then(|a| {
-                    a.iter_mut().find(|it| {
-                        keys.iter()
-                            .all(|kk| it.get(kk).unwrap_or(&Value::Null) == &want[kk])
-                    })
+                    a.iter_mut().find(|it| keys.iter().all(|kk| it.get(kk).unwrap_or(&Value::Null) == &want[kk]))
                 })
             }
             PathElem::Value(x) => {
                 let Ok(want) = serde_json::from_str::<Value>(x) else {
                     return;
                 };
-                cur.as_array_mut()
-                    .and_then(|a| a.iter_mut().find(|it| **it == want))
+                cur.as_array_mut().and_then(|a| a.iter_mut().find(|it| **it == want))
             }
         };
         match next {
@@ -268,15 +256,8 @@ pub(crate) fn remove_at(v: &mut Value, path: &[PathElem]) {
         }
         PathElem::Key(k) => {
             if let (Ok(want), Some(a)) = (serde_json::from_str::<Value>(k), cur.as_array_mut()) {
-                let keys: Vec<String> = want
-                    .as_object()
-                    .map(|o| o.keys().cloned().collect())
-                    .unwrap_or_default();
-                a.retain(|it| {
-                    !keys
-                        .iter()
-                        .all(|kk| it.get(kk).unwrap_or(&Value::Null) == &want[kk])
-                });
+                let keys: Vec<String> = want.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+                a.retain(|it| !keys.iter().all(|kk| it.get(kk).unwrap_or(&Value::Null) == &want[kk]));
             }
         }
         PathElem::Value(x) => {
@@ -289,12 +270,9 @@ pub(crate) fn remove_at(v: &mut Value, path: &[PathElem]) {
 
 fn strip_nulls(v: &Value) -> Value {
     match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(_, x)| !x.is_null())
-                .map(|(k, x)| (k.clone(), strip_nulls(x)))
-                .collect(),
-        ),
+        Value::Object(m) => {
+            Value::Object(m.iter().filter(|(_, x)| !x.is_null()).map(|(k, x)| (k.clone(), strip_nulls(x))).collect())
+        }
         Value::Array(a) => Value::Array(a.iter().map(strip_nulls).collect()),
         other => other.clone(),
     }
@@ -358,16 +336,15 @@ pub(crate) fn merge_apply(live: &mut Value, applied: &Value, schema: Option<&Sch
         if av.is_null() || k == "apiVersion" || k == "kind" {
             continue;
         }
-        let (child, clk) = if k == "metadata" {
-            (Cursor::Metadata, ListKind::Atomic)
-        } else {
-            (root.child(k), root.list_kind(k))
-        };
+        let (child, clk) =
+            if k == "metadata" { (Cursor::Metadata, ListKind::Atomic) } else { (root.child(k), root.list_kind(k)) };
         match lm.get_mut(k) {
             Some(lv) if k == "metadata" => {
                 if let (Some(lvm), Some(avm)) = (lv.as_object_mut(), av.as_object()) {
                     for (mk, mv) in avm {
-                        if mv.is_null() || !["labels", "annotations", "finalizers", "ownerReferences"].contains(&mk.as_str()) {
+                        if mv.is_null()
+                            || !["labels", "annotations", "finalizers", "ownerReferences"].contains(&mk.as_str())
+                        {
                             continue;
                         }
                         match lvm.get_mut(mk) {
@@ -416,11 +393,7 @@ pub(crate) fn render(entries: &[ManagerEntry]) -> Value {
                         PathElem::Key(k) => format!("k:{k}"),
                         PathElem::Value(x) => format!("v:{x}"),
                     };
-                    cur = cur
-                        .as_object_mut()
-                        .expect("object")
-                        .entry(key)
-                        .or_insert_with(|| Value::Object(Map::new()));
+                    cur = cur.as_object_mut().expect("object").entry(key).or_insert_with(|| Value::Object(Map::new()));
                 }
             }
             let mut o = json!({
@@ -442,6 +415,7 @@ pub(crate) fn render(entries: &[ManagerEntry]) -> Value {
 
 /// Records an Update-style write by `manager`: it owns the fields it
 /// changed; other managers lose them.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn record_update(
     entries: &mut Vec<ManagerEntry>,
     old: Option<&Value>,
@@ -456,14 +430,9 @@ pub(crate) fn record_update(
     let status_only = subresource == "status";
     let skip_status = status_split && !status_only;
     let new_f = owned_fields(new, schema, status_only, skip_status);
-    let old_f = old
-        .map(|o| owned_fields(o, schema, status_only, skip_status))
-        .unwrap_or_default();
-    let mut changed: BTreeSet<FieldPath> = new_f
-        .iter()
-        .filter(|p| old.and_then(|o| get_at(o, p)) != get_at(new, p))
-        .cloned()
-        .collect();
+    let old_f = old.map(|o| owned_fields(o, schema, status_only, skip_status)).unwrap_or_default();
+    let mut changed: BTreeSet<FieldPath> =
+        new_f.iter().filter(|p| old.and_then(|o| get_at(o, p)) != get_at(new, p)).cloned().collect();
     changed.extend(old_f.difference(&new_f).cloned());
     if changed.is_empty() {
         return;
@@ -474,10 +443,7 @@ pub(crate) fn record_update(
         }
     }
     let gained: BTreeSet<FieldPath> = changed.intersection(&new_f).cloned().collect();
-    match entries
-        .iter_mut()
-        .find(|e| e.manager == manager && e.operation == "Update" && e.subresource == subresource)
-    {
+    match entries.iter_mut().find(|e| e.manager == manager && e.operation == "Update" && e.subresource == subresource) {
         Some(e) => {
             e.fields.retain(|p| new_f.contains(p));
             e.fields.extend(gained);
@@ -547,11 +513,8 @@ pub(crate) fn apply(
         }
     }
     merge_apply(&mut merged, &scoped, schema);
-    let previously: BTreeSet<FieldPath> = entries
-        .iter()
-        .find(|e| is_me(e))
-        .map(|e| e.fields.clone())
-        .unwrap_or_default();
+    let previously: BTreeSet<FieldPath> =
+        entries.iter().find(|e| is_me(e)).map(|e| e.fields.clone()).unwrap_or_default();
     for p in previously.difference(&new_owned) {
         let owned_by_other = entries.iter().any(|e| !is_me(e) && e.fields.contains(p));
         if !owned_by_other {
@@ -561,9 +524,7 @@ pub(crate) fn apply(
     let mut out: Vec<ManagerEntry> = entries.to_vec();
     if force {
         for e in out.iter_mut().filter(|e| !is_me(e)) {
-            e.fields.retain(|p| {
-                !(new_owned.contains(p) && get_at(live, p) != get_at(applied, p))
-            });
+            e.fields.retain(|p| !(new_owned.contains(p) && get_at(live, p) != get_at(applied, p)));
         }
     }
     match out.iter_mut().find(|e| is_me(e)) {

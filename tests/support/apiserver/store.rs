@@ -50,35 +50,19 @@ pub(crate) struct ResourceType {
 
 impl ResourceType {
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.clone()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
+        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
     }
     pub fn is_custom(&self) -> bool {
         self.behavior == Behavior::Custom
     }
     pub fn create_only(&self) -> bool {
-        matches!(
-            self.behavior,
-            Behavior::TokenReview | Behavior::SubjectAccessReview
-        )
+        matches!(self.behavior, Behavior::TokenReview | Behavior::SubjectAccessReview)
     }
     pub fn verbs(&self) -> Vec<&'static str> {
         if self.create_only() {
             vec!["create"]
         } else {
-            vec![
-                "create",
-                "delete",
-                "deletecollection",
-                "get",
-                "list",
-                "patch",
-                "update",
-                "watch",
-            ]
+            vec!["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
         }
     }
     /// Resources whose objects carry `metadata.generation`.
@@ -138,18 +122,12 @@ impl Store {
     }
 
     pub fn find_resource(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceType>> {
-        self.resources
-            .iter()
-            .find(|r| r.group == group && r.version == version && r.plural == plural)
-            .cloned()
+        self.resources.iter().find(|r| r.group == group && r.version == version && r.plural == plural).cloned()
     }
 
     pub fn find_kind(&self, group: &str, kind: &str) -> Option<Arc<ResourceType>> {
-        let mut found: Vec<&Arc<ResourceType>> = self
-            .resources
-            .iter()
-            .filter(|r| r.group == group && r.kind == kind)
-            .collect();
+        let mut found: Vec<&Arc<ResourceType>> =
+            self.resources.iter().filter(|r| r.group == group && r.kind == kind).collect();
         found.sort_by_key(|r| !r.storage_version);
         found.first().map(|r| (*r).clone())
     }
@@ -165,25 +143,13 @@ impl Store {
                 set_rv(&mut obj, rv);
                 let cur = Arc::new(obj.clone());
                 self.objects.insert(key.clone(), Stored { obj, managers });
-                self.history.push(HistEvent {
-                    rv,
-                    key,
-                    prev,
-                    cur,
-                    deleted: false,
-                });
+                self.history.push(HistEvent { rv, key, prev, cur, deleted: false });
             }
             None => {
                 let removed = self.objects.remove(&key);
                 let mut last = removed.map(|s| s.obj).unwrap_or(Value::Null);
                 set_rv(&mut last, rv);
-                self.history.push(HistEvent {
-                    rv,
-                    key,
-                    prev,
-                    cur: Arc::new(last),
-                    deleted: true,
-                });
+                self.history.push(HistEvent { rv, key, prev, cur: Arc::new(last), deleted: true });
             }
         }
         rv

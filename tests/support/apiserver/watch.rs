@@ -41,12 +41,7 @@ fn truthy(q: &BTreeMap<String, String>, k: &str) -> Option<bool> {
 }
 
 fn invalid(field: &str, v: &str, msg: &str) -> ApiError {
-    ApiError::invalid(
-        "ListOptions",
-        "meta.k8s.io",
-        "",
-        &[Cause::invalid(field, &json!(v), msg)],
-    )
+    ApiError::invalid("ListOptions", "meta.k8s.io", "", &[Cause::invalid(field, &json!(v), msg)])
 }
 
 /// Checks the watch query parameters like the real server does.
@@ -71,9 +66,9 @@ pub(crate) fn params(
     let bookmarks = truthy(&q, "allowWatchBookmarks").unwrap_or(false);
     let send_initial = truthy(&q, "sendInitialEvents");
     let timeout = match q.get("timeoutSeconds").filter(|t| !t.is_empty()) {
-        Some(t) => Some(Duration::from_secs(t.parse::<u64>().map_err(|_| {
-            ApiError::bad_request(format!("invalid timeoutSeconds {t:?}"))
-        })?)),
+        Some(t) => Some(Duration::from_secs(
+            t.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
+        )),
         None => None,
     };
     let start = match send_initial {
@@ -111,24 +106,10 @@ pub(crate) fn params(
                     "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
                 ));
             }
-            if rv.is_empty() || rv == "0" {
-                Start::Initial {
-                    end_bookmark: false,
-                }
-            } else {
-                Start::Rv(parse_rv(&rv)?)
-            }
+            if rv.is_empty() || rv == "0" { Start::Initial { end_bookmark: false } } else { Start::Rv(parse_rv(&rv)?) }
         }
     };
-    Ok(WatchParams {
-        rt,
-        ns: ns.to_string(),
-        sel,
-        start,
-        bookmarks,
-        timeout,
-        meta_only,
-    })
+    Ok(WatchParams { rt, ns: ns.to_string(), sel, start, bookmarks, timeout, meta_only })
 }
 
 fn line(ty: &str, obj: Value) -> Bytes {
@@ -199,9 +180,8 @@ fn changes(store: &Store, p: &WatchParams, after: u64) -> Vec<Bytes> {
 pub(crate) fn stream(shared: Arc<Shared>, p: WatchParams) -> Body {
     let (tx, rx) = mpsc::channel::<Bytes>(1024);
     tokio::spawn(run(shared, p, tx));
-    let s = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<Bytes, Infallible>(b), rx))
-    });
+    let s =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<Bytes, Infallible>(b), rx)) });
     Body::from_stream(s)
 }
 
@@ -259,10 +239,7 @@ async fn run(shared: Arc<Shared>, p: WatchParams, tx: mpsc::Sender<Bytes>) {
     if end {
         return;
     }
-    let mut tick = tokio::time::interval_at(
-        Instant::now() + Duration::from_secs(1),
-        Duration::from_secs(1),
-    );
+    let mut tick = tokio::time::interval_at(Instant::now() + Duration::from_secs(1), Duration::from_secs(1));
     loop {
         let until_deadline = async {
             match deadline {
@@ -302,11 +279,7 @@ async fn run(shared: Arc<Shared>, p: WatchParams, tx: mpsc::Sender<Bytes>) {
             }
         }
         if let Some(c) = gone {
-            let _ = tx
-                .send(error_line(&ApiError::expired(format!(
-                    "too old resource version: {cursor} ({c})"
-                ))))
-                .await;
+            let _ = tx.send(error_line(&ApiError::expired(format!("too old resource version: {cursor} ({c})")))).await;
             return;
         }
     }

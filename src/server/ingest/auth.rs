@@ -1,0 +1,381 @@
+//! Who is calling and whether they may: a TokenReview
+//! (`authentication.k8s.io/v1`) for the bearer token, then a
+//! SubjectAccessReview (`authorization.k8s.io/v1`) for the verb on
+//! `notificationevents.kube-notify.io` in the namespace, exactly what the API
+//! server would check for `kubectl create` of a NotificationEvent.
+//!
+//! Both answers are cached briefly (bounded size, short TTL) so that the
+//! synchronous route does not cost two API calls per message; concurrent
+//! requests with the same token share one review. Errors from the API are
+//! never cached (and never turn into a denial), nor are answers that carry
+//! an evaluation error. Tokens are kept only as SHA-256 hashes and are never
+//! logged.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
+use kube::Client;
+use kube::api::{Api, PostParams};
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use super::errors::ApiError;
+
+pub const GROUP: &str = "kube-notify.io";
+pub const RESOURCE: &str = "notificationevents";
+
+/// An authenticated caller, as the TokenReview described them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct User {
+    pub username: String,
+    pub uid: Option<String>,
+    pub groups: Vec<String>,
+    pub extra: BTreeMap<String, Vec<String>>,
+}
+
+/// A TokenReview's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Authn {
+    User(User),
+    /// Not authenticated; the review's error, if it gave one.
+    Refused(Option<String>),
+}
+
+/// A SubjectAccessReview's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Access {
+    pub allowed: bool,
+    pub reason: Option<String>,
+    pub evaluation_error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct AccessKey {
+    user: User,
+    verb: String,
+    namespace: String,
+    name: Option<String>,
+}
+
+/// Asks the API server, through the operator's own client.
+pub struct Reviewer {
+    client: Client,
+    tokens: TtlCache<[u8; 32], Authn>,
+    access: TtlCache<AccessKey, Access>,
+}
+
+impl Reviewer {
+    pub fn new(client: Client, ttl: Duration, capacity: usize) -> Self {
+        Reviewer { client, tokens: TtlCache::new(ttl, capacity), access: TtlCache::new(ttl, capacity) }
+    }
+
+    /// The caller of `Authorization: Bearer <token>`: 401 when the header is
+    /// missing or the token is not valid, 503 when the API could not be asked.
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<User, ApiError> {
+        let token = bearer_token(authorization)?;
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let answer = self
+            .tokens
+            .get_or_fetch(key, || self.token_review(token), |a| !matches!(a, Authn::Refused(Some(_))))
+            .await?;
+        match answer {
+            Authn::User(user) => Ok(user),
+            Authn::Refused(_) => Err(ApiError::unauthenticated("the bearer token is not valid")),
+        }
+    }
+
+    /// Whether `user` may `verb` NotificationEvents in `namespace` (the one
+    /// named `name`, when given): 403 when not, 503 when the API could not be asked.
+    pub async fn authorize(
+        &self,
+        user: &User,
+        verb: &str,
+        namespace: &str,
+        name: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let key = AccessKey {
+            user: user.clone(),
+            verb: verb.to_string(),
+            namespace: namespace.to_string(),
+            name: name.map(str::to_string),
+        };
+        let access = self
+            .access
+            .get_or_fetch(key.clone(), || self.access_review(&key), |a| a.evaluation_error.is_none())
+            .await?;
+        if access.allowed {
+            return Ok(());
+        }
+        debug!(user = %user.username, verb, namespace, "access denied");
+        let mut message =
+            format!("user {:?} may not {verb} {RESOURCE}.{GROUP} in namespace {namespace:?}", user.username);
+        if let Some(reason) = access.reason.filter(|r| !r.is_empty()) {
+            message.push_str(": ");
+            message.push_str(&reason);
+        }
+        Err(ApiError::forbidden(message))
+    }
+
+    async fn token_review(&self, token: &str) -> Result<Authn, ApiError> {
+        let review = TokenReview {
+            spec: TokenReviewSpec { token: Some(token.to_string()), audiences: None },
+            ..Default::default()
+        };
+        let api: Api<TokenReview> = Api::all(self.client.clone());
+        let answer = api.create(&PostParams::default(), &review).await.map_err(|e| {
+            warn!(error = %e, "TokenReview failed");
+            ApiError::unavailable("could not authenticate the caller: the Kubernetes API did not answer")
+        })?;
+        let status = answer.status.unwrap_or_default();
+        let user = status.user.unwrap_or_default();
+        match (status.authenticated, user.username) {
+            (Some(true), Some(username)) if !username.is_empty() => Ok(Authn::User(User {
+                username,
+                uid: user.uid.filter(|u| !u.is_empty()),
+                groups: user.groups.unwrap_or_default(),
+                extra: user.extra.unwrap_or_default(),
+            })),
+            _ => Ok(Authn::Refused(status.error.filter(|e| !e.is_empty()))),
+        }
+    }
+
+    async fn access_review(&self, key: &AccessKey) -> Result<Access, ApiError> {
+        let user = &key.user;
+        let review = SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: Some(user.username.clone()),
+                uid: user.uid.clone(),
+                groups: Some(user.groups.clone()),
+                extra: (!user.extra.is_empty()).then(|| user.extra.clone()),
+                resource_attributes: Some(ResourceAttributes {
+                    group: Some(GROUP.into()),
+                    resource: Some(RESOURCE.into()),
+                    verb: Some(key.verb.clone()),
+                    namespace: Some(key.namespace.clone()),
+                    name: key.name.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let api: Api<SubjectAccessReview> = Api::all(self.client.clone());
+        let answer = api.create(&PostParams::default(), &review).await.map_err(|e| {
+            warn!(error = %e, "SubjectAccessReview failed");
+            ApiError::unavailable("could not authorize the caller: the Kubernetes API did not answer")
+        })?;
+        let status = answer.status.unwrap_or_default();
+        Ok(Access {
+            allowed: status.allowed && status.denied != Some(true),
+            reason: status.reason,
+            evaluation_error: status.evaluation_error.filter(|e| !e.is_empty()),
+        })
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer_token(authorization: Option<&str>) -> Result<&str, ApiError> {
+    let header = authorization.ok_or_else(|| {
+        ApiError::unauthenticated("an Authorization: Bearer <token> header with a Kubernetes token is required")
+    })?;
+    let (scheme, token) = header.trim().split_once(' ').unwrap_or((header, ""));
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(ApiError::unauthenticated("the Authorization header must be `Bearer <token>`"));
+    }
+    Ok(token)
+}
+
+/// A bounded cache of answers with a fixed time to live, whose concurrent
+/// misses on one key share one fetch. Failed fetches are not cached, nor are
+/// answers `cacheable` refuses.
+pub struct TtlCache<K, V> {
+    ttl: Duration,
+    capacity: usize,
+    inner: Mutex<Inner<K, V>>,
+}
+
+struct Slot<V> {
+    id: u64,
+    cell: Arc<OnceCell<(V, Instant)>>,
+}
+
+struct Inner<K, V> {
+    map: HashMap<K, Slot<V>>,
+    /// Insertion order (which, with one TTL, is expiry order).
+    order: VecDeque<(K, u64, Instant)>,
+    next_id: u64,
+}
+
+impl<K: Clone + Eq + Hash, V: Clone> TtlCache<K, V> {
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        TtlCache {
+            ttl,
+            capacity: capacity.max(1),
+            inner: Mutex::new(Inner { map: HashMap::new(), order: VecDeque::new(), next_id: 0 }),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap().map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The cached answer for `key`, or `fetch`'s.
+    pub async fn get_or_fetch<F, Fut, E>(&self, key: K, fetch: F, cacheable: impl Fn(&V) -> bool) -> Result<V, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
+        if self.ttl.is_zero() {
+            return fetch().await;
+        }
+        let (id, cell) = self.slot(&key);
+        let result = cell.get_or_try_init(|| async { fetch().await.map(|v| (v, Instant::now())) }).await;
+        match result {
+            Ok((v, _)) => {
+                let v = v.clone();
+                if !cacheable(&v) {
+                    self.forget(&key, id);
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                self.forget(&key, id);
+                Err(e)
+            }
+        }
+    }
+
+    fn slot(&self, key: &K) -> (u64, Arc<OnceCell<(V, Instant)>>) {
+        let mut inner = self.inner.lock().unwrap();
+        let now = Instant::now();
+        if let Some(slot) = inner.map.get(key) {
+            let fresh = match slot.cell.get() {
+                Some((_, at)) => now.duration_since(*at) < self.ttl,
+                None => true, // a review in flight: share it
+            };
+            if fresh {
+                return (slot.id, slot.cell.clone());
+            }
+        }
+        let id = inner.next_id;
+        inner.next_id += 1;
+        let cell = Arc::new(OnceCell::new());
+        inner.map.insert(key.clone(), Slot { id, cell: cell.clone() });
+        inner.order.push_back((key.clone(), id, now));
+        while inner.order.len() > self.capacity
+            || inner.order.front().is_some_and(|(_, _, at)| now.duration_since(*at) >= self.ttl)
+        {
+            let Some((old, old_id, _)) = inner.order.pop_front() else { break };
+            if inner.map.get(&old).is_some_and(|s| s.id == old_id) {
+                inner.map.remove(&old);
+            }
+        }
+        (id, cell)
+    }
+
+    fn forget(&self, key: &K, id: u64) {
+        let mut inner = self.inner.lock().unwrap();
+        if inner.map.get(key).is_some_and(|s| s.id == id) {
+            inner.map.remove(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    async fn fetch_counted(calls: &AtomicU32, v: Result<u32, &'static str>) -> Result<u32, &'static str> {
+        calls.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        v
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn answers_are_reused_until_they_expire() {
+        let cache = TtlCache::new(Duration::from_secs(10), 100);
+        let calls = AtomicU32::new(0);
+        for _ in 0..3 {
+            assert_eq!(cache.get_or_fetch("a", || fetch_counted(&calls, Ok(1)), |_| true).await, Ok(1));
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert_eq!(cache.get_or_fetch("a", || fetch_counted(&calls, Ok(2)), |_| true).await, Ok(2));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn errors_and_uncacheable_answers_are_not_kept() {
+        let cache = TtlCache::new(Duration::from_secs(10), 100);
+        let calls = AtomicU32::new(0);
+        assert_eq!(cache.get_or_fetch("a", || fetch_counted(&calls, Err("api down")), |_| true).await, Err("api down"));
+        assert!(cache.is_empty());
+        assert_eq!(cache.get_or_fetch("a", || fetch_counted(&calls, Ok(7)), |v| *v != 7).await, Ok(7));
+        assert!(cache.is_empty());
+        assert_eq!(cache.get_or_fetch("a", || fetch_counted(&calls, Ok(1)), |_| true).await, Ok(1));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_misses_share_one_fetch() {
+        let cache = TtlCache::new(Duration::from_secs(10), 100);
+        let calls = AtomicU32::new(0);
+        let all = futures::future::join_all(
+            (0..20).map(|_| cache.get_or_fetch("k", || fetch_counted(&calls, Ok(5)), |_| true)),
+        )
+        .await;
+        assert!(all.iter().all(|r| *r == Ok(5)));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_size_is_bounded() {
+        let cache = TtlCache::new(Duration::from_secs(10), 3);
+        let calls = AtomicU32::new(0);
+        for k in 0..10u32 {
+            cache.get_or_fetch(k, || fetch_counted(&calls, Ok(k)), |_| true).await.unwrap();
+            assert!(cache.len() <= 3);
+        }
+        // The oldest went first; the newest are still cached.
+        cache.get_or_fetch(9, || fetch_counted(&calls, Ok(0)), |_| true).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 10);
+        cache.get_or_fetch(0, || fetch_counted(&calls, Ok(0)), |_| true).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 11);
+        assert_eq!(cache.inner.lock().unwrap().order.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_zero_ttl_disables_caching() {
+        let cache = TtlCache::new(Duration::ZERO, 3);
+        let calls = AtomicU32::new(0);
+        cache.get_or_fetch(1, || fetch_counted(&calls, Ok(1)), |_| true).await.unwrap();
+        cache.get_or_fetch(1, || fetch_counted(&calls, Ok(1)), |_| true).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn bearer_tokens() {
+        assert_eq!(bearer_token(Some("Bearer abc")).unwrap(), "abc");
+        assert_eq!(bearer_token(Some("bearer  abc ")).unwrap(), "abc");
+        for bad in [None, Some(""), Some("Bearer"), Some("Bearer   "), Some("Basic dXNlcjpwdw=="), Some("abc")] {
+            let e = bearer_token(bad).unwrap_err();
+            assert_eq!(e.status, axum::http::StatusCode::UNAUTHORIZED, "{bad:?}");
+            assert!(!e.message.contains("dXNlcjpwdw"), "never echo credentials");
+        }
+    }
+}

@@ -1,0 +1,533 @@
+//! Request bodies: JSON in, validated as the NotificationEvent CRD validates
+//! its spec (lengths in characters, the severity enum, list limits, link
+//! URLs, exactly one target), each error naming the offending field. Pure.
+//!
+//! `null` counts as absent (the API server prunes nulls of non-nullable
+//! fields); unknown fields are refused, as `kubectl create` refuses them
+//! (strict field validation).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+use serde_json::{Map, Value};
+
+use super::errors::{ApiError, code};
+use crate::crd::{EventField, EventLink, IntegrationRef, NotificationEventSpec, Severity};
+use crate::notifier::Message;
+
+/// The CRD's limits.
+pub const MAX_TITLE: usize = 250;
+pub const MAX_MESSAGE: usize = 65535;
+pub const MAX_FIELDS: usize = 25;
+pub const MAX_FIELD_NAME: usize = 150;
+pub const MAX_FIELD_VALUE: usize = 2000;
+pub const MAX_LINKS: usize = 10;
+pub const MAX_LINK_TEXT: usize = 150;
+pub const MAX_LINK_URL: usize = 2048;
+/// A Kubernetes object name (DNS subdomain).
+pub const MAX_NAME: usize = 253;
+
+/// The message itself, shared by both POST routes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Content {
+    pub title: Option<String>,
+    pub message: String,
+    pub severity: Severity,
+    pub fields: Vec<EventField>,
+    pub links: Vec<EventLink>,
+}
+
+/// Which integrations an event goes to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Target {
+    Integration(String),
+    Selector(LabelSelector),
+}
+
+/// `POST …/events`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventRequest {
+    pub target: Target,
+    pub content: Content,
+    pub ttl_seconds_after_finished: Option<i64>,
+}
+
+impl EventRequest {
+    /// The spec of the NotificationEvent to create.
+    pub fn spec(&self) -> NotificationEventSpec {
+        let (integration_ref, integration_selector) = match &self.target {
+            Target::Integration(name) => (Some(IntegrationRef { name: name.clone() }), None),
+            Target::Selector(s) => (None, Some(s.clone())),
+        };
+        NotificationEventSpec {
+            integration_ref,
+            integration_selector,
+            title: self.content.title.clone(),
+            message: self.content.message.clone(),
+            severity: self.content.severity,
+            fields: self.content.fields.clone(),
+            links: self.content.links.clone(),
+            ttl_seconds_after_finished: self.ttl_seconds_after_finished,
+        }
+    }
+}
+
+impl Content {
+    /// The message the engine delivers.
+    pub fn to_message(&self, id: String, source: Option<String>, created_at: jiff::Timestamp) -> Message {
+        Message {
+            id,
+            title: self.title.clone().filter(|t| !t.trim().is_empty()),
+            text: self.message.clone(),
+            severity: self.severity,
+            fields: self.fields.clone(),
+            links: self.links.clone(),
+            source,
+            created_at,
+        }
+    }
+}
+
+/// The body of `POST /v1/namespaces/{ns}/events` (and the sidecar's).
+pub fn parse_event(bytes: &[u8]) -> Result<EventRequest, ApiError> {
+    let mut obj = object(bytes)?;
+    let integration = take(&mut obj, "integration");
+    let selector = take(&mut obj, "integrationSelector");
+    let ttl = take(&mut obj, "ttlSecondsAfterFinished");
+    let content = content(obj, "")?;
+    let target = match (integration, selector) {
+        (Some(name), None) => Target::Integration(name_string(&name, "integration")?),
+        (None, Some(sel)) => Target::Selector(selector_value(&sel, "integrationSelector")?),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "integrationSelector",
+                "exactly one of integration or integrationSelector is allowed, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "integration",
+                "exactly one of integration (a name) or integrationSelector is required",
+            ));
+        }
+    };
+    let ttl_seconds_after_finished = match ttl {
+        None => None,
+        Some(v) => match v.as_i64() {
+            Some(n) if n >= 0 => Some(n),
+            _ => return Err(ApiError::invalid("ttlSecondsAfterFinished", "must be an integer of at least 0")),
+        },
+    };
+    Ok(EventRequest { target, content, ttl_seconds_after_finished })
+}
+
+/// The body of `POST /v1/namespaces/{ns}/integrations/{name}/send`.
+pub fn parse_send(bytes: &[u8]) -> Result<Content, ApiError> {
+    let mut obj = object(bytes)?;
+    for key in ["integration", "integrationSelector", "ttlSecondsAfterFinished"] {
+        if take(&mut obj, key).is_some() {
+            return Err(ApiError::invalid(
+                key,
+                "not allowed on this route: the integration is named in the URL and nothing is stored",
+            ));
+        }
+    }
+    content(obj, "")
+}
+
+/// The body as a JSON object.
+fn object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            code::INVALID_JSON,
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
+    match value {
+        Value::Object(obj) => Ok(obj),
+        _ => Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            code::INVALID_JSON,
+            "the body must be a JSON object",
+        )),
+    }
+}
+
+/// Remove `key`; `null` counts as absent.
+fn take(obj: &mut Map<String, Value>, key: &str) -> Option<Value> {
+    obj.remove(key).filter(|v| !v.is_null())
+}
+
+fn path(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() { key.to_string() } else { format!("{prefix}.{key}") }
+}
+
+/// Refuse whatever is left in `obj` after the known fields were taken.
+fn no_unknown(obj: Map<String, Value>, prefix: &str) -> Result<(), ApiError> {
+    match obj.into_iter().find(|(_, v)| !v.is_null()) {
+        Some((key, _)) => Err(ApiError::invalid(path(prefix, &key), format!("unknown field {key:?}"))),
+        None => Ok(()),
+    }
+}
+
+/// A string of `min..=max` characters.
+fn string(value: &Value, field: &str, min: usize, max: usize) -> Result<String, ApiError> {
+    let Value::String(s) = value else { return Err(ApiError::invalid(field, "must be a string")) };
+    let n = s.chars().count();
+    if n < min {
+        return Err(ApiError::invalid(
+            field,
+            if min == 1 { "must not be empty".to_string() } else { format!("must be at least {min} characters") },
+        ));
+    }
+    if n > max {
+        return Err(ApiError::invalid(field, format!("must be at most {max} characters (it has {n})")));
+    }
+    Ok(s.clone())
+}
+
+fn required(obj: &mut Map<String, Value>, key: &str, prefix: &str) -> Result<Value, ApiError> {
+    take(obj, key).ok_or_else(|| ApiError::invalid(path(prefix, key), "is required"))
+}
+
+fn name_string(value: &Value, field: &str) -> Result<String, ApiError> {
+    string(value, field, 1, MAX_NAME)
+}
+
+fn content(mut obj: Map<String, Value>, prefix: &str) -> Result<Content, ApiError> {
+    let message = string(&required(&mut obj, "message", prefix)?, &path(prefix, "message"), 1, MAX_MESSAGE)?;
+    let title = take(&mut obj, "title").map(|v| string(&v, &path(prefix, "title"), 0, MAX_TITLE)).transpose()?;
+    let severity = match take(&mut obj, "severity") {
+        None => Severity::default(),
+        Some(v) => severity(&v, &path(prefix, "severity"))?,
+    };
+    let fields = match take(&mut obj, "fields") {
+        None => Vec::new(),
+        Some(v) => list(&v, &path(prefix, "fields"), MAX_FIELDS, field)?,
+    };
+    let links = match take(&mut obj, "links") {
+        None => Vec::new(),
+        Some(v) => list(&v, &path(prefix, "links"), MAX_LINKS, link)?,
+    };
+    no_unknown(obj, prefix)?;
+    Ok(Content { title, message, severity, fields, links })
+}
+
+fn severity(value: &Value, field: &str) -> Result<Severity, ApiError> {
+    const ALLOWED: &str = "must be one of info, success, warning, error";
+    match value.as_str() {
+        Some("info") => Ok(Severity::Info),
+        Some("success") => Ok(Severity::Success),
+        Some("warning") => Ok(Severity::Warning),
+        Some("error") => Ok(Severity::Error),
+        Some(other) => Err(ApiError::invalid(field, format!("{other:?} is not a severity: {ALLOWED}"))),
+        None => Err(ApiError::invalid(field, ALLOWED)),
+    }
+}
+
+fn list<T>(
+    value: &Value,
+    field: &str,
+    max: usize,
+    item: fn(&Value, &str) -> Result<T, ApiError>,
+) -> Result<Vec<T>, ApiError> {
+    let Value::Array(items) = value else { return Err(ApiError::invalid(field, "must be a list")) };
+    if items.len() > max {
+        return Err(ApiError::invalid(field, format!("must have at most {max} items (it has {})", items.len())));
+    }
+    items.iter().enumerate().map(|(i, v)| item(v, &format!("{field}[{i}]"))).collect()
+}
+
+fn item_object(value: &Value, field: &str) -> Result<Map<String, Value>, ApiError> {
+    match value {
+        Value::Object(o) => Ok(o.clone()),
+        _ => Err(ApiError::invalid(field, "must be an object")),
+    }
+}
+
+fn field(value: &Value, at: &str) -> Result<EventField, ApiError> {
+    let mut obj = item_object(value, at)?;
+    let name = string(&required(&mut obj, "name", at)?, &path(at, "name"), 1, MAX_FIELD_NAME)?;
+    let value = string(&required(&mut obj, "value", at)?, &path(at, "value"), 0, MAX_FIELD_VALUE)?;
+    no_unknown(obj, at)?;
+    Ok(EventField { name, value })
+}
+
+fn link(value: &Value, at: &str) -> Result<EventLink, ApiError> {
+    let mut obj = item_object(value, at)?;
+    let text = string(&required(&mut obj, "text", at)?, &path(at, "text"), 1, MAX_LINK_TEXT)?;
+    let url_field = path(at, "url");
+    let url = string(&required(&mut obj, "url", at)?, &url_field, 1, MAX_LINK_URL)?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(ApiError::invalid(url_field, "must be an http:// or https:// URL"));
+    }
+    no_unknown(obj, at)?;
+    Ok(EventLink { text, url })
+}
+
+fn selector_value(value: &Value, at: &str) -> Result<LabelSelector, ApiError> {
+    let mut obj = item_object(value, at)?;
+    let match_labels = match take(&mut obj, "matchLabels") {
+        None => None,
+        Some(Value::Object(labels)) => {
+            let mut out = BTreeMap::new();
+            for (k, v) in labels {
+                let field = format!("{at}.matchLabels.{k}");
+                if k.is_empty() {
+                    return Err(ApiError::invalid(field, "a label key must not be empty"));
+                }
+                let Value::String(v) = v else { return Err(ApiError::invalid(field, "must be a string")) };
+                out.insert(k, v);
+            }
+            Some(out)
+        }
+        Some(_) => return Err(ApiError::invalid(path(at, "matchLabels"), "must be an object of strings")),
+    };
+    let match_expressions = match take(&mut obj, "matchExpressions") {
+        None => None,
+        Some(v) => Some(list(&v, &path(at, "matchExpressions"), usize::MAX, expression)?),
+    };
+    no_unknown(obj, at)?;
+    Ok(LabelSelector { match_labels, match_expressions })
+}
+
+fn expression(value: &Value, at: &str) -> Result<LabelSelectorRequirement, ApiError> {
+    let mut obj = item_object(value, at)?;
+    let key = string(&required(&mut obj, "key", at)?, &path(at, "key"), 1, 317)?;
+    let operator_field = path(at, "operator");
+    let operator = string(&required(&mut obj, "operator", at)?, &operator_field, 1, 32)?;
+    let values = match take(&mut obj, "values") {
+        None => None,
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    _ => Err(ApiError::invalid(format!("{at}.values[{i}]"), "must be a string")),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Some(_) => return Err(ApiError::invalid(path(at, "values"), "must be a list of strings")),
+    };
+    let has_values = values.as_ref().is_some_and(|v| !v.is_empty());
+    match operator.as_str() {
+        "In" | "NotIn" if !has_values => {
+            return Err(ApiError::invalid(path(at, "values"), format!("must not be empty for operator {operator}")));
+        }
+        "Exists" | "DoesNotExist" if has_values => {
+            return Err(ApiError::invalid(path(at, "values"), format!("must be empty for operator {operator}")));
+        }
+        "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+        other => {
+            return Err(ApiError::invalid(
+                operator_field,
+                format!("{other:?} is not an operator: must be one of In, NotIn, Exists, DoesNotExist"),
+            ));
+        }
+    }
+    no_unknown(obj, at)?;
+    Ok(LabelSelectorRequirement { key, operator, values })
+}
+
+/// Whether `s` is a DNS-1123 label (a namespace name).
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Whether `s` is a DNS-1123 subdomain (an object name).
+pub fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= MAX_NAME
+        && s.split('.').all(|part| {
+            !part.is_empty()
+                && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+    use serde_json::json;
+
+    use super::*;
+
+    fn event(v: Value) -> Result<EventRequest, ApiError> {
+        parse_event(v.to_string().as_bytes())
+    }
+
+    fn send(v: Value) -> Result<Content, ApiError> {
+        parse_send(v.to_string().as_bytes())
+    }
+
+    /// The field and code of a refusal.
+    fn refused(r: Result<impl std::fmt::Debug, ApiError>) -> (String, &'static str) {
+        let e = r.expect_err("expected a refusal");
+        assert_eq!(e.status, StatusCode::BAD_REQUEST, "{e}");
+        (e.field.unwrap_or_default(), e.code)
+    }
+
+    #[test]
+    fn a_full_event_becomes_the_spec() {
+        let r = event(json!({
+            "integration": "team-slack", "title": "Deploy", "message": "done", "severity": "success",
+            "fields": [{"name": "env", "value": "prod"}], "links": [{"text": "run", "url": "https://ci.example/1"}],
+            "ttlSecondsAfterFinished": 60
+        }))
+        .unwrap();
+        let spec = r.spec();
+        assert_eq!(spec.integration_ref.unwrap().name, "team-slack");
+        assert_eq!(spec.integration_selector, None);
+        assert_eq!(spec.title.as_deref(), Some("Deploy"));
+        assert_eq!(spec.message, "done");
+        assert_eq!(spec.severity, Severity::Success);
+        assert_eq!(spec.fields, vec![EventField { name: "env".into(), value: "prod".into() }]);
+        assert_eq!(spec.links[0].url, "https://ci.example/1");
+        assert_eq!(spec.ttl_seconds_after_finished, Some(60));
+    }
+
+    #[test]
+    fn a_minimal_event_with_a_selector() {
+        let r = event(json!({"integrationSelector": {"matchLabels": {"team": "a"}}, "message": "hi", "title": null}))
+            .unwrap();
+        let Target::Selector(sel) = &r.target else { panic!("a selector") };
+        assert_eq!(sel.match_labels.as_ref().unwrap()["team"], "a");
+        assert_eq!(r.content.severity, Severity::Info);
+        assert_eq!(r.content.title, None);
+        let r = event(json!({"integrationSelector": {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["1"]}]}, "message": "x"}))
+            .unwrap();
+        assert!(matches!(r.target, Target::Selector(_)));
+    }
+
+    #[test]
+    fn broken_json_and_non_objects() {
+        for body in [&b"{"[..], b"", b"not json", b"[1]", b"\"message\""] {
+            let e = parse_event(body).unwrap_err();
+            assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, code::INVALID_JSON), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn message_is_required_and_bounded() {
+        assert_eq!(refused(event(json!({"integration": "a"}))), ("message".into(), code::INVALID_FIELD));
+        assert_eq!(refused(event(json!({"integration": "a", "message": null}))).0, "message");
+        assert_eq!(refused(event(json!({"integration": "a", "message": ""}))).0, "message");
+        assert_eq!(refused(event(json!({"integration": "a", "message": 5}))).0, "message");
+        assert_eq!(refused(send(json!({}))).0, "message");
+        // Characters, not bytes: 65535 three-byte characters are allowed.
+        assert!(send(json!({"message": "あ".repeat(MAX_MESSAGE)})).is_ok());
+        let e = send(json!({"message": "x".repeat(MAX_MESSAGE + 1)})).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("message"));
+        assert!(e.message.contains("65535"), "{}", e.message);
+    }
+
+    #[test]
+    fn exactly_one_target() {
+        assert_eq!(refused(event(json!({"message": "x"}))).0, "integration");
+        assert_eq!(
+            refused(event(json!({"message": "x", "integration": "a", "integrationSelector": {}}))).0,
+            "integrationSelector"
+        );
+        assert_eq!(refused(event(json!({"message": "x", "integration": ""}))).0, "integration");
+        assert_eq!(refused(event(json!({"message": "x", "integration": 3}))).0, "integration");
+        // The send route names its integration in the URL.
+        assert_eq!(refused(send(json!({"message": "x", "integration": "a"}))).0, "integration");
+        assert_eq!(refused(send(json!({"message": "x", "ttlSecondsAfterFinished": 1}))).0, "ttlSecondsAfterFinished");
+    }
+
+    #[test]
+    fn selectors_are_checked() {
+        let bad = [
+            (json!({"matchLabels": {"a": 1}}), "integrationSelector.matchLabels.a"),
+            (json!({"matchLabels": []}), "integrationSelector.matchLabels"),
+            (
+                json!({"matchExpressions": [{"key": "a", "operator": "Near"}]}),
+                "integrationSelector.matchExpressions[0].operator",
+            ),
+            (
+                json!({"matchExpressions": [{"key": "a", "operator": "In"}]}),
+                "integrationSelector.matchExpressions[0].values",
+            ),
+            (
+                json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]}),
+                "integrationSelector.matchExpressions[0].values",
+            ),
+            (json!({"matchExpressions": [{"operator": "Exists"}]}), "integrationSelector.matchExpressions[0].key"),
+            (json!({"matchLabel": {}}), "integrationSelector.matchLabel"),
+            (json!("team=a"), "integrationSelector"),
+        ];
+        for (sel, field) in bad {
+            assert_eq!(refused(event(json!({"message": "x", "integrationSelector": sel}))).0, field);
+        }
+    }
+
+    #[test]
+    fn severity_is_an_enum() {
+        for s in ["info", "success", "warning", "error"] {
+            assert_eq!(send(json!({"message": "x", "severity": s})).unwrap().severity.as_str(), s);
+        }
+        for s in [json!("critical"), json!("Info"), json!(1)] {
+            let e = send(json!({"message": "x", "severity": s})).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some("severity"));
+            assert!(e.message.contains("info, success, warning, error"));
+        }
+    }
+
+    #[test]
+    fn fields_and_links_limits() {
+        let f = |n: usize| (0..n).map(|i| json!({"name": format!("f{i}"), "value": "v"})).collect::<Vec<_>>();
+        assert!(send(json!({"message": "x", "fields": f(MAX_FIELDS)})).is_ok());
+        assert_eq!(refused(send(json!({"message": "x", "fields": f(MAX_FIELDS + 1)}))).0, "fields");
+        let l = |n: usize| (0..n).map(|i| json!({"text": format!("l{i}"), "url": "http://x"})).collect::<Vec<_>>();
+        assert!(send(json!({"message": "x", "links": l(MAX_LINKS)})).is_ok());
+        assert_eq!(refused(send(json!({"message": "x", "links": l(MAX_LINKS + 1)}))).0, "links");
+        let cases = [
+            (json!({"fields": [{"name": "", "value": "v"}]}), "fields[0].name"),
+            (json!({"fields": [{"name": "a", "value": "v"}, {"name": "b"}]}), "fields[1].value"),
+            (json!({"fields": [{"name": "n".repeat(151), "value": ""}]}), "fields[0].name"),
+            (json!({"fields": [{"name": "a", "value": "v".repeat(2001)}]}), "fields[0].value"),
+            (json!({"fields": [{"name": "a", "value": "v", "colour": "red"}]}), "fields[0].colour"),
+            (json!({"fields": {"a": "b"}}), "fields"),
+            (json!({"fields": ["a"]}), "fields[0]"),
+            (json!({"links": [{"text": "t", "url": "ftp://x"}]}), "links[0].url"),
+            (json!({"links": [{"text": "t", "url": "javascript:alert(1)"}]}), "links[0].url"),
+            (json!({"links": [{"text": "t", "url": format!("https://{}", "x".repeat(2048))}]}), "links[0].url"),
+            (json!({"links": [{"text": "", "url": "https://x"}]}), "links[0].text"),
+            (json!({"links": [{"url": "https://x"}]}), "links[0].text"),
+            (json!({"title": "t".repeat(251)}), "title"),
+            (json!({"mesage": "typo"}), "mesage"),
+        ];
+        for (mut body, field) in cases {
+            body.as_object_mut().unwrap().entry("message").or_insert(json!("x"));
+            assert_eq!(refused(send(body.clone())).0, field, "{body}");
+        }
+    }
+
+    #[test]
+    fn ttl_must_not_be_negative() {
+        for ttl in [json!(-1), json!("60"), json!(1.5)] {
+            let body = json!({"integration": "a", "message": "x", "ttlSecondsAfterFinished": ttl});
+            assert_eq!(refused(event(body)).0, "ttlSecondsAfterFinished");
+        }
+    }
+
+    #[test]
+    fn to_message_drops_blank_titles() {
+        let c = send(json!({"message": "m", "title": "  "})).unwrap();
+        let m = c.to_message("id".into(), Some("ns/x".into()), jiff::Timestamp::UNIX_EPOCH);
+        assert_eq!((m.title, m.text.as_str(), m.source.as_deref()), (None, "m", Some("ns/x")));
+    }
+
+    #[test]
+    fn names() {
+        assert!(is_dns_label("team-a") && !is_dns_label("Team") && !is_dns_label("-a") && !is_dns_label(""));
+        assert!(!is_dns_label(&"a".repeat(64)));
+        assert!(is_dns_subdomain("team-slack.v2") && !is_dns_subdomain("a..b") && !is_dns_subdomain("a/b"));
+    }
+}

@@ -1,0 +1,125 @@
+//! HTTP ingestion: send notifications without writing Kubernetes objects
+//! yourself, with the caller's own Kubernetes identity and RBAC deciding.
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `POST /v1/namespaces/{ns}/events` | create a NotificationEvent (`generateName`); `202 {"namespace", "name"}` once it exists |
+//! | `POST /v1/namespaces/{ns}/integrations/{name}/send` | deliver now through the delivery engine; `200 {"delivered": true, "attempts"}` |
+//! | `GET /v1/namespaces/{ns}/events/{name}` | the event's status |
+//!
+//! Every request carries `Authorization: Bearer <token>` (a Kubernetes
+//! token): a TokenReview authenticates it (401), a rate limit per username
+//! applies (429 with `Retry-After`), then a SubjectAccessReview decides
+//! whether the caller may `create` (POST) or `get` (GET)
+//! `notificationevents.kube-notify.io` in the namespace (403). Only then is
+//! the body read (413 over `--max-body-bytes`) and validated like the CRD
+//! validates a spec (400 naming the field). Nothing refused reaches a chat
+//! service. Errors are `{"error": {"code", "message", "field"?, "reason"?}}`.
+
+pub mod auth;
+pub mod body;
+pub mod errors;
+pub mod routes;
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use futures::StreamExt;
+
+use crate::controller::Context;
+use crate::metrics::Metrics;
+use errors::{ApiError, code};
+
+/// Settings of the ingestion endpoints.
+#[derive(Clone, Debug)]
+pub struct IngestConfig {
+    /// Bodies over this are refused with 413.
+    pub max_body_bytes: usize,
+    /// Requests per second per username (after authentication).
+    pub rate: NonZeroU32,
+    /// Requests a username may send at once before the rate applies.
+    pub burst: NonZeroU32,
+    /// How long the synchronous route may take (rate limits and retries included).
+    pub send_timeout: Duration,
+    /// How long TokenReview and SubjectAccessReview answers are reused (0: never).
+    pub review_cache_ttl: Duration,
+    /// How many answers of each kind are kept at most.
+    pub review_cache_size: usize,
+    /// Serve only this namespace (the operator's `--namespace`); all when `None`.
+    pub namespace: Option<String>,
+}
+
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            rate: NonZeroU32::new(50).unwrap(),
+            burst: NonZeroU32::new(100).unwrap(),
+            send_timeout: Duration::from_secs(30),
+            review_cache_ttl: Duration::from_secs(10),
+            review_cache_size: 10_000,
+            namespace: None,
+        }
+    }
+}
+
+/// The ingestion routes, served next to the operator, sharing its [`Context`]
+/// (the integration store, the notifier cache, the delivery engine, the counters).
+pub fn router(ctx: Arc<Context>, config: IngestConfig) -> Router {
+    let metrics = ctx.metrics.clone();
+    routes::router(Arc::new(routes::Ingest::new(ctx, config))).layer(middleware::from_fn_with_state(metrics, count))
+}
+
+/// Serve `router` on `listener` until the task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::info!(addr = ?addr, "HTTP ingestion listening");
+    axum::serve(listener, router).await
+}
+
+/// Count requests by route (the route's pattern, never the raw path) and status code.
+pub async fn count(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    let method = request.method().as_str().to_string();
+    let response = next.run(request).await;
+    metrics.ingest_request(&method, route.as_deref().unwrap_or("unmatched"), response.status().as_u16());
+    response
+}
+
+/// The body, at most `limit` bytes (413 beyond, without reading the rest).
+pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            code::BODY_TOO_LARGE,
+            format!("the body is larger than {limit} bytes"),
+        )
+    };
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut out = Vec::with_capacity(declared.unwrap_or(0).min(limit as u64) as usize);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, code::INVALID_JSON, format!("could not read the body: {e}"))
+        })?;
+        if out.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}

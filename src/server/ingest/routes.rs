@@ -1,0 +1,339 @@
+//! The handlers, and the event creation and reading the sidecar shares.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use kube::Client;
+use kube::api::{Api, ObjectMeta, PostParams};
+use kube::runtime::reflector::ObjectRef;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::auth::{Reviewer, User};
+use super::body::{self, EventRequest, is_dns_label, is_dns_subdomain};
+use super::errors::{self, ApiError, code};
+use super::{IngestConfig, read_body};
+use crate::controller::event::worker::outcome_name;
+use crate::controller::integration::counters;
+use crate::controller::{Context, notifiers};
+use crate::crd::conditions::{self, DISABLED, READY};
+use crate::crd::{NotificationEvent, NotificationIntegration};
+use crate::delivery::{Outcome, Report};
+
+/// The annotation naming the user an event was created for over HTTP.
+pub const REQUESTED_BY: &str = "kube-notify.io/requested-by";
+
+/// The state of the ingestion routes.
+pub struct Ingest {
+    ctx: Arc<Context>,
+    reviewer: Reviewer,
+    limiter: DefaultKeyedRateLimiter<String>,
+    config: IngestConfig,
+    requests: AtomicU64,
+}
+
+impl Ingest {
+    pub fn new(ctx: Arc<Context>, config: IngestConfig) -> Self {
+        let reviewer = Reviewer::new(ctx.client.clone(), config.review_cache_ttl, config.review_cache_size);
+        let limiter = RateLimiter::keyed(Quota::per_second(config.rate).allow_burst(config.burst));
+        Ingest { ctx, reviewer, limiter, config, requests: AtomicU64::new(0) }
+    }
+
+    /// Authenticate (401), rate-limit by username (429), authorize (403).
+    async fn admit(
+        &self,
+        headers: &HeaderMap,
+        verb: &str,
+        namespace: &str,
+        name: Option<&str>,
+    ) -> Result<User, ApiError> {
+        let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let user = self.reviewer.authenticate(authorization).await?;
+        self.check_rate(&user.username)?;
+        self.reviewer.authorize(&user, verb, namespace, name).await?;
+        Ok(user)
+    }
+
+    fn check_rate(&self, username: &str) -> Result<(), ApiError> {
+        if self.requests.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
+            self.limiter.retain_recent();
+            self.limiter.shrink_to_fit();
+        }
+        let key = username.to_string();
+        self.limiter.check_key(&key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            debug!(user = %username, "rate limited");
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                code::RATE_LIMITED,
+                format!("too many requests from {username:?}: at most {} per second", self.config.rate),
+            )
+            .retry_after(wait)
+        })
+    }
+
+    /// 404 for a namespace this operator does not serve or that cannot exist.
+    fn served(&self, namespace: &str) -> Result<(), ApiError> {
+        if !is_dns_label(namespace) {
+            return Err(ApiError::not_found(code::NOT_FOUND, format!("{namespace:?} is not a namespace name")));
+        }
+        match &self.config.namespace {
+            Some(only) if only != namespace => Err(ApiError::not_found(
+                code::NAMESPACE_NOT_SERVED,
+                format!("this operator serves namespace {only:?} only"),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+pub fn router(state: Arc<Ingest>) -> Router {
+    Router::new()
+        .route("/v1/namespaces/{ns}/events", post(create_event).fallback(errors::wrong_method))
+        .route("/v1/namespaces/{ns}/events/{name}", get(get_event).fallback(errors::wrong_method))
+        .route("/v1/namespaces/{ns}/integrations/{name}/send", post(send).fallback(errors::wrong_method))
+        .fallback(errors::no_route)
+        .with_state(state)
+}
+
+async fn create_event(
+    State(s): State<Arc<Ingest>>,
+    Path(ns): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let user = s.admit(&headers, "create", &ns, None).await?;
+    s.served(&ns)?;
+    let bytes = read_body(&headers, body, s.config.max_body_bytes).await?;
+    let request = body::parse_event(&bytes)?;
+    let annotations = BTreeMap::from([(REQUESTED_BY.to_string(), user.username.clone())]);
+    let name = create(&s.ctx.client, &ns, &request, "http-", annotations, Acting::Operator).await?;
+    info!(namespace = %ns, event = %name, user = %user.username, "event created over HTTP");
+    Ok(accepted(&ns, &name, "/v1/namespaces"))
+}
+
+async fn get_event(
+    State(s): State<Arc<Ingest>>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    s.admit(&headers, "get", &ns, Some(&name)).await?;
+    s.served(&ns)?;
+    read(&s.ctx.client, &ns, &name, Acting::Operator).await.map(Json)
+}
+
+async fn send(
+    State(s): State<Arc<Ingest>>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let user = s.admit(&headers, "create", &ns, None).await?;
+    s.served(&ns)?;
+    let bytes = read_body(&headers, body, s.config.max_body_bytes).await?;
+    let content = body::parse_send(&bytes)?;
+    let deadline = Instant::now() + s.config.send_timeout;
+    let ctx = &s.ctx;
+    if tokio::time::timeout_at(deadline, ctx.integrations.wait_until_ready()).await.is_err() {
+        return Err(ApiError::unavailable("the operator is starting: its caches have not synced yet"));
+    }
+    let not_found = || {
+        ApiError::not_found(
+            code::INTEGRATION_NOT_FOUND,
+            format!("no NotificationIntegration {name:?} in namespace {ns:?}"),
+        )
+    };
+    if !is_dns_subdomain(&name) {
+        return Err(not_found());
+    }
+    let ni = ctx.integrations.get(&ObjectRef::new(&name).within(&ns)).ok_or_else(not_found)?;
+    usable(&ni)?;
+    let loaded = notifiers::for_delivery(&ni, ctx).await.map_err(|e| {
+        warn!(namespace = %ns, integration = %name, error = %e, "could not load the integration's notifier");
+        ApiError::unavailable("could not read the integration's Secret: the Kubernetes API did not answer")
+    })?;
+    let notifier = loaded
+        .notifier
+        .map_err(|f| ApiError::new(StatusCode::CONFLICT, code::INTEGRATION_NOT_READY, f.message).reason(f.reason))?;
+    let message = content.to_message(message_id(), Some(format!("{ns}/http")), jiff::Timestamp::now());
+    // The delivery and its bookkeeping finish even when the caller hangs up.
+    let task = {
+        let ctx = ctx.clone();
+        let (ns, name) = (ns.clone(), name.clone());
+        tokio::spawn(async move {
+            let report = ctx.engine.deliver(notifier.as_ref(), &message, deadline).await;
+            ctx.metrics.delivery(notifier.service(), outcome_name(&report.outcome));
+            if let Err(e) = counters::record(&ctx, &ns, &name, &report.outcome, loaded.secret_version).await {
+                warn!(namespace = %ns, integration = %name, error = %e, "could not record the delivery");
+            }
+            report
+        })
+    };
+    let report = task.await.map_err(|e| ApiError::internal(format!("the delivery failed: {e}")))?;
+    debug!(namespace = %ns, integration = %name, user = %user.username, attempts = report.attempts,
+        outcome = outcome_name(&report.outcome), "synchronous delivery finished");
+    delivered(report)
+}
+
+/// 409 unless the integration is Ready (the reasons the event controller would skip or wait).
+fn usable(ni: &NotificationIntegration) -> Result<(), ApiError> {
+    let disabled = |reason: &str, message: &str| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            code::INTEGRATION_DISABLED,
+            format!("the integration is disabled: {message}"),
+        )
+        .reason(reason)
+    };
+    if ni.spec.disabled {
+        return Err(disabled("Manual", "spec.disabled is true"));
+    }
+    let conds = ni.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    if let Some(d) = conditions::find(conds, DISABLED).filter(|d| d.status == "True") {
+        return Err(disabled(&d.reason, &d.message));
+    }
+    match conditions::find(conds, READY) {
+        Some(r) if r.status == "True" => Ok(()),
+        Some(r) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            code::INTEGRATION_NOT_READY,
+            format!("the integration is not ready: {}", r.message),
+        )
+        .reason(&r.reason)),
+        None => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            code::INTEGRATION_NOT_READY,
+            "the integration has not been checked yet",
+        )
+        .reason("Checking")),
+    }
+}
+
+/// The answer of the synchronous route for an engine report.
+fn delivered(report: Report) -> Result<Response, ApiError> {
+    let attempts = report.attempts;
+    let (status, code) = match &report.outcome {
+        Outcome::Delivered => {
+            return Ok((StatusCode::OK, Json(json!({"delivered": true, "attempts": attempts}))).into_response());
+        }
+        Outcome::Dead(_) => (StatusCode::BAD_GATEWAY, code::DEAD),
+        Outcome::Rejected(_) => (StatusCode::BAD_GATEWAY, code::REJECTED),
+        Outcome::Exhausted(_) => (StatusCode::BAD_GATEWAY, code::EXHAUSTED),
+        Outcome::DeadlinePassed(_) => (StatusCode::GATEWAY_TIMEOUT, code::DEADLINE_EXCEEDED),
+    };
+    let (reason, message) = report.outcome.failure().expect("not delivered");
+    Err(ApiError::new(status, code, message)
+        .reason(reason)
+        .with("delivered", json!(false))
+        .with("attempts", json!(attempts)))
+}
+
+/// A message id no other message has (the receiver's idempotency key).
+fn message_id() -> String {
+    format!("http-{:032x}", rand::random::<u128>())
+}
+
+/// Whose permissions an API call ran under, which decides what its 403 means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acting {
+    /// The operator, for a caller it already authorized: a 403 is the
+    /// operator's own misconfiguration.
+    Operator,
+    /// The caller itself (the sidecar's pod): a 403 is the caller's.
+    Caller,
+}
+
+/// `202 {"namespace", "name"}` with the status URL in `Location`.
+pub fn accepted(ns: &str, name: &str, prefix: &str) -> Response {
+    let mut response = (StatusCode::ACCEPTED, Json(json!({"namespace": ns, "name": name}))).into_response();
+    let location =
+        if prefix.is_empty() { format!("/v1/events/{name}") } else { format!("{prefix}/{ns}/events/{name}") };
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    response
+}
+
+/// Create the NotificationEvent of `request` in `ns`; returns its generated name
+/// once the API server has stored it.
+pub async fn create(
+    client: &Client,
+    ns: &str,
+    request: &EventRequest,
+    generate_name: &str,
+    annotations: BTreeMap<String, String>,
+    acting: Acting,
+) -> Result<String, ApiError> {
+    let event = NotificationEvent {
+        metadata: ObjectMeta {
+            generate_name: Some(generate_name.to_string()),
+            namespace: Some(ns.to_string()),
+            annotations: (!annotations.is_empty()).then_some(annotations),
+            ..Default::default()
+        },
+        spec: request.spec(),
+        status: None,
+    };
+    let api: Api<NotificationEvent> = Api::namespaced(client.clone(), ns);
+    let created = api.create(&PostParams::default(), &event).await.map_err(|e| api_error(e, ns, acting))?;
+    created.metadata.name.ok_or_else(|| ApiError::internal("the API server returned an event without a name"))
+}
+
+/// The event's status as JSON.
+pub async fn read(client: &Client, ns: &str, name: &str, acting: Acting) -> Result<Value, ApiError> {
+    let not_found =
+        || ApiError::not_found(code::EVENT_NOT_FOUND, format!("no NotificationEvent {name:?} in namespace {ns:?}"));
+    if !is_dns_subdomain(name) {
+        return Err(not_found());
+    }
+    let api: Api<NotificationEvent> = Api::namespaced(client.clone(), ns);
+    let event = api.get_opt(name).await.map_err(|e| api_error(e, ns, acting))?.ok_or_else(not_found)?;
+    let status = event.status.unwrap_or_default();
+    Ok(json!({
+        "namespace": ns,
+        "name": name,
+        "uid": event.metadata.uid,
+        "createdAt": event.metadata.creation_timestamp,
+        "phase": status.phase,
+        "status": status,
+    }))
+}
+
+/// A Kubernetes API error as an answer to the caller.
+fn api_error(e: kube::Error, ns: &str, acting: Acting) -> ApiError {
+    match e {
+        kube::Error::Api(s) => match (s.code, acting) {
+            (403, Acting::Caller) => ApiError::forbidden(s.message).reason(s.reason),
+            (403, Acting::Operator) => {
+                warn!(namespace = %ns, message = %s.message, "the operator is not allowed to do this: check its RBAC");
+                ApiError::internal(format!("the operator is not allowed to do this: {}", s.message)).reason(s.reason)
+            }
+            (404, _) => ApiError::not_found(code::NOT_FOUND, s.message).reason(s.reason),
+            (400 | 422, _) => ApiError::new(StatusCode::BAD_REQUEST, code::INVALID_FIELD, s.message).reason(s.reason),
+            (429, _) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, code::RATE_LIMITED, s.message)
+                .reason(s.reason)
+                .retry_after(std::time::Duration::from_secs(1)),
+            (401, Acting::Caller) => {
+                ApiError::unavailable(format!("the Kubernetes API refused the credentials: {}", s.message))
+            }
+            _ => {
+                ApiError::unavailable(format!("the Kubernetes API answered {}: {}", s.code, s.message)).reason(s.reason)
+            }
+        },
+        other => {
+            warn!(namespace = %ns, error = %other, "Kubernetes API call failed");
+            ApiError::unavailable("the Kubernetes API did not answer")
+        }
+    }
+}

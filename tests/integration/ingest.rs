@@ -1,0 +1,925 @@
+//! HTTP ingestion and the sidecar: every status code against the API
+//! emulation (TokenReview and SubjectAccessReview answers set by each test),
+//! the real operator delivering to the service emulators, refused requests
+//! never reaching a service, and the sidecar acting as its pod.
+//!
+//! The benchmark of the synchronous route is `bench_sync` (ignored):
+//! `cargo test --release --test integration bench_sync -- --ignored --nocapture`
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::authorization::v1::SubjectAccessReviewSpec;
+use kube::runtime::reflector::ObjectRef;
+use kube_notify::controller::Context;
+use kube_notify::crd::NotificationIntegration;
+use kube_notify::crd::conditions;
+use kube_notify::operator;
+use kube_notify::server::ingest::{self, IngestConfig};
+use kube_notify::server::sidecar::{self, SidecarConfig};
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+use crate::support::apiserver::{RequestMatcher as ApiMatcher, TokenReviewAnswer};
+use crate::support::operator::{NS, OPERATOR_TOKEN, OPERATOR_USER, WAIT, World, metric_value};
+use crate::support::services::{RequestMatcher, ScriptedResponse};
+
+const ALICE: &str = "alice-token";
+const BOB: &str = "bob-token";
+const CAROL: &str = "carol-token";
+const STOLEN: &str = "stolen-token";
+const POD_TOKEN: &str = "pod-token";
+const POD_USER: &str = "system:serviceaccount:team-a:billing-worker";
+
+/// Aborts a task when dropped.
+struct Task(JoinHandle<()>);
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The world, the operator (started with `run_with` to get its Context) and
+/// the ingestion server in front of it.
+struct Ingest {
+    w: World,
+    ctx: Arc<Context>,
+    url: String,
+    http: reqwest::Client,
+    /// Every SubjectAccessReview the API emulation answered.
+    reviews: Arc<Mutex<Vec<SubjectAccessReviewSpec>>>,
+    _tasks: Vec<Task>,
+}
+
+/// Callers allowed in `team-a` (alice, carol, erin); bob is allowed nowhere.
+fn allowed(spec: &SubjectAccessReviewSpec) -> (bool, String) {
+    let user = spec.user.as_deref().unwrap_or_default();
+    let Some(ra) = &spec.resource_attributes else { return (false, "not a resource".into()) };
+    let ok = ["alice", "carol", "erin"].contains(&user)
+        && ra.group.as_deref() == Some("kube-notify.io")
+        && ra.resource.as_deref() == Some("notificationevents")
+        && matches!(ra.verb.as_deref(), Some("create" | "get"))
+        && ra.namespace.as_deref() == Some(NS);
+    if ok {
+        (true, "RBAC: allowed by RoleBinding notify/team-a".into())
+    } else {
+        (false, "no RBAC rule allows it".into())
+    }
+}
+
+fn test_config() -> IngestConfig {
+    IngestConfig { rate: 1000.try_into().unwrap(), burst: 1000.try_into().unwrap(), ..IngestConfig::default() }
+}
+
+impl Ingest {
+    async fn start() -> Ingest {
+        Self::start_with(test_config()).await
+    }
+
+    async fn start_with(config: IngestConfig) -> Ingest {
+        Self::start_in(World::without_operator().await, config).await
+    }
+
+    async fn start_in(w: World, config: IngestConfig) -> Ingest {
+        for (token, user) in [(ALICE, "alice"), (BOB, "bob"), (CAROL, "carol"), ("erin-token", "erin")] {
+            w.api.set_token_review(token, TokenReviewAnswer::user(user, &["developers", "system:authenticated"]));
+        }
+        w.api.set_token_review(STOLEN, TokenReviewAnswer::unauthenticated());
+        let reviews = Arc::new(Mutex::new(Vec::new()));
+        let seen = reviews.clone();
+        w.api.set_access_review(move |spec| {
+            seen.lock().unwrap().push(spec.clone());
+            allowed(spec)
+        });
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let op = tokio::spawn(operator::run_with(
+            w.api.client_as(OPERATOR_TOKEN),
+            w.config.clone(),
+            w.metrics.clone(),
+            w.readiness.clone(),
+            move |ctx| {
+                let _ = tx.send(ctx);
+            },
+        ));
+        let ctx = rx.await.expect("the operator built its context");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let router = ingest::router(ctx.clone(), config);
+        let server = tokio::spawn(async move {
+            let _ = ingest::serve(listener, router).await;
+        });
+        Ingest { w, ctx, url, http: reqwest::Client::new(), reviews, _tasks: vec![Task(op), Task(server)] }
+    }
+
+    async fn request(&self, method: &str, path: &str, token: Option<&str>, body: Option<Vec<u8>>) -> Answer {
+        let mut req = self.http.request(method.parse().unwrap(), format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        Answer::from(req.send().await.unwrap()).await
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.request("POST", path, Some(token), Some(body.to_string().into_bytes())).await
+    }
+
+    async fn get(&self, path: &str, token: &str) -> Answer {
+        self.request("GET", path, Some(token), None).await
+    }
+
+    /// A ready generic-webhook integration (in the operator's store too); returns its path on the emulator.
+    async fn ready_webhook(&self, name: &str, threshold: i32) -> String {
+        let path = format!("/hooks/{name}");
+        let url = self.w.webhook.add_endpoint(&path);
+        self.w.put_secret(name, &[("webhookUrl", &url)]).await;
+        self.w
+            .create_integration(
+                name,
+                json!({"service": "webhook", "secretRef": {"name": name}, "errorThreshold": threshold}),
+            )
+            .await;
+        self.w.wait_condition(name, "Ready", "True", None).await;
+        self.wait_store(name, "Ready", |ni| conditions::is_true(&status_conditions(ni), "Ready")).await;
+        path
+    }
+
+    /// Wait until the operator's own integration store satisfies `pred`.
+    async fn wait_store(&self, name: &str, what: &str, pred: impl Fn(&NotificationIntegration) -> bool) {
+        let key = ObjectRef::new(name).within(NS);
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !self.ctx.integrations.get(&key).is_some_and(|ni| pred(&ni)) {
+            assert!(tokio::time::Instant::now() < deadline, "the operator's store never saw {name} {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// API calls of `resource` made by `user`.
+    fn api_calls(&self, user: &str, verb: &str, resource: &str) -> usize {
+        self.w.api.requests().iter().filter(|r| r.user == user && r.verb == verb && r.resource == resource).count()
+    }
+
+    fn events_created(&self) -> usize {
+        self.w.api.objects("kube-notify.io", "v1alpha1", "notificationevents").len()
+    }
+}
+
+fn status_conditions(ni: &NotificationIntegration) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    ni.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default()
+}
+
+/// A response: status, headers, JSON body.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Answer {
+    async fn from(r: reqwest::Response) -> Answer {
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or_else(|_| json!({"raw": text}));
+        Answer { status, headers, body }
+    }
+
+    /// `(status, error.code)`.
+    fn code(&self) -> (u16, &str) {
+        (self.status, self.body["error"]["code"].as_str().unwrap_or_default())
+    }
+
+    fn error(&self, key: &str) -> &str {
+        self.body["error"][key].as_str().unwrap_or_default()
+    }
+}
+
+fn send_path(name: &str) -> String {
+    format!("/v1/namespaces/{NS}/integrations/{name}/send")
+}
+
+fn events_path(ns: &str) -> String {
+    format!("/v1/namespaces/{ns}/events")
+}
+
+fn message(text: &str) -> Value {
+    json!({"title": "Deploy", "message": text, "severity": "warning",
+           "fields": [{"name": "env", "value": "prod"}], "links": [{"text": "run", "url": "https://ci.example.com/1"}]})
+}
+
+#[tokio::test]
+async fn event_route_creates_an_event_that_the_controller_delivers() {
+    let t = Ingest::start().await;
+    let hook = t.ready_webhook("hook", 5).await;
+    let mut body = message("rolled out");
+    body["integration"] = json!("hook");
+    let a = t.post(&events_path(NS), ALICE, body).await;
+    assert_eq!(a.status, 202, "{a:?}");
+    assert_eq!(a.body["namespace"], NS);
+    let name = a.body["name"].as_str().unwrap().to_string();
+    assert!(name.starts_with("http-"), "{name}");
+    assert_eq!(a.headers["location"], format!("/v1/namespaces/{NS}/events/{name}"));
+    // Durable: the event exists in the API when 202 is sent, created by the operator for alice.
+    let stored = t.w.api.object("kube-notify.io", "v1alpha1", "notificationevents", NS, &name).expect("stored at 202");
+    assert_eq!(stored["metadata"]["annotations"]["kube-notify.io/requested-by"], "alice");
+    assert_eq!(stored["spec"]["integrationRef"]["name"], "hook");
+    assert_eq!(stored["spec"]["fields"][0]["value"], "prod");
+    assert!(t.w.api.requests().iter().any(|r| r.user == OPERATOR_USER
+        && r.verb == "create"
+        && r.resource == "notificationevents"
+        && r.name == name
+        && r.code == 201));
+
+    t.w.wait_event_phase(&name, kube_notify::crd::EventPhase::Delivered).await;
+    let delivered = t.w.webhook.messages();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].path, hook);
+    assert_eq!(delivered[0].json().unwrap()["data"]["message"], "rolled out");
+
+    let a = t.get(&format!("{}/{name}", events_path(NS)), ALICE).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.body["phase"], "Delivered");
+    assert_eq!(a.body["status"]["deliveries"][0]["integration"], "hook");
+    // GET is authorized with verb get on that event.
+    assert!(t.reviews.lock().unwrap().iter().any(|s| {
+        let ra = s.resource_attributes.as_ref().unwrap();
+        ra.verb.as_deref() == Some("get") && ra.name.as_deref() == Some(name.as_str())
+    }));
+    let a = t.get(&format!("{}/no-such-event", events_path(NS)), ALICE).await;
+    assert_eq!(a.code(), (404, "event_not_found"));
+}
+
+#[tokio::test]
+async fn event_route_with_a_selector_fans_out() {
+    let t = Ingest::start().await;
+    for name in ["one", "two"] {
+        let url = t.w.webhook.add_endpoint(&format!("/hooks/{name}"));
+        t.w.put_secret(name, &[("webhookUrl", &url)]).await;
+        t.w.create_integration_labeled(
+            name,
+            json!({"team": "ops"}),
+            json!({"service": "webhook", "secretRef": {"name": name}}),
+        )
+        .await;
+        t.w.wait_condition(name, "Ready", "True", None).await;
+    }
+    let a = t
+        .post(
+            &events_path(NS),
+            ALICE,
+            json!({"integrationSelector": {"matchLabels": {"team": "ops"}}, "message": "all"}),
+        )
+        .await;
+    assert_eq!(a.status, 202, "{a:?}");
+    let ev = t.w.wait_event_phase(a.body["name"].as_str().unwrap(), kube_notify::crd::EventPhase::Delivered).await;
+    assert_eq!(ev.status.unwrap().deliveries.len(), 2);
+    assert_eq!(t.w.webhook.messages().len(), 2);
+}
+
+#[tokio::test]
+async fn send_delivers_synchronously_without_writing_an_object_per_message() {
+    let t = Ingest::start().await;
+    let hook = t.ready_webhook("hook", 5).await;
+    let a = t.post(&send_path("hook"), ALICE, message("now")).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.body, json!({"delivered": true, "attempts": 1}));
+    let got = t.w.webhook.messages();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].path, hook);
+    let data = got[0].json().unwrap()["data"].clone();
+    assert_eq!(
+        (data["message"].as_str(), data["title"].as_str(), data["severity"].as_str()),
+        (Some("now"), Some("Deploy"), Some("warning"))
+    );
+    assert!(data["id"].as_str().unwrap().starts_with("http-"));
+
+    // Twenty more at once: no event is created, and the counters are written in batches.
+    let status_writes_before = t.w.api.writes_to("notificationintegrations", "status", NS, "hook");
+    let path = send_path("hook");
+    let answers =
+        futures::future::join_all((0..20).map(|i| t.post(&path, ALICE, json!({"message": format!("m{i}")})))).await;
+    assert!(answers.iter().all(|a| a.status == 200), "{answers:?}");
+    assert_eq!(t.w.webhook.messages().len(), 21);
+    t.w.wait_integration("hook", "totalDelivered 21", |ni| ni.status.as_ref().is_some_and(|s| s.total_delivered == 21))
+        .await;
+    assert_eq!(t.events_created(), 0, "the synchronous route stores nothing");
+    let status_writes = t.w.api.writes_to("notificationintegrations", "status", NS, "hook") - status_writes_before;
+    assert!(status_writes < 20, "{status_writes} status writes for 20 messages");
+    // One TokenReview and one SubjectAccessReview for all 21 requests (cached).
+    assert_eq!(t.api_calls(OPERATOR_USER, "create", "tokenreviews"), 1);
+    assert_eq!(t.api_calls(OPERATOR_USER, "create", "subjectaccessreviews"), 1);
+    let metrics = t.w.metrics.render();
+    assert_eq!(
+        metric_value(&metrics, "kube_notify_ingest_requests_total", "/v1/namespaces/{ns}/integrations/{name}/send"),
+        21,
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"code="200""#));
+    assert_eq!(metric_value(&metrics, "kube_notify_deliveries_total", "delivered"), 21);
+}
+
+#[tokio::test]
+async fn send_reports_each_error_class() {
+    let t = Ingest::start().await;
+    let hook = t.ready_webhook("hook", 10).await;
+
+    // Rejected: this message, not the integration.
+    t.w.webhook.push_response(RequestMatcher::path(&hook), ScriptedResponse::text(400, "bad payload"));
+    let a = t.post(&send_path("hook"), ALICE, message("x")).await;
+    assert_eq!(a.code(), (502, "rejected"), "{a:?}");
+    assert_eq!(
+        (a.error("reason"), a.body["attempts"].as_u64(), a.body["delivered"].as_bool()),
+        ("MessageRejected", Some(1), Some(false))
+    );
+
+    // Exhausted: transient failures until the retries (3 in the tests) ran out.
+    t.w.webhook.push_responses(RequestMatcher::path(&hook), ScriptedResponse::status(503), 3);
+    let a = t.post(&send_path("hook"), ALICE, message("x")).await;
+    assert_eq!(a.code(), (502, "exhausted"), "{a:?}");
+    assert_eq!((a.error("reason"), a.body["attempts"].as_u64()), ("ServiceUnavailable", Some(3)));
+    t.w.wait_integration("hook", "one counted error", |ni| {
+        ni.status.as_ref().is_some_and(|s| s.consecutive_errors == 1)
+    })
+    .await;
+
+    // Deadline: the service asks for a wait longer than the request deadline.
+    t.w.webhook.push_response(RequestMatcher::path(&hook), ScriptedResponse::status(429).with_retry_after(600));
+    let a = t.post(&send_path("hook"), ALICE, message("x")).await;
+    assert_eq!(a.code(), (504, "deadline_exceeded"), "{a:?}");
+    assert_eq!(a.error("reason"), "DeadlineExceeded");
+
+    // Dead: the endpoint is gone; counted against the integration.
+    t.w.webhook.set_gone(&hook);
+    let a = t.post(&send_path("hook"), ALICE, message("x")).await;
+    assert_eq!(a.code(), (502, "dead"), "{a:?}");
+    assert_eq!(a.error("reason"), "DestinationNotFound");
+    assert!(!a.error("message").contains(&t.w.webhook.url()), "no credential in errors");
+    let ni =
+        t.w.wait_integration("hook", "two counted errors", |ni| {
+            ni.status.as_ref().is_some_and(|s| s.consecutive_errors == 2)
+        })
+        .await;
+    assert_eq!(ni.status.unwrap().last_error.unwrap().reason, "DestinationNotFound");
+}
+
+#[tokio::test]
+async fn send_deadline_is_a_flag() {
+    let t = Ingest::start_with(IngestConfig { send_timeout: Duration::from_millis(300), ..test_config() }).await;
+    let hook = t.ready_webhook("slow", 5).await;
+    t.w.webhook.push_responses(RequestMatcher::path(&hook), ScriptedResponse::status(429).with_retry_after(2), 1);
+    let started = std::time::Instant::now();
+    let a = t.post(&send_path("slow"), ALICE, message("x")).await;
+    assert_eq!(a.code(), (504, "deadline_exceeded"), "{a:?}");
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn send_refuses_disabled_and_unready_integrations_with_409() {
+    let t = Ingest::start().await;
+    // Auto-disabled after one dead delivery.
+    let fragile = t.ready_webhook("fragile", 1).await;
+    t.w.webhook.set_gone(&fragile);
+    assert_eq!(t.post(&send_path("fragile"), ALICE, message("x")).await.code(), (502, "dead"));
+    t.w.wait_condition("fragile", "Disabled", "True", Some("ErrorThreshold")).await;
+    t.wait_store("fragile", "disabled", |ni| conditions::is_true(&status_conditions(ni), "Disabled")).await;
+    let requests_before = t.w.webhook.requests().len();
+    let a = t.post(&send_path("fragile"), ALICE, message("x")).await;
+    assert_eq!(a.code(), (409, "integration_disabled"), "{a:?}");
+    assert_eq!(a.error("reason"), "ErrorThreshold");
+
+    // Switched off by hand.
+    t.ready_webhook("manual", 5).await;
+    t.w.patch_integration("manual", json!({"spec": {"disabled": true}})).await;
+    t.w.wait_condition("manual", "Disabled", "True", Some("Manual")).await;
+    t.wait_store("manual", "disabled", |ni| ni.spec.disabled).await;
+    let a = t.post(&send_path("manual"), ALICE, message("x")).await;
+    assert_eq!((a.code(), a.error("reason")), ((409, "integration_disabled"), "Manual"), "{a:?}");
+
+    // Not ready for another reason: its Secret is missing.
+    t.w.create_integration("orphan", json!({"service": "webhook", "secretRef": {"name": "missing"}})).await;
+    t.w.wait_condition("orphan", "Ready", "False", Some("SecretNotFound")).await;
+    t.wait_store("orphan", "not ready", |ni| conditions::find(&status_conditions(ni), "Ready").is_some()).await;
+    let a = t.post(&send_path("orphan"), ALICE, message("x")).await;
+    assert_eq!((a.code(), a.error("reason")), ((409, "integration_not_ready"), "SecretNotFound"), "{a:?}");
+    assert!(a.error("message").contains("missing"), "{a:?}");
+
+    // Unknown: 404.
+    let a = t.post(&send_path("nope"), ALICE, message("x")).await;
+    assert_eq!(a.code(), (404, "integration_not_found"), "{a:?}");
+
+    assert_eq!(t.w.webhook.requests().len(), requests_before, "nothing refused reached the service");
+}
+
+#[tokio::test]
+async fn authentication_and_authorization() {
+    let t = Ingest::start().await;
+    t.ready_webhook("hook", 5).await;
+    let body = || Some(message("x").to_string().into_bytes());
+    let ev = || {
+        let mut b = message("x");
+        b["integration"] = json!("hook");
+        b
+    };
+
+    // No token, a malformed header, a token the API server does not know: 401.
+    for (path, token) in [(send_path("hook"), None), (events_path(NS), None), (send_path("hook"), Some(STOLEN))] {
+        let a = t.request("POST", &path, token, body()).await;
+        assert_eq!(a.code(), (401, "unauthenticated"), "{path} {token:?}: {a:?}");
+        assert_eq!(a.headers["www-authenticate"], "Bearer");
+    }
+    let a = t.request("GET", &format!("{}/x", events_path(NS)), None, None).await;
+    assert_eq!(a.code(), (401, "unauthenticated"));
+    let r =
+        t.http.post(format!("{}{}", t.url, send_path("hook"))).header("authorization", "Basic YWxpY2U6cHc=").body("{}");
+    assert_eq!(Answer::from(r.send().await.unwrap()).await.code(), (401, "unauthenticated"));
+
+    // Authenticated but not allowed: 403, with the authorizer's reason.
+    let a = t.post(&send_path("hook"), BOB, message("x")).await;
+    assert_eq!(a.code(), (403, "forbidden"), "{a:?}");
+    assert!(a.error("message").contains("bob") && a.error("message").contains("no RBAC rule allows it"), "{a:?}");
+    assert_eq!(t.post(&events_path(NS), BOB, ev()).await.code(), (403, "forbidden"));
+    assert_eq!(t.get(&format!("{}/x", events_path(NS)), BOB).await.code(), (403, "forbidden"));
+    // Allowed in team-a only.
+    assert_eq!(t.post(&events_path("team-b"), ALICE, ev()).await.code(), (403, "forbidden"));
+    assert_eq!(
+        t.post("/v1/namespaces/team-b/integrations/hook/send", ALICE, message("x")).await.code(),
+        (403, "forbidden")
+    );
+
+    // The SubjectAccessReview carried the caller's identity and the exact resource.
+    let reviews = t.reviews.lock().unwrap().clone();
+    let bob = reviews.iter().find(|s| s.user.as_deref() == Some("bob")).expect("a review for bob");
+    assert_eq!(bob.uid.as_deref(), Some("uid-bob"));
+    assert_eq!(bob.groups.clone().unwrap(), vec!["developers", "system:authenticated"]);
+    let ra = bob.resource_attributes.clone().unwrap();
+    assert_eq!(
+        (ra.group.as_deref(), ra.resource.as_deref(), ra.verb.as_deref(), ra.namespace.as_deref()),
+        (Some("kube-notify.io"), Some("notificationevents"), Some("create"), Some(NS))
+    );
+
+    // Nothing refused reached the service or stored anything.
+    assert!(t.w.webhook.requests().is_empty());
+    assert_eq!(t.events_created(), 0);
+    // And no token was logged.
+    let logs = crate::support::operator::captured_logs();
+    for token in [ALICE, BOB, STOLEN] {
+        assert!(!logs.contains(token), "a token appeared in the logs");
+    }
+}
+
+#[tokio::test]
+async fn api_errors_are_never_cached_as_denials() {
+    let t = Ingest::start().await;
+    t.ready_webhook("hook", 5).await;
+    let erin = "erin-token";
+    t.w.api.fail_next(ApiMatcher::any().user(OPERATOR_USER).resource("tokenreviews"), 500, "InternalError");
+    let a = t.post(&send_path("hook"), erin, message("x")).await;
+    assert_eq!(a.code(), (503, "unavailable"), "{a:?}");
+    assert!(a.headers.contains_key("retry-after"));
+    t.w.api.fail_next(ApiMatcher::any().user(OPERATOR_USER).resource("subjectaccessreviews"), 500, "InternalError");
+    let a = t.post(&send_path("hook"), erin, message("x")).await;
+    assert_eq!(a.code(), (503, "unavailable"), "{a:?}");
+    // The API is back: the next request is decided afresh.
+    let a = t.post(&send_path("hook"), erin, message("x")).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(t.w.webhook.messages().len(), 1, "only the admitted request reached the service");
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_before_any_service_or_write() {
+    let t = Ingest::start().await;
+    t.ready_webhook("hook", 5).await;
+    let raw = |body: &str| Some(body.as_bytes().to_vec());
+    let a = t.request("POST", &events_path(NS), Some(ALICE), raw("{\"integration\": \"hook\", ")).await;
+    assert_eq!(a.code(), (400, "invalid_json"), "{a:?}");
+    let a = t.request("POST", &send_path("hook"), Some(ALICE), raw("[]")).await;
+    assert_eq!(a.code(), (400, "invalid_json"), "{a:?}");
+    let cases = [
+        (events_path(NS), json!({"integration": "hook"}), "message"),
+        (send_path("hook"), json!({"title": "t"}), "message"),
+        (send_path("hook"), json!({"message": "x".repeat(65536)}), "message"),
+        (send_path("hook"), json!({"message": "x", "severity": "critical"}), "severity"),
+        (events_path(NS), json!({"message": "x"}), "integration"),
+        (
+            events_path(NS),
+            json!({"message": "x", "integration": "hook", "integrationSelector": {"matchLabels": {}}}),
+            "integrationSelector",
+        ),
+        (
+            send_path("hook"),
+            json!({"message": "x", "links": [{"text": "t", "url": "file:///etc/passwd"}]}),
+            "links[0].url",
+        ),
+        (send_path("hook"), json!({"message": "x", "fields": [{"name": "a"}]}), "fields[0].value"),
+        (
+            send_path("hook"),
+            json!({"message": "x", "fields": (0..26).map(|i| json!({"name": format!("f{i}"), "value": ""})).collect::<Vec<_>>()}),
+            "fields",
+        ),
+        (send_path("hook"), json!({"message": "x", "colour": "red"}), "colour"),
+    ];
+    for (path, body, field) in cases {
+        let a = t.post(&path, ALICE, body).await;
+        assert_eq!((a.code(), a.error("field")), ((400, "invalid_field"), field), "{path}: {a:?}");
+    }
+    // Over --max-body-bytes (1 MiB): 413.
+    let big = format!("{{\"message\": \"{}\"}}", "x".repeat(1024 * 1024));
+    let a = t.request("POST", &send_path("hook"), Some(ALICE), Some(big.into_bytes())).await;
+    assert_eq!(a.code(), (413, "body_too_large"), "{a:?}");
+
+    // Unknown routes and methods, in the same shape.
+    let a = t.post("/v1/namespaces/team-a/somewhere", ALICE, json!({})).await;
+    assert_eq!(a.code(), (404, "not_found"), "{a:?}");
+    let a = t.request("GET", "/", None, None).await;
+    assert_eq!(a.code(), (404, "not_found"), "{a:?}");
+    let a = t.request("DELETE", &send_path("hook"), Some(ALICE), None).await;
+    assert_eq!(a.code(), (405, "method_not_allowed"), "{a:?}");
+    // A namespace that cannot exist.
+    let a = t.post("/v1/namespaces/Not_A_Namespace/events", ALICE, json!({"integration": "a", "message": "x"})).await;
+    assert!(matches!(a.code(), (403, _) | (404, _)), "{a:?}");
+
+    assert!(t.w.webhook.requests().is_empty(), "nothing refused reached the service");
+    assert_eq!(t.events_created(), 0);
+    let metrics = t.w.metrics.render();
+    assert!(metrics.contains(r#"route="unmatched""#), "{metrics}");
+    assert!(metrics.contains(r#"code="413""#), "{metrics}");
+}
+
+#[tokio::test]
+async fn namespace_mode_serves_its_namespace_only() {
+    let t = Ingest::start_with(IngestConfig { namespace: Some("team-b".into()), ..test_config() }).await;
+    let a = t.post(&events_path(NS), ALICE, json!({"integration": "hook", "message": "x"})).await;
+    assert_eq!(a.code(), (404, "namespace_not_served"), "{a:?}");
+    assert_eq!(t.events_created(), 0);
+}
+
+#[tokio::test]
+async fn one_identity_sending_too_fast_gets_429() {
+    let t =
+        Ingest::start_with(IngestConfig { rate: 1.try_into().unwrap(), burst: 2.try_into().unwrap(), ..test_config() })
+            .await;
+    t.ready_webhook("hook", 5).await;
+    for _ in 0..2 {
+        assert_eq!(t.post(&send_path("hook"), ALICE, message("x")).await.status, 200);
+    }
+    let a = t.post(&send_path("hook"), ALICE, message("x")).await;
+    assert_eq!(a.code(), (429, "rate_limited"), "{a:?}");
+    let wait: u64 = a.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait), "Retry-After {wait}");
+    // Another identity has its own budget.
+    assert_eq!(t.post(&send_path("hook"), CAROL, message("x")).await.status, 200);
+    assert_eq!(t.w.webhook.messages().len(), 3, "the limited request reached no service");
+}
+
+/// The sidecar router, serving as the pod (`api.client_as("pod-token")`).
+async fn start_sidecar(t: &Ingest, max_body_bytes: usize) -> (String, Task) {
+    t.w.api.add_user(POD_TOKEN, POD_USER, &["system:serviceaccounts", "system:serviceaccounts:team-a"]);
+    let config = SidecarConfig {
+        namespace: NS.into(),
+        max_body_bytes,
+        rate: 100.try_into().unwrap(),
+        burst: 100.try_into().unwrap(),
+    };
+    let router = sidecar::router(t.w.api.client_as(POD_TOKEN), config, t.w.metrics.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (url, Task(task))
+}
+
+#[tokio::test]
+async fn sidecar_creates_events_as_the_pod() {
+    let t = Ingest::start().await;
+    t.ready_webhook("hook", 5).await;
+    let (url, _sidecar) = start_sidecar(&t, 1024 * 1024).await;
+    let post = |path: &str, body: String| {
+        let req = t.http.post(format!("{url}{path}")).body(body);
+        async move { Answer::from(req.send().await.unwrap()).await }
+    };
+
+    // No token: the pod's own credentials are used.
+    let a = post("/v1/events", json!({"integration": "hook", "message": "from the app"}).to_string()).await;
+    assert_eq!(a.status, 202, "{a:?}");
+    assert_eq!(a.body["namespace"], NS);
+    let name = a.body["name"].as_str().unwrap().to_string();
+    assert!(name.starts_with("sidecar-"));
+    assert_eq!(a.headers["location"], format!("/v1/events/{name}"));
+    let created =
+        t.w.api
+            .requests()
+            .into_iter()
+            .find(|r| r.verb == "create" && r.resource == "notificationevents" && r.name == name)
+            .expect("the creation was recorded");
+    assert_eq!((created.user.as_str(), created.namespace.as_str(), created.code), (POD_USER, NS, 201));
+    t.w.wait_event_phase(&name, kube_notify::crd::EventPhase::Delivered).await;
+    assert_eq!(t.w.webhook.messages()[0].json().unwrap()["data"]["message"], "from the app");
+    let a = Answer::from(t.http.get(format!("{url}/v1/events/{name}")).send().await.unwrap()).await;
+    assert_eq!((a.status, a.body["phase"].as_str()), (200, Some("Delivered")), "{a:?}");
+
+    // Its own namespace by name too; any other is refused before the API.
+    let a = post(&events_path(NS), json!({"integration": "hook", "message": "again"}).to_string()).await;
+    assert_eq!(a.status, 202, "{a:?}");
+    let api_calls = t.api_calls(POD_USER, "create", "notificationevents");
+    let a = post(&events_path("kube-system"), json!({"integration": "hook", "message": "x"}).to_string()).await;
+    assert_eq!(a.code(), (403, "forbidden"), "{a:?}");
+    // Invalid bodies never reach the API.
+    let a = post("/v1/events", json!({"integration": "hook"}).to_string()).await;
+    assert_eq!((a.code(), a.error("field")), ((400, "invalid_field"), "message"));
+    let a = post("/v1/events", "{oops".into()).await;
+    assert_eq!(a.code(), (400, "invalid_json"));
+    assert_eq!(t.api_calls(POD_USER, "create", "notificationevents"), api_calls);
+
+    // The cluster's RBAC decides: a 403 from the API is a 403 to the caller.
+    t.w.api.fail_next(ApiMatcher::any().user(POD_USER).verb("create").resource("notificationevents"), 403, "Forbidden");
+    let a = post("/v1/events", json!({"integration": "hook", "message": "x"}).to_string()).await;
+    assert_eq!((a.code(), a.error("reason")), ((403, "forbidden"), "Forbidden"), "{a:?}");
+    // A namespace that does not exist (the API's 404).
+    let a = Answer::from(t.http.get(format!("{url}/v1/events/missing-event")).send().await.unwrap()).await;
+    assert_eq!(a.code(), (404, "event_not_found"), "{a:?}");
+    let a = Answer::from(t.http.get(format!("{url}/nope")).send().await.unwrap()).await;
+    assert_eq!(a.code(), (404, "not_found"));
+
+    // The sidecar never used the operator's reviews, and the pod did nothing else.
+    let used: Vec<_> = t.w.api.usage_by(POD_USER).into_iter().collect();
+    assert!(
+        used.iter().all(|(verb, group, resource, _)| group == "kube-notify.io"
+            && resource == "notificationevents"
+            && (verb == "create" || verb == "get")),
+        "{used:?}"
+    );
+    assert_eq!(t.w.webhook.messages().len(), 2, "only the two accepted events were delivered");
+}
+
+#[tokio::test]
+async fn sidecar_body_limit_and_loopback_only() {
+    let t = Ingest::start().await;
+    let (url, _sidecar) = start_sidecar(&t, 64).await;
+    let body = json!({"integration": "hook", "message": "x".repeat(100)}).to_string();
+    let a = Answer::from(t.http.post(format!("{url}/v1/events")).body(body).send().await.unwrap()).await;
+    assert_eq!(a.code(), (413, "body_too_large"), "{a:?}");
+    assert_eq!(t.api_calls(POD_USER, "create", "notificationevents"), 0);
+
+    let router = sidecar::router(
+        t.w.api.client_as(POD_TOKEN),
+        SidecarConfig {
+            namespace: NS.into(),
+            max_body_bytes: 1024,
+            rate: 1.try_into().unwrap(),
+            burst: 1.try_into().unwrap(),
+        },
+        t.w.metrics.clone(),
+    );
+    let e = sidecar::serve("0.0.0.0:0".parse().unwrap(), router).await.unwrap_err();
+    assert!(e.to_string().contains("not a loopback address"), "{e}");
+}
+
+// ---------------------------------------------------------------------------
+// The benchmark of the synchronous route.
+
+/// A sink that answers 200 to every POST and counts them.
+async fn start_sink(addr: &str) -> (String, Arc<std::sync::atomic::AtomicU64>, Task) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let count = Arc::new(AtomicU64::new(0));
+    let counted = count.clone();
+    let app = axum::Router::new().fallback(move || {
+        let counted = counted.clone();
+        async move {
+            counted.fetch_add(1, Ordering::Relaxed);
+            axum::http::StatusCode::OK
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, count, Task(task))
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Messages per second and latency of `POST …/send` with 64 concurrent
+/// connections, through the real operator (API emulation, TokenReview and
+/// SubjectAccessReview cached, the delivery engine, batched counters) to a
+/// trivial local sink. Each generic webhook is rate-limited to 20/s by the
+/// engine, so the messages are spread over BENCH_INTEGRATIONS (default 128)
+/// integrations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run explicitly with --release --ignored --nocapture"]
+async fn bench_sync() {
+    use std::sync::atomic::Ordering;
+    let connections: usize = env_or("BENCH_CONNECTIONS", 64);
+    let integrations: usize = env_or("BENCH_INTEGRATIONS", 128);
+    let seconds: u64 = env_or("BENCH_SECONDS", 10);
+    let (sink, received, _sink) = start_sink("127.0.0.1:0").await;
+    // The production counter flush (1s), and the sink allowed as an endpoint.
+    let mut w = World::without_operator().await;
+    w.config.settings.counter_flush = Duration::from_secs(1);
+    w.config.endpoints.policy = kube_notify::notifier::endpoint::EndpointPolicy::new(&[format!("{sink}/")]).unwrap();
+    let unlimited = 1_000_000.try_into().unwrap();
+    let t = Ingest::start_in(w, IngestConfig { rate: unlimited, burst: unlimited, ..test_config() }).await;
+    for i in 0..integrations {
+        let name = format!("sink-{i}");
+        t.w.put_secret(&name, &[("webhookUrl", &format!("{sink}/hook/{i}"))]).await;
+        t.w.create_integration(&name, json!({"service": "webhook", "secretRef": {"name": name}})).await;
+    }
+    for i in 0..integrations {
+        t.wait_store(&format!("sink-{i}"), "Ready", |ni| conditions::is_true(&status_conditions(ni), "Ready")).await;
+    }
+    let body = json!({"title": "bench", "message": "a synchronous notification", "severity": "info",
+                      "fields": [{"name": "env", "value": "bench"}]})
+    .to_string();
+    let run = |secs: u64| {
+        let url = t.url.clone();
+        let body = body.clone();
+        async move {
+            let until = std::time::Instant::now() + Duration::from_secs(secs);
+            let tasks: Vec<_> = (0..connections)
+                .map(|c| {
+                    let url = url.clone();
+                    let body = body.clone();
+                    tokio::spawn(async move {
+                        let http = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+                        let mut latencies = Vec::new();
+                        let mut errors = 0u64;
+                        let mut n = c;
+                        while std::time::Instant::now() < until {
+                            let path = send_path(&format!("sink-{}", n % integrations));
+                            n += connections;
+                            let start = std::time::Instant::now();
+                            let r = http
+                                .post(format!("{url}{path}"))
+                                .bearer_auth(ALICE)
+                                .header("content-type", "application/json")
+                                .body(body.clone())
+                                .send()
+                                .await;
+                            match r {
+                                Ok(r) if r.status() == 200 => {
+                                    let _ = r.bytes().await;
+                                    latencies.push(start.elapsed());
+                                }
+                                _ => errors += 1,
+                            }
+                        }
+                        (latencies, errors)
+                    })
+                })
+                .collect();
+            let mut all = Vec::new();
+            let mut errors = 0;
+            for task in tasks {
+                let (l, e) = task.await.unwrap();
+                all.extend(l);
+                errors += e;
+            }
+            all.sort();
+            (all, errors)
+        }
+    };
+    run(1).await; // warm-up: connections, reviews, notifier cache
+    let before = received.load(Ordering::Relaxed);
+    let started = std::time::Instant::now();
+    let (latencies, errors) = run(seconds).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let sunk = received.load(Ordering::Relaxed) - before;
+    println!(
+        "BENCH sync connections={connections} integrations={integrations} seconds={elapsed:.1} delivered={} \
+         rate={:.0} msg/s p50={:.2}ms p99={:.2}ms max={:.2}ms errors={errors} sink={sunk} ({:.0}/s) \
+         tokenreviews={} subjectaccessreviews={}",
+        latencies.len(),
+        latencies.len() as f64 / elapsed,
+        percentile(&latencies, 0.50).as_secs_f64() * 1000.0,
+        percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
+        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
+        sunk as f64 / elapsed,
+        t.api_calls(OPERATOR_USER, "create", "tokenreviews"),
+        t.api_calls(OPERATOR_USER, "create", "subjectaccessreviews"),
+    );
+    assert_eq!(errors, 0);
+}
+
+/// The same load against Alertmanager, for comparison: 64 connections post
+/// one new alert each (`POST /api/v2/alerts`) to the Alertmanager at
+/// BENCH_ALERTMANAGER_URL, whose webhook receiver points at the sink this
+/// test serves on BENCH_SINK_ADDR (default 127.0.0.1:9099, path /am); each
+/// alert is its own group (`group_by: ['...']`, `group_wait: 0s`). Reports
+/// alerts delivered to the sink per second and post-to-sink latency.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: needs a running Alertmanager (BENCH_ALERTMANAGER_URL)"]
+async fn bench_alertmanager() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let Ok(alertmanager) = std::env::var("BENCH_ALERTMANAGER_URL") else {
+        panic!("set BENCH_ALERTMANAGER_URL (e.g. http://127.0.0.1:9093)");
+    };
+    let connections: usize = env_or("BENCH_CONNECTIONS", 64);
+    let seconds: u64 = env_or("BENCH_SECONDS", 10);
+    let sink_addr: String = env_or("BENCH_SINK_ADDR", "127.0.0.1:9099".to_string());
+    let epoch = std::time::Instant::now();
+    // The sink: one webhook per notification; each alert carries its posting time.
+    let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
+    let notifications = Arc::new(AtomicU64::new(0));
+    let app = {
+        let latencies = latencies.clone();
+        let notifications = notifications.clone();
+        axum::Router::new().fallback(move |body: axum::body::Bytes| {
+            let latencies = latencies.clone();
+            let notifications = notifications.clone();
+            async move {
+                let now = epoch.elapsed();
+                notifications.fetch_add(1, Ordering::Relaxed);
+                if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                    let mut l = latencies.lock().unwrap();
+                    for alert in v["alerts"].as_array().into_iter().flatten() {
+                        if let Some(sent) = alert["labels"]["sent_us"].as_str().and_then(|s| s.parse::<u64>().ok()) {
+                            l.push(now.saturating_sub(Duration::from_micros(sent)));
+                        }
+                    }
+                }
+                axum::http::StatusCode::OK
+            }
+        })
+    };
+    let listener = tokio::net::TcpListener::bind(&sink_addr).await.unwrap();
+    let _sink = Task(tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    }));
+
+    let until = std::time::Instant::now() + Duration::from_secs(seconds);
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (0..connections)
+        .map(|c| {
+            let url = format!("{alertmanager}/api/v2/alerts");
+            tokio::spawn(async move {
+                let http = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+                let (mut posted, mut errors) = (0u64, 0u64);
+                let mut n = c;
+                while std::time::Instant::now() < until {
+                    let sent = epoch.elapsed().as_micros().to_string();
+                    let body = json!([{
+                        "labels": {"alertname": "bench", "id": n.to_string(), "sent_us": sent},
+                        "annotations": {"summary": "a notification", "description": "a synchronous notification"},
+                        "startsAt": jiff::Timestamp::now().to_string(),
+                    }]);
+                    n += connections;
+                    match http.post(&url).json(&body).send().await {
+                        Ok(r) if r.status().is_success() => posted += 1,
+                        _ => errors += 1,
+                    }
+                }
+                (posted, errors)
+            })
+        })
+        .collect();
+    let (mut posted, mut errors) = (0, 0);
+    for t in tasks {
+        let (p, e) = t.await.unwrap();
+        posted += p;
+        errors += e;
+    }
+    let posting = started.elapsed().as_secs_f64();
+    let in_window = latencies.lock().unwrap().len();
+    // Let the queued notifications drain (at most 60 s).
+    let drain_deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut last = 0;
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = latencies.lock().unwrap().len();
+        if now as u64 >= posted || now == last || std::time::Instant::now() > drain_deadline {
+            break;
+        }
+        last = now;
+    }
+    let total = started.elapsed().as_secs_f64() - 2.0;
+    let mut l = latencies.lock().unwrap().clone();
+    l.sort();
+    println!(
+        "BENCH alertmanager connections={connections} posted={posted} ({:.0}/s over {posting:.1}s) post_errors={errors} \
+         delivered_in_window={in_window} ({:.0}/s) delivered_total={} in {total:.1}s ({:.0}/s) notifications={} \
+         p50={:.2}ms p99={:.2}ms max={:.2}ms",
+        posted as f64 / posting,
+        in_window as f64 / posting,
+        l.len(),
+        l.len() as f64 / total,
+        notifications.load(Ordering::Relaxed),
+        percentile(&l, 0.50).as_secs_f64() * 1000.0,
+        percentile(&l, 0.99).as_secs_f64() * 1000.0,
+        l.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
+    );
+}
