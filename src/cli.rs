@@ -105,6 +105,18 @@ pub struct RunArgs {
     #[arg(long, env = "KUBE_NOTIFY_INSTANCE")]
     pub instance: Option<String>,
 
+    /// Run the controllers only while holding the Lease (several replicas: one leader).
+    #[arg(long, env = "KUBE_NOTIFY_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+
+    /// The namespace of the Lease (default: the pod's namespace, else `default`).
+    #[arg(long, env = "KUBE_NOTIFY_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+
+    /// The name of the Lease.
+    #[arg(long, env = "KUBE_NOTIFY_LEASE_NAME", default_value = "kube-notify")]
+    pub lease_name: String,
+
     /// HTTP ingestion: request bodies over this many bytes are refused (413).
     #[arg(long, env = "KUBE_NOTIFY_MAX_BODY_BYTES", default_value = "1048576")]
     pub max_body_bytes: usize,

@@ -5,6 +5,7 @@ use clap::Parser;
 use kube_notify::cli::{Cli, Command, RunArgs, SidecarArgs};
 use kube_notify::controller::Settings;
 use kube_notify::delivery::RetryPolicy;
+use kube_notify::leader::{LeaderConfig, run_as_leader};
 use kube_notify::metrics::Metrics;
 use kube_notify::notifier::ServiceEndpoints;
 use kube_notify::notifier::endpoint::EndpointPolicy;
@@ -78,11 +79,32 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let ctx = context.await.map_err(|_| std::io::Error::other("the operator did not start"))?;
         ingest::serve(listener, ingest::router(ctx, ingest_config)).await
     });
-    let operator = operator::run_with(client, config, metrics, readiness, move |ctx| {
+    let work = operator::run_with(client.clone(), config, metrics, readiness, move |ctx| {
         let _ = started.send(ctx);
     });
+    let operator = async {
+        if args.leader_election {
+            let leader = LeaderConfig {
+                namespace: args.leader_election_namespace.clone().unwrap_or_else(|| {
+                    std::fs::read_to_string(sidecar::NAMESPACE_FILE)
+                        .map(|ns| ns.trim().to_string())
+                        .unwrap_or_else(|_| "default".to_string())
+                }),
+                lease_name: args.lease_name.clone(),
+                identity: args.instance.clone().unwrap_or_else(|| format!("kube-notify-{}", std::process::id())),
+                duration_seconds: 15,
+            };
+            run_as_leader(client, leader, work).await
+        } else {
+            work.await;
+            Ok(())
+        }
+    };
     tokio::select! {
-        _ = operator => anyhow::bail!("the controllers stopped"),
+        res = operator => {
+            res?;
+            anyhow::bail!("the controllers stopped")
+        }
         res = admin => anyhow::bail!("the admin server stopped: {res:?}"),
         res = ingestion => anyhow::bail!("the HTTP ingestion server stopped: {res:?}"),
         _ = shutdown_signal() => {

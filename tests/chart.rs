@@ -341,11 +341,11 @@ fn run_args(c: &Container, case: &str) -> RunArgs {
         assert!(seen.insert(var.name.clone()), "{case}: {} is set twice", var.name);
         let value = match (&var.value, &var.value_from) {
             (Some(v), None) => v.clone(),
-            (None, Some(from)) => {
-                let field = from.field_ref.as_ref().map(|f| f.field_path.as_str());
-                assert_eq!(field, Some("metadata.name"), "{case}: {} comes from an unexpected source", var.name);
-                POD_NAME.to_string()
-            }
+            (None, Some(from)) => match from.field_ref.as_ref().map(|f| f.field_path.as_str()) {
+                Some("metadata.name") => POD_NAME.to_string(),
+                Some("metadata.namespace") => RELEASE_NAMESPACE.to_string(),
+                other => panic!("{case}: {} comes from an unexpected source {other:?}", var.name),
+            },
             _ => panic!("{case}: {} has no value", var.name),
         };
         if let Some(flag) = flag_of_env.get(&var.name) {
@@ -375,10 +375,13 @@ fn deployment_settings_parse_with_the_cli() {
         let deployment: Deployment = one(&docs, "Deployment", case);
         let args = run_args(&operator_container(&deployment), case);
         assert_eq!(args.instance.as_deref(), Some(POD_NAME), "{case}: KUBE_NOTIFY_INSTANCE is the pod's name");
+        assert!(args.leader_election, "{case}: leader election is on (replicas may be more than one)");
         match case {
             "default" | "minimal" => {
                 let mut expected = default_run_args();
                 expected.instance = Some(POD_NAME.into());
+                // The Lease lives in the release namespace (downward API).
+                expected.leader_election_namespace = Some(RELEASE_NAMESPACE.into());
                 if case == "minimal" {
                     // A large number, to catch Helm's float rendering (1e+06).
                     expected.review_cache_size = 1_000_000;

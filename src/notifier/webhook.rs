@@ -115,8 +115,10 @@ impl Notifier for GenericWebhook {
         .boxed()
     }
 
+    /// Generic receivers publish no limit: a generous one (50/s, bursts of 100)
+    /// keeps one integration from flooding its endpoint.
     fn rate_limits(&self) -> Vec<(String, governor::Quota)> {
-        vec![(format!("webhook:{}", fingerprint(self.url.expose())), quota(20, Duration::from_secs(1), 20))]
+        vec![(format!("webhook:{}", fingerprint(self.url.expose())), quota(50, Duration::from_secs(1), 100))]
     }
 }
 

@@ -90,3 +90,28 @@ async fn bench_event_delivery() {
     );
     assert_eq!(w.webhook.messages().len(), events, "every event delivered exactly once");
 }
+
+/// How fast the API emulation itself takes writes (to read the figures above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run explicitly with --ignored --nocapture"]
+async fn bench_api_emulation_writes() {
+    let w = World::without_operator().await;
+    let n = 1000;
+    let started = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let w = &w;
+            async move {
+                w.create_event(&format!("e-{i:05}"), json!({"integrationRef": {"name": "x"}, "message": "m"})).await;
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    let elapsed = started.elapsed();
+    println!(
+        "BENCH api-emulation creates={n} elapsed={:.2}s rate={:.0}/s",
+        elapsed.as_secs_f64(),
+        n as f64 / elapsed.as_secs_f64()
+    );
+}

@@ -717,9 +717,15 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// Messages per second and latency of `POST …/send` with 64 concurrent
 /// connections, through the real operator (API emulation, TokenReview and
 /// SubjectAccessReview cached, the delivery engine, batched counters) to a
-/// trivial local sink. Each generic webhook is rate-limited to 20/s by the
-/// engine, so the messages are spread over BENCH_INTEGRATIONS (default 128)
-/// integrations.
+/// trivial local sink, with production logging.
+///
+/// `cargo test --release --test integration bench_sync -- --ignored --nocapture`
+///
+/// Knobs: BENCH_CONNECTIONS (64), BENCH_SECONDS (10), BENCH_INTEGRATIONS
+/// (128: the engine limits each generic webhook to 20 messages/s, so one
+/// integration alone would measure that limit), BENCH_COUNTER_FLUSH (seconds
+/// between counter writes per integration; 1 as in production),
+/// BENCH_SEPARATE_API=1 (the API emulation on its own runtime), BENCH_LOG.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run explicitly with --release --ignored --nocapture"]
 async fn bench_sync() {
@@ -727,10 +733,23 @@ async fn bench_sync() {
     let connections: usize = env_or("BENCH_CONNECTIONS", 64);
     let integrations: usize = env_or("BENCH_INTEGRATIONS", 128);
     let seconds: u64 = env_or("BENCH_SECONDS", 10);
+    // Production logging (the default `--log`), not the tests' debug capture:
+    // the first subscriber installed wins.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("BENCH_LOG").unwrap_or_else(|_| "info,kube=warn".into()))
+        .with_writer(std::io::sink)
+        .try_init();
     let (sink, received, _sink) = start_sink("127.0.0.1:0").await;
     // The production counter flush (1s), and the sink allowed as an endpoint.
-    let mut w = World::without_operator().await;
-    w.config.settings.counter_flush = Duration::from_secs(1);
+    // BENCH_SEPARATE_API=1: the API emulation on its own runtime (one thread),
+    // as a real API server is another process; by default it shares the test's.
+    let api_rt = (env_or("BENCH_SEPARATE_API", 0) == 1)
+        .then(|| tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap());
+    let mut w = match &api_rt {
+        Some(rt) => rt.spawn(World::without_operator()).await.unwrap(),
+        None => World::without_operator().await,
+    };
+    w.config.settings.counter_flush = Duration::from_secs_f64(env_or("BENCH_COUNTER_FLUSH", 1.0));
     w.config.endpoints.policy = kube_notify::notifier::endpoint::EndpointPolicy::new(&[format!("{sink}/")]).unwrap();
     let unlimited = 1_000_000.try_into().unwrap();
     let t = Ingest::start_in(w, IngestConfig { rate: unlimited, burst: unlimited, ..test_config() }).await;
@@ -794,6 +813,7 @@ async fn bench_sync() {
         }
     };
     run(1).await; // warm-up: connections, reviews, notifier cache
+    let api_before = t.w.api.requests().len();
     let before = received.load(Ordering::Relaxed);
     let started = std::time::Instant::now();
     let (latencies, errors) = run(seconds).await;
@@ -812,15 +832,43 @@ async fn bench_sync() {
         t.api_calls(OPERATOR_USER, "create", "tokenreviews"),
         t.api_calls(OPERATOR_USER, "create", "subjectaccessreviews"),
     );
+    // What the operator asked the API server for during the run.
+    let mut calls = std::collections::BTreeMap::<String, usize>::new();
+    for r in &t.w.api.requests()[api_before..] {
+        let what = format!(
+            "{} {}{}",
+            r.verb,
+            r.resource,
+            if r.subresource.is_empty() { String::new() } else { format!("/{}", r.subresource) }
+        );
+        *calls.entry(what).or_default() += 1;
+    }
+    println!("BENCH sync API calls during the run: {calls:?}");
+    drop(t);
+    if let Some(rt) = api_rt {
+        rt.shutdown_background();
+    }
     assert_eq!(errors, 0);
 }
 
 /// The same load against Alertmanager, for comparison: 64 connections post
 /// one new alert each (`POST /api/v2/alerts`) to the Alertmanager at
 /// BENCH_ALERTMANAGER_URL, whose webhook receiver points at the sink this
-/// test serves on BENCH_SINK_ADDR (default 127.0.0.1:9099, path /am); each
-/// alert is its own group (`group_by: ['...']`, `group_wait: 0s`). Reports
-/// alerts delivered to the sink per second and post-to-sink latency.
+/// test serves on BENCH_SINK_ADDR (default 127.0.0.1:9099, any path). Each
+/// alert is its own group, sent at once. Reports alerts delivered to the sink
+/// per second and post-to-sink latency. With Debian's package:
+///
+/// ```text
+/// apt-get install prometheus-alertmanager
+/// cat > /tmp/am.yml <<'EOF'
+/// route: {receiver: sink, group_by: ['...'], group_wait: 0s, group_interval: 1m, repeat_interval: 4h}
+/// receivers: [{name: sink, webhook_configs: [{url: 'http://127.0.0.1:9099/am', send_resolved: false}]}]
+/// EOF
+/// prometheus-alertmanager --config.file=/tmp/am.yml --storage.path=/tmp/am-data \
+///   --web.listen-address=127.0.0.1:9093 --cluster.listen-address= &
+/// BENCH_ALERTMANAGER_URL=http://127.0.0.1:9093 cargo test --release --test integration \
+///   bench_alertmanager -- --ignored --nocapture
+/// ```
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: needs a running Alertmanager (BENCH_ALERTMANAGER_URL)"]
 async fn bench_alertmanager() {

@@ -27,13 +27,24 @@ struct Pending {
     flush_scheduled: bool,
 }
 
+/// Held while writing one integration's counters.
+type Writer = Arc<tokio::sync::Mutex<()>>;
+
 /// Successes waiting to be written, per integration.
 #[derive(Default)]
 pub struct CounterBatches {
     pending: Mutex<HashMap<(String, String), Pending>>,
+    /// One writer per integration at a time, so that outcomes are applied in
+    /// the order they happened (a success flushed after a later failure would
+    /// wrongly reset `consecutiveErrors`).
+    writers: Mutex<HashMap<(String, String), Writer>>,
 }
 
 impl CounterBatches {
+    fn writer(&self, key: &(String, String)) -> Writer {
+        self.writers.lock().unwrap().entry(key.clone()).or_default().clone()
+    }
+
     fn take(&self, key: &(String, String)) -> (Batch, Option<String>) {
         let mut pending = self.pending.lock().unwrap();
         match pending.remove(key) {
@@ -66,6 +77,8 @@ pub async fn record(
                 let ctx = ctx.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(ctx.settings.counter_flush).await;
+                    let writer = ctx.counters.writer(&key);
+                    let _turn = writer.lock().await;
                     let (batch, version) = ctx.counters.take(&key);
                     if let Err(e) = write(&ctx, &key.0, &key.1, &batch, version).await {
                         warn!(namespace = %key.0, name = %key.1, error = %e, "could not record deliveries");
@@ -75,6 +88,8 @@ pub async fn record(
             Ok(())
         }
         o if o.counts_as_error() => {
+            let writer = ctx.counters.writer(&key);
+            let _turn = writer.lock().await;
             let (mut batch, _) = ctx.counters.take(&key);
             batch.failure = Some(o.clone());
             write(ctx, namespace, name, &batch, secret_version).await
