@@ -118,8 +118,9 @@ pub async fn run_with(
         Controller::new(api::<NotificationEvent>(&client, &config.namespace), watcher::Config::default());
     let events = event_controller.store();
     let events_ready = events.clone();
+    let changes = event::IntegrationChanges::default();
     let event_controller = event_controller
-        .watches_shared_stream(for_event_controller, move |ni| event::events_for_integration(&events.state(), &ni))
+        .watches_shared_stream(for_event_controller, move |ni| changes.events_to_retry(&events.state(), &ni))
         .reconcile_on(event_trigger_stream)
         .run(
             |ev, ctx: Arc<Context>| {

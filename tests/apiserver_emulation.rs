@@ -1358,3 +1358,266 @@ async fn defaults_apply_on_read_and_watch_accepts_watch_1() {
     let bad: Api<ConfigMap> = Api::namespaced(c, "Not_A_Namespace");
     assert_eq!(status_of(bad.get("x").await.unwrap_err()).code, 404);
 }
+
+// ---------------------------------------------------------------- strictness audit
+
+/// `/status` writes of a CRD with a status subresource: only `status`
+/// changes (labels, annotations, finalizers, spec and generation come from
+/// the stored object), the resourceVersion moves, and the usual update
+/// preconditions (resourceVersion required and current, uid) apply.
+#[tokio::test]
+async fn status_writes_keep_spec_metadata_and_generation() {
+    let (_s, c) = server_with_widget().await;
+    let api: Api<Widget> = Api::namespaced(c, "default");
+    let w = api.create(&PostParams::default(), &Widget::new("w", spec(Service::Slack, 1, "t"))).await.unwrap();
+    assert_eq!(w.metadata.generation, Some(1));
+
+    let mut body = w.clone();
+    body.spec.replicas = 7;
+    body.metadata.labels = Some(BTreeMap::from([("x".to_string(), "y".to_string())]));
+    body.metadata.annotations = Some(BTreeMap::from([("a".to_string(), "b".to_string())]));
+    body.metadata.finalizers = Some(vec!["example.com/f".into()]);
+    body.status = Some(WidgetStatus { last_error: Some("boom".into()), ..Default::default() });
+    let st = api.replace_status("w", &PostParams::default(), &body).await.unwrap();
+    assert_eq!(st.status.as_ref().unwrap().last_error.as_deref(), Some("boom"));
+    assert_eq!(st.spec.replicas, 1);
+    assert!(st.metadata.labels.as_ref().is_none_or(|l| l.is_empty()));
+    assert!(st.metadata.annotations.as_ref().is_none_or(|a| a.is_empty()));
+    assert!(st.metadata.finalizers.as_ref().is_none_or(|f| f.is_empty()));
+    assert_eq!(st.metadata.generation, Some(1), "status writes never move generation");
+    assert_ne!(st.resource_version(), w.resource_version(), "a status write is a write");
+    assert_eq!(st.uid(), w.uid());
+
+    // a no-op status write keeps the resourceVersion
+    let again = api.replace_status("w", &PostParams::default(), &st).await.unwrap();
+    assert_eq!(again.resource_version(), st.resource_version());
+
+    // the stale copy `body` (the previous resourceVersion) conflicts
+    let err = status_of(api.replace_status("w", &PostParams::default(), &body).await.unwrap_err());
+    assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
+    // no resourceVersion: custom resources refuse unconditional updates
+    let mut no_rv = st.clone();
+    no_rv.metadata.resource_version = None;
+    let err = status_of(api.replace_status("w", &PostParams::default(), &no_rv).await.unwrap_err());
+    assert_eq!(err.code, 422);
+    // another object's uid: precondition failure
+    let mut other_uid = st.clone();
+    other_uid.metadata.uid = Some("00000000-0000-4000-8000-000000000000".into());
+    let err = status_of(api.replace_status("w", &PostParams::default(), &other_uid).await.unwrap_err());
+    assert_eq!(err.code, 409);
+    // /status of an object that does not exist
+    let mut ghost = st.clone();
+    ghost.metadata.name = Some("ghost".into());
+    let err = status_of(api.replace_status("ghost", &PostParams::default(), &ghost).await.unwrap_err());
+    assert_eq!(err.code, 404);
+
+    // a spec write moves generation; the status write after it does not
+    let mut main = api.get("w").await.unwrap();
+    main.spec.replicas = 3;
+    let main = api.replace("w", &PostParams::default(), &main).await.unwrap();
+    assert_eq!(main.metadata.generation, Some(2));
+    let st = api
+        .patch_status("w", &PatchParams::default(), &Patch::Merge(json!({"status": {"observedGeneration": 2}})))
+        .await
+        .unwrap();
+    assert_eq!(st.metadata.generation, Some(2));
+
+    // DELETE with another uid as precondition
+    let dp = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: Some("00000000-0000-4000-8000-000000000000".into()),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    let err = status_of(api.delete("w", &dp).await.unwrap_err());
+    assert_eq!(err.code, 409);
+    assert!(api.get_opt("w").await.unwrap().is_some());
+}
+
+/// The operator's own CRD: `format: date-time` is checked like the real
+/// server's strfmt (RFC 3339 `date "T" time offset`; no space separator,
+/// seconds required, offsets with a colon), required Condition fields are
+/// enforced, and bad values give 422 with the field as cause.
+#[tokio::test]
+async fn status_date_times_and_conditions_follow_the_crd_schema() {
+    use kube_notify::crd::NotificationIntegration;
+    let s = ApiServer::start().await;
+    for (_, crd) in kube_notify::crd::all() {
+        s.install_crd(&crd).unwrap();
+    }
+    let c = s.client();
+    let api: Api<NotificationIntegration> = Api::namespaced(c, "default");
+    let ni: NotificationIntegration = serde_json::from_value(json!({
+        "apiVersion": "kube-notify.io/v1alpha1", "kind": "NotificationIntegration",
+        "metadata": {"name": "ni"},
+        "spec": {"service": "webhook", "secretRef": {"name": "s"}},
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &ni).await.unwrap();
+    let put = |status: Value| {
+        let api = api.clone();
+        async move {
+            let cur = api.get("ni").await.unwrap();
+            let mut body = serde_json::to_value(&cur).unwrap();
+            body["status"] = status;
+            let body = serde_json::to_vec(&body).unwrap();
+            let req = http::Request::put(
+                "/apis/kube-notify.io/v1alpha1/namespaces/default/notificationintegrations/ni/status",
+            )
+            .header("content-type", "application/json")
+            .body(body)
+            .unwrap();
+            raw(&api.into_client(), req).await
+        }
+    };
+    let cond =
+        |t: &str| json!({"type": "Ready", "status": "True", "reason": "Ok", "message": "", "lastTransitionTime": t});
+    for good in ["2026-01-02T03:04:05Z", "2026-01-02T03:04:05.123456Z", "2026-01-02T03:04:05+09:00"] {
+        put(json!({"conditions": [cond(good)]})).await.unwrap_or_else(|e| panic!("{good}: {e:?}"));
+    }
+    for bad in [
+        "",
+        "yesterday",
+        "2026-01-02",
+        "2026-01-02 03:04:05Z",
+        "2026-01-02T03:04Z",
+        "2026-01-02T03:04:05",
+        "2026-01-02T03:04:05+0900",
+        "2026-01-02T03:04:05Z[UTC]",
+        "2026-13-02T03:04:05Z",
+    ] {
+        let err = put(json!({"conditions": [cond(bad)]})).await.expect_err(bad);
+        assert_eq!(err.code, 422, "{bad}");
+        let causes = err.details.unwrap().causes;
+        assert!(causes.iter().any(|c| c.field == "status.conditions[0].lastTransitionTime"), "{bad}: {causes:?}");
+    }
+    let err = put(json!({"lastDeliveryTime": "now"})).await.unwrap_err();
+    assert_eq!(err.code, 422);
+    let mut missing = cond("2026-01-02T03:04:05Z");
+    missing.as_object_mut().unwrap().remove("reason");
+    let err = put(json!({"conditions": [missing]})).await.unwrap_err();
+    assert_eq!(err.code, 422);
+    assert!(err.details.unwrap().causes.iter().any(|c| c.field == "status.conditions[0].reason"));
+    let err = put(json!({"lastError": {"message": "m", "reason": "r"}})).await.unwrap_err();
+    assert!(err.details.unwrap().causes.iter().any(|c| c.field == "status.lastError.time"));
+}
+
+/// events.k8s.io/v1 creation rules beyond the required fields: an event
+/// about a cluster-scoped object (no `regarding.namespace`) may only live in
+/// `default` or `kube-system`, and the deprecated core fields must be unset.
+#[tokio::test]
+async fn events_v1_create_rules() {
+    let s = ApiServer::start().await;
+    let c = s.client();
+    let base = |ns: &str, name: &str| {
+        json!({
+            "apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"name": name, "namespace": ns},
+            "eventTime": "2026-01-02T03:04:05.000000Z",
+            "reportingController": "kube-notify.io/operator", "reportingInstance": "pod-1",
+            "action": "Deliver", "reason": "Delivered", "type": "Normal", "note": "ok",
+            "regarding": {"apiVersion": "v1", "kind": "Namespace", "name": "team"},
+        })
+    };
+    let create = |ns: &'static str, body: Value| {
+        let c = c.clone();
+        async move {
+            let req = http::Request::post(format!("/apis/events.k8s.io/v1/namespaces/{ns}/events"))
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(&body).unwrap())
+                .unwrap();
+            raw(&c, req).await
+        }
+    };
+    create("default", base("default", "a")).await.unwrap();
+    create("kube-system", base("kube-system", "a")).await.unwrap();
+    let err = create("team", base("team", "a")).await.unwrap_err();
+    assert_eq!(err.code, 422);
+    assert!(err.details.unwrap().causes.iter().any(|c| c.field == "involvedObject.namespace"));
+    // the real server names the deprecated fields by their internal names
+    for (field, value, cause) in [
+        ("deprecatedCount", json!(3), "count"),
+        ("deprecatedFirstTimestamp", json!("2026-01-02T03:04:05Z"), "firstTimestamp"),
+        ("deprecatedLastTimestamp", json!("2026-01-02T03:04:05Z"), "lastTimestamp"),
+        ("deprecatedSource", json!({"component": "x"}), "source"),
+    ] {
+        let mut b = base("default", "d");
+        b[field] = value;
+        let err = create("default", b).await.expect_err(field);
+        assert_eq!(err.code, 422, "{field}");
+        assert!(err.details.unwrap().causes.iter().any(|c| c.field == cause), "{field}");
+    }
+}
+
+/// kube-lease-manager's protocol: the holder applies `holderIdentity`
+/// (SSA, no force) and renews with strategic patches; a contender's apply
+/// conflicts (409) until the lease is released by a patch that removes the
+/// fields.
+#[tokio::test]
+async fn lease_apply_conflicts_until_released() {
+    let s = ApiServer::start().await;
+    let c = s.client();
+    let leases: Api<Lease> = Api::namespaced(c, "default");
+    let mut l = Lease::default();
+    l.metadata.name = Some("leader".into());
+    l.spec = Some(LeaseSpec::default());
+    leases.create(&PostParams::default(), &l).await.unwrap();
+    let apply = |who: &str| {
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "spec": {
+            "acquireTime": "2026-01-02T03:04:05.000000Z", "renewTime": "2026-01-02T03:04:05.000000Z",
+            "holderIdentity": who, "leaseDurationSeconds": 15}})
+    };
+    let pp = |who: &str| PatchParams { field_manager: Some(format!("kube-lease-manager-{who}")), ..Default::default() };
+    leases.patch("leader", &pp("a"), &Patch::Apply(apply("a"))).await.unwrap();
+    leases
+        .patch(
+            "leader",
+            &pp("a"),
+            &Patch::Strategic(
+                json!({"spec": {"renewTime": "2026-01-02T03:04:10.000000Z", "leaseDurationSeconds": 15}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let err = status_of(leases.patch("leader", &pp("b"), &Patch::Apply(apply("b"))).await.unwrap_err());
+    assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
+    assert_eq!(leases.get("leader").await.unwrap().spec.unwrap().holder_identity.as_deref(), Some("a"));
+    // b releases by force (strategic patch of nulls), then takes it
+    leases
+        .patch(
+            "leader",
+            &pp("b"),
+            &Patch::Strategic(json!({"spec": {"acquireTime": null, "renewTime": null, "holderIdentity": null, "leaseDurationSeconds": null}})),
+        )
+        .await
+        .unwrap();
+    leases.patch("leader", &pp("b"), &Patch::Apply(apply("b"))).await.unwrap();
+    let err = status_of(leases.patch("leader", &pp("a"), &Patch::Apply(apply("a"))).await.unwrap_err());
+    assert_eq!(err.code, 409);
+}
+
+/// Size limits: request bodies over 3 MiB are refused with 413; objects
+/// that etcd cannot store (over 1.5 MiB) fail with 500, also for status
+/// writes that would grow an object past the limit.
+#[tokio::test]
+async fn oversized_bodies_and_objects_are_refused() {
+    let (s, c) = server_with_widget().await;
+    let api: Api<Widget> = Api::namespaced(c, "default");
+    let mut w = Widget::new("huge", spec(Service::Slack, 1, "t"));
+    w.spec.note = Some("x".repeat(4 * 1024 * 1024));
+    let err = status_of(api.create(&PostParams::default(), &w).await.unwrap_err());
+    assert_eq!((err.code, err.reason.as_str()), (413, "RequestEntityTooLarge"));
+    w.spec.note = Some("x".repeat(2 * 1024 * 1024));
+    let err = status_of(api.create(&PostParams::default(), &w).await.unwrap_err());
+    assert_eq!(err.code, 500);
+    assert!(err.message.contains("request is too large"), "{}", err.message);
+    assert!(s.object("test.example.com", "v1", "widgets", "default", "huge").is_none());
+
+    api.create(&PostParams::default(), &Widget::new("w", spec(Service::Slack, 1, "t"))).await.unwrap();
+    let big = json!({"status": {"lastError": "e".repeat(1600 * 1024)}});
+    let err = status_of(api.patch_status("w", &PatchParams::default(), &Patch::Merge(big)).await.unwrap_err());
+    assert_eq!(err.code, 500);
+    let small = json!({"status": {"lastError": "e".repeat(1024 * 1024)}});
+    api.patch_status("w", &PatchParams::default(), &Patch::Merge(small)).await.unwrap();
+}

@@ -120,7 +120,8 @@ impl Context {
                 kube::runtime::events::EventType::Normal
             },
             reason: reason.to_string(),
-            note: Some(note),
+            // The Events API refuses notes over 1 KB.
+            note: Some(crate::notifier::render::truncate_chars(&note, 500)),
             action: action.to_string(),
             secondary: None,
         };

@@ -58,7 +58,7 @@ pub struct NotificationIntegrationSpec {
 
     /// Consecutive failed deliveries after which the integration is disabled
     /// automatically (reason `ErrorThreshold`). A change to the spec or to the
-    /// Secret's data re-enables it.
+    /// Secret (its resourceVersion) re-enables it.
     #[serde(default = "default_error_threshold")]
     #[schemars(range(min = 1))]
     pub error_threshold: i32,

@@ -27,6 +27,7 @@ fn error_text(body: &str) -> String {
         .and_then(|v| v.get("errors").and_then(|e| e.as_array()).cloned())
         .map(|errors| errors.iter().filter_map(|e| e.as_str()).collect::<Vec<_>>().join("; "))
         .filter(|s| !s.is_empty())
+        .map(|s| snippet(&s))
         .unwrap_or_else(|| snippet(body))
 }
 

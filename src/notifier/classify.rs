@@ -60,7 +60,8 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = value.parse::<f64>() {
         if secs.is_finite() && secs >= 0.0 {
-            return Some(Duration::from_secs_f64(secs).min(MAX_WAIT_HINT));
+            // Clamp before converting: a huge hint must not overflow.
+            return Some(Duration::from_secs_f64(secs.min(MAX_WAIT_HINT.as_secs_f64())));
         }
         return None;
     }
@@ -130,6 +131,8 @@ mod tests {
         assert_eq!(retry_after(&h), Some(MAX_WAIT_HINT));
         h.insert("retry-after", "soon".parse().unwrap());
         assert_eq!(retry_after(&h), None);
+        h.insert("retry-after", "1e20".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(MAX_WAIT_HINT), "a huge hint is capped, not a panic");
     }
 
     #[test]

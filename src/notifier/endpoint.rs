@@ -28,10 +28,14 @@ impl EndpointPolicy {
         Ok(EndpointPolicy { prefixes })
     }
 
-    /// Whether `url` starts with one of the allowed prefixes.
+    /// Whether `url` starts with one of the allowed prefixes, at a path
+    /// boundary: `https://h/slack` allows `https://h/slack/x`, not `https://h/slackevil`.
     pub fn allows(&self, url: &Url) -> bool {
         let s = url.as_str();
-        self.prefixes.iter().any(|p| s.starts_with(p.as_str()))
+        self.prefixes.iter().any(|p| {
+            s.strip_prefix(p.as_str())
+                .is_some_and(|rest| p.ends_with('/') || rest.is_empty() || rest.starts_with(['/', '?', '#']))
+        })
     }
 }
 
@@ -107,9 +111,43 @@ pub fn check_teams_workflow(url: &Url, policy: &EndpointPolicy) -> Result<(), Fa
     }
 }
 
-/// A generic webhook: any https URL, or an allowed prefix.
+/// Whether the URL names this machine, a private network or a link-local
+/// address literally (cloud metadata endpoints, in-cluster services by IP).
+fn is_internal_literal(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => {
+            ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified() || ip.is_broadcast()
+        }
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (ip.segments()[0] & 0xfe00) == 0xfc00
+                || (ip.segments()[0] & 0xffc0) == 0xfe80
+        }
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost") || d.ends_with(".svc") || d.ends_with(".cluster.local")
+        }
+        None => true,
+    }
+}
+
+/// A generic webhook: an https URL that is not an internal address, or an
+/// allowed prefix (the way to reach self-hosted and in-cluster endpoints).
 pub fn check_generic_webhook(url: &Url, policy: &EndpointPolicy) -> Result<(), Failure> {
-    if url.scheme() == "https" || policy.allows(url) { Ok(()) } else { Err(not_allowed("a webhook URL", "https")) }
+    if policy.allows(url) {
+        return Ok(());
+    }
+    if url.scheme() != "https" {
+        return Err(not_allowed("a webhook URL", "https"));
+    }
+    if is_internal_literal(url) {
+        return Err(Failure::new(
+            ENDPOINT_NOT_ALLOWED,
+            "a webhook URL on a loopback, private, link-local or in-cluster address needs the operator flag --allow-endpoint",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -126,6 +164,7 @@ mod tests {
         assert!(p.allows(&url("http://127.0.0.1/x")));
         assert!(!p.allows(&url("http://127.0.0.1:8080/x")));
         assert!(p.allows(&url("http://127.0.0.1:9000/hooks/a")));
+        assert!(!p.allows(&url("http://127.0.0.1:9000/hooksevil/a")), "prefixes end at a path boundary");
         assert!(EndpointPolicy::new(&["not a url".into()]).is_err());
     }
 
@@ -165,6 +204,20 @@ mod tests {
             check_generic_webhook(&url("http://example.com/x"), &none).unwrap_err().reason,
             ENDPOINT_NOT_ALLOWED
         );
+        for internal in [
+            "https://10.0.0.1/h",
+            "https://169.254.169.254/latest",
+            "https://localhost/h",
+            "https://[::1]/h",
+            "https://api.default.svc/h",
+            "https://x.ns.svc.cluster.local/h",
+        ] {
+            assert_eq!(
+                check_generic_webhook(&url(internal), &none).unwrap_err().reason,
+                ENDPOINT_NOT_ALLOWED,
+                "{internal}"
+            );
+        }
         assert!(parse_url("ftp://x/y", "webhookUrl").is_err());
         assert!(parse_url("::", "webhookUrl").is_err());
     }

@@ -5,15 +5,13 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use http::StatusCode;
 
-use super::classify::{self, Failure, Verdict, reason, snippet};
+use super::classify::{self, Failure, Verdict, reason};
 use super::http::{HttpClient, HttpResponse};
-use std::time::Duration;
-
 use hmac::{Hmac, Mac};
 
 use super::render::{self, Message};
 use super::slack::scrub_verdict;
-use super::{KEY_SIGNING_SECRET, Notifier, fingerprint, quota};
+use super::{KEY_SIGNING_SECRET, Notifier};
 use crate::crd::Service;
 use crate::redact::Credential;
 
@@ -41,9 +39,10 @@ pub fn classify_webhook_response(response: &HttpResponse) -> Verdict {
         StatusCode::FORBIDDEN => {
             Verdict::Dead(Failure::new(reason::FORBIDDEN, "the webhook endpoint answered HTTP 403"))
         }
+        // The body is not shown: a generic endpoint's answer does not belong in status.
         _ => Verdict::Rejected(Failure::new(
             reason::MESSAGE_REJECTED,
-            format!("the webhook endpoint answered HTTP {}: {}", status.as_u16(), snippet(&response.body)),
+            format!("the webhook endpoint answered HTTP {}", status.as_u16()),
         )),
     }
 }
@@ -115,10 +114,10 @@ impl Notifier for GenericWebhook {
         .boxed()
     }
 
-    /// Generic receivers publish no limit: a generous one (50/s, bursts of 100)
-    /// keeps one integration from flooding its endpoint.
+    /// Generic receivers publish no rate: none is applied; a receiver that
+    /// wants fewer requests answers 429 with `Retry-After`, which is honoured.
     fn rate_limits(&self) -> Vec<(String, governor::Quota)> {
-        vec![(format!("webhook:{}", fingerprint(self.url.expose())), quota(50, Duration::from_secs(1), 100))]
+        Vec::new()
     }
 }
 

@@ -25,7 +25,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn bench_event_delivery() {
     let integrations: usize = std::env::var("BENCH_INTEGRATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
     let events: usize = std::env::var("BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
-    let w = World::start().await;
+    // Production's counter flush (tests use a short one).
+    let w = World::start_with(|c| c.settings.counter_flush = Duration::from_secs(1)).await;
     for i in 0..integrations {
         let url = w.webhook.add_endpoint(&format!("/sink/{i}"));
         w.put_secret(&format!("sink-{i}"), &[("webhookUrl", &url)]).await;
@@ -69,8 +70,14 @@ async fn bench_event_delivery() {
     let mut latencies = Vec::with_capacity(events);
     let mut seen = std::collections::HashSet::new();
     while seen.len() < events {
-        let (name, at) =
-            tokio::time::timeout(Duration::from_secs(120), rx.recv()).await.expect("deliveries stalled").unwrap();
+        let Ok(Some((name, at))) = tokio::time::timeout(Duration::from_secs(60), rx.recv()).await else {
+            let list = w.events().list(&Default::default()).await.unwrap();
+            let mut reasons = std::collections::BTreeMap::new();
+            for ev in list.items {
+                *reasons.entry(format!("{:?}", ev.status.and_then(|s| s.reason))).or_insert(0) += 1;
+            }
+            panic!("deliveries stalled after {} of {events}: {reasons:?}", seen.len());
+        };
         if let Some(c) = created.get(&name)
             && seen.insert(name)
         {
@@ -88,6 +95,19 @@ async fn bench_event_delivery() {
         percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
         latencies.last().unwrap().as_secs_f64() * 1000.0,
     );
+    let mut calls = std::collections::BTreeMap::new();
+    for r in w.api.requests().into_iter().filter(|r| r.user == crate::support::operator::OPERATOR_USER) {
+        *calls
+            .entry(format!(
+                "{} {}{} {}",
+                r.verb,
+                r.resource,
+                if r.subresource.is_empty() { String::new() } else { format!("/{}", r.subresource) },
+                r.code
+            ))
+            .or_insert(0) += 1;
+    }
+    println!("BENCH operator API calls: {calls:?}");
     assert_eq!(w.webhook.messages().len(), events, "every event delivered exactly once");
 }
 

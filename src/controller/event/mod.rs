@@ -62,9 +62,11 @@ pub async fn reconcile(ev: Arc<NotificationEvent>, ctx: Arc<Context>) -> Result<
     }
 
     let created = ev.meta().creation_timestamp.as_ref().map(|t| t.0).unwrap_or(now);
-    let deadline = created
-        .checked_add(jiff::SignedDuration::try_from(ctx.settings.event_deadline).unwrap_or_default())
-        .unwrap_or(now);
+    // A deadline beyond the representable future never passes.
+    let deadline = jiff::SignedDuration::try_from(ctx.settings.event_deadline)
+        .ok()
+        .and_then(|d| created.checked_add(d).ok())
+        .unwrap_or(jiff::Timestamp::MAX);
     let expired = now >= deadline;
 
     let mut no_targets = None;
@@ -147,7 +149,10 @@ async fn expire_finished(
         None => ctx.settings.event_ttl,
     };
     let (Some(ttl), Some(done)) = (ttl, status.completion_time.as_ref()) else { return Ok(Action::await_change()) };
-    let expires = done.0.checked_add(jiff::SignedDuration::try_from(ttl).unwrap_or_default()).unwrap_or(done.0);
+    // A TTL beyond the representable future means "keep".
+    let Some(expires) = jiff::SignedDuration::try_from(ttl).ok().and_then(|d| done.0.checked_add(d).ok()) else {
+        return Ok(Action::await_change());
+    };
     if now < expires {
         return Ok(Action::requeue(seconds(expires.duration_since(now))));
     }
@@ -174,6 +179,44 @@ pub fn error_policy(ev: Arc<NotificationEvent>, error: &Error, ctx: Arc<Context>
     }
     ctx.metrics.reconcile_error("NotificationEvent");
     Action::requeue(ctx.settings.error_requeue)
+}
+
+/// What about an integration matters to its events: whether it can be
+/// delivered to and why not, and its labels (selectors). Counter updates
+/// don't change it.
+type Deliverability = (Vec<(String, String, String)>, bool, std::collections::BTreeMap<String, String>);
+
+fn deliverability(ni: &NotificationIntegration) -> Deliverability {
+    let conds = ni.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let state = [READY, DISABLED]
+        .iter()
+        .filter_map(|t| conditions::find(conds, t))
+        .map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone()))
+        .collect();
+    (state, ni.spec.disabled, ni.labels().clone())
+}
+
+/// Remembers each integration's [`Deliverability`] so that only changes to it
+/// (not every counter update) send its waiting events back to the controller.
+#[derive(Default)]
+pub struct IntegrationChanges {
+    seen: std::sync::Mutex<std::collections::HashMap<(Option<String>, String), Deliverability>>,
+}
+
+impl IntegrationChanges {
+    /// The events to look at again because integration `ni` changed.
+    pub fn events_to_retry(
+        &self,
+        events: &[Arc<NotificationEvent>],
+        ni: &NotificationIntegration,
+    ) -> Vec<ObjectRef<NotificationEvent>> {
+        let key = (ni.namespace(), ni.name_any());
+        let now = deliverability(ni);
+        if self.seen.lock().unwrap().insert(key, now.clone()).as_ref() == Some(&now) {
+            return Vec::new();
+        }
+        events_for_integration(events, ni)
+    }
 }
 
 /// The events to look at again when integration `ni` changes.

@@ -85,17 +85,34 @@ impl Dispatcher {
                     }
                 }
             };
-            if let Err(e) = deliver_job(&ctx, &job).await {
-                warn!(namespace = %job.namespace, event = %job.event, integration = %job.integration, error = %e, "delivery bookkeeping failed; the event will be retried");
-            }
+            // Its own task: a panic in one delivery must not leave the queue stuck.
+            let result = match tokio::spawn({
+                let ctx = ctx.clone();
+                let job = job.clone();
+                async move { deliver_job(&ctx, &job).await }
+            })
+            .await
+            {
+                Ok(result) => result,
+                Err(e) => Err(Error::Conflict(format!("the delivery task failed: {e}"))),
+            };
             {
                 let mut queues = self.queues.lock().unwrap();
                 if let Some(queue) = queues.get_mut(&key) {
                     queue.members.remove(&job.event);
                 }
             }
-            // Let the event controller look again (it may need to retry after an API error).
-            ctx.event_triggers.trigger(ObjectRef::new(&job.event).within(&job.namespace));
+            match result {
+                // A written status triggers the event controller by itself.
+                Ok(true) => {}
+                // Nothing written (the integration became disabled or unready,
+                // the event changed): let the event controller decide again.
+                Ok(false) => ctx.event_triggers.trigger(ObjectRef::new(&job.event).within(&job.namespace)),
+                Err(e) => {
+                    warn!(namespace = %job.namespace, event = %job.event, integration = %job.integration, error = %e, "delivery bookkeeping failed; the event will be retried");
+                    ctx.event_triggers.trigger(ObjectRef::new(&job.event).within(&job.namespace));
+                }
+            }
         }
     }
 }
@@ -103,26 +120,30 @@ impl Dispatcher {
 /// Deliver one event to one integration and record the outcome: first in
 /// the event (the record that prevents a second send), then in the
 /// integration's counters.
-async fn deliver_job(ctx: &Arc<Context>, job: &Job) -> Result<(), Error> {
+async fn deliver_job(ctx: &Arc<Context>, job: &Job) -> Result<bool, Error> {
     let events: Api<NotificationEvent> = Api::namespaced(ctx.client.clone(), &job.namespace);
     // Read the event fresh: its status is the record of what was sent.
-    let Some(event) = events.get_opt(&job.event).await.map_err(Error::Kube)? else { return Ok(()) };
+    let Some(event) = events.get_opt(&job.event).await.map_err(Error::Kube)? else { return Ok(false) };
     if event.meta().uid.as_deref() != Some(job.event_uid.as_str()) || !is_pending(&event, &job.integration) {
-        return Ok(());
+        return Ok(false);
     }
     // Read the integration fresh too: the watch may not have shown yet that
     // the previous delivery disabled it.
     let integrations: Api<NotificationIntegration> = Api::namespaced(ctx.client.clone(), &job.namespace);
-    let Some(ni) = integrations.get_opt(&job.integration).await.map_err(Error::Kube)? else { return Ok(()) };
-    if ni.spec.disabled || !conditions::is_true(&ni.status.clone().unwrap_or_default().conditions, READY) {
-        return Ok(());
+    let Some(ni) = integrations.get_opt(&job.integration).await.map_err(Error::Kube)? else { return Ok(false) };
+    // Ready for this very spec: a new generation is used only once it was checked.
+    let status = ni.status.clone().unwrap_or_default();
+    let ready_for_spec = conditions::find(&status.conditions, READY)
+        .is_some_and(|c| c.status == "True" && c.observed_generation == ni.meta().generation);
+    if ni.spec.disabled || !ready_for_spec {
+        return Ok(false);
     }
     let loaded = notifiers::for_delivery(&ni, ctx).await?;
     let notifier = match loaded.notifier {
         Ok(n) => n,
         Err(f) => {
             debug!(reason = f.reason, "integration not usable; the integration controller will report it");
-            return Ok(());
+            return Ok(false);
         }
     };
     let created = event.meta().creation_timestamp.as_ref().map(|t| t.0).unwrap_or_else(jiff::Timestamp::now);
@@ -137,7 +158,10 @@ async fn deliver_job(ctx: &Arc<Context>, job: &Job) -> Result<(), Error> {
     info!(namespace = %job.namespace, event = %job.event, integration = %job.integration, attempts = report.attempts, outcome = ?outcome_name(&report.outcome), "delivery finished");
     ctx.metrics.delivery(notifier.service(), outcome_name(&report.outcome));
     write_delivery(ctx, &events, job, &report.outcome, report.attempts).await?;
-    counters::record(ctx, &job.namespace, &job.integration, &report.outcome, loaded.secret_version).await
+    let under =
+        counters::Under { generation: ni.meta().generation.unwrap_or_default(), secret_version: loaded.secret_version };
+    counters::record(ctx, &job.namespace, &job.integration, &report.outcome, under).await?;
+    Ok(true)
 }
 
 fn is_pending(event: &NotificationEvent, integration: &str) -> bool {

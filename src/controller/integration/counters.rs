@@ -20,10 +20,19 @@ use crate::crd::NotificationIntegration;
 use crate::delivery::Outcome;
 use crate::delivery::counting::{Batch, DeliveredUnder, record_batch};
 
+/// What a delivery was made with: the spec generation and the Secret version
+/// its notifier was built from (an auto-disable records them, so that a later
+/// fix re-enables).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Under {
+    pub generation: i64,
+    pub secret_version: Option<String>,
+}
+
 #[derive(Default)]
 struct Pending {
     batch: Batch,
-    secret_version: Option<String>,
+    under: Under,
     flush_scheduled: bool,
 }
 
@@ -45,11 +54,11 @@ impl CounterBatches {
         self.writers.lock().unwrap().entry(key.clone()).or_default().clone()
     }
 
-    fn take(&self, key: &(String, String)) -> (Batch, Option<String>) {
+    fn take(&self, key: &(String, String)) -> (Batch, Under) {
         let mut pending = self.pending.lock().unwrap();
         match pending.remove(key) {
-            Some(p) => (p.batch, p.secret_version),
-            None => (Batch::default(), None),
+            Some(p) => (p.batch, p.under),
+            None => (Batch::default(), Under::default()),
         }
     }
 }
@@ -60,7 +69,7 @@ pub async fn record(
     namespace: &str,
     name: &str,
     outcome: &Outcome,
-    secret_version: Option<String>,
+    under: Under,
 ) -> Result<(), Error> {
     let key = (namespace.to_string(), name.to_string());
     match outcome {
@@ -70,7 +79,7 @@ pub async fn record(
                 let p = pending.entry(key.clone()).or_default();
                 p.batch.delivered += 1;
                 p.batch.last_delivered = Some(Time(jiff::Timestamp::now()));
-                p.secret_version = secret_version;
+                p.under = under;
                 !std::mem::replace(&mut p.flush_scheduled, true)
             };
             if schedule {
@@ -79,8 +88,8 @@ pub async fn record(
                     tokio::time::sleep(ctx.settings.counter_flush).await;
                     let writer = ctx.counters.writer(&key);
                     let _turn = writer.lock().await;
-                    let (batch, version) = ctx.counters.take(&key);
-                    if let Err(e) = write(&ctx, &key.0, &key.1, &batch, version).await {
+                    let (batch, under) = ctx.counters.take(&key);
+                    if let Err(e) = write(&ctx, &key.0, &key.1, &batch, under).await {
                         warn!(namespace = %key.0, name = %key.1, error = %e, "could not record deliveries");
                     }
                 });
@@ -92,26 +101,20 @@ pub async fn record(
             let _turn = writer.lock().await;
             let (mut batch, _) = ctx.counters.take(&key);
             batch.failure = Some(o.clone());
-            write(ctx, namespace, name, &batch, secret_version).await
+            write(ctx, namespace, name, &batch, under).await
         }
         _ => Ok(()),
     }
 }
 
-async fn write(
-    ctx: &Context,
-    namespace: &str,
-    name: &str,
-    batch: &Batch,
-    secret_version: Option<String>,
-) -> Result<(), Error> {
+async fn write(ctx: &Context, namespace: &str, name: &str, batch: &Batch, under: Under) -> Result<(), Error> {
     let api: Api<NotificationIntegration> = Api::namespaced(ctx.client.clone(), namespace);
     for _ in 0..10 {
         let Some(mut ni) = api.get_opt(name).await.map_err(Error::Kube)? else { return Ok(()) };
         let current = ni.status.clone().unwrap_or_default();
         let under = DeliveredUnder {
-            generation: ni.meta().generation.unwrap_or_default(),
-            secret_version: secret_version.clone(),
+            generation: under.generation,
+            secret_version: under.secret_version.clone(),
             error_threshold: ni.spec.error_threshold,
             manually_disabled: ni.spec.disabled,
         };

@@ -5,22 +5,29 @@ use super::{Message, severity_emoji, truncate_chars};
 
 pub const MAX_BODY_CHARS: usize = 65_535;
 
+/// Chatwork has no escape for its tags: a zero-width space after each `[`
+/// keeps user text such as `[toall]` or `[/info]` from acting as a tag.
+pub fn neutralize(text: &str) -> String {
+    text.replace('[', "[\u{200B}")
+}
+
 /// The message `body` (form field) for `POST /rooms/{id}/messages`.
 pub fn render(message: &Message) -> String {
     let emoji = severity_emoji(message.severity);
     let title = match &message.title {
-        Some(t) => format!("{emoji} {t}"),
+        Some(t) => format!("{emoji} {}", neutralize(t)),
         None => format!("{emoji} {}", message.severity.as_str()),
     };
     let mut tail = String::new();
     if !message.fields.is_empty() {
         tail.push_str("\n[hr]");
-        let lines: Vec<String> = message.fields.iter().map(|f| format!("{}: {}", f.name, f.value)).collect();
+        let lines: Vec<String> =
+            message.fields.iter().map(|f| format!("{}: {}", neutralize(&f.name), neutralize(&f.value))).collect();
         tail.push_str(&lines.join("\n"));
     }
     if !message.links.is_empty() {
         tail.push_str("\n[hr]");
-        let lines: Vec<String> = message.links.iter().map(|l| format!("{}: {}", l.text, l.url)).collect();
+        let lines: Vec<String> = message.links.iter().map(|l| format!("{}: {}", neutralize(&l.text), l.url)).collect();
         tail.push_str(&lines.join("\n"));
     }
     let head = format!("[info][title]{title}[/title]");
@@ -28,9 +35,9 @@ pub fn render(message: &Message) -> String {
     let fixed = head.chars().count() + tail.chars().count() + end.len();
     if fixed >= MAX_BODY_CHARS {
         // Pathological fields: cut the whole body.
-        return truncate_chars(&format!("{head}{}{tail}{end}", message.text), MAX_BODY_CHARS);
+        return truncate_chars(&format!("{head}{}{tail}{end}", neutralize(&message.text)), MAX_BODY_CHARS);
     }
-    let text = truncate_chars(&message.text, MAX_BODY_CHARS - fixed);
+    let text = truncate_chars(&neutralize(&message.text), MAX_BODY_CHARS - fixed);
     format!("{head}{text}{tail}{end}")
 }
 
@@ -53,6 +60,9 @@ mod tests {
             created_at: jiff::Timestamp::UNIX_EPOCH,
         };
         assert_eq!(render(&m), "[info][title]✅ Backup[/title]done\n[hr]log: https://example.com/log[/info]");
+        let sneaky = Message { text: "[toall] hi [/info]".into(), ..m.clone() };
+        let body = render(&sneaky);
+        assert!(!body.contains("[toall]") && body.matches("[/info]").count() == 1, "{body}");
         let long = Message { text: "x".repeat(70_000), ..m };
         let body = render(&long);
         assert_eq!(body.chars().count(), MAX_BODY_CHARS);

@@ -166,6 +166,10 @@ async fn send(
     let notifier = loaded
         .notifier
         .map_err(|f| ApiError::new(StatusCode::CONFLICT, code::INTEGRATION_NOT_READY, f.message).reason(f.reason))?;
+    let under = counters::Under {
+        generation: ni.metadata.generation.unwrap_or_default(),
+        secret_version: loaded.secret_version.clone(),
+    };
     let message = content.to_message(message_id(), Some(format!("{ns}/http")), jiff::Timestamp::now());
     // The delivery and its bookkeeping finish even when the caller hangs up.
     let task = {
@@ -174,7 +178,7 @@ async fn send(
         tokio::spawn(async move {
             let report = ctx.engine.deliver(notifier.as_ref(), &message, deadline).await;
             ctx.metrics.delivery(notifier.service(), outcome_name(&report.outcome));
-            if let Err(e) = counters::record(&ctx, &ns, &name, &report.outcome, loaded.secret_version).await {
+            if let Err(e) = counters::record(&ctx, &ns, &name, &report.outcome, under).await {
                 warn!(namespace = %ns, integration = %name, error = %e, "could not record the delivery");
             }
             report

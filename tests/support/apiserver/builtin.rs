@@ -445,7 +445,31 @@ fn validate_events_v1(v: &Value, old: Option<&Value>, namespace: &str, c: &mut V
     }
     let rns = s(v, "/regarding/namespace");
     if !rns.is_empty() && rns != namespace {
+        // Stricter than a real server, which only checks the empty case.
         c.push(Cause::invalid("regarding.namespace", &json!(rns), "does not match event.namespace"));
+    }
+    if rns.is_empty() && namespace != "default" && namespace != "kube-system" {
+        // An event about a cluster-scoped object lives in default or
+        // kube-system (the real server names the internal field).
+        c.push(Cause::invalid("involvedObject.namespace", &json!(rns), "does not match event.namespace"));
+    }
+    if old.is_none() {
+        // ValidateEventCreate: the deprecated core/v1 fields must be unset
+        // (the real server names them by their internal names).
+        let set = |f: &str| v.get(f).is_some_and(|x| !x.is_null());
+        for (f, internal) in
+            [("deprecatedFirstTimestamp", "firstTimestamp"), ("deprecatedLastTimestamp", "lastTimestamp")]
+        {
+            if set(f) {
+                c.push(Cause::invalid(internal, &json!(""), "needs to be unset"));
+            }
+        }
+        if v.get("deprecatedCount").and_then(Value::as_i64).unwrap_or(0) != 0 {
+            c.push(Cause::invalid("count", &json!(""), "needs to be unset"));
+        }
+        if !s(v, "/deprecatedSource/component").is_empty() || !s(v, "/deprecatedSource/host").is_empty() {
+            c.push(Cause::invalid("source", &json!(""), "needs to be unset"));
+        }
     }
     if let Some(old) = old {
         for f in [

@@ -26,6 +26,15 @@
 //!   known, so their lists are atomic.
 //! - Namespaces spring into existence on first use and deleting one does
 //!   not delete its contents; no scale subresource, no conversion webhooks.
+//! - Lists (also `resourceVersion=0` ones) are always served from the
+//!   current state: a real server's watch cache may answer them slightly
+//!   stale. Watches end only on `timeoutSeconds`, compaction
+//!   ([`ApiServer::expire_history`]) or shutdown, never spontaneously, and
+//!   bookmarks come every second (a real server sends them about once a
+//!   minute). Objects never expire (a real server drops Events after 1 h).
+//! - Limits: request bodies over 3 MiB get 413 and objects over etcd's
+//!   1.5 MiB get 500, as on a real server; there is no API priority and
+//!   fairness (429) except through [`ApiServer::fail_next`].
 
 mod builtin;
 mod celrules;

@@ -161,6 +161,18 @@ fn decode(w: &WriteCtx, v: Value, warnings: &mut Vec<String>) -> ApiResult<Value
     Ok(v)
 }
 
+/// etcd's default `--max-request-bytes` (1.5 MiB): a larger object cannot
+/// be stored and the real server answers 500 "etcdserver: request is too
+/// large" (not 4xx; see kubernetes/kubernetes#112152).
+pub(crate) const MAX_STORED_OBJECT_BYTES: usize = 1536 * 1024;
+
+fn check_storable(v: &Value) -> ApiResult<()> {
+    if serde_json::to_vec(v).map(|b| b.len()).unwrap_or(0) > MAX_STORED_OBJECT_BYTES {
+        return Err(ApiError::internal("etcdserver: request is too large"));
+    }
+    Ok(())
+}
+
 fn strip_for_compare(v: &Value) -> Value {
     let mut c = v.clone();
     if let Some(m) = c.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -413,6 +425,7 @@ pub(crate) fn create(
     if w.dry_run {
         return Ok(Written { obj: new, code: 201, warnings, committed: false, crd_change: None });
     }
+    check_storable(&new)?;
     let rv = store.commit(key, Some((to_storage(&rt, new.clone()), managers)));
     set_rv(&mut new, rv);
     Ok(Written { obj: new, code: 201, warnings, committed: true, crd_change })
@@ -542,6 +555,7 @@ pub(crate) fn update(
         let change = if rt.behavior == Behavior::Crd { Some(CrdChange::Unregister(name.to_string())) } else { None };
         return Ok(Written { obj: last, code: 200, warnings, committed: true, crd_change: change });
     }
+    check_storable(&new)?;
     let rv = store.commit(key, Some((to_storage(&rt, new.clone()), managers)));
     set_rv(&mut new, rv);
     Ok(Written { obj: new, code: 200, warnings, committed: true, crd_change })

@@ -152,6 +152,9 @@ fn header_str(h: &HeaderMap, name: header::HeaderName) -> String {
     h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
 }
 
+/// kube-apiserver refuses write bodies over 3 MiB with 413.
+pub(crate) const MAX_REQUEST_BODY_BYTES: usize = 3 * 1024 * 1024;
+
 pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
@@ -180,6 +183,15 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
     let (resp, created) = match (ident, bytes) {
         (None, _) => (error_response(&ApiError::unauthorized()), None),
         (Some(_), Err(_)) => (error_response(&ApiError::bad_request("could not read the request body")), None),
+        // The real server's MaxRequestBodyBytes (3 MiB) for writes.
+        (Some(_), Ok(b)) if b.len() > MAX_REQUEST_BODY_BYTES => (
+            error_response(&ApiError::new(
+                413,
+                "RequestEntityTooLarge",
+                format!("Request entity too large: limit is {MAX_REQUEST_BODY_BYTES}"),
+            )),
+            None,
+        ),
         (Some(id), Ok(bytes)) => {
             rec.user = id.username.clone();
             if let Some((code, reason)) = shared.take_failure(&rec) {

@@ -847,7 +847,9 @@ fn fmt_num(n: f64) -> String {
 fn format_ok(format: &str, s: &str) -> bool {
     use super::meta::is_dns_subdomain;
     match format {
-        "date-time" | "datetime" => s.parse::<jiff::Timestamp>().is_ok(),
+        // The real server checks kube-openapi's strfmt rule; a value must
+        // also be a real instant (stricter: strfmt takes Feb 30).
+        "date-time" | "datetime" => is_strfmt_date_time(s) && s.parse::<jiff::Timestamp>().is_ok(),
         "date" => s.parse::<jiff::civil::Date>().is_ok() && s.len() == 10,
         "byte" => {
             use base64::Engine;
@@ -872,6 +874,33 @@ fn format_ok(format: &str, s: &str) -> bool {
         "duration" => parse_go_duration(s),
         _ => true,
     }
+}
+
+/// kube-openapi `strfmt.IsDate`: a `YYYY-MM-DD` prefix with month 01-12
+/// and day 01-31.
+fn is_strfmt_date(s: &str) -> bool {
+    static RX: std::sync::LazyLock<Regex> =
+        std::sync::LazyLock::new(|| Regex::new(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})").expect("date regex"));
+    RX.captures(s).is_some_and(|m| ("01"..="12").contains(&&m[2]) && ("01"..="31").contains(&&m[3]))
+}
+
+/// kube-openapi `strfmt.IsDateTime`: `date "T" time` (case-insensitive),
+/// the time being `HH:MM:SS[.frac](Z|+HH:MM|-HH:MM)`. A space separator,
+/// missing seconds, a missing offset, `+HHMM` offsets or a bracketed zone
+/// are all refused by a real server.
+fn is_strfmt_date_time(s: &str) -> bool {
+    static RX: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+        Regex::new(r"^([0-9]{2}):([0-9]{2}):([0-9]{2})(.[0-9]+)?(z|([+-][0-9]{2}:[0-9]{2}))$").expect("time regex")
+    });
+    if s.len() < 4 {
+        return false;
+    }
+    let lower = s.to_lowercase();
+    let parts: Vec<&str> = lower.split('t').collect();
+    if parts.len() < 2 || !is_strfmt_date(parts[0]) {
+        return false;
+    }
+    RX.captures(parts[1]).is_some_and(|m| &m[1] <= "23" && &m[2] <= "59" && &m[3] <= "59")
 }
 
 fn parse_go_duration(s: &str) -> bool {
