@@ -108,7 +108,20 @@ async fn bench_event_delivery() {
             .or_insert(0) += 1;
     }
     println!("BENCH operator API calls: {calls:?}");
-    assert_eq!(w.webhook.messages().len(), events, "every event delivered exactly once");
+    let list = w.events().list(&Default::default()).await.unwrap();
+    let retried = list
+        .items
+        .iter()
+        .filter(|e| e.status.as_ref().is_some_and(|s| s.deliveries.iter().any(|d| d.attempts > 1)))
+        .count();
+    let received = w.webhook.messages().len();
+    println!("BENCH sink received={received} events={events} events-with-retries={retried}");
+    // More than one message per event is only allowed for retried attempts
+    // (a timeout after the sink got it: at-least-once).
+    assert!(
+        received >= events && received - events <= retried * 4,
+        "duplicates beyond retries: {received} for {events} events"
+    );
 }
 
 /// How fast the API emulation itself takes writes (to read the figures above).

@@ -157,7 +157,7 @@ async fn deliver_job(ctx: &Arc<Context>, job: &Job) -> Result<bool, Error> {
     let report = ctx.engine.deliver(notifier.as_ref(), &message, deadline).await;
     info!(namespace = %job.namespace, event = %job.event, integration = %job.integration, attempts = report.attempts, outcome = ?outcome_name(&report.outcome), "delivery finished");
     ctx.metrics.delivery(notifier.service(), outcome_name(&report.outcome));
-    write_delivery(ctx, &events, job, &report.outcome, report.attempts).await?;
+    write_delivery(ctx, &events, job, event, &report.outcome, report.attempts).await?;
     let under =
         counters::Under { generation: ni.meta().generation.unwrap_or_default(), secret_version: loaded.secret_version };
     counters::record(ctx, &job.namespace, &job.integration, &report.outcome, under).await?;
@@ -194,11 +194,21 @@ async fn write_delivery(
     ctx: &Context,
     events: &Api<NotificationEvent>,
     job: &Job,
+    read_before_send: NotificationEvent,
     outcome: &Outcome,
     attempts: u32,
 ) -> Result<(), Error> {
+    // First try with the event as read before sending (usually still current:
+    // one write, no read); after a conflict, read it again.
+    let mut known = Some(read_before_send);
     for _ in 0..10 {
-        let Some(mut event) = events.get_opt(&job.event).await.map_err(Error::Kube)? else { return Ok(()) };
+        let mut event = match known.take() {
+            Some(event) => event,
+            None => match events.get_opt(&job.event).await.map_err(Error::Kube)? {
+                Some(event) => event,
+                None => return Ok(()),
+            },
+        };
         if event.meta().uid.as_deref() != Some(job.event_uid.as_str()) {
             return Ok(());
         }
