@@ -74,13 +74,36 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .with_context(|| format!("HTTP ingestion: cannot listen on {}", args.http_addr))?;
+    let lease_client = client.clone();
     let (started, context) = tokio::sync::oneshot::channel();
     let ingestion = tokio::spawn(async move {
         let ctx = context.await.map_err(|_| std::io::Error::other("the operator did not start"))?;
         ingest::serve(listener, ingest::router(ctx, ingest_config)).await
     });
-    let work = operator::run_with(client.clone(), config, metrics, readiness, move |ctx| {
-        let _ = started.send(ctx);
+    // Kept for shutdown: deliveries in flight are let finish and recorded.
+    let running: Arc<std::sync::OnceLock<Arc<kube_notify::controller::Context>>> = Arc::default();
+    let slot = running.clone();
+    let work = async move {
+        operator::run_with(client.clone(), config, metrics, readiness, move |ctx| {
+            let _ = slot.set(ctx.clone());
+            let _ = started.send(ctx);
+        })
+        .await;
+        anyhow::bail!("the controllers stopped")
+    };
+    let drain = async move {
+        if let Some(ctx) = running.get() {
+            // Within the pod's termination grace period (30 s by default).
+            if !ctx.dispatcher.drain(std::time::Duration::from_secs(20)).await {
+                tracing::warn!("deliveries still in flight at exit; they may be sent again by the next leader");
+            }
+        }
+    };
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
     });
     let operator = async {
         if args.leader_election {
@@ -94,23 +117,21 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                 identity: args.instance.clone().unwrap_or_else(|| format!("kube-notify-{}", std::process::id())),
                 duration_seconds: 15,
             };
-            run_as_leader(client, leader, work).await
+            run_as_leader(lease_client, leader, shutdown, work, drain).await
         } else {
-            work.await;
-            Ok(())
+            let mut shutdown = shutdown;
+            let result = tokio::select! {
+                res = work => res,
+                _ = kube_notify::leader::stopped(&mut shutdown) => Ok(()),
+            };
+            drain.await;
+            result
         }
     };
     tokio::select! {
-        res = operator => {
-            res?;
-            anyhow::bail!("the controllers stopped")
-        }
-        res = admin => anyhow::bail!("the admin server stopped: {res:?}"),
-        res = ingestion => anyhow::bail!("the HTTP ingestion server stopped: {res:?}"),
-        _ = shutdown_signal() => {
-            tracing::info!("shutting down");
-            Ok(())
-        }
+        res = operator => res,
+        res = admin => Err(anyhow::anyhow!("the admin server stopped: {res:?}")),
+        res = ingestion => Err(anyhow::anyhow!("the HTTP ingestion server stopped: {res:?}")),
     }
 }
 

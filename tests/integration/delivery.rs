@@ -376,3 +376,18 @@ async fn the_operator_stays_within_chatworks_room_limit() {
     assert_eq!(w.chatwork.messages().len(), 11);
     let _ = NS;
 }
+
+#[tokio::test]
+async fn a_stopping_operator_finishes_deliveries_in_flight() {
+    let w = World::start().await;
+    let url = ready_slack(&w, "draining", 5).await;
+    w.slack.push_response(RequestMatcher::url(&url), ScriptedResponse::delayed_passthrough(Duration::from_millis(800)));
+    let before = w.slack.requests().len();
+    w.create_event("in-flight", event_to("draining", "x")).await;
+    // The service has the request; the operator is told to stop.
+    w.slack.wait_for_requests(before + 1, WAIT).await;
+    assert!(w.context().dispatcher.drain(WAIT).await, "drained");
+    // Drained means sent and recorded: the next leader won't send it again.
+    let ev = w.events().get("in-flight").await.unwrap();
+    assert_eq!(ev.status.unwrap().phase, Some(EventPhase::Delivered));
+}

@@ -75,6 +75,7 @@ pub struct World {
     pub readiness: Readiness,
     pub config: OperatorConfig,
     operator: Option<JoinHandle<()>>,
+    context: Arc<std::sync::OnceLock<Arc<kube_notify::controller::Context>>>,
 }
 
 impl Drop for World {
@@ -153,6 +154,7 @@ impl World {
             readiness: Readiness::default(),
             config,
             operator: None,
+            context: Arc::default(),
         }
     }
 
@@ -160,9 +162,23 @@ impl World {
         assert!(self.operator.is_none(), "the operator is already running");
         let client = self.api.client_as(OPERATOR_TOKEN);
         self.readiness = Readiness::default();
-        let task =
-            tokio::spawn(operator::run(client, self.config.clone(), self.metrics.clone(), self.readiness.clone()));
+        self.context = Arc::default();
+        let slot = self.context.clone();
+        let task = tokio::spawn(operator::run_with(
+            client,
+            self.config.clone(),
+            self.metrics.clone(),
+            self.readiness.clone(),
+            move |ctx| {
+                let _ = slot.set(ctx);
+            },
+        ));
         self.operator = Some(task);
+    }
+
+    /// The running operator's shared context.
+    pub fn context(&self) -> Arc<kube_notify::controller::Context> {
+        self.context.get().expect("the operator is running").clone()
     }
 
     pub fn stop_operator(&mut self) {

@@ -42,6 +42,11 @@ struct Queue {
 #[derive(Default)]
 pub struct Dispatcher {
     queues: Mutex<HashMap<(String, String), Queue>>,
+    /// Set on shutdown: no new delivery starts.
+    draining: std::sync::atomic::AtomicBool,
+    /// Deliveries being sent right now, and a signal when one ends.
+    running: std::sync::atomic::AtomicUsize,
+    finished: tokio::sync::Notify,
 }
 
 impl Dispatcher {
@@ -72,10 +77,32 @@ impl Dispatcher {
         }
     }
 
+    /// Stop starting deliveries and wait (at most `timeout`) for those in
+    /// flight to be sent and recorded, so that a stopping operator leaves no
+    /// send without its status write (which the next leader would repeat).
+    pub async fn drain(&self, timeout: std::time::Duration) -> bool {
+        use std::sync::atomic::Ordering;
+        self.draining.store(true, Ordering::SeqCst);
+        let wait = async {
+            loop {
+                let finished = self.finished.notified();
+                if self.running.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                finished.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
+
     async fn work(self: Arc<Self>, ctx: Arc<Context>, key: (String, String)) {
+        use std::sync::atomic::Ordering;
         loop {
             let job = {
                 let mut queues = self.queues.lock().unwrap();
+                if self.draining.load(Ordering::SeqCst) {
+                    return;
+                }
                 let Some(queue) = queues.get_mut(&key) else { return };
                 match queue.waiting.pop_first() {
                     Some((_, job)) => job,
@@ -85,6 +112,7 @@ impl Dispatcher {
                     }
                 }
             };
+            self.running.fetch_add(1, Ordering::SeqCst);
             // Its own task: a panic in one delivery must not leave the queue stuck.
             let result = match tokio::spawn({
                 let ctx = ctx.clone();
@@ -96,6 +124,8 @@ impl Dispatcher {
                 Ok(result) => result,
                 Err(e) => Err(Error::Conflict(format!("the delivery task failed: {e}"))),
             };
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            self.finished.notify_waiters();
             {
                 let mut queues = self.queues.lock().unwrap();
                 if let Some(queue) = queues.get_mut(&key) {
