@@ -290,12 +290,9 @@ async fn fan_out_with_mixed_results() {
 
 #[tokio::test]
 async fn waiting_events_expire_at_the_deadline() {
-    let w = World::start_with(|c| c.settings.event_deadline = Duration::from_secs(1)).await;
+    // creationTimestamp has whole seconds: a 2 s deadline is 1-2 s after creation.
+    let w = World::start_with(|c| c.settings.event_deadline = Duration::from_secs(2)).await;
     w.create_event("lost", event_to("nobody", "x")).await;
-    let ev = w
-        .wait_event("lost", "pending", |ev| ev.status.as_ref().and_then(|s| s.phase) == Some(EventPhase::Pending))
-        .await;
-    assert_eq!(ev.status.unwrap().reason.as_deref(), Some("IntegrationNotFound"));
     let ev = w.wait_event_phase("lost", EventPhase::Failed).await;
     let s = ev.status.unwrap();
     assert_eq!(s.reason.as_deref(), Some("Expired"));
@@ -306,7 +303,12 @@ async fn waiting_events_expire_at_the_deadline() {
 async fn a_pending_event_is_delivered_once_its_integration_appears() {
     let w = World::start().await;
     w.create_event("early", event_to("later", "x")).await;
-    w.wait_event("early", "pending", |ev| ev.status.as_ref().and_then(|s| s.phase) == Some(EventPhase::Pending)).await;
+    let ev = w
+        .wait_event("early", "pending", |ev| ev.status.as_ref().and_then(|s| s.phase) == Some(EventPhase::Pending))
+        .await;
+    let status = ev.status.unwrap();
+    assert_eq!(status.reason.as_deref(), Some("IntegrationNotFound"));
+    assert!(status.message.unwrap().contains("\"later\" does not exist"));
     ready_slack(&w, "later", 5).await;
     w.wait_event_phase("early", EventPhase::Delivered).await;
 }
@@ -327,17 +329,17 @@ async fn finished_events_are_deleted_after_their_ttl() {
 
 #[tokio::test]
 async fn one_integration_in_creation_order_and_others_not_held_up() {
-    let w = World::start().await;
+    let w = World::start_with(|c| c.http_timeout = Duration::from_secs(10)).await;
     let slow = ready_slack(&w, "slow", 5).await;
     ready_slack(&w, "fast", 5).await;
-    w.slack.push_response(RequestMatcher::url(&slow), ScriptedResponse::delayed_passthrough(Duration::from_secs(2)));
+    w.slack.push_response(RequestMatcher::url(&slow), ScriptedResponse::delayed_passthrough(Duration::from_secs(5)));
     for i in 0..4 {
         w.create_event(&format!("slow-{i}"), event_to("slow", &format!("s{i}"))).await;
     }
     w.create_event("fast-0", event_to("fast", "f0")).await;
     let fast_done = tokio::time::Instant::now();
     w.wait_event_phase("fast-0", EventPhase::Delivered).await;
-    assert!(fast_done.elapsed() < Duration::from_secs(2), "a slow integration held up another one");
+    assert!(fast_done.elapsed() < Duration::from_secs(4), "a slow integration held up another one");
     for i in 0..4 {
         w.wait_event_phase(&format!("slow-{i}"), EventPhase::Delivered).await;
     }

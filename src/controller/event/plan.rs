@@ -88,16 +88,6 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
             pending(d, reason::QUEUED, format!("queued for delivery to integration {name:?}"));
             continue;
         }
-        if input.expired {
-            let why = d.last_error.take();
-            d.phase = DeliveryPhase::Failed;
-            d.reason = Some(reason::EXPIRED.into());
-            d.last_error = Some(match why {
-                Some(why) => format!("the event's deadline passed while waiting: {why}"),
-                None => "the event's deadline passed".to_string(),
-            });
-            continue;
-        }
         match state {
             TargetState::Missing => {
                 pending(d, reason::INTEGRATION_NOT_FOUND, format!("integration {name:?} does not exist (yet)"))
@@ -110,10 +100,20 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
             TargetState::NotReady { reason, message } => {
                 pending(d, reason, format!("integration {name:?} is not ready: {message}"))
             }
+            TargetState::Ready if input.expired => {
+                pending(d, reason::QUEUED, "it was not delivered in time".to_string());
+            }
             TargetState::Ready => {
                 pending(d, reason::QUEUED, format!("queued for delivery to integration {name:?}"));
                 deliver.push(name.clone());
             }
+        }
+        // Past the deadline, whatever it is still waiting for ends it, and says so.
+        if input.expired && d.phase == DeliveryPhase::Pending {
+            let why = d.last_error.take().unwrap_or_default();
+            d.phase = DeliveryPhase::Failed;
+            d.reason = Some(reason::EXPIRED.into());
+            d.last_error = Some(format!("the event's deadline passed: {why}"));
         }
     }
     summarize(&mut status, input.no_targets.as_ref().map(|(r, m)| (*r, m.as_str())), input.expired, input.now);
