@@ -44,14 +44,9 @@ where
 }
 
 /// Run the controllers until they stop (they run until the process ends).
-/// `readiness` is set once the caches have synced.
-pub async fn run(client: Client, config: OperatorConfig, metrics: Arc<Metrics>, readiness: Readiness) {
-    run_with(client, config, metrics, readiness, |_| {}).await
-}
-
-/// [`run`], handing the controllers' shared [`Context`] to `started` as soon
-/// as it exists (HTTP ingestion serves from it: the integration store, the
-/// notifier cache, the delivery engine and the counters).
+/// `readiness` is set once the caches have synced. The controllers' shared
+/// [`Context`] goes to `started` as soon as it exists (HTTP ingestion serves
+/// from it, and shutdown drains its deliveries).
 pub async fn run_with(
     client: Client,
     config: OperatorConfig,

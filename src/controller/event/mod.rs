@@ -196,7 +196,7 @@ fn deliverability(ni: &NotificationIntegration) -> Deliverability {
     (state, ni.spec.disabled, ni.labels().clone())
 }
 
-/// Remembers each integration's [`Deliverability`] so that only changes to it
+/// Remembers what of each integration matters to its events, so that only changes to it
 /// (not every counter update) send its waiting events back to the controller.
 #[derive(Default)]
 pub struct IntegrationChanges {
