@@ -7,7 +7,7 @@ use std::time::Duration;
 use kube_notify::crd::{DeliveryPhase, EventPhase};
 use serde_json::json;
 
-use crate::support::operator::{NS, WAIT, World, assert_no_secret, captured_logs, condition};
+use crate::support::operator::{WAIT, World, assert_no_secret, captured_logs, condition};
 use crate::support::services::{RequestMatcher, ScriptedResponse};
 
 /// A ready Slack webhook integration; returns its URL.
@@ -376,7 +376,6 @@ async fn the_operator_stays_within_chatworks_room_limit() {
     let limited = w.chatwork.requests().iter().filter(|r| r.status == Some(429)).count();
     assert_eq!(limited, 0, "the operator's own rate limiter should prevent 429s");
     assert_eq!(w.chatwork.messages().len(), 11);
-    let _ = NS;
 }
 
 #[tokio::test]

@@ -72,8 +72,14 @@ async fn ready_once_the_caches_have_synced() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert_eq!(http.get(format!("http://{addr}/readyz")).send().await.unwrap().status(), 200);
+    let hook = w.webhook.add_endpoint("/hooks/metrics");
+    w.put_secret("metrics", &[("webhookUrl", &hook)]).await;
+    w.create_integration("metrics", json!({"service": "webhook", "secretRef": {"name": "metrics"}})).await;
+    w.wait_condition("metrics", "Ready", "True", None).await;
     let metrics = http.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("kube_notify_reconciliations_total") || metrics.contains("# EOF"), "{metrics}");
+    // Readiness means the watches synced; the metrics endpoint shows the counters.
+    assert!(metrics.contains("kube_notify_reconciliations_total{kind=\"NotificationIntegration\"}"), "{metrics}");
+    assert!(metrics.trim_end().ends_with("# EOF"), "OpenMetrics text ends with # EOF");
 }
 
 #[tokio::test]
