@@ -14,6 +14,9 @@ use kube_notify::server::admin::{self, Readiness};
 use kube_notify::server::{ingest, sidecar};
 use kube_notify::{crd, telemetry};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {

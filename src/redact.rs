@@ -39,6 +39,44 @@ impl fmt::Display for Credential {
     }
 }
 
+/// A webhook URL with a secret in it, parsed once (when the notifier is
+/// built) and sent as is. Formats as `***`, like [`Credential`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl {
+    raw: Credential,
+    url: Url,
+}
+
+impl SecretUrl {
+    /// `raw` as the Secret holds it, and `url`, what it parsed to.
+    pub fn new(raw: Credential, url: Url) -> Self {
+        SecretUrl { raw, url }
+    }
+
+    /// The URL to send to. Use only to build a request.
+    pub fn expose(&self) -> &Url {
+        &self.url
+    }
+
+    /// Every form of the secret a text may quote (the Secret's value, the
+    /// parsed URL), for [`scrub`].
+    pub fn forms(&self) -> [&str; 2] {
+        [self.raw.expose(), self.url.as_str()]
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretUrl(***)")
+    }
+}
+
+impl fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
 /// A URL safe to show: scheme, host and port, with the path and query (where
 /// webhook secrets live) replaced by `***`. Slack webhooks keep their
 /// documented shape `https://hooks.slack.com/services/T…/B…/***`.
@@ -94,6 +132,16 @@ mod tests {
         assert_eq!(format!("{c}"), "***");
         assert_eq!(format!("{c:?}"), "Credential(***)");
         assert_eq!(c.expose(), "xoxb-123-secret");
+    }
+
+    #[test]
+    fn secret_url_never_formats_its_value() {
+        let raw = " https://Example.com/hook/abcdef123456 ";
+        let u = SecretUrl::new(Credential::new(raw), Url::parse(raw.trim()).unwrap());
+        assert_eq!(format!("{u}"), "***");
+        assert_eq!(format!("{u:?}"), "SecretUrl(***)");
+        assert_eq!(u.expose().as_str(), "https://example.com/hook/abcdef123456");
+        assert_eq!(u.forms(), [raw, "https://example.com/hook/abcdef123456"]);
     }
 
     #[test]

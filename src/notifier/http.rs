@@ -37,16 +37,16 @@ impl HttpClient {
     }
 
     /// The underlying client, to build requests with.
-    pub fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+    pub fn request(&self, method: reqwest::Method, url: impl reqwest::IntoUrl) -> reqwest::RequestBuilder {
         self.inner.request(method, url)
     }
 
     /// Send a request. A transport failure becomes a transient verdict whose
     /// message names no URL.
     pub async fn send(&self, request: reqwest::RequestBuilder, service: &str) -> Result<HttpResponse, Verdict> {
-        let response = request.send().await.map_err(|e| transport_verdict(e, service))?;
+        let mut response = request.send().await.map_err(|e| transport_verdict(e, service))?;
         let status = response.status();
-        let headers = response.headers().clone();
+        let headers = std::mem::take(response.headers_mut());
         let body = read_bounded(response).await.map_err(|e| transport_verdict(e, service))?;
         Ok(HttpResponse { status, headers, body })
     }

@@ -21,7 +21,7 @@ use futures::future::BoxFuture;
 use url::Url;
 
 use crate::crd::{NotificationIntegrationSpec, Service};
-use crate::redact::Credential;
+use crate::redact::{Credential, SecretUrl};
 use classify::{Failure, Verdict};
 use endpoint::EndpointPolicy;
 use http::HttpClient;
@@ -144,7 +144,7 @@ pub fn build(
                     let raw = required_value(data, key, secret_name)?;
                     let url = endpoint::parse_url(raw.expose(), key)?;
                     endpoint::check_slack_webhook(&url, &endpoints.policy)?;
-                    Ok(Box::new(slack::SlackWebhook::new(raw)))
+                    Ok(Box::new(slack::SlackWebhook::new(SecretUrl::new(raw, url))))
                 }
             }
         }
@@ -169,7 +169,7 @@ pub fn build(
             let raw = required_value(data, key, secret_name)?;
             let url = endpoint::parse_url(raw.expose(), key)?;
             endpoint::check_teams_workflow(&url, &endpoints.policy)?;
-            Ok(Box::new(teams::TeamsWorkflow::new(raw)))
+            Ok(Box::new(teams::TeamsWorkflow::new(SecretUrl::new(raw, url))))
         }
         Service::Webhook => {
             let key = key_override.unwrap_or(KEY_WEBHOOK_URL);
@@ -179,7 +179,7 @@ pub fn build(
             let signing = secret_value(data, KEY_SIGNING_SECRET, secret_name)?
                 .map(|s| webhook::SigningKey::parse(&s, secret_name))
                 .transpose()?;
-            Ok(Box::new(webhook::GenericWebhook::new(raw, signing)))
+            Ok(Box::new(webhook::GenericWebhook::new(SecretUrl::new(raw, url), signing)))
         }
     }
 }

@@ -12,7 +12,7 @@ use super::http::{HttpClient, HttpResponse};
 use super::render::{self, Message};
 use super::{Notifier, fingerprint, quota};
 use crate::crd::Service;
-use crate::redact::{Credential, scrub};
+use crate::redact::{Credential, SecretUrl, scrub};
 
 const SERVICE: &str = "Slack";
 
@@ -94,11 +94,11 @@ pub fn classify_slack_api_response(response: &HttpResponse) -> Verdict {
 
 /// An incoming webhook; the whole URL is the credential.
 pub struct SlackWebhook {
-    url: Credential,
+    url: SecretUrl,
 }
 
 impl SlackWebhook {
-    pub fn new(url: Credential) -> Self {
+    pub fn new(url: SecretUrl) -> Self {
         SlackWebhook { url }
     }
 }
@@ -112,7 +112,7 @@ impl Notifier for SlackWebhook {
     /// dead-destination error from a dead one.
     fn validate<'a>(&'a self, http: &'a HttpClient) -> BoxFuture<'a, Verdict> {
         async move {
-            let request = http.request(reqwest::Method::POST, self.url.expose()).json(&serde_json::json!({}));
+            let request = http.request(reqwest::Method::POST, self.url.expose().clone()).json(&serde_json::json!({}));
             let verdict = match http.send(request, SERVICE).await {
                 Ok(response) => match classify_slack_webhook_response(&response) {
                     // A live webhook parses the probe and refuses it for lack of text.
@@ -121,26 +121,30 @@ impl Notifier for SlackWebhook {
                 },
                 Err(v) => v,
             };
-            scrub_verdict(verdict, &[self.url.expose()])
+            scrub_verdict(verdict, &self.url.forms())
         }
         .boxed()
     }
 
     fn deliver<'a>(&'a self, http: &'a HttpClient, message: &'a Message) -> BoxFuture<'a, Verdict> {
         async move {
-            let request = http.request(reqwest::Method::POST, self.url.expose()).json(&render::slack::render(message));
+            let request =
+                http.request(reqwest::Method::POST, self.url.expose().clone()).json(&render::slack::render(message));
             let verdict = match http.send(request, SERVICE).await {
                 Ok(response) => classify_slack_webhook_response(&response),
                 Err(v) => v,
             };
-            scrub_verdict(verdict, &[self.url.expose()])
+            scrub_verdict(verdict, &self.url.forms())
         }
         .boxed()
     }
 
     /// About one message per second per webhook, short bursts tolerated.
     fn rate_limits(&self) -> Vec<(String, governor::Quota)> {
-        vec![(format!("slack-webhook:{}", fingerprint(self.url.expose())), quota(1, Duration::from_secs(1), 3))]
+        vec![(
+            format!("slack-webhook:{}", fingerprint(self.url.expose().as_str())),
+            quota(1, Duration::from_secs(1), 3),
+        )]
     }
 }
 
@@ -177,11 +181,11 @@ impl SlackBot {
     }
 
     async fn check(&self, http: &HttpClient) -> Verdict {
-        if let Err(v) = self.call(http, http.request(reqwest::Method::POST, &self.method_url("auth.test"))).await {
+        if let Err(v) = self.call(http, http.request(reqwest::Method::POST, self.method_url("auth.test"))).await {
             return v;
         }
         let info = http
-            .request(reqwest::Method::GET, &self.method_url("conversations.info"))
+            .request(reqwest::Method::GET, self.method_url("conversations.info"))
             .query(&[("channel", self.channel.as_str())]);
         match self.call(http, info).await {
             Ok(body) => {
@@ -226,7 +230,7 @@ impl Notifier for SlackBot {
                 body["icon_emoji"] = serde_json::Value::String(i.clone());
             }
             let request = http
-                .request(reqwest::Method::POST, &self.method_url("chat.postMessage"))
+                .request(reqwest::Method::POST, self.method_url("chat.postMessage"))
                 .bearer_auth(self.token.expose())
                 .json(&body);
             let verdict = match http.send(request, SERVICE).await {

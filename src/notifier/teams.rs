@@ -13,7 +13,7 @@ use super::render::{self, Message};
 use super::slack::scrub_verdict;
 use super::{Notifier, fingerprint, quota};
 use crate::crd::Service;
-use crate::redact::Credential;
+use crate::redact::SecretUrl;
 
 const SERVICE: &str = "Teams";
 
@@ -62,11 +62,11 @@ pub fn classify_teams_response(response: &HttpResponse) -> Verdict {
 
 /// A Teams Workflows webhook.
 pub struct TeamsWorkflow {
-    url: Credential,
+    url: SecretUrl,
 }
 
 impl TeamsWorkflow {
-    pub fn new(url: Credential) -> Self {
+    pub fn new(url: SecretUrl) -> Self {
         TeamsWorkflow { url }
     }
 }
@@ -84,19 +84,20 @@ impl Notifier for TeamsWorkflow {
 
     fn deliver<'a>(&'a self, http: &'a HttpClient, message: &'a Message) -> BoxFuture<'a, Verdict> {
         async move {
-            let request = http.request(reqwest::Method::POST, self.url.expose()).json(&render::teams::render(message));
+            let request =
+                http.request(reqwest::Method::POST, self.url.expose().clone()).json(&render::teams::render(message));
             let verdict = match http.send(request, SERVICE).await {
                 Ok(response) => classify_teams_response(&response),
                 Err(v) => v,
             };
-            scrub_verdict(verdict, &[self.url.expose()])
+            scrub_verdict(verdict, &self.url.forms())
         }
         .boxed()
     }
 
     /// About four requests per second per workflow.
     fn rate_limits(&self) -> Vec<(String, governor::Quota)> {
-        vec![(format!("teams:{}", fingerprint(self.url.expose())), quota(4, Duration::from_secs(1), 4))]
+        vec![(format!("teams:{}", fingerprint(self.url.expose().as_str())), quota(4, Duration::from_secs(1), 4))]
     }
 }
 

@@ -13,7 +13,7 @@ use super::render::{self, Message};
 use super::slack::scrub_verdict;
 use super::{KEY_SIGNING_SECRET, Notifier};
 use crate::crd::Service;
-use crate::redact::Credential;
+use crate::redact::{Credential, SecretUrl};
 
 const SERVICE: &str = "webhook";
 
@@ -70,12 +70,12 @@ impl SigningKey {
 
 /// A generic webhook endpoint.
 pub struct GenericWebhook {
-    url: Credential,
+    url: SecretUrl,
     signing_key: Option<SigningKey>,
 }
 
 impl GenericWebhook {
-    pub fn new(url: Credential, signing_key: Option<SigningKey>) -> Self {
+    pub fn new(url: SecretUrl, signing_key: Option<SigningKey>) -> Self {
         GenericWebhook { url, signing_key }
     }
 }
@@ -93,10 +93,11 @@ impl Notifier for GenericWebhook {
 
     fn deliver<'a>(&'a self, http: &'a HttpClient, message: &'a Message) -> BoxFuture<'a, Verdict> {
         async move {
-            let body = serde_json::to_vec(&render::webhook::render(message, &message.created_at.to_string()))
+            let timestamp = message.created_at.to_string();
+            let body = serde_json::to_vec(&render::webhook::render(message, &timestamp))
                 .expect("a JSON value always serializes");
             let mut request = http
-                .request(reqwest::Method::POST, self.url.expose())
+                .request(reqwest::Method::POST, self.url.expose().clone())
                 .header(http::header::CONTENT_TYPE, "application/json");
             if let Some(key) = &self.signing_key {
                 let timestamp = jiff::Timestamp::now().as_second();
@@ -109,7 +110,7 @@ impl Notifier for GenericWebhook {
                 Ok(response) => classify_webhook_response(&response),
                 Err(v) => v,
             };
-            scrub_verdict(verdict, &[self.url.expose()])
+            scrub_verdict(verdict, &self.url.forms())
         }
         .boxed()
     }

@@ -2,6 +2,8 @@
 //! figures rather than assert them):
 //!
 //! `cargo test --release --test integration bench_event_delivery -- --ignored --nocapture`
+//! `cargo test --release --test integration bench_sync -- --ignored --nocapture`
+//! `cargo test --release --test integration bench_alertmanager -- --ignored --nocapture`
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -11,7 +13,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube_notify::crd::EventPhase;
 use serde_json::json;
 
-use crate::support::operator::World;
+use crate::support::apiserver::TokenReviewAnswer;
+use crate::support::operator::{NS, OPERATOR_TOKEN, WAIT, World};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -147,4 +150,330 @@ async fn bench_api_emulation_writes() {
         elapsed.as_secs_f64(),
         n as f64 / elapsed.as_secs_f64()
     );
+}
+
+// ---------------------------------------------------------------------------
+// The synchronous route against Alertmanager: the same load generator and
+// the same kind of sink, on the same machine.
+
+const BENCH_TOKEN: &str = "bench-token";
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Kills the child process when dropped.
+struct Process(std::process::Child);
+
+impl Process {
+    /// CPU time (user + system) the process has used so far (Linux `/proc`).
+    fn cpu(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.0.id())).ok()?;
+        // Fields after the command name (which may hold spaces), 1-based: 14 utime, 15 stime.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split(' ').collect();
+        let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(Duration::from_millis(ticks * 10)) // USER_HZ is 100 on Linux
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free loopback port (bound, then released for the child to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A sink on `addr` that answers 200 to everything; `on_body` sees each body.
+async fn start_sink(
+    addr: &str,
+    on_body: impl Fn(bytes::Bytes) + Clone + Send + Sync + 'static,
+) -> (String, tokio::task::JoinHandle<()>) {
+    let app = axum::Router::new().fallback(move |body: bytes::Bytes| {
+        let on_body = on_body.clone();
+        async move {
+            on_body(body);
+            axum::http::StatusCode::OK
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, task)
+}
+
+/// `connections` keep-alive connections, each sending requests one after the
+/// other for `seconds`: the latency of each successful (2xx) answer, and the
+/// number of failures.
+async fn load(
+    connections: usize,
+    seconds: f64,
+    request: impl Fn(&reqwest::Client, usize) -> reqwest::RequestBuilder + Clone + Send + 'static,
+) -> (Vec<Duration>, u64) {
+    let until = Instant::now() + Duration::from_secs_f64(seconds);
+    let tasks: Vec<_> = (0..connections)
+        .map(|c| {
+            let request = request.clone();
+            tokio::spawn(async move {
+                let http = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+                let (mut latencies, mut errors) = (Vec::new(), 0u64);
+                let mut n = c;
+                while Instant::now() < until {
+                    let start = Instant::now();
+                    match request(&http, n).send().await {
+                        Ok(r) if r.status().is_success() => {
+                            let _ = r.bytes().await;
+                            latencies.push(start.elapsed());
+                        }
+                        _ => errors += 1,
+                    }
+                    n += connections;
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let (mut all, mut errors) = (Vec::new(), 0);
+    for task in tasks {
+        let (l, e) = task.await.unwrap();
+        all.extend(l);
+        errors += e;
+    }
+    all.sort();
+    (all, errors)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Messages per second and latency of `POST …/send` with 64 concurrent
+/// connections: the real `kube-notify run` binary (its own process, release
+/// build, production settings and logging) against the API emulation
+/// (TokenReview and SubjectAccessReview answered, then cached), delivering
+/// through one generic-webhook integration to a local sink that answers 200.
+/// Reports the operator's CPU time per message too.
+///
+/// `cargo test --release --test integration bench_sync -- --ignored --nocapture`
+///
+/// Knobs: BENCH_CONNECTIONS (64), BENCH_SECONDS (10), BENCH_INTEGRATIONS (1;
+/// generic webhooks have no rate limit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run explicitly with --ignored --nocapture"]
+async fn bench_sync() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let connections: usize = env_or("BENCH_CONNECTIONS", 64);
+    let integrations: usize = env_or("BENCH_INTEGRATIONS", 1);
+    let seconds: f64 = env_or("BENCH_SECONDS", 10.0);
+    let received = std::sync::Arc::new(AtomicU64::new(0));
+    let counted = received.clone();
+    let (sink, _sink) = start_sink("127.0.0.1:0", move |_| {
+        counted.fetch_add(1, Ordering::Relaxed);
+    })
+    .await;
+
+    let w = World::without_operator().await;
+    w.api.set_token_review(BENCH_TOKEN, TokenReviewAnswer::user("bench", &["system:authenticated"]));
+    w.api.set_access_review(|spec| (spec.user.as_deref() == Some("bench"), "allowed for the benchmark".into()));
+    for i in 0..integrations {
+        let name = format!("sink-{i}");
+        w.put_secret(&name, &[("webhookUrl", &format!("{sink}/hook/{i}"))]).await;
+        w.create_integration(&name, json!({"service": "webhook", "secretRef": {"name": name}})).await;
+    }
+
+    // The operator, as deployed: its own process and runtime.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-sync-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: e, cluster: {{server: \"{}\"}}}}]\n\
+             users: [{{name: op, user: {{token: {OPERATOR_TOKEN}}}}}]\n\
+             contexts: [{{name: e, context: {{cluster: e, user: op}}}}]\ncurrent-context: e\n",
+            w.api.url()
+        ),
+    )
+    .unwrap();
+    let (http_port, admin_port) = (free_port(), free_port());
+    let operator = Process(
+        std::process::Command::new(env!("CARGO_BIN_EXE_kube-notify"))
+            .args(["run", "--leader-election=false", "--ingest-rate=1000000", "--ingest-burst=1000000"])
+            .arg(format!("--allow-endpoint={sink}/"))
+            .arg(format!("--http-addr=127.0.0.1:{http_port}"))
+            .arg(format!("--admin-addr=127.0.0.1:{admin_port}"))
+            .env("KUBECONFIG", &kubeconfig)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the kube-notify binary runs"),
+    );
+    for i in 0..integrations {
+        w.wait_condition(&format!("sink-{i}"), "Ready", "True", None).await;
+    }
+    let url = format!("http://127.0.0.1:{http_port}");
+    let body = json!({"title": "bench", "message": "a synchronous notification", "severity": "info",
+                      "fields": [{"name": "env", "value": "bench"}]})
+    .to_string();
+    let send = move |http: &reqwest::Client, n: usize| {
+        http.post(format!("{url}/v1/namespaces/{NS}/integrations/sink-{}/send", n % integrations))
+            .bearer_auth(BENCH_TOKEN)
+            .header("content-type", "application/json")
+            .body(body.clone())
+    };
+    // Until the operator's store has every integration Ready (then a warm-up:
+    // connections, cached reviews, notifiers).
+    let deadline = Instant::now() + WAIT;
+    let http = reqwest::Client::new();
+    for i in 0..integrations {
+        while !send(&http, i).send().await.is_ok_and(|r| r.status().is_success()) {
+            assert!(Instant::now() < deadline, "the operator never served sink-{i}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    load(connections, 1.0, send.clone()).await;
+
+    let (cpu_before, sunk_before, api_before) =
+        (operator.cpu(), received.load(Ordering::Relaxed), w.api.requests().len());
+    let started = Instant::now();
+    let (latencies, errors) = load(connections, seconds, send).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = operator.cpu().zip(cpu_before).map(|(a, b)| a - b).unwrap_or_default();
+    let sunk = received.load(Ordering::Relaxed) - sunk_before;
+    let mut calls = std::collections::BTreeMap::<String, usize>::new();
+    for r in &w.api.requests()[api_before..] {
+        *calls.entry(format!("{} {} {}", r.verb, r.resource, r.subresource).trim().to_string()).or_default() += 1;
+    }
+    println!(
+        "BENCH sync connections={connections} integrations={integrations} seconds={elapsed:.1} delivered={} \
+         rate={:.0} msg/s p50={:.2}ms p99={:.2}ms max={:.2}ms errors={errors} sink={sunk} \
+         operator_cpu={:.0}us/msg api_calls={calls:?}",
+        latencies.len(),
+        latencies.len() as f64 / elapsed,
+        ms(percentile(&latencies, 0.50)),
+        ms(percentile(&latencies, 0.99)),
+        ms(latencies.last().copied().unwrap_or_default()),
+        cpu.as_secs_f64() * 1e6 / latencies.len().max(1) as f64,
+    );
+    assert_eq!(errors, 0);
+    assert_eq!(sunk, latencies.len() as u64, "every 200 was one message at the sink");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The same load against Alertmanager (Debian's `prometheus-alertmanager`,
+/// started here from PATH unless BENCH_ALERTMANAGER_URL names a running one):
+/// 64 connections post one new alert each (`POST /api/v2/alerts`), every
+/// alert its own group sent at once (`group_by: ['...']`, `group_wait: 0s`)
+/// to a webhook receiver on a local sink like `bench_sync`'s. Reports alerts
+/// delivered to the sink per second and post-to-sink latency.
+///
+/// `apt-get install prometheus-alertmanager` then
+/// `cargo test --release --test integration bench_alertmanager -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: needs prometheus-alertmanager on PATH (or BENCH_ALERTMANAGER_URL)"]
+async fn bench_alertmanager() {
+    use std::sync::{Arc, Mutex};
+    let connections: usize = env_or("BENCH_CONNECTIONS", 64);
+    let seconds: f64 = env_or("BENCH_SECONDS", 10.0);
+    let epoch = Instant::now();
+    // The sink: one webhook per notification; each alert carries its posting time.
+    let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
+    let seen = latencies.clone();
+    let (sink, _sink) = start_sink("127.0.0.1:0", move |body| {
+        let now = epoch.elapsed();
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) else { return };
+        let mut l = seen.lock().unwrap();
+        for alert in v["alerts"].as_array().into_iter().flatten() {
+            if let Some(sent) = alert["labels"]["sent_us"].as_str().and_then(|s| s.parse::<u64>().ok()) {
+                l.push(now.saturating_sub(Duration::from_micros(sent)));
+            }
+        }
+    })
+    .await;
+
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-am-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (alertmanager, process) = match std::env::var("BENCH_ALERTMANAGER_URL") {
+        Ok(url) => (url, None),
+        Err(_) => {
+            let config = dir.join("am.yml");
+            std::fs::write(
+                &config,
+                format!(
+                    "route: {{receiver: sink, group_by: ['...'], group_wait: 0s, group_interval: 1m, repeat_interval: 4h}}\n\
+                     receivers: [{{name: sink, webhook_configs: [{{url: '{sink}/am', send_resolved: false}}]}}]\n"
+                ),
+            )
+            .unwrap();
+            let port = free_port();
+            let process = Process(
+                std::process::Command::new("prometheus-alertmanager")
+                    .arg(format!("--config.file={}", config.display()))
+                    .arg(format!("--storage.path={}", dir.join("data").display()))
+                    .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                    .arg("--cluster.listen-address=")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .expect("prometheus-alertmanager on PATH (apt-get install prometheus-alertmanager)"),
+            );
+            (format!("http://127.0.0.1:{port}"), Some(process))
+        }
+    };
+    let ready = format!("{alertmanager}/-/ready");
+    let deadline = Instant::now() + WAIT;
+    while !reqwest::get(&ready).await.is_ok_and(|r| r.status().is_success()) {
+        assert!(Instant::now() < deadline, "Alertmanager never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let url = format!("{alertmanager}/api/v2/alerts");
+    let post = move |http: &reqwest::Client, n: usize| {
+        http.post(&url).json(&json!([{
+            "labels": {"alertname": "bench", "id": n.to_string(), "sent_us": epoch.elapsed().as_micros().to_string()},
+            "annotations": {"summary": "a notification", "description": "a synchronous notification"},
+        }]))
+    };
+    let cpu_before = process.as_ref().and_then(Process::cpu);
+    let started = Instant::now();
+    let (posts, errors) = load(connections, seconds, post).await;
+    let posting = started.elapsed().as_secs_f64();
+    let in_window = latencies.lock().unwrap().len();
+    // Let the queued notifications drain (while the count grows, at most 60 s).
+    let drain_deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = in_window;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = latencies.lock().unwrap().len();
+        if now >= posts.len() || now == last || Instant::now() > drain_deadline {
+            break;
+        }
+        last = now;
+    }
+    let total = started.elapsed().as_secs_f64();
+    let cpu = process.as_ref().and_then(Process::cpu).zip(cpu_before).map(|(a, b)| a - b);
+    let mut l = latencies.lock().unwrap().clone();
+    l.sort();
+    println!(
+        "BENCH alertmanager connections={connections} posted={} ({:.0}/s over {posting:.1}s) post_errors={errors} \
+         delivered_in_window={in_window} ({:.0}/s) delivered_total={} in {total:.1}s ({:.0}/s) \
+         p50={:.2}ms p99={:.2}ms max={:.2}ms alertmanager_cpu={}",
+        posts.len(),
+        posts.len() as f64 / posting,
+        in_window as f64 / posting,
+        l.len(),
+        l.len() as f64 / total,
+        ms(percentile(&l, 0.50)),
+        ms(percentile(&l, 0.99)),
+        ms(l.last().copied().unwrap_or_default()),
+        cpu.map(|c| format!("{:.0}us/alert", c.as_secs_f64() * 1e6 / l.len().max(1) as f64))
+            .unwrap_or_else(|| "unknown".into()),
+    );
+    drop(process);
+    let _ = std::fs::remove_dir_all(&dir);
 }

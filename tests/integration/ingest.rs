@@ -3,8 +3,7 @@
 //! the real operator delivering to the service emulators, refused requests
 //! never reaching a service, and the sidecar acting as its pod.
 //!
-//! The benchmark of the synchronous route is `bench_sync` (ignored):
-//! `cargo test --release --test integration bench_sync -- --ignored --nocapture`
+//! The benchmark of the synchronous route is `bench_sync` in bench.rs.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -321,6 +320,34 @@ async fn send_delivers_synchronously_without_writing_an_object_per_message() {
     );
     assert!(metrics.contains(r#"code="200""#));
     assert_eq!(metric_value(&metrics, "kube_notify_deliveries_total", "delivered"), 21);
+}
+
+/// A caller that hangs up mid-delivery does not cut the delivery short: it is
+/// sent, and counted on the integration, all the same.
+#[tokio::test]
+async fn send_finishes_and_counts_when_the_caller_hangs_up() {
+    let t = Ingest::start().await;
+    let hook = t.ready_webhook("hook", 5).await;
+    t.w.webhook.push_response(
+        RequestMatcher::path(&hook),
+        ScriptedResponse::status(200).with_delay(Duration::from_millis(500)),
+    );
+    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(100)).build().unwrap();
+    let gave_up = impatient
+        .post(format!("{}{}", t.url, send_path("hook")))
+        .bearer_auth(ALICE)
+        .header("content-type", "application/json")
+        .body(message("still delivered").to_string())
+        .send()
+        .await;
+    assert!(gave_up.is_err_and(|e| e.is_timeout()), "the caller was meant to give up first");
+    t.w.wait_integration("hook", "totalDelivered 1", |ni| ni.status.as_ref().is_some_and(|s| s.total_delivered == 1))
+        .await;
+    // One call (answered by the script after the caller left), not retried.
+    let calls = t.w.webhook.requests();
+    assert_eq!(calls.len(), 1);
+    assert!(String::from_utf8_lossy(&calls[0].body).contains("still delivered"));
+    assert_eq!(metric_value(&t.w.metrics.render(), "kube_notify_deliveries_total", "delivered"), 1);
 }
 
 #[tokio::test]
@@ -678,295 +705,4 @@ async fn sidecar_body_limit_and_loopback_only() {
     );
     let e = sidecar::serve("0.0.0.0:0".parse().unwrap(), router).await.unwrap_err();
     assert!(e.to_string().contains("not a loopback address"), "{e}");
-}
-
-// ---------------------------------------------------------------------------
-// The benchmark of the synchronous route.
-
-/// A sink that answers 200 to every POST and counts them.
-async fn start_sink(addr: &str) -> (String, Arc<std::sync::atomic::AtomicU64>, Task) {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    let count = Arc::new(AtomicU64::new(0));
-    let counted = count.clone();
-    let app = axum::Router::new().fallback(move || {
-        let counted = counted.clone();
-        async move {
-            counted.fetch_add(1, Ordering::Relaxed);
-            axum::http::StatusCode::OK
-        }
-    });
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (url, count, Task(task))
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-/// Messages per second and latency of `POST …/send` with 64 concurrent
-/// connections, through the real operator (API emulation, TokenReview and
-/// SubjectAccessReview cached, the delivery engine, batched counters) to a
-/// trivial local sink, with production logging.
-///
-/// `cargo test --release --test integration bench_sync -- --ignored --nocapture`
-///
-/// Knobs: BENCH_CONNECTIONS (64), BENCH_SECONDS (10), BENCH_INTEGRATIONS
-/// (1: one integration to one sink; generic webhooks have no rate limit), BENCH_COUNTER_FLUSH (seconds
-/// between counter writes per integration; 1 as in production),
-/// BENCH_SEPARATE_API=1 (the API emulation on its own runtime), BENCH_LOG.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: run explicitly with --release --ignored --nocapture"]
-async fn bench_sync() {
-    use std::sync::atomic::Ordering;
-    let connections: usize = env_or("BENCH_CONNECTIONS", 64);
-    let integrations: usize = env_or("BENCH_INTEGRATIONS", 1);
-    let seconds: u64 = env_or("BENCH_SECONDS", 10);
-    // Production logging (the default `--log`), not the tests' debug capture:
-    // the first subscriber installed wins.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(std::env::var("BENCH_LOG").unwrap_or_else(|_| "info,kube=warn".into()))
-        .with_writer(std::io::sink)
-        .try_init();
-    let (sink, received, _sink) = start_sink("127.0.0.1:0").await;
-    // The production counter flush (1s), and the sink allowed as an endpoint.
-    // BENCH_SEPARATE_API=1: the API emulation on its own runtime (one thread),
-    // as a real API server is another process; by default it shares the test's.
-    let api_rt = (env_or("BENCH_SEPARATE_API", 0) == 1)
-        .then(|| tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap());
-    let mut w = match &api_rt {
-        Some(rt) => rt.spawn(World::without_operator()).await.unwrap(),
-        None => World::without_operator().await,
-    };
-    w.config.settings.counter_flush = Duration::from_secs_f64(env_or("BENCH_COUNTER_FLUSH", 1.0));
-    w.config.endpoints.policy = kube_notify::notifier::endpoint::EndpointPolicy::new(&[format!("{sink}/")]).unwrap();
-    let unlimited = 1_000_000.try_into().unwrap();
-    let t = Ingest::start_in(w, IngestConfig { rate: unlimited, burst: unlimited, ..test_config() }).await;
-    for i in 0..integrations {
-        let name = format!("sink-{i}");
-        t.w.put_secret(&name, &[("webhookUrl", &format!("{sink}/hook/{i}"))]).await;
-        t.w.create_integration(&name, json!({"service": "webhook", "secretRef": {"name": name}})).await;
-    }
-    for i in 0..integrations {
-        t.wait_store(&format!("sink-{i}"), "Ready", |ni| conditions::is_true(&status_conditions(ni), "Ready")).await;
-    }
-    let body = json!({"title": "bench", "message": "a synchronous notification", "severity": "info",
-                      "fields": [{"name": "env", "value": "bench"}]})
-    .to_string();
-    let run = |secs: u64| {
-        let url = t.url.clone();
-        let body = body.clone();
-        async move {
-            let until = std::time::Instant::now() + Duration::from_secs(secs);
-            let tasks: Vec<_> = (0..connections)
-                .map(|c| {
-                    let url = url.clone();
-                    let body = body.clone();
-                    tokio::spawn(async move {
-                        let http = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
-                        let mut latencies = Vec::new();
-                        let mut errors = 0u64;
-                        let mut n = c;
-                        while std::time::Instant::now() < until {
-                            let path = send_path(&format!("sink-{}", n % integrations));
-                            n += connections;
-                            let start = std::time::Instant::now();
-                            let r = http
-                                .post(format!("{url}{path}"))
-                                .bearer_auth(ALICE)
-                                .header("content-type", "application/json")
-                                .body(body.clone())
-                                .send()
-                                .await;
-                            match r {
-                                Ok(r) if r.status() == 200 => {
-                                    let _ = r.bytes().await;
-                                    latencies.push(start.elapsed());
-                                }
-                                _ => errors += 1,
-                            }
-                        }
-                        (latencies, errors)
-                    })
-                })
-                .collect();
-            let mut all = Vec::new();
-            let mut errors = 0;
-            for task in tasks {
-                let (l, e) = task.await.unwrap();
-                all.extend(l);
-                errors += e;
-            }
-            all.sort();
-            (all, errors)
-        }
-    };
-    run(1).await; // warm-up: connections, reviews, notifier cache
-    let api_before = t.w.api.requests().len();
-    let before = received.load(Ordering::Relaxed);
-    let started = std::time::Instant::now();
-    let (latencies, errors) = run(seconds).await;
-    let elapsed = started.elapsed().as_secs_f64();
-    let sunk = received.load(Ordering::Relaxed) - before;
-    println!(
-        "BENCH sync connections={connections} integrations={integrations} seconds={elapsed:.1} delivered={} \
-         rate={:.0} msg/s p50={:.2}ms p99={:.2}ms max={:.2}ms errors={errors} sink={sunk} ({:.0}/s) \
-         tokenreviews={} subjectaccessreviews={}",
-        latencies.len(),
-        latencies.len() as f64 / elapsed,
-        percentile(&latencies, 0.50).as_secs_f64() * 1000.0,
-        percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
-        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
-        sunk as f64 / elapsed,
-        t.api_calls(OPERATOR_USER, "create", "tokenreviews"),
-        t.api_calls(OPERATOR_USER, "create", "subjectaccessreviews"),
-    );
-    // What the operator asked the API server for during the run.
-    let mut calls = std::collections::BTreeMap::<String, usize>::new();
-    for r in &t.w.api.requests()[api_before..] {
-        let what = format!(
-            "{} {}{}",
-            r.verb,
-            r.resource,
-            if r.subresource.is_empty() { String::new() } else { format!("/{}", r.subresource) }
-        );
-        *calls.entry(what).or_default() += 1;
-    }
-    println!("BENCH sync API calls during the run: {calls:?}");
-    drop(t);
-    if let Some(rt) = api_rt {
-        rt.shutdown_background();
-    }
-    assert_eq!(errors, 0);
-}
-
-/// The same load against Alertmanager, for comparison: 64 connections post
-/// one new alert each (`POST /api/v2/alerts`) to the Alertmanager at
-/// BENCH_ALERTMANAGER_URL, whose webhook receiver points at the sink this
-/// test serves on BENCH_SINK_ADDR (default 127.0.0.1:9099, any path). Each
-/// alert is its own group, sent at once. Reports alerts delivered to the sink
-/// per second and post-to-sink latency. With Debian's package:
-///
-/// ```text
-/// apt-get install prometheus-alertmanager
-/// cat > /tmp/am.yml <<'EOF'
-/// route: {receiver: sink, group_by: ['...'], group_wait: 0s, group_interval: 1m, repeat_interval: 4h}
-/// receivers: [{name: sink, webhook_configs: [{url: 'http://127.0.0.1:9099/am', send_resolved: false}]}]
-/// EOF
-/// prometheus-alertmanager --config.file=/tmp/am.yml --storage.path=/tmp/am-data \
-///   --web.listen-address=127.0.0.1:9093 --cluster.listen-address= &
-/// BENCH_ALERTMANAGER_URL=http://127.0.0.1:9093 cargo test --release --test integration \
-///   bench_alertmanager -- --ignored --nocapture
-/// ```
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: needs a running Alertmanager (BENCH_ALERTMANAGER_URL)"]
-async fn bench_alertmanager() {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    let Ok(alertmanager) = std::env::var("BENCH_ALERTMANAGER_URL") else {
-        panic!("set BENCH_ALERTMANAGER_URL (e.g. http://127.0.0.1:9093)");
-    };
-    let connections: usize = env_or("BENCH_CONNECTIONS", 64);
-    let seconds: u64 = env_or("BENCH_SECONDS", 10);
-    let sink_addr: String = env_or("BENCH_SINK_ADDR", "127.0.0.1:9099".to_string());
-    let epoch = std::time::Instant::now();
-    // The sink: one webhook per notification; each alert carries its posting time.
-    let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
-    let notifications = Arc::new(AtomicU64::new(0));
-    let app = {
-        let latencies = latencies.clone();
-        let notifications = notifications.clone();
-        axum::Router::new().fallback(move |body: axum::body::Bytes| {
-            let latencies = latencies.clone();
-            let notifications = notifications.clone();
-            async move {
-                let now = epoch.elapsed();
-                notifications.fetch_add(1, Ordering::Relaxed);
-                if let Ok(v) = serde_json::from_slice::<Value>(&body) {
-                    let mut l = latencies.lock().unwrap();
-                    for alert in v["alerts"].as_array().into_iter().flatten() {
-                        if let Some(sent) = alert["labels"]["sent_us"].as_str().and_then(|s| s.parse::<u64>().ok()) {
-                            l.push(now.saturating_sub(Duration::from_micros(sent)));
-                        }
-                    }
-                }
-                axum::http::StatusCode::OK
-            }
-        })
-    };
-    let listener = tokio::net::TcpListener::bind(&sink_addr).await.unwrap();
-    let _sink = Task(tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    }));
-
-    let until = std::time::Instant::now() + Duration::from_secs(seconds);
-    let started = std::time::Instant::now();
-    let tasks: Vec<_> = (0..connections)
-        .map(|c| {
-            let url = format!("{alertmanager}/api/v2/alerts");
-            tokio::spawn(async move {
-                let http = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
-                let (mut posted, mut errors) = (0u64, 0u64);
-                let mut n = c;
-                while std::time::Instant::now() < until {
-                    let sent = epoch.elapsed().as_micros().to_string();
-                    let body = json!([{
-                        "labels": {"alertname": "bench", "id": n.to_string(), "sent_us": sent},
-                        "annotations": {"summary": "a notification", "description": "a synchronous notification"},
-                        "startsAt": jiff::Timestamp::now().to_string(),
-                    }]);
-                    n += connections;
-                    match http.post(&url).json(&body).send().await {
-                        Ok(r) if r.status().is_success() => posted += 1,
-                        _ => errors += 1,
-                    }
-                }
-                (posted, errors)
-            })
-        })
-        .collect();
-    let (mut posted, mut errors) = (0, 0);
-    for t in tasks {
-        let (p, e) = t.await.unwrap();
-        posted += p;
-        errors += e;
-    }
-    let posting = started.elapsed().as_secs_f64();
-    let in_window = latencies.lock().unwrap().len();
-    // Let the queued notifications drain (at most 60 s).
-    let drain_deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let mut last = 0;
-    loop {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let now = latencies.lock().unwrap().len();
-        if now as u64 >= posted || now == last || std::time::Instant::now() > drain_deadline {
-            break;
-        }
-        last = now;
-    }
-    let total = started.elapsed().as_secs_f64() - 2.0;
-    let mut l = latencies.lock().unwrap().clone();
-    l.sort();
-    println!(
-        "BENCH alertmanager connections={connections} posted={posted} ({:.0}/s over {posting:.1}s) post_errors={errors} \
-         delivered_in_window={in_window} ({:.0}/s) delivered_total={} in {total:.1}s ({:.0}/s) notifications={} \
-         p50={:.2}ms p99={:.2}ms max={:.2}ms",
-        posted as f64 / posting,
-        in_window as f64 / posting,
-        l.len(),
-        l.len() as f64 / total,
-        notifications.load(Ordering::Relaxed),
-        percentile(&l, 0.50).as_secs_f64() * 1000.0,
-        percentile(&l, 0.99).as_secs_f64() * 1000.0,
-        l.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
-    );
 }

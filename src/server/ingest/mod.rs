@@ -19,6 +19,7 @@
 pub mod auth;
 pub mod body;
 pub mod errors;
+pub mod finish;
 pub mod routes;
 
 use std::net::SocketAddr;

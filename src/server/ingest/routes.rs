@@ -1,6 +1,7 @@
 //! The handlers, and the event creation and reading the sidecar shares.
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -11,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures::FutureExt;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use kube::Client;
@@ -23,6 +25,7 @@ use tracing::{debug, info, warn};
 use super::auth::{Reviewer, User};
 use super::body::{self, EventRequest, is_dns_label, is_dns_subdomain};
 use super::errors::{self, ApiError, code};
+use super::finish::FinishOnDrop;
 use super::{IngestConfig, read_body};
 use crate::controller::event::worker::outcome_name;
 use crate::controller::integration::counters;
@@ -172,19 +175,24 @@ async fn send(
     };
     let message = content.to_message(message_id(), Some(format!("{ns}/http")), jiff::Timestamp::now());
     // The delivery and its bookkeeping finish even when the caller hangs up.
-    let task = {
+    let report = {
         let ctx = ctx.clone();
         let (ns, name) = (ns.clone(), name.clone());
-        tokio::spawn(async move {
-            let report = ctx.engine.deliver(notifier.as_ref(), &message, deadline).await;
-            ctx.metrics.delivery(notifier.service(), outcome_name(&report.outcome));
-            if let Err(e) = counters::record(&ctx, &ns, &name, &report.outcome, under).await {
-                warn!(namespace = %ns, integration = %name, error = %e, "could not record the delivery");
-            }
-            report
-        })
+        // A panic fails this request only (500), like a task's would.
+        FinishOnDrop::new(
+            AssertUnwindSafe(async move {
+                let report = ctx.engine.deliver(notifier.as_ref(), &message, deadline).await;
+                ctx.metrics.delivery(notifier.service(), outcome_name(&report.outcome));
+                if let Err(e) = counters::record(&ctx, &ns, &name, &report.outcome, under).await {
+                    warn!(namespace = %ns, integration = %name, error = %e, "could not record the delivery");
+                }
+                report
+            })
+            .catch_unwind(),
+        )
+        .await
+        .map_err(|_| ApiError::internal("the delivery failed unexpectedly"))?
     };
-    let report = task.await.map_err(|e| ApiError::internal(format!("the delivery failed: {e}")))?;
     debug!(namespace = %ns, integration = %name, user = %user.username, attempts = report.attempts,
         outcome = outcome_name(&report.outcome), "synchronous delivery finished");
     delivered(report)
