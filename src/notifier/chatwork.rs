@@ -8,7 +8,7 @@ use http::StatusCode;
 use url::Url;
 
 use super::classify::{self, Failure, Verdict, reason, snippet};
-use super::http::{HttpClient, HttpResponse};
+use super::http::{HttpClient, HttpResponse, Method};
 use super::render::{self, Message};
 use super::slack::scrub_verdict;
 use super::{Notifier, fingerprint, quota};
@@ -89,7 +89,7 @@ impl Chatwork {
     }
 
     async fn get(&self, http: &HttpClient, path: &str) -> Result<HttpResponse, Verdict> {
-        let request = http.request(reqwest::Method::GET, self.url(path)).header("x-chatworktoken", self.token.expose());
+        let request = http.request(Method::GET, self.url(path)).header("x-chatworktoken", self.token.expose());
         let response = http.send(request, SERVICE).await?;
         match classify_chatwork_response(&response, jiff::Timestamp::now()) {
             Verdict::Success => Ok(response),
@@ -138,7 +138,7 @@ impl Notifier for Chatwork {
         async move {
             let body = render::chatwork::render(message);
             let request = http
-                .request(reqwest::Method::POST, self.url(&format!("rooms/{}/messages", self.room_id)))
+                .request(Method::POST, self.url(&format!("rooms/{}/messages", self.room_id)))
                 .header("x-chatworktoken", self.token.expose())
                 .form(&[("body", body.as_str()), ("self_unread", "0")]);
             let verdict = match http.send(request, SERVICE).await {

@@ -8,7 +8,7 @@ use http::StatusCode;
 use url::Url;
 
 use super::classify::{self, Failure, Verdict, reason, snippet};
-use super::http::{HttpClient, HttpResponse};
+use super::http::{HttpClient, HttpResponse, Method, Request};
 use super::render::{self, Message};
 use super::{Notifier, fingerprint, quota};
 use crate::crd::Service;
@@ -112,7 +112,7 @@ impl Notifier for SlackWebhook {
     /// dead-destination error from a dead one.
     fn validate<'a>(&'a self, http: &'a HttpClient) -> BoxFuture<'a, Verdict> {
         async move {
-            let request = http.request(reqwest::Method::POST, self.url.expose().clone()).json(&serde_json::json!({}));
+            let request = http.request(Method::POST, self.url.expose().as_str()).json(&serde_json::json!({}));
             let verdict = match http.send(request, SERVICE).await {
                 Ok(response) => match classify_slack_webhook_response(&response) {
                     // A live webhook parses the probe and refuses it for lack of text.
@@ -128,8 +128,7 @@ impl Notifier for SlackWebhook {
 
     fn deliver<'a>(&'a self, http: &'a HttpClient, message: &'a Message) -> BoxFuture<'a, Verdict> {
         async move {
-            let request =
-                http.request(reqwest::Method::POST, self.url.expose().clone()).json(&render::slack::render(message));
+            let request = http.request(Method::POST, self.url.expose().as_str()).json(&render::slack::render(message));
             let verdict = match http.send(request, SERVICE).await {
                 Ok(response) => classify_slack_webhook_response(&response),
                 Err(v) => v,
@@ -172,7 +171,7 @@ impl SlackBot {
         format!("{}/{method}", self.api.as_str().trim_end_matches('/'))
     }
 
-    async fn call(&self, http: &HttpClient, request: reqwest::RequestBuilder) -> Result<serde_json::Value, Verdict> {
+    async fn call(&self, http: &HttpClient, request: Request) -> Result<serde_json::Value, Verdict> {
         let response = http.send(request.bearer_auth(self.token.expose()), SERVICE).await?;
         match classify_slack_api_response(&response) {
             Verdict::Success => Ok(serde_json::from_str(&response.body).unwrap_or_default()),
@@ -181,11 +180,11 @@ impl SlackBot {
     }
 
     async fn check(&self, http: &HttpClient) -> Verdict {
-        if let Err(v) = self.call(http, http.request(reqwest::Method::POST, self.method_url("auth.test"))).await {
+        if let Err(v) = self.call(http, http.request(Method::POST, self.method_url("auth.test"))).await {
             return v;
         }
         let info = http
-            .request(reqwest::Method::GET, self.method_url("conversations.info"))
+            .request(Method::GET, self.method_url("conversations.info"))
             .query(&[("channel", self.channel.as_str())]);
         match self.call(http, info).await {
             Ok(body) => {
@@ -230,7 +229,7 @@ impl Notifier for SlackBot {
                 body["icon_emoji"] = serde_json::Value::String(i.clone());
             }
             let request = http
-                .request(reqwest::Method::POST, self.method_url("chat.postMessage"))
+                .request(Method::POST, self.method_url("chat.postMessage"))
                 .bearer_auth(self.token.expose())
                 .json(&body);
             let verdict = match http.send(request, SERVICE).await {

@@ -8,7 +8,7 @@ use http::StatusCode;
 use std::time::Duration;
 
 use super::classify::{self, Failure, Verdict, reason, snippet};
-use super::http::{HttpClient, HttpResponse};
+use super::http::{HttpClient, HttpResponse, Method};
 use super::render::{self, Message};
 use super::slack::scrub_verdict;
 use super::{Notifier, fingerprint, quota};
@@ -84,8 +84,7 @@ impl Notifier for TeamsWorkflow {
 
     fn deliver<'a>(&'a self, http: &'a HttpClient, message: &'a Message) -> BoxFuture<'a, Verdict> {
         async move {
-            let request =
-                http.request(reqwest::Method::POST, self.url.expose().clone()).json(&render::teams::render(message));
+            let request = http.request(Method::POST, self.url.expose().as_str()).json(&render::teams::render(message));
             let verdict = match http.send(request, SERVICE).await {
                 Ok(response) => classify_teams_response(&response),
                 Err(v) => v,

@@ -6,7 +6,7 @@ use futures::future::BoxFuture;
 use http::StatusCode;
 
 use super::classify::{self, Failure, Verdict, reason};
-use super::http::{HttpClient, HttpResponse};
+use super::http::{HttpClient, HttpResponse, Method};
 use hmac::{Hmac, Mac};
 
 use super::render::{self, Message};
@@ -97,7 +97,7 @@ impl Notifier for GenericWebhook {
             let body = serde_json::to_vec(&render::webhook::render(message, &timestamp))
                 .expect("a JSON value always serializes");
             let mut request = http
-                .request(reqwest::Method::POST, self.url.expose().clone())
+                .request(Method::POST, self.url.expose().as_str())
                 .header(http::header::CONTENT_TYPE, "application/json");
             if let Some(key) = &self.signing_key {
                 let timestamp = jiff::Timestamp::now().as_second();

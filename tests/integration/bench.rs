@@ -209,27 +209,35 @@ async fn start_sink(
     (url, task)
 }
 
+/// A request of the load generator.
+type Req = http::Request<http_body_util::Full<bytes::Bytes>>;
+
 /// `connections` keep-alive connections, each sending requests one after the
 /// other for `seconds`: the latency of each successful (2xx) answer, and the
-/// number of failures.
+/// number of failures. The client is hyper's, the lightest at hand, so that
+/// the load generator takes as little as it can of the cores it shares with
+/// the system under test.
 async fn load(
     connections: usize,
     seconds: f64,
-    request: impl Fn(&reqwest::Client, usize) -> reqwest::RequestBuilder + Clone + Send + 'static,
+    request: impl Fn(usize) -> Req + Clone + Send + 'static,
 ) -> (Vec<Duration>, u64) {
+    use http_body_util::BodyExt;
     let until = Instant::now() + Duration::from_secs_f64(seconds);
     let tasks: Vec<_> = (0..connections)
         .map(|c| {
             let request = request.clone();
             tokio::spawn(async move {
-                let http = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+                let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .pool_max_idle_per_host(1)
+                    .build_http();
                 let (mut latencies, mut errors) = (Vec::new(), 0u64);
                 let mut n = c;
                 while Instant::now() < until {
                     let start = Instant::now();
-                    match request(&http, n).send().await {
+                    match http.request(request(n)).await {
                         Ok(r) if r.status().is_success() => {
-                            let _ = r.bytes().await;
+                            let _ = r.into_body().collect().await;
                             latencies.push(start.elapsed());
                         }
                         _ => errors += 1,
@@ -248,6 +256,14 @@ async fn load(
     }
     all.sort();
     (all, errors)
+}
+
+fn post_json(url: &str, bearer: Option<&str>, body: impl Into<bytes::Bytes>) -> Req {
+    let mut r = http::Request::post(url).header("content-type", "application/json");
+    if let Some(token) = bearer {
+        r = r.header("authorization", format!("Bearer {token}"));
+    }
+    r.body(http_body_util::Full::new(body.into())).unwrap()
 }
 
 fn ms(d: Duration) -> f64 {
@@ -318,21 +334,21 @@ async fn bench_sync() {
         w.wait_condition(&format!("sink-{i}"), "Ready", "True", None).await;
     }
     let url = format!("http://127.0.0.1:{http_port}");
-    let body = json!({"title": "bench", "message": "a synchronous notification", "severity": "info",
-                      "fields": [{"name": "env", "value": "bench"}]})
-    .to_string();
-    let send = move |http: &reqwest::Client, n: usize| {
-        http.post(format!("{url}/v1/namespaces/{NS}/integrations/sink-{}/send", n % integrations))
-            .bearer_auth(BENCH_TOKEN)
-            .header("content-type", "application/json")
-            .body(body.clone())
+    let body = bytes::Bytes::from(
+        json!({"title": "bench", "message": "a synchronous notification", "severity": "info",
+               "fields": [{"name": "env", "value": "bench"}]})
+        .to_string(),
+    );
+    let send = move |n: usize| {
+        let path = format!("{url}/v1/namespaces/{NS}/integrations/sink-{}/send", n % integrations);
+        post_json(&path, Some(BENCH_TOKEN), body.clone())
     };
     // Until the operator's store has every integration Ready (then a warm-up:
     // connections, cached reviews, notifiers).
     let deadline = Instant::now() + WAIT;
-    let http = reqwest::Client::new();
+    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
     for i in 0..integrations {
-        while !send(&http, i).send().await.is_ok_and(|r| r.status().is_success()) {
+        while !http.request(send(i)).await.is_ok_and(|r| r.status().is_success()) {
             assert!(Instant::now() < deadline, "the operator never served sink-{i}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -433,11 +449,12 @@ async fn bench_alertmanager() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let url = format!("{alertmanager}/api/v2/alerts");
-    let post = move |http: &reqwest::Client, n: usize| {
-        http.post(&url).json(&json!([{
+    let post = move |n: usize| {
+        let alert = json!([{
             "labels": {"alertname": "bench", "id": n.to_string(), "sent_us": epoch.elapsed().as_micros().to_string()},
             "annotations": {"summary": "a notification", "description": "a synchronous notification"},
-        }]))
+        }]);
+        post_json(&url, None, alert.to_string())
     };
     let cpu_before = process.as_ref().and_then(Process::cpu);
     let started = Instant::now();
