@@ -20,6 +20,9 @@ use crate::notifier::ServiceEndpoints;
 use crate::notifier::http::HttpClient;
 use crate::server::admin::Readiness;
 
+/// How often what is kept in memory for deleted integrations is dropped.
+const PRUNE_PERIOD: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Everything the operator needs besides the Kubernetes client.
 #[derive(Clone, Debug)]
 pub struct OperatorConfig {
@@ -135,5 +138,15 @@ pub async fn run_with(
         readiness.set_ready();
         futures::future::pending::<()>().await
     };
-    tokio::join!(integration_watch, integration_controller, event_controller, ready);
+    let prune = {
+        let ctx = ctx.clone();
+        async move {
+            let _ = ctx.integrations.wait_until_ready().await;
+            loop {
+                tokio::time::sleep(PRUNE_PERIOD).await;
+                ctx.prune_deleted();
+            }
+        }
+    };
+    tokio::join!(integration_watch, integration_controller, event_controller, ready, prune);
 }

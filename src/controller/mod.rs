@@ -3,6 +3,7 @@
 pub mod event;
 pub mod integration;
 pub mod notifiers;
+pub mod per_integration;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,6 +105,21 @@ impl<K: kube::Resource> Triggers<K> {
 }
 
 impl Context {
+    /// Drop what is kept in memory per integration (notifiers, credential
+    /// check records, counter writers) for integrations no longer in the
+    /// watch cache. Run periodically: deletions need no finalizer for it.
+    pub fn prune_deleted(&self) -> usize {
+        use kube::ResourceExt;
+        let live: std::collections::HashSet<(String, String)> =
+            self.integrations.state().iter().map(|ni| (ni.namespace().unwrap_or_default(), ni.name_any())).collect();
+        let exists = |k: &(String, String)| live.contains(k);
+        let dropped = self.notifiers.retain(exists) + self.checks.retain(exists) + self.counters.retain(exists);
+        if dropped > 0 {
+            tracing::debug!(dropped, "forgot deleted integrations");
+        }
+        dropped
+    }
+
     /// Publish a Kubernetes Event about `object`; a failure is logged, never fatal.
     pub async fn publish(
         &self,

@@ -3,8 +3,8 @@
 //! is used only while the integration's generation and the Secret's
 //! `resourceVersion` (as the metadata watch sees it) are unchanged.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
@@ -12,6 +12,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
 use super::{Context, Error};
+use crate::controller::per_integration::PerIntegration;
 use crate::crd::NotificationIntegration;
 use crate::notifier::{self, Notifier, classify::Failure};
 
@@ -25,29 +26,23 @@ pub struct Loaded {
 }
 
 #[derive(Clone)]
-struct Entry {
+pub struct Entry {
     uid: Option<String>,
     generation: Option<i64>,
     loaded: Loaded,
 }
 
-#[derive(Default)]
-pub struct NotifierCache {
-    entries: Mutex<HashMap<(String, String), Entry>>,
-}
+/// Notifiers built per integration, reused while nothing changed.
+pub type NotifierCache = PerIntegration<Entry>;
 
 fn key(ni: &NotificationIntegration) -> (String, String) {
     (ni.namespace().unwrap_or_default(), ni.name_any())
 }
 
 impl NotifierCache {
-    pub fn forget(&self, namespace: &str, name: &str) {
-        self.entries.lock().unwrap().remove(&(namespace.to_string(), name.to_string()));
-    }
-
     /// The cached notifier if the integration and its Secret are unchanged.
     fn fresh(&self, ni: &NotificationIntegration, seen_secret_version: &Option<String>) -> Option<Loaded> {
-        let entries = self.entries.lock().unwrap();
+        let entries = self.lock();
         let e = entries.get(&key(ni))?;
         (e.uid == ni.meta().uid
             && e.generation == ni.meta().generation
@@ -86,7 +81,7 @@ pub async fn load(ni: &NotificationIntegration, ctx: &Context) -> Result<Loaded,
             }
         }
     };
-    ctx.notifiers.entries.lock().unwrap().insert(
+    ctx.notifiers.lock().insert(
         key(ni),
         Entry { uid: ni.meta().uid.clone(), generation: ni.meta().generation, loaded: loaded.clone() },
     );

@@ -7,7 +7,7 @@ use std::time::Duration;
 use kube_notify::crd::{DeliveryPhase, EventPhase};
 use serde_json::json;
 
-use crate::support::operator::{WAIT, World, assert_no_secret, captured_logs, condition};
+use crate::support::operator::{NS, WAIT, World, assert_no_secret, captured_logs, condition};
 use crate::support::services::{RequestMatcher, ScriptedResponse};
 
 /// A ready Slack webhook integration; returns its URL.
@@ -391,4 +391,34 @@ async fn a_stopping_operator_finishes_deliveries_in_flight() {
     // Drained means sent and recorded: the next leader won't send it again.
     let ev = w.events().get("in-flight").await.unwrap();
     assert_eq!(ev.status.unwrap().phase, Some(EventPhase::Delivered));
+}
+
+/// What the operator keeps in memory per integration (notifier, credential
+/// check record, counter writer) goes once the integration is deleted.
+#[tokio::test]
+async fn a_deleted_integration_is_forgotten() {
+    let w = World::start().await;
+    for name in ["kept", "gone"] {
+        ready_slack(&w, name, 5).await;
+        w.create_event(&format!("ev-{name}"), event_to(name, "hello")).await;
+        w.wait_event_phase(&format!("ev-{name}"), EventPhase::Delivered).await;
+        w.wait_integration(name, "totalDelivered 1", |ni| ni.status.as_ref().is_some_and(|s| s.total_delivered == 1))
+            .await;
+    }
+    let ctx = w.context();
+    assert_eq!((ctx.notifiers.len(), ctx.checks.len(), ctx.counters.writers()), (2, 2, 2));
+    assert_eq!(ctx.prune_deleted(), 0, "nothing is dropped while both exist");
+
+    w.integrations().delete("gone", &Default::default()).await.unwrap();
+    let key = kube::runtime::reflector::ObjectRef::new("gone").within(NS);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while ctx.integrations.get(&key).is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "the watch never saw the deletion");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(ctx.prune_deleted(), 3);
+    assert_eq!((ctx.notifiers.len(), ctx.checks.len(), ctx.counters.writers()), (1, 1, 1));
+    // The one left still delivers.
+    w.create_event("ev-kept-2", event_to("kept", "again")).await;
+    w.wait_event_phase("ev-kept-2", EventPhase::Delivered).await;
 }

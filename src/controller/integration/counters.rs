@@ -54,6 +54,20 @@ impl CounterBatches {
         self.writers.lock().unwrap().entry(key.clone()).or_default().clone()
     }
 
+    /// Drop the writers of integrations `keep` says are gone, unless a
+    /// write is pending or in progress; how many were dropped.
+    pub fn retain(&self, keep: impl Fn(&(String, String)) -> bool) -> usize {
+        let pending = self.pending.lock().unwrap();
+        let mut writers = self.writers.lock().unwrap();
+        let before = writers.len();
+        writers.retain(|k, w| keep(k) || pending.contains_key(k) || Arc::strong_count(w) > 1);
+        before - writers.len()
+    }
+
+    pub fn writers(&self) -> usize {
+        self.writers.lock().unwrap().len()
+    }
+
     fn take(&self, key: &(String, String)) -> (Batch, Under) {
         let mut pending = self.pending.lock().unwrap();
         match pending.remove(key) {

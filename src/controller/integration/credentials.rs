@@ -3,14 +3,13 @@
 //! integration and reused until the spec or the Secret changes or the slow
 //! re-validation period is due, so a status write never causes a new probe.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
 
 use super::status::{CredentialsCondition, reason};
+use crate::controller::per_integration::PerIntegration;
 use crate::controller::{Context, Error, notifiers};
 use crate::crd::NotificationIntegration;
 use crate::crd::conditions::ConditionStatus;
@@ -18,7 +17,7 @@ use crate::notifier::classify::Verdict;
 
 /// The last check of one integration and what it was made against.
 #[derive(Clone, Debug)]
-struct CheckRecord {
+pub struct CheckRecord {
     uid: Option<String>,
     generation: Option<i64>,
     secret_version: Option<String>,
@@ -28,16 +27,8 @@ struct CheckRecord {
 }
 
 /// Per-integration check results, keyed by namespace/name.
-#[derive(Default)]
-pub struct CheckCache {
-    records: Mutex<HashMap<(String, String), CheckRecord>>,
-}
-
-impl CheckCache {
-    pub fn forget(&self, namespace: &str, name: &str) {
-        self.records.lock().unwrap().remove(&(namespace.to_string(), name.to_string()));
-    }
-}
+/// The last credential check per integration.
+pub type CheckCache = PerIntegration<CheckRecord>;
 
 /// The result of a credential check.
 #[derive(Clone, Debug)]
@@ -57,7 +48,7 @@ pub async fn check(ni: &NotificationIntegration, ctx: &Context) -> Result<Checke
     let now = Instant::now();
 
     let seen_version = notifiers::seen_secret_version(ni, ctx);
-    let previous = ctx.checks.records.lock().unwrap().get(&key).cloned();
+    let previous = ctx.checks.lock().get(&key).cloned();
     if let Some(rec) = &previous
         && rec.uid == uid
         && rec.generation == generation
@@ -106,7 +97,7 @@ pub async fn check(ni: &NotificationIntegration, ctx: &Context) -> Result<Checke
     } else {
         jitter(wait)
     };
-    ctx.checks.records.lock().unwrap().insert(
+    ctx.checks.lock().insert(
         key,
         CheckRecord {
             uid,
