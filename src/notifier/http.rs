@@ -212,8 +212,8 @@ impl HttpClient {
                         }
                     })?;
                     let headers = std::mem::take(response.headers_mut());
-                    let body = read_bounded_proxied(response.status(), response).await;
-                    (body.0, headers, body.1)
+                    let status = response.status();
+                    (status, headers, read_bounded_proxied(response).await)
                 }
             };
             let body =
@@ -248,13 +248,13 @@ async fn read_bounded(mut body: Incoming) -> Result<String, hyper::Error> {
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
-async fn read_bounded_proxied(status: StatusCode, mut response: reqwest::Response) -> (StatusCode, Result<String, ()>) {
+async fn read_bounded_proxied(mut response: reqwest::Response) -> Result<String, ()> {
     let mut buf = Vec::new();
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) if keep(&mut buf, &chunk) => {}
-            Ok(_) => return (status, Ok(String::from_utf8_lossy(&buf).into_owned())),
-            Err(_) => return (status, Err(())),
+            Ok(_) => return Ok(String::from_utf8_lossy(&buf).into_owned()),
+            Err(_) => return Err(()),
         }
     }
 }

@@ -68,6 +68,15 @@ impl Ingest {
         Ok(user)
     }
 
+    /// A POST's caller (allowed to `create` in `namespace`, which is served)
+    /// and its body, in that order: nothing is read for a refused caller.
+    async fn admit_post(&self, headers: &HeaderMap, body: Body, namespace: &str) -> Result<(User, Vec<u8>), ApiError> {
+        let user = self.admit(headers, "create", namespace, None).await?;
+        self.served(namespace)?;
+        let bytes = read_body(headers, body, self.config.max_body_bytes).await?;
+        Ok((user, bytes))
+    }
+
     fn check_rate(&self, username: &str) -> Result<(), ApiError> {
         if self.requests.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
             self.limiter.retain_recent();
@@ -116,9 +125,7 @@ async fn create_event(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let user = s.admit(&headers, "create", &ns, None).await?;
-    s.served(&ns)?;
-    let bytes = read_body(&headers, body, s.config.max_body_bytes).await?;
+    let (user, bytes) = s.admit_post(&headers, body, &ns).await?;
     let request = body::parse_event(&bytes)?;
     let annotations = BTreeMap::from([(REQUESTED_BY.to_string(), user.username.clone())]);
     let name = create(&s.ctx.client, &ns, &request, "http-", annotations, Acting::Operator).await?;
@@ -142,9 +149,7 @@ async fn send(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let user = s.admit(&headers, "create", &ns, None).await?;
-    s.served(&ns)?;
-    let bytes = read_body(&headers, body, s.config.max_body_bytes).await?;
+    let (user, bytes) = s.admit_post(&headers, body, &ns).await?;
     let content = body::parse_send(&bytes)?;
     let deadline = Instant::now() + s.config.send_timeout;
     let ctx = &s.ctx;
