@@ -97,8 +97,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let drain = async move {
         if let Some(ctx) = running.get() {
             // Within the pod's termination grace period (30 s by default).
-            if !ctx.dispatcher.drain(std::time::Duration::from_secs(20)).await {
-                tracing::warn!("deliveries still in flight at exit; they may be sent again by the next leader");
+            if !ctx.drain(std::time::Duration::from_secs(20)).await {
+                tracing::warn!("deliveries not on record at exit; they may be sent again by the next leader");
             }
         }
     };

@@ -19,6 +19,7 @@ pub struct Metrics {
     credential_checks: Family<Labels, Counter>,
     deliveries: Family<Labels, Counter>,
     ingest_requests: Family<Labels, Counter>,
+    api_errors: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -48,6 +49,12 @@ impl Default for Metrics {
             "HTTP ingestion and sidecar requests, by method, route pattern and status code",
             ingest_requests.clone(),
         );
+        let api_errors = Family::<Labels, Counter>::default();
+        registry.register(
+            "api_errors",
+            "Kubernetes API calls that failed, by the kind of object and the HTTP code (`transport` when there was no answer)",
+            api_errors.clone(),
+        );
         Metrics {
             registry,
             reconciliations,
@@ -56,6 +63,7 @@ impl Default for Metrics {
             credential_checks,
             deliveries,
             ingest_requests,
+            api_errors,
         }
     }
 }
@@ -98,6 +106,11 @@ impl Metrics {
                 ("code", code.to_string()),
             ])
             .inc();
+    }
+
+    /// One failed Kubernetes API call about an object of `kind`.
+    pub fn api_error(&self, kind: &str, error: &crate::controller::Error) {
+        self.api_errors.get_or_create(&vec![("kind", kind.to_string()), ("code", error.code_label())]).inc();
     }
 
     /// The metrics in the Prometheus text format.

@@ -4,6 +4,7 @@ pub mod event;
 pub mod integration;
 pub mod notifiers;
 pub mod per_integration;
+pub mod status_writes;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,8 +32,14 @@ pub struct Settings {
     /// First wait after a transient failure; doubles up to `retry_max`.
     pub retry_base: Duration,
     pub retry_max: Duration,
-    /// Wait after a failed reconcile (an API error, a conflict).
+    /// First wait after an API error (a failed reconcile, status or counter
+    /// write); doubles with each further error up to `error_requeue_max`.
     pub error_requeue: Duration,
+    pub error_requeue_max: Duration,
+    /// An event whose deliveries are all queued gets no status write for this
+    /// long after its creation: delivered within it, its one status write is
+    /// the final one.
+    pub queued_status_after: Duration,
     /// Credential checks per second per service, across all integrations.
     pub validation_rate: std::num::NonZeroU32,
     /// How long an event may wait for its integration (and retries may run) after creation.
@@ -52,7 +59,9 @@ impl Default for Settings {
             revalidate_period: Duration::from_secs(6 * 3600),
             retry_base: Duration::from_secs(5),
             retry_max: Duration::from_secs(300),
-            error_requeue: Duration::from_secs(5),
+            error_requeue: Duration::from_secs(1),
+            error_requeue_max: Duration::from_secs(120),
+            queued_status_after: Duration::from_secs(5),
             validation_rate: std::num::NonZeroU32::new(5).unwrap(),
             event_deadline: Duration::from_secs(3600),
             event_ttl: Some(Duration::from_secs(24 * 3600)),
@@ -87,7 +96,19 @@ pub struct Context {
     pub counters: integration::counters::CounterBatches,
     /// Asks the event controller to look at an event again.
     pub event_triggers: Triggers<NotificationEvent>,
+    /// Delivery outcomes known but not written yet.
+    pub outcomes: event::outcomes::KnownOutcomes,
+    /// The event status writer's memory of its own writes.
+    pub event_writes: status_writes::StatusWrites<NotificationEvent>,
+    /// The integration status writers' (credentials and counters) memory of their own writes.
+    pub integration_writes: status_writes::StatusWrites<NotificationIntegration>,
+    /// Waits after API errors, per event and per delivery queue.
+    pub api_backoff: ErrorBackoff,
 }
+
+/// How long our own status writes are remembered at most (for objects
+/// deleted before the watch showed the write).
+const REMEMBER_WRITES: Duration = Duration::from_secs(3600);
 
 /// A way to make a controller reconcile an object now.
 pub struct Triggers<K: kube::Resource>(futures::channel::mpsc::UnboundedSender<ObjectRef<K>>);
@@ -114,10 +135,28 @@ impl Context {
             self.integrations.state().iter().map(|ni| (ni.namespace().unwrap_or_default(), ni.name_any())).collect();
         let exists = |k: &(String, String)| live.contains(k);
         let dropped = self.notifiers.retain(exists) + self.checks.retain(exists) + self.counters.retain(exists);
+        self.event_writes.forget_older_than(REMEMBER_WRITES);
+        self.integration_writes.forget_older_than(REMEMBER_WRITES);
         if dropped > 0 {
             tracing::debug!(dropped, "forgot deleted integrations");
         }
         dropped
+    }
+
+    /// Stop delivering and put on record what is known, within `timeout`:
+    /// no new delivery starts, those in flight finish, their outcomes are
+    /// written to their events, and batched counters are flushed. Run before
+    /// the Lease is released (or the process exits), so that the next leader
+    /// sends nothing again. Whether everything was written in time.
+    pub async fn drain(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let delivered = self.dispatcher.drain(timeout).await;
+        let events = event::write_known_outcomes(self, deadline).await;
+        let counters = integration::counters::flush_all(self, deadline).await;
+        if !(delivered && events && counters) {
+            tracing::warn!(delivered, events, counters, "could not put everything on record before stopping");
+        }
+        delivered && events && counters
     }
 
     /// Publish a Kubernetes Event about `object`; a failure is logged, never fatal.
@@ -159,6 +198,7 @@ impl Context {
         event_triggers: Triggers<NotificationEvent>,
     ) -> Self {
         let validation_limiter = DefaultKeyedRateLimiter::keyed(Quota::per_second(settings.validation_rate));
+        let api_backoff = ErrorBackoff::new(settings.error_requeue, settings.error_requeue_max);
         let engine = Engine::new(http.clone(), settings.retry.clone());
         Context {
             client,
@@ -176,6 +216,10 @@ impl Context {
             dispatcher: Default::default(),
             counters: Default::default(),
             event_triggers,
+            outcomes: Default::default(),
+            event_writes: status_writes::StatusWrites::new("NotificationEvent"),
+            integration_writes: status_writes::StatusWrites::new("NotificationIntegration"),
+            api_backoff,
         }
     }
 }
@@ -192,6 +236,58 @@ pub enum Error {
 
 impl Error {
     pub fn is_conflict(&self) -> bool {
-        matches!(self, Error::Kube(kube::Error::Api(s)) if s.code == 409)
+        matches!(self, Error::Kube(kube::Error::Api(s)) if s.code == 409) || matches!(self, Error::Conflict(_))
     }
+
+    /// The HTTP code of the API's answer, or `transport` when there was none
+    /// (refused or reset connection, timeout); a metric label.
+    pub fn code_label(&self) -> String {
+        match self {
+            Error::Kube(kube::Error::Api(s)) => s.code.to_string(),
+            Error::Kube(_) => "transport".to_string(),
+            Error::Conflict(_) => "409".to_string(),
+        }
+    }
+}
+
+/// Exponential, capped waits after API errors, per object (or per delivery
+/// queue): the first error waits `base`, each further one twice as long up
+/// to `max`, with ±20% jitter; a success starts over.
+pub struct ErrorBackoff {
+    base: Duration,
+    max: Duration,
+    failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+}
+
+impl ErrorBackoff {
+    pub fn new(base: Duration, max: Duration) -> Self {
+        ErrorBackoff { base, max: max.max(base), failures: Default::default() }
+    }
+
+    /// The wait after one more failure of `key`.
+    pub fn failed(&self, key: &str) -> Duration {
+        let n = {
+            let mut failures = self.failures.lock().unwrap();
+            let n = failures.entry(key.to_string()).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        };
+        backoff_delay(self.base, self.max, n)
+    }
+
+    /// `key` succeeded: its next failure waits `base` again.
+    pub fn succeeded(&self, key: &str) {
+        let mut failures = self.failures.lock().unwrap();
+        if !failures.is_empty() {
+            failures.remove(key);
+        }
+    }
+}
+
+/// The wait after the `n`th consecutive failure (n >= 1).
+pub fn backoff_delay(base: Duration, max: Duration, n: u32) -> Duration {
+    let exp = base.saturating_mul(2u32.saturating_pow(n.saturating_sub(1).min(30)));
+    let capped = exp.min(max);
+    let jitter = rand::random_range(0.8..1.2);
+    capped.mul_f64(jitter).min(max)
 }

@@ -5,6 +5,7 @@
 
 pub mod counting;
 pub mod ratelimit;
+pub mod receivable;
 pub mod retry;
 
 pub use retry::{Outcome, Report, RetryPolicy};

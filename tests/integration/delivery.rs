@@ -387,7 +387,7 @@ async fn a_stopping_operator_finishes_deliveries_in_flight() {
     w.create_event("in-flight", event_to("draining", "x")).await;
     // The service has the request; the operator is told to stop.
     w.slack.wait_for_requests(before + 1, WAIT).await;
-    assert!(w.context().dispatcher.drain(WAIT).await, "drained");
+    assert!(w.context().drain(WAIT).await, "drained");
     // Drained means sent and recorded: the next leader won't send it again.
     let ev = w.events().get("in-flight").await.unwrap();
     assert_eq!(ev.status.unwrap().phase, Some(EventPhase::Delivered));

@@ -1,15 +1,23 @@
 //! The event controller: resolve an event's targets, skip disabled ones,
 //! wait for missing or unready ones until the deadline, hand ready ones to
-//! the per-integration workers, and delete finished events after their TTL.
+//! the per-integration workers, write what became known, and delete
+//! finished events after their TTL.
+//!
+//! The reconcile is the one writer of an event's status (kube-runtime never
+//! runs two reconciles of one object at once): the workers only report
+//! outcomes ([`outcomes`]), and outcomes that arrive while a reconcile runs
+//! are written together by the next one.
 
+pub mod outcomes;
 pub mod plan;
 pub mod worker;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, DeleteParams, PostParams, Preconditions};
+use kube::api::{Api, DeleteParams, Preconditions};
 use kube::core::{Selector, SelectorExt};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
@@ -17,64 +25,60 @@ use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
 use crate::controller::{Context, Error};
-use crate::crd::conditions::{self, DISABLED, READY};
-use crate::crd::{EventPhase, NotificationEvent, NotificationIntegration};
-use plan::{PlanInput, TargetState, reason};
+use crate::crd::{DeliveryPhase, EventPhase, NotificationEvent, NotificationEventStatus, NotificationIntegration};
+use crate::delivery::receivable::{Receivable, receivable};
+use outcomes::Known;
+use plan::{PlanInput, reason};
 use worker::Job;
-
-/// The state of integration `name` for delivery.
-fn target_state(ni: Option<Arc<NotificationIntegration>>) -> TargetState {
-    let Some(ni) = ni else { return TargetState::Missing };
-    let conds = ni.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
-    if ni.spec.disabled {
-        return TargetState::Disabled { reason: "Manual".into(), message: "spec.disabled is true".into() };
-    }
-    if let Some(d) = conditions::find(&conds, DISABLED).filter(|d| d.status == "True") {
-        return TargetState::Disabled { reason: d.reason.clone(), message: d.message.clone() };
-    }
-    match conditions::find(&conds, READY) {
-        Some(r) if r.status == "True" => TargetState::Ready,
-        Some(r) => TargetState::NotReady { reason: r.reason.clone(), message: r.message.clone() },
-        None => TargetState::NotReady {
-            reason: "Checking".into(),
-            message: "the integration has not been checked yet".into(),
-        },
-    }
-}
 
 fn seconds(d: jiff::SignedDuration) -> Duration {
     Duration::try_from(d).unwrap_or_default()
 }
 
+fn backoff_key(ev: &NotificationEvent) -> String {
+    format!("event/{}/{}", ev.namespace().unwrap_or_default(), ev.name_any())
+}
+
 /// Reconcile one event.
 pub async fn reconcile(ev: Arc<NotificationEvent>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let namespace = ev.namespace().unwrap_or_default();
-    let name = ev.name_any();
-    if ev.meta().deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
+    let key = backoff_key(&ev);
+    let result = reconcile_event(ev, &ctx).await;
+    if result.is_ok() {
+        ctx.api_backoff.succeeded(&key);
     }
-    let now = jiff::Timestamp::now();
-    let status = ev.status.clone().unwrap_or_default();
-    let api: Api<NotificationEvent> = Api::namespaced(ctx.client.clone(), &namespace);
+    result
+}
 
-    if status.phase.is_some_and(EventPhase::is_final) {
-        return expire_finished(&ev, &status, &ctx, &api, now).await;
-    }
+/// What one look at an event decided.
+struct Decision {
+    status: NotificationEventStatus,
+    deliver: Vec<String>,
+    /// The status may wait: every target is queued and the event is young.
+    defer: bool,
+}
 
+/// The event's deadline: creation plus `--event-deadline`.
+fn deadline_of(ev: &NotificationEvent, deadline: Duration, now: jiff::Timestamp) -> jiff::Timestamp {
     let created = ev.meta().creation_timestamp.as_ref().map(|t| t.0).unwrap_or(now);
     // A deadline beyond the representable future never passes.
-    let deadline = jiff::SignedDuration::try_from(ctx.settings.event_deadline)
+    jiff::SignedDuration::try_from(deadline)
         .ok()
         .and_then(|d| created.checked_add(d).ok())
-        .unwrap_or(jiff::Timestamp::MAX);
-    let expired = now >= deadline;
+        .unwrap_or(jiff::Timestamp::MAX)
+}
+
+/// Plan `ev` (as `base` says it is now) with the known outcomes merged in.
+fn decide(base: &NotificationEvent, known: &[Known], ctx: &Context, now: jiff::Timestamp) -> Decision {
+    let namespace = base.namespace().unwrap_or_default();
+    let mut current = base.status.clone().unwrap_or_default();
+    let expired = now >= deadline_of(base, ctx.settings.event_deadline, now);
 
     let mut no_targets = None;
-    let names: Vec<String> = if !status.deliveries.is_empty() {
-        status.deliveries.iter().map(|d| d.integration.clone()).collect()
-    } else if let Some(r) = &ev.spec.integration_ref {
+    let names: Vec<String> = if !current.deliveries.is_empty() {
+        current.deliveries.iter().map(|d| d.integration.clone()).collect()
+    } else if let Some(r) = &base.spec.integration_ref {
         vec![r.name.clone()]
-    } else if let Some(sel) = &ev.spec.integration_selector {
+    } else if let Some(sel) = &base.spec.integration_selector {
         match Selector::try_from(sel.clone()) {
             Ok(selector) => {
                 let mut names: Vec<String> = ctx
@@ -98,42 +102,175 @@ pub async fn reconcile(ev: Arc<NotificationEvent>, ctx: Arc<Context>) -> Result<
     };
     // An invalid selector never becomes valid: fail now rather than at the deadline.
     let expired = expired || no_targets.as_ref().is_some_and(|(r, _)| *r == reason::INVALID_SELECTOR);
+    // The targets are on record from now on, with what is known of them.
+    for n in &names {
+        if !current.deliveries.iter().any(|d| &d.integration == n) {
+            current.deliveries.push(plan::queued(n));
+        }
+    }
+    outcomes::apply(&mut current, known);
 
     let targets = names
         .iter()
-        .map(|n| (n.clone(), target_state(ctx.integrations.get(&ObjectRef::new(n).within(&namespace)))))
+        .map(|n| {
+            let ni = ctx
+                .integrations
+                .get(&ObjectRef::new(n).within(&namespace))
+                .map(|ni| ctx.integration_writes.freshest(ni));
+            (n.clone(), receivable(ni.as_deref()))
+        })
         .collect();
-    let in_flight = ctx.dispatcher.in_flight(&namespace, &name);
+    let in_flight = ctx.dispatcher.in_flight(&namespace, &base.name_any());
     let now_time = Time(now);
     let planned = plan::plan(PlanInput {
-        current: &status,
-        generation: ev.meta().generation,
+        current: &current,
+        generation: base.meta().generation,
         targets,
         in_flight: &in_flight,
         expired,
         no_targets,
         now: &now_time,
     });
+    let age = base.meta().creation_timestamp.as_ref().map(|t| now.duration_since(t.0)).unwrap_or_default();
+    let young = seconds(age) < ctx.settings.queued_status_after;
+    // Only a single target may wait unwritten: a selector's targets are
+    // resolved once, and must be on record before any of them is sent.
+    let single = base.spec.integration_ref.is_some();
+    let defer = single && young && base.status.is_none() && all_queued(&planned.status, &planned.deliver, &in_flight);
+    Decision { status: planned.status, deliver: planned.deliver, defer }
+}
 
-    let mut written = (*ev).clone();
-    if planned.status != status {
-        written.status = Some(planned.status.clone());
-        written = api.replace_status(&name, &PostParams::default(), &written).await.map_err(Error::Kube)?;
-        ctx.metrics.status_write("NotificationEvent");
-        debug!(%namespace, %name, phase = ?planned.status.phase, "event status updated");
+/// Whether every delivery is pending only because it is queued (nothing
+/// for a person to see that the phase would not say).
+fn all_queued(status: &NotificationEventStatus, deliver: &[String], in_flight: &HashSet<String>) -> bool {
+    !status.deliveries.is_empty()
+        && status.deliveries.iter().all(|d| {
+            d.phase == DeliveryPhase::Pending
+                && (deliver.contains(&d.integration) || in_flight.contains(&d.integration))
+        })
+}
+
+async fn reconcile_event(cached: Arc<NotificationEvent>, ctx: &Arc<Context>) -> Result<Action, Error> {
+    // Our own last write, if the watch has not shown it yet.
+    let ev = ctx.event_writes.freshest(cached);
+    let namespace = ev.namespace().unwrap_or_default();
+    let name = ev.name_any();
+    if ev.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
     }
-    if planned.status.phase.is_some_and(EventPhase::is_final) {
-        info!(%namespace, %name, phase = ?planned.status.phase, reason = ?planned.status.reason, "event finished");
-        return expire_finished(&written, &planned.status, &ctx, &api, now).await;
+    let Some(uid) = ev.meta().uid.clone() else { return Ok(Action::await_change()) };
+    let now = jiff::Timestamp::now();
+    let api: Api<NotificationEvent> = Api::namespaced(ctx.client.clone(), &namespace);
+    let known = ctx.outcomes.of(&uid);
+    let status = ev.status.clone().unwrap_or_default();
+    if status.phase.is_some_and(EventPhase::is_final) {
+        // Anything still known is on record already (only pending deliveries take outcomes).
+        ctx.outcomes.written(&uid, &known);
+        return expire_finished(&ev, &status, ctx, &api, now).await;
     }
-    if let Some(uid) = ev.meta().uid.clone() {
-        for integration in planned.deliver {
-            let job = Job { namespace: namespace.clone(), event: name.clone(), event_uid: uid.clone(), integration };
-            ctx.dispatcher.enqueue(&ctx, job, created.as_millisecond());
+
+    let mut decision = None;
+    let written = ctx
+        .event_writes
+        .write(&api, &ctx.metrics, ev.clone(), |base| {
+            let d = decide(base, &known, ctx, now);
+            let write = (Some(&d.status) != base.status.as_ref() && !d.defer).then(|| {
+                let mut next = base.clone();
+                next.status = Some(d.status.clone());
+                next
+            });
+            decision = Some(d);
+            write
+        })
+        .await?;
+    let decision = decision.expect("decide ran");
+    if !decision.defer {
+        ctx.outcomes.written(&uid, &known);
+    }
+    let current = written.unwrap_or(ev.clone());
+    if written_phase_is_final(&current) {
+        info!(%namespace, %name, phase = ?decision.status.phase, reason = ?decision.status.reason, "event finished");
+        return expire_finished(&current, &decision.status, ctx, &api, now).await;
+    }
+    if !decision.deliver.is_empty() {
+        debug!(%namespace, %name, targets = decision.deliver.len(), deferred = decision.defer, "queued for delivery");
+    }
+    let created = current.meta().creation_timestamp.as_ref().map(|t| t.0).unwrap_or(now);
+    for integration in decision.deliver {
+        let job = Job {
+            namespace: namespace.clone(),
+            event: name.clone(),
+            event_uid: uid.clone(),
+            integration,
+            snapshot: current.clone(),
+        };
+        ctx.dispatcher.enqueue(ctx, job, created.as_millisecond());
+    }
+    // Outcomes and integration changes re-trigger this event; otherwise
+    // look again when the status is due (deferred) or at the deadline.
+    let deadline = deadline_of(&current, ctx.settings.event_deadline, now);
+    let mut next = seconds(deadline.duration_since(now));
+    if decision.defer {
+        let due =
+            created.checked_add(jiff::SignedDuration::try_from(ctx.settings.queued_status_after).unwrap_or_default());
+        next = next.min(due.map(|due| seconds(due.duration_since(now))).unwrap_or_default());
+    }
+    Ok(Action::requeue(next.max(Duration::from_millis(100))))
+}
+
+fn written_phase_is_final(ev: &NotificationEvent) -> bool {
+    ev.status.as_ref().and_then(|s| s.phase).is_some_and(EventPhase::is_final)
+}
+
+/// Write the known outcomes of every event that has some, without the
+/// planner (the controllers may have stopped): what a stopping operator does
+/// after its last deliveries, so that the next leader does not send them
+/// again. Returns whether everything was written by `deadline`.
+pub async fn write_known_outcomes(ctx: &Context, deadline: tokio::time::Instant) -> bool {
+    let mut attempt = 0;
+    loop {
+        let mut all = true;
+        for (uid, snapshot) in ctx.outcomes.unwritten() {
+            let known = ctx.outcomes.of(&uid);
+            let api: Api<NotificationEvent> =
+                Api::namespaced(ctx.client.clone(), &snapshot.namespace().unwrap_or_default());
+            let base = ctx.event_writes.freshest(snapshot.clone());
+            let now = Time(jiff::Timestamp::now());
+            let result = ctx
+                .event_writes
+                .write(&api, &ctx.metrics, base, |base| {
+                    let mut status = base.status.clone().unwrap_or_default();
+                    if status.deliveries.is_empty() {
+                        // Never written: the deliveries are the known ones.
+                        status.deliveries = known.iter().map(|k| plan::queued(&k.integration)).collect();
+                    }
+                    outcomes::apply(&mut status, &known);
+                    plan::summarize(&mut status, None, false, &now);
+                    (Some(&status) != base.status.as_ref()).then(|| {
+                        let mut next = base.clone();
+                        next.status = Some(status);
+                        next
+                    })
+                })
+                .await;
+            match result {
+                Ok(_) => ctx.outcomes.written(&uid, &known),
+                Err(e) => {
+                    all = false;
+                    debug!(error = %e, "could not write a known outcome yet");
+                }
+            }
         }
+        if all {
+            return true;
+        }
+        attempt += 1;
+        let wait = crate::controller::backoff_delay(Duration::from_millis(100), Duration::from_secs(2), attempt);
+        if tokio::time::Instant::now() + wait >= deadline {
+            return false;
+        }
+        tokio::time::sleep(wait).await;
     }
-    // Integration changes re-trigger this event; otherwise look again at the deadline.
-    Ok(Action::requeue(seconds(deadline.duration_since(now)).max(Duration::from_millis(100))))
 }
 
 /// Delete a finished event once its TTL has passed.
@@ -166,34 +303,34 @@ async fn expire_finished(
             Ok(Action::await_change())
         }
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(Action::await_change()),
-        Err(e) => Err(Error::Kube(e)),
+        Err(e) => {
+            let e = Error::Kube(e);
+            ctx.metrics.api_error("NotificationEvent", &e);
+            Err(e)
+        }
     }
 }
 
-/// What to do after a failed reconcile: try again soon.
+/// What to do after a failed reconcile: try again after a backoff that
+/// grows with each failure of this event (known outcomes stay known
+/// meanwhile: nothing is sent again).
 pub fn error_policy(ev: Arc<NotificationEvent>, error: &Error, ctx: Arc<Context>) -> Action {
+    let wait = ctx.api_backoff.failed(&backoff_key(&ev));
     if error.is_conflict() {
         debug!(name = %ev.name_any(), "event status write conflicted; retrying");
     } else {
-        warn!(namespace = ?ev.namespace(), name = %ev.name_any(), %error, "event reconcile failed");
+        warn!(namespace = ?ev.namespace(), name = %ev.name_any(), %error, retry_in_ms = wait.as_millis() as u64, "event reconcile failed");
     }
     ctx.metrics.reconcile_error("NotificationEvent");
-    Action::requeue(ctx.settings.error_requeue)
+    Action::requeue(wait)
 }
 
-/// What about an integration matters to its events: whether it can be
-/// delivered to and why not, and its labels (selectors). Counter updates
-/// don't change it.
-type Deliverability = (Vec<(String, String, String)>, bool, std::collections::BTreeMap<String, String>);
+/// What about an integration matters to its events: whether it can receive
+/// and why not, and its labels (selectors). Counter updates don't change it.
+type Deliverability = (Receivable, std::collections::BTreeMap<String, String>);
 
 fn deliverability(ni: &NotificationIntegration) -> Deliverability {
-    let conds = ni.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
-    let state = [READY, DISABLED]
-        .iter()
-        .filter_map(|t| conditions::find(conds, t))
-        .map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone()))
-        .collect();
-    (state, ni.spec.disabled, ni.labels().clone())
+    (receivable(Some(ni)), ni.labels().clone())
 }
 
 /// Remembers what of each integration matters to its events, so that only changes to it

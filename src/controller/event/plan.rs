@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::crd::{Delivery, DeliveryPhase, EventPhase, NotificationEventStatus};
+use crate::delivery::receivable::Receivable;
 
 /// Reasons on events and deliveries.
 pub mod reason {
@@ -19,29 +20,12 @@ pub mod reason {
     pub const EXPIRED: &str = "Expired";
 }
 
-/// The state of one target integration, as the event controller sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TargetState {
-    Missing,
-    /// Disabled manually or after errors: the delivery is skipped.
-    Disabled {
-        reason: String,
-        message: String,
-    },
-    /// Not ready for another reason (credentials invalid or unknown): wait.
-    NotReady {
-        reason: String,
-        message: String,
-    },
-    Ready,
-}
-
 /// The inputs of a plan.
 pub struct PlanInput<'a> {
     pub current: &'a NotificationEventStatus,
     pub generation: Option<i64>,
     /// Each target (named in the status already, or newly resolved) and its state.
-    pub targets: Vec<(String, TargetState)>,
+    pub targets: Vec<(String, Receivable)>,
     /// Deliveries queued or running now.
     pub in_flight: &'a HashSet<String>,
     /// The deadline has passed.
@@ -58,6 +42,18 @@ pub struct Plan {
     pub deliver: Vec<String>,
 }
 
+/// A delivery to `integration` that is not done yet.
+pub fn queued(integration: &str) -> Delivery {
+    Delivery {
+        integration: integration.to_string(),
+        phase: DeliveryPhase::Pending,
+        attempts: 0,
+        last_error: None,
+        reason: Some(reason::QUEUED.into()),
+        delivered_at: None,
+    }
+}
+
 fn pending(d: &mut Delivery, reason: &str, message: String) {
     d.phase = DeliveryPhase::Pending;
     d.reason = Some(reason.to_string());
@@ -71,14 +67,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
     let mut deliver = Vec::new();
     for (name, state) in &input.targets {
         if !status.deliveries.iter().any(|d| &d.integration == name) {
-            status.deliveries.push(Delivery {
-                integration: name.clone(),
-                phase: DeliveryPhase::Pending,
-                attempts: 0,
-                last_error: None,
-                reason: None,
-                delivered_at: None,
-            });
+            status.deliveries.push(queued(name));
         }
         let d = status.deliveries.iter_mut().find(|d| &d.integration == name).expect("just ensured");
         if d.phase != DeliveryPhase::Pending {
@@ -89,21 +78,21 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
             continue;
         }
         match state {
-            TargetState::Missing => {
+            Receivable::Missing => {
                 pending(d, reason::INTEGRATION_NOT_FOUND, format!("integration {name:?} does not exist (yet)"))
             }
-            TargetState::Disabled { reason, message } => {
+            Receivable::Disabled { reason, message } => {
                 d.phase = DeliveryPhase::Skipped;
                 d.reason = Some(reason::INTEGRATION_DISABLED.into());
                 d.last_error = Some(format!("integration {name:?} is disabled ({reason}): {message}"));
             }
-            TargetState::NotReady { reason, message } => {
+            Receivable::NotReady { reason, message } => {
                 pending(d, reason, format!("integration {name:?} is not ready: {message}"))
             }
-            TargetState::Ready if input.expired => {
+            Receivable::Ready if input.expired => {
                 pending(d, reason::QUEUED, "it was not delivered in time".to_string());
             }
-            TargetState::Ready => {
+            Receivable::Ready => {
                 pending(d, reason::QUEUED, format!("queued for delivery to integration {name:?}"));
                 deliver.push(name.clone());
             }
@@ -167,7 +156,7 @@ mod tests {
         Time("2026-01-01T00:00:00Z".parse().unwrap())
     }
 
-    fn run(current: &NotificationEventStatus, targets: Vec<(&str, TargetState)>, expired: bool) -> Plan {
+    fn run(current: &NotificationEventStatus, targets: Vec<(&str, Receivable)>, expired: bool) -> Plan {
         let none = HashSet::new();
         plan(PlanInput {
             current,
@@ -182,7 +171,7 @@ mod tests {
 
     #[test]
     fn ready_targets_are_queued_and_the_event_is_pending() {
-        let p = run(&Default::default(), vec![("a", TargetState::Ready)], false);
+        let p = run(&Default::default(), vec![("a", Receivable::Ready)], false);
         assert_eq!(p.deliver, ["a"]);
         assert_eq!(p.status.phase, Some(EventPhase::Pending));
         assert_eq!(p.status.reason.as_deref(), Some(reason::QUEUED));
@@ -191,7 +180,7 @@ mod tests {
 
     #[test]
     fn a_disabled_target_is_skipped_without_delivery() {
-        let disabled = TargetState::Disabled { reason: "ErrorThreshold".into(), message: "m".into() };
+        let disabled = Receivable::Disabled { reason: "ErrorThreshold".into(), message: "m".into() };
         let p = run(&Default::default(), vec![("a", disabled)], false);
         assert!(p.deliver.is_empty());
         assert_eq!(p.status.phase, Some(EventPhase::Skipped));
@@ -202,14 +191,14 @@ mod tests {
 
     #[test]
     fn missing_or_not_ready_targets_wait_until_the_deadline() {
-        let p = run(&Default::default(), vec![("a", TargetState::Missing)], false);
+        let p = run(&Default::default(), vec![("a", Receivable::Missing)], false);
         assert_eq!(p.status.phase, Some(EventPhase::Pending));
         assert_eq!(p.status.reason.as_deref(), Some(reason::INTEGRATION_NOT_FOUND));
-        let p2 = run(&p.status, vec![("a", TargetState::Missing)], true);
+        let p2 = run(&p.status, vec![("a", Receivable::Missing)], true);
         assert_eq!(p2.status.phase, Some(EventPhase::Failed));
         assert_eq!(p2.status.reason.as_deref(), Some(reason::EXPIRED));
         assert!(p2.status.message.unwrap().contains("does not exist"));
-        let not_ready = TargetState::NotReady { reason: "Unauthorized".into(), message: "revoked".into() };
+        let not_ready = Receivable::NotReady { reason: "Unauthorized".into(), message: "revoked".into() };
         let p3 = run(&Default::default(), vec![("a", not_ready)], false);
         assert_eq!(p3.status.reason.as_deref(), Some("Unauthorized"));
     }
@@ -246,8 +235,8 @@ mod tests {
 
     #[test]
     fn replanning_is_stable() {
-        let p1 = run(&Default::default(), vec![("a", TargetState::Missing)], false);
-        let p2 = run(&p1.status, vec![("a", TargetState::Missing)], false);
+        let p1 = run(&Default::default(), vec![("a", Receivable::Missing)], false);
+        let p2 = run(&p1.status, vec![("a", Receivable::Missing)], false);
         assert_eq!(p1.status, p2.status);
     }
 }

@@ -1,31 +1,39 @@
 //! One queue and one worker per integration: events for an integration are
 //! delivered one at a time in creation order, and a slow or failing
 //! integration never delays the others.
+//!
+//! A worker makes no API call on the way to a send: the event comes with the
+//! job (as its reconcile saw it) and the integration from the watch cache
+//! (or our own newer write of it). The outcome is put in
+//! [`KnownOutcomes`](super::outcomes::KnownOutcomes) the moment the service
+//! answered, and the event's reconcile writes it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Resource;
-use kube::api::{Api, PostParams};
 use kube::runtime::reflector::ObjectRef;
 use tracing::{debug, info, warn};
 
-use super::plan::{self, reason};
+use super::outcomes::Known;
 use crate::controller::integration::counters;
 use crate::controller::{Context, Error, notifiers};
-use crate::crd::conditions::{self, READY};
-use crate::crd::{DeliveryPhase, NotificationEvent, NotificationIntegration};
+use crate::crd::NotificationEvent;
 use crate::delivery::Outcome;
+use crate::delivery::receivable::receivable;
 use crate::notifier::Message;
 
 /// One delivery to do: an event to one integration.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug)]
 pub struct Job {
     pub namespace: String,
     pub event: String,
     pub event_uid: String,
     pub integration: String,
+    /// The event as its reconcile saw it: what is sent.
+    pub snapshot: Arc<NotificationEvent>,
 }
 
 /// Creation order: creation time, then name.
@@ -38,14 +46,37 @@ struct Queue {
     members: HashSet<String>,
 }
 
+#[derive(Default)]
+struct Queues {
+    /// By (namespace, integration).
+    by_integration: HashMap<(String, String), Queue>,
+    /// The integrations each (namespace, event) is queued for or being delivered to.
+    by_event: HashMap<(String, String), HashSet<String>>,
+}
+
+impl Queues {
+    fn leave(&mut self, key: &(String, String), event: &str) {
+        if let Some(queue) = self.by_integration.get_mut(key) {
+            queue.members.remove(event);
+        }
+        let event_key = (key.0.clone(), event.to_string());
+        if let Some(set) = self.by_event.get_mut(&event_key) {
+            set.remove(&key.1);
+            if set.is_empty() {
+                self.by_event.remove(&event_key);
+            }
+        }
+    }
+}
+
 /// The per-integration queues.
 #[derive(Default)]
 pub struct Dispatcher {
-    queues: Mutex<HashMap<(String, String), Queue>>,
-    /// Set on shutdown: no new delivery starts.
-    draining: std::sync::atomic::AtomicBool,
+    queues: Mutex<Queues>,
+    /// Set on shutdown or loss of leadership: no new delivery starts.
+    draining: AtomicBool,
     /// Deliveries being sent right now, and a signal when one ends.
-    running: std::sync::atomic::AtomicUsize,
+    running: AtomicUsize,
     finished: tokio::sync::Notify,
 }
 
@@ -53,23 +84,29 @@ impl Dispatcher {
     /// The integrations `event` is queued for or being delivered to.
     pub fn in_flight(&self, namespace: &str, event: &str) -> HashSet<String> {
         let queues = self.queues.lock().unwrap();
-        queues
-            .iter()
-            .filter(|((ns, _), q)| ns == namespace && q.members.contains(event))
-            .map(|((_, integration), _)| integration.clone())
-            .collect()
+        queues.by_event.get(&(namespace.to_string(), event.to_string())).cloned().unwrap_or_default()
+    }
+
+    /// Whether deliveries may start (false once draining).
+    pub fn accepting(&self) -> bool {
+        !self.draining.load(Ordering::SeqCst)
     }
 
     /// Queue a job; start the integration's worker if it isn't running.
     pub fn enqueue(self: &Arc<Self>, ctx: &Arc<Context>, job: Job, created: i64) {
+        if !self.accepting() {
+            return;
+        }
         let key = (job.namespace.clone(), job.integration.clone());
         let mut queues = self.queues.lock().unwrap();
-        let start = !queues.contains_key(&key);
-        let queue = queues.entry(key.clone()).or_default();
+        let start = !queues.by_integration.contains_key(&key);
+        let queue = queues.by_integration.entry(key.clone()).or_default();
         if !queue.members.insert(job.event.clone()) {
             return;
         }
+        let event_key = (job.namespace.clone(), job.event.clone());
         queue.waiting.insert((created, job.event.clone()), job);
+        queues.by_event.entry(event_key).or_default().insert(key.1.clone());
         if start {
             let this = self.clone();
             let ctx = ctx.clone();
@@ -78,10 +115,9 @@ impl Dispatcher {
     }
 
     /// Stop starting deliveries and wait (at most `timeout`) for those in
-    /// flight to be sent and recorded, so that a stopping operator leaves no
-    /// send without its status write (which the next leader would repeat).
+    /// flight to finish, so that their outcomes are known before a stopping
+    /// operator writes them and releases its Lease.
     pub async fn drain(&self, timeout: std::time::Duration) -> bool {
-        use std::sync::atomic::Ordering;
         self.draining.store(true, Ordering::SeqCst);
         let wait = async {
             loop {
@@ -96,18 +132,19 @@ impl Dispatcher {
     }
 
     async fn work(self: Arc<Self>, ctx: Arc<Context>, key: (String, String)) {
-        use std::sync::atomic::Ordering;
+        let backoff_key = format!("queue/{}/{}", key.0, key.1);
         loop {
             let job = {
                 let mut queues = self.queues.lock().unwrap();
-                if self.draining.load(Ordering::SeqCst) {
+                if !self.accepting() {
+                    queues.by_integration.remove(&key);
                     return;
                 }
-                let Some(queue) = queues.get_mut(&key) else { return };
+                let Some(queue) = queues.by_integration.get_mut(&key) else { return };
                 match queue.waiting.pop_first() {
                     Some((_, job)) => job,
                     None => {
-                        queues.remove(&key);
+                        queues.by_integration.remove(&key);
                         return;
                     }
                 }
@@ -126,49 +163,40 @@ impl Dispatcher {
             };
             self.running.fetch_sub(1, Ordering::SeqCst);
             self.finished.notify_waiters();
-            {
-                let mut queues = self.queues.lock().unwrap();
-                if let Some(queue) = queues.get_mut(&key) {
-                    queue.members.remove(&job.event);
-                }
-            }
+            // The outcome (if any) is known before the job leaves the queue:
+            // the planner never sees it as neither queued nor done.
+            self.queues.lock().unwrap().leave(&key, &job.event);
+            let event = ObjectRef::new(&job.event).within(&job.namespace);
             match result {
-                // A written status triggers the event controller by itself.
-                Ok(true) => {}
-                // Nothing written (the integration became disabled or unready,
-                // the event changed): let the event controller decide again.
-                Ok(false) => ctx.event_triggers.trigger(ObjectRef::new(&job.event).within(&job.namespace)),
+                // The outcome is known; its reconcile was triggered.
+                Ok(true) => ctx.api_backoff.succeeded(&backoff_key),
+                // Not sent (the integration is not ready, or gone): the event
+                // controller decides again.
+                Ok(false) => ctx.event_triggers.trigger(event),
                 Err(e) => {
-                    warn!(namespace = %job.namespace, event = %job.event, integration = %job.integration, error = %e, "delivery bookkeeping failed; the event will be retried");
-                    ctx.event_triggers.trigger(ObjectRef::new(&job.event).within(&job.namespace));
+                    // An API error before the send (reading the Secret): wait
+                    // before this queue goes on, so a failing API is not hammered.
+                    let wait = ctx.api_backoff.failed(&backoff_key);
+                    warn!(namespace = %job.namespace, event = %job.event, integration = %job.integration, error = %e,
+                        retry_in_ms = wait.as_millis() as u64, "could not prepare the delivery; retrying");
+                    ctx.event_triggers.trigger(event);
+                    tokio::time::sleep(wait).await;
                 }
             }
         }
     }
 }
 
-/// Deliver one event to one integration and record the outcome: first in
-/// the event (the record that prevents a second send), then in the
-/// integration's counters.
+/// Deliver one event to one integration. Returns whether it was sent (its
+/// outcome is then known and its event's reconcile triggered).
 async fn deliver_job(ctx: &Arc<Context>, job: &Job) -> Result<bool, Error> {
-    let events: Api<NotificationEvent> = Api::namespaced(ctx.client.clone(), &job.namespace);
-    // Read the event fresh: its status is the record of what was sent.
-    let Some(event) = events.get_opt(&job.event).await.map_err(Error::Kube)? else { return Ok(false) };
-    if event.meta().uid.as_deref() != Some(job.event_uid.as_str()) || !is_pending(&event, &job.integration) {
+    let cached = ctx.integrations.get(&ObjectRef::new(&job.integration).within(&job.namespace));
+    // Our own last write of the integration (a failure that disabled it) counts even before the watch shows it.
+    let Some(ni) = cached.map(|ni| ctx.integration_writes.freshest(ni)) else { return Ok(false) };
+    if !receivable(Some(&ni)).is_ready() {
         return Ok(false);
     }
-    // Read the integration fresh too: the watch may not have shown yet that
-    // the previous delivery disabled it.
-    let integrations: Api<NotificationIntegration> = Api::namespaced(ctx.client.clone(), &job.namespace);
-    let Some(ni) = integrations.get_opt(&job.integration).await.map_err(Error::Kube)? else { return Ok(false) };
-    // Ready for this very spec: a new generation is used only once it was checked.
-    let status = ni.status.clone().unwrap_or_default();
-    let ready_for_spec = conditions::find(&status.conditions, READY)
-        .is_some_and(|c| c.status == "True" && c.observed_generation == ni.meta().generation);
-    if ni.spec.disabled || !ready_for_spec {
-        return Ok(false);
-    }
-    let loaded = notifiers::for_delivery(&ni, ctx).await?;
+    let loaded = notifiers::for_delivery(&ni, ctx).await.inspect_err(|e| ctx.metrics.api_error("Secret", e))?;
     let notifier = match loaded.notifier {
         Ok(n) => n,
         Err(f) => {
@@ -176,6 +204,7 @@ async fn deliver_job(ctx: &Arc<Context>, job: &Job) -> Result<bool, Error> {
             return Ok(false);
         }
     };
+    let event = &job.snapshot;
     let created = event.meta().creation_timestamp.as_ref().map(|t| t.0).unwrap_or_else(jiff::Timestamp::now);
     let message = Message::from_event_spec(
         format!("{}.{}", job.event_uid, job.integration),
@@ -185,19 +214,17 @@ async fn deliver_job(ctx: &Arc<Context>, job: &Job) -> Result<bool, Error> {
     );
     let deadline = deadline_instant(created, ctx.settings.event_deadline);
     let report = ctx.engine.deliver(notifier.as_ref(), &message, deadline).await;
+    // First thing after the service answered: the outcome is known.
+    let known =
+        Known { integration: job.integration.clone(), report: report.clone(), at: Time(jiff::Timestamp::now()) };
+    ctx.outcomes.record(job.snapshot.clone(), &job.event_uid, known);
+    ctx.event_triggers.trigger(ObjectRef::new(&job.event).within(&job.namespace));
     info!(namespace = %job.namespace, event = %job.event, integration = %job.integration, attempts = report.attempts, outcome = ?outcome_name(&report.outcome), "delivery finished");
     ctx.metrics.delivery(notifier.service(), outcome_name(&report.outcome));
-    write_delivery(ctx, &events, job, event, &report.outcome, report.attempts).await?;
     let under =
         counters::Under { generation: ni.meta().generation.unwrap_or_default(), secret_version: loaded.secret_version };
-    counters::record(ctx, &job.namespace, &job.integration, &report.outcome, under).await?;
+    counters::record(ctx, &job.namespace, &job.integration, &report.outcome, under).await;
     Ok(true)
-}
-
-fn is_pending(event: &NotificationEvent, integration: &str) -> bool {
-    let status = event.status.clone().unwrap_or_default();
-    !status.phase.is_some_and(|p| p.is_final())
-        && status.deliveries.iter().any(|d| d.integration == integration && d.phase == DeliveryPhase::Pending)
 }
 
 /// The deadline as a tokio instant.
@@ -217,60 +244,4 @@ pub fn outcome_name(outcome: &Outcome) -> &'static str {
         Outcome::Exhausted(_) => "exhausted",
         Outcome::DeadlinePassed(_) => "expired",
     }
-}
-
-/// Write the delivery's result into the event's status (re-reading on conflicts).
-async fn write_delivery(
-    ctx: &Context,
-    events: &Api<NotificationEvent>,
-    job: &Job,
-    read_before_send: NotificationEvent,
-    outcome: &Outcome,
-    attempts: u32,
-) -> Result<(), Error> {
-    // First try with the event as read before sending (usually still current:
-    // one write, no read); after a conflict, read it again.
-    let mut known = Some(read_before_send);
-    for _ in 0..10 {
-        let mut event = match known.take() {
-            Some(event) => event,
-            None => match events.get_opt(&job.event).await.map_err(Error::Kube)? {
-                Some(event) => event,
-                None => return Ok(()),
-            },
-        };
-        if event.meta().uid.as_deref() != Some(job.event_uid.as_str()) {
-            return Ok(());
-        }
-        let mut status = event.status.clone().unwrap_or_default();
-        let now = Time(jiff::Timestamp::now());
-        let Some(d) = status.deliveries.iter_mut().find(|d| d.integration == job.integration) else { return Ok(()) };
-        d.attempts = d.attempts.saturating_add(attempts as i32);
-        match outcome {
-            Outcome::Delivered => {
-                d.phase = DeliveryPhase::Delivered;
-                d.reason = Some(reason::DELIVERED.into());
-                d.last_error = None;
-                d.delivered_at = Some(now.clone());
-            }
-            other => {
-                let (why, message) = other.failure().expect("not delivered");
-                d.phase = DeliveryPhase::Failed;
-                d.reason =
-                    Some(if matches!(other, Outcome::DeadlinePassed(_)) { reason::EXPIRED } else { why }.to_string());
-                d.last_error = Some(message);
-            }
-        }
-        plan::summarize(&mut status, None, false, &now);
-        event.status = Some(status);
-        match events.replace_status(&job.event, &PostParams::default(), &event).await {
-            Ok(_) => {
-                ctx.metrics.status_write("NotificationEvent");
-                return Ok(());
-            }
-            Err(kube::Error::Api(s)) if s.code == 409 => continue,
-            Err(e) => return Err(Error::Kube(e)),
-        }
-    }
-    Err(Error::Conflict(format!("event {}/{}", job.namespace, job.event)))
 }

@@ -1,21 +1,26 @@
 //! Writing delivery outcomes into the integration's status (counters, last
-//! error, auto-disable), with optimistic concurrency, and the Warning Event
-//! when it disables the integration.
+//! error, auto-disable), and the Warning Event when it disables the
+//! integration.
 //!
 //! Successes are batched per integration and written at most once per
 //! `Settings::counter_flush` (the high-volume path costs no API write per
 //! message); a counted failure is written at once, with the successes before
-//! it, because it may disable the integration.
+//! it, because it may disable the integration. Nothing is dropped: a batch
+//! whose write fails is kept and written again after a backoff, a failure is
+//! retried until it is on record (its queue waits meanwhile: the next
+//! delivery must know whether the integration is still enabled), and
+//! [`flush_all`] writes what is pending before shutdown or Lease release.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Resource;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
+use kube::runtime::reflector::ObjectRef;
 use tracing::{info, warn};
 
-use crate::controller::{Context, Error};
+use crate::controller::{Context, Error, backoff_delay};
 use crate::crd::NotificationIntegration;
 use crate::delivery::Outcome;
 use crate::delivery::counting::{Batch, DeliveredUnder, record_batch};
@@ -68,6 +73,11 @@ impl CounterBatches {
         self.writers.lock().unwrap().len()
     }
 
+    /// Successes not written yet, over all integrations.
+    pub fn unwritten(&self) -> i64 {
+        self.pending.lock().unwrap().values().map(|p| p.batch.delivered).sum()
+    }
+
     fn take(&self, key: &(String, String)) -> (Batch, Under) {
         let mut pending = self.pending.lock().unwrap();
         match pending.remove(key) {
@@ -75,16 +85,23 @@ impl CounterBatches {
             None => (Batch::default(), Under::default()),
         }
     }
+
+    /// Put back successes whose write failed (newer ones may have come meanwhile).
+    fn put_back(&self, key: &(String, String), batch: Batch, under: Under) {
+        let mut pending = self.pending.lock().unwrap();
+        let p = pending.entry(key.clone()).or_insert_with(|| Pending { under, ..Pending::default() });
+        p.batch.delivered += batch.delivered;
+        if p.batch.last_delivered.is_none() {
+            p.batch.last_delivered = batch.last_delivered;
+        }
+        p.flush_scheduled = true;
+    }
 }
 
-/// Record `outcome` on integration `namespace/name`.
-pub async fn record(
-    ctx: &Arc<Context>,
-    namespace: &str,
-    name: &str,
-    outcome: &Outcome,
-    under: Under,
-) -> Result<(), Error> {
+/// Record `outcome` on integration `namespace/name`. Returns once a counted
+/// failure is on record (retrying API errors with backoff); successes are
+/// only queued for the next flush.
+pub async fn record(ctx: &Arc<Context>, namespace: &str, name: &str, outcome: &Outcome, under: Under) {
     let key = (namespace.to_string(), name.to_string());
     match outcome {
         Outcome::Delivered => {
@@ -98,62 +115,128 @@ pub async fn record(
             };
             if schedule {
                 let ctx = ctx.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(ctx.settings.counter_flush).await;
-                    let writer = ctx.counters.writer(&key);
-                    let _turn = writer.lock().await;
-                    let (batch, under) = ctx.counters.take(&key);
-                    if let Err(e) = write(&ctx, &key.0, &key.1, &batch, under).await {
-                        warn!(namespace = %key.0, name = %key.1, error = %e, "could not record deliveries");
-                    }
-                });
+                tokio::spawn(async move { flush_later(&ctx, key).await });
             }
-            Ok(())
         }
         o if o.counts_as_error() => {
             let writer = ctx.counters.writer(&key);
             let _turn = writer.lock().await;
             let (mut batch, _) = ctx.counters.take(&key);
             batch.failure = Some(o.clone());
-            write(ctx, namespace, name, &batch, under).await
+            let mut failures = 0;
+            while let Err(e) = write(ctx, namespace, name, &batch, &under).await {
+                failures += 1;
+                let wait = backoff_delay(ctx.settings.error_requeue, ctx.settings.error_requeue_max, failures);
+                warn!(%namespace, %name, error = %e, retry_in_ms = wait.as_millis() as u64, "could not record a failed delivery; retrying");
+                tokio::time::sleep(wait).await;
+            }
         }
-        _ => Ok(()),
+        _ => {}
     }
 }
 
-async fn write(ctx: &Context, namespace: &str, name: &str, batch: &Batch, under: Under) -> Result<(), Error> {
-    let api: Api<NotificationIntegration> = Api::namespaced(ctx.client.clone(), namespace);
-    for _ in 0..10 {
-        let Some(mut ni) = api.get_opt(name).await.map_err(Error::Kube)? else { return Ok(()) };
-        let current = ni.status.clone().unwrap_or_default();
-        let under = DeliveredUnder {
-            generation: under.generation,
-            secret_version: under.secret_version.clone(),
-            error_threshold: ni.spec.error_threshold,
-            manually_disabled: ni.spec.disabled,
-        };
-        let (next, newly_disabled) = record_batch(&current, batch, &under, &Time(jiff::Timestamp::now()));
-        if next == current {
-            return Ok(());
+/// Write an integration's batched successes after `counter_flush`, and again
+/// after a backoff for as long as the write fails.
+async fn flush_later(ctx: &Arc<Context>, key: (String, String)) {
+    let mut wait = ctx.settings.counter_flush;
+    let mut failures = 0;
+    loop {
+        tokio::time::sleep(wait).await;
+        let writer = ctx.counters.writer(&key);
+        let _turn = writer.lock().await;
+        let (batch, under) = ctx.counters.take(&key);
+        if batch.delivered == 0 {
+            return;
         }
-        ni.status = Some(next.clone());
-        match api.replace_status(name, &PostParams::default(), &ni).await {
-            Ok(_) => {
-                ctx.metrics.status_write("NotificationIntegration");
-                if newly_disabled {
-                    info!(%namespace, %name, errors = next.consecutive_errors, "integration disabled after repeated errors");
-                    let note = format!(
-                        "disabled after {} consecutive failed deliveries; last error: {}",
-                        next.consecutive_errors,
-                        next.last_error.as_ref().map(|e| format!("{}: {}", e.reason, e.message)).unwrap_or_default()
-                    );
-                    ctx.publish(&ni.object_ref(&()), true, "IntegrationDisabled", note, "Deliver").await;
-                }
-                return Ok(());
+        match write(ctx, &key.0, &key.1, &batch, &under).await {
+            Ok(()) => return,
+            Err(e) => {
+                failures += 1;
+                wait = backoff_delay(ctx.settings.error_requeue, ctx.settings.error_requeue_max, failures);
+                warn!(namespace = %key.0, name = %key.1, error = %e, retry_in_ms = wait.as_millis() as u64, "could not record deliveries; retrying");
+                ctx.counters.put_back(&key, batch, under);
             }
-            Err(kube::Error::Api(s)) if s.code == 409 => continue,
-            Err(e) => return Err(Error::Kube(e)),
         }
     }
-    Err(Error::Conflict(format!("integration {namespace}/{name}")))
+}
+
+/// Write every pending batch now (before shutdown or Lease release),
+/// retrying until `deadline`; whether all were written.
+pub async fn flush_all(ctx: &Context, deadline: tokio::time::Instant) -> bool {
+    let mut failures = 0;
+    loop {
+        let keys: Vec<(String, String)> = ctx.counters.pending.lock().unwrap().keys().cloned().collect();
+        let mut all = true;
+        for key in keys {
+            let writer = ctx.counters.writer(&key);
+            let _turn = writer.lock().await;
+            let (batch, under) = ctx.counters.take(&key);
+            if batch.delivered == 0 {
+                continue;
+            }
+            if let Err(e) = write(ctx, &key.0, &key.1, &batch, &under).await {
+                warn!(namespace = %key.0, name = %key.1, error = %e, "could not record deliveries before stopping");
+                ctx.counters.put_back(&key, batch, under);
+                all = false;
+            }
+        }
+        if all {
+            return true;
+        }
+        failures += 1;
+        let wait = backoff_delay(ctx.settings.error_requeue, ctx.settings.error_requeue_max, failures);
+        if tokio::time::Instant::now() + wait >= deadline {
+            return false;
+        }
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Apply `batch` to the integration's status: from the watch cache (or our
+/// own newer write), re-read only on a conflict.
+async fn write(ctx: &Context, namespace: &str, name: &str, batch: &Batch, under: &Under) -> Result<(), Error> {
+    let api: Api<NotificationIntegration> = Api::namespaced(ctx.client.clone(), namespace);
+    let base = match ctx.integrations.get(&ObjectRef::new(name).within(namespace)) {
+        Some(cached) => ctx.integration_writes.freshest(cached),
+        None => match api.get_opt(name).await.map_err(Error::Kube) {
+            Ok(Some(ni)) => Arc::new(ni),
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                ctx.metrics.api_error("NotificationIntegration", &e);
+                return Err(e);
+            }
+        },
+    };
+    let now = Time(jiff::Timestamp::now());
+    let mut disabled = None;
+    let written = ctx
+        .integration_writes
+        .write(&api, &ctx.metrics, base, |ni| {
+            let current = ni.status.clone().unwrap_or_default();
+            let under = DeliveredUnder {
+                generation: under.generation,
+                secret_version: under.secret_version.clone(),
+                error_threshold: ni.spec.error_threshold,
+                manually_disabled: ni.spec.disabled,
+            };
+            let (next, newly_disabled) = record_batch(&current, batch, &under, &now);
+            disabled = Some(newly_disabled);
+            (next != current).then(|| {
+                let mut updated = ni.clone();
+                updated.status = Some(next);
+                updated
+            })
+        })
+        .await?;
+    if let (Some(ni), Some(true)) = (written, disabled) {
+        let status = ni.status.clone().unwrap_or_default();
+        info!(%namespace, %name, errors = status.consecutive_errors, "integration disabled after repeated errors");
+        let note = format!(
+            "disabled after {} consecutive failed deliveries; last error: {}",
+            status.consecutive_errors,
+            status.last_error.as_ref().map(|e| format!("{}: {}", e.reason, e.message)).unwrap_or_default()
+        );
+        ctx.publish(&ni.object_ref(&()), true, "IntegrationDisabled", note, "Deliver").await;
+    }
+    Ok(())
 }

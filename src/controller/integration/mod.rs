@@ -8,7 +8,7 @@ pub mod status;
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
@@ -19,6 +19,21 @@ use status::{StatusInput, desired_status, transition_events};
 
 /// Reconcile one integration.
 pub async fn reconcile(ni: Arc<NotificationIntegration>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = backoff_key(&ni);
+    let result = reconcile_integration(ni, &ctx).await;
+    if result.is_ok() {
+        ctx.api_backoff.succeeded(&key);
+    }
+    result
+}
+
+fn backoff_key(ni: &NotificationIntegration) -> String {
+    format!("integration/{}/{}", ni.namespace().unwrap_or_default(), ni.name_any())
+}
+
+async fn reconcile_integration(cached: Arc<NotificationIntegration>, ctx: &Arc<Context>) -> Result<Action, Error> {
+    // Our own last write (counters) if the watch has not shown it yet.
+    let ni = ctx.integration_writes.freshest(cached);
     let namespace = ni.namespace().unwrap_or_default();
     let name = ni.name_any();
     if ni.meta().deletion_timestamp.is_some() {
@@ -26,7 +41,7 @@ pub async fn reconcile(ni: Arc<NotificationIntegration>, ctx: Arc<Context>) -> R
         ctx.notifiers.forget(&namespace, &name);
         return Ok(Action::await_change());
     }
-    let checked = credentials::check(&ni, &ctx).await?;
+    let checked = credentials::check(&ni, ctx).await?;
     let recheck_in = checked.recheck_in;
     let input = StatusInput {
         generation: ni.meta().generation,
@@ -34,31 +49,47 @@ pub async fn reconcile(ni: Arc<NotificationIntegration>, ctx: Arc<Context>) -> R
         credentials: checked.condition,
         secret_version: checked.secret_version,
     };
-    let current = ni.status.clone().unwrap_or_default();
-    let desired = desired_status(&current, &input, &Time(jiff::Timestamp::now()));
-    if desired != current {
-        let mut updated = (*ni).clone();
-        updated.status = Some(desired.clone());
-        let api: Api<NotificationIntegration> = Api::namespaced(ctx.client.clone(), &namespace);
-        api.replace_status(&name, &PostParams::default(), &updated).await.map_err(Error::Kube)?;
-        ctx.metrics.status_write("NotificationIntegration");
-        info!(%namespace, %name, ready = ?status::ready_of(&desired), "integration status updated");
-        for ev in transition_events(&current, &desired) {
-            ctx.publish(&ni.object_ref(&()), ev.warning, ev.reason, ev.note, "ValidateCredentials").await;
+    let now = Time(jiff::Timestamp::now());
+    let api: Api<NotificationIntegration> = Api::namespaced(ctx.client.clone(), &namespace);
+    // Computed from whatever the write is based on: after a conflict with a
+    // counter write, from the re-read object.
+    let mut transition = None;
+    let written = ctx
+        .integration_writes
+        .write(&api, &ctx.metrics, ni.clone(), |base| {
+            let current = base.status.clone().unwrap_or_default();
+            let desired = desired_status(&current, &input, &now);
+            let changed = desired != current;
+            let next = changed.then(|| {
+                let mut updated = base.clone();
+                updated.status = Some(desired.clone());
+                updated
+            });
+            transition = Some((current, desired));
+            next
+        })
+        .await?;
+    match (written, transition) {
+        (Some(written), Some((current, desired))) => {
+            info!(%namespace, %name, ready = ?status::ready_of(&desired), "integration status updated");
+            for ev in transition_events(&current, &desired) {
+                ctx.publish(&written.object_ref(&()), ev.warning, ev.reason, ev.note, "ValidateCredentials").await;
+            }
         }
-    } else {
-        debug!(%namespace, %name, "integration status unchanged");
+        _ => debug!(%namespace, %name, "integration status unchanged"),
     }
     Ok(Action::requeue(recheck_in))
 }
 
-/// What to do after a failed reconcile: try again soon.
+/// What to do after a failed reconcile: try again after a backoff that
+/// grows with each failure of this integration.
 pub fn error_policy(ni: Arc<NotificationIntegration>, error: &Error, ctx: Arc<Context>) -> Action {
+    let wait = ctx.api_backoff.failed(&backoff_key(&ni));
     if error.is_conflict() {
         debug!(name = %ni.name_any(), "status write conflicted; retrying with the newer object");
     } else {
         warn!(namespace = ?ni.namespace(), name = %ni.name_any(), %error, "reconcile failed");
     }
     ctx.metrics.reconcile_error("NotificationIntegration");
-    Action::requeue(ctx.settings.error_requeue)
+    Action::requeue(wait)
 }

@@ -188,9 +188,7 @@ async fn send(
             AssertUnwindSafe(async move {
                 let report = ctx.engine.deliver(notifier.as_ref(), &message, deadline).await;
                 ctx.metrics.delivery(notifier.service(), outcome_name(&report.outcome));
-                if let Err(e) = counters::record(&ctx, &ns, &name, &report.outcome, under).await {
-                    warn!(namespace = %ns, integration = %name, error = %e, "could not record the delivery");
-                }
+                counters::record(&ctx, &ns, &name, &report.outcome, under).await;
                 report
             })
             .catch_unwind(),
