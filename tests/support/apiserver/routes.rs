@@ -205,10 +205,9 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
         ),
         (Some(id), Ok(bytes)) => {
             rec.user = id.username.clone();
+            // Waiters on `fault_hits` are woken by the recording, or for a
+            // delay when it starts.
             let fault = shared.faults.take(&rec);
-            if fault.is_some() {
-                shared.activity.notify_waiters();
-            }
             let mut reset_stream = false;
             match fault {
                 Some((fid, FaultKind::Status { code, reason, retry_after })) => {
@@ -238,6 +237,7 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
                 }
                 Some((fid, FaultKind::Delay(d))) => {
                     rec.fault = Some(fid);
+                    shared.activity.notify_waiters();
                     tokio::time::sleep(d).await;
                 }
                 Some((fid, FaultKind::Hang)) => {

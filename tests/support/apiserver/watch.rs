@@ -182,16 +182,22 @@ fn changes(store: &Store, p: &WatchParams, after: u64) -> Vec<Bytes> {
 /// client goes away.
 pub(crate) fn stream(shared: Arc<Shared>, p: WatchParams) -> Body {
     let (tx, rx) = mpsc::channel::<Bytes>(1024);
-    tokio::spawn(run(shared, p, tx));
+    // Subscribed before the answer goes out, so no `end_watches` after it is missed.
+    let ends = shared.watch_ends.subscribe();
+    tokio::spawn(run(shared, p, tx, ends));
     let s =
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<Bytes, Infallible>(b), rx)) });
     Body::from_stream(s)
 }
 
-async fn run(shared: Arc<Shared>, p: WatchParams, tx: mpsc::Sender<Bytes>) {
+async fn run(
+    shared: Arc<Shared>,
+    p: WatchParams,
+    tx: mpsc::Sender<Bytes>,
+    mut ends: tokio::sync::watch::Receiver<u64>,
+) {
     let mut rv_rx = shared.rv_tx.subscribe();
     let mut shutdown = shared.shutdown_tx.subscribe();
-    let mut ends = shared.watch_ends.subscribe();
     if *shutdown.borrow() {
         return;
     }
