@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use support::apiserver::{ApiServer, RequestMatcher, TokenReviewAnswer};
+use support::apiserver::{ApiServer, FaultId, FaultKind, NO_ANSWER, RequestMatcher, TokenReviewAnswer};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -1620,4 +1620,289 @@ async fn oversized_bodies_and_objects_are_refused() {
     assert_eq!(err.code, 500);
     let small = json!({"status": {"lastError": "e".repeat(1024 * 1024)}});
     api.patch_status("w", &PatchParams::default(), &Patch::Merge(small)).await.unwrap();
+}
+
+// ---------------------------------------------------------------- faults
+
+/// An admin client that does not retry 429/503/504 by itself (kube's
+/// default client does, up to 15 times).
+fn client_without_retries(s: &ApiServer) -> kube::Client {
+    let mut config = kube::Config::new(s.url().parse().unwrap());
+    config.headers.push((
+        http::header::AUTHORIZATION,
+        http::HeaderValue::from_str(&format!("Bearer {}", support::apiserver::ADMIN_TOKEN)).unwrap(),
+    ));
+    config.default_retry = false;
+    kube::Client::try_from(config).unwrap()
+}
+
+/// Asserts that a request got no answer: a connection error, not an API error.
+fn assert_connection_error(e: kube::Error) {
+    assert!(
+        matches!(e, kube::Error::Service(_) | kube::Error::HyperError(_)),
+        "expected a connection error, got {e:?}"
+    );
+}
+
+fn faulted(s: &ApiServer, id: FaultId) -> Vec<u16> {
+    s.requests().into_iter().filter(|r| r.fault == Some(id)).map(|r| r.code).collect()
+}
+
+#[tokio::test]
+async fn status_faults_for_a_number_of_requests_or_until_cleared() {
+    let s = ApiServer::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(s.client(), "default");
+    api.create(&PostParams::default(), &cm("x", &[])).await.unwrap();
+    let get_x = RequestMatcher::any().verb("get").resource("configmaps").name("x");
+    let internal = FaultKind::Status { code: 500, reason: "InternalError".into(), retry_after: None };
+
+    // the next `times` matching requests
+    let twice = s.inject(get_x.clone(), internal.clone(), Some(2));
+    api.list(&ListParams::default()).await.unwrap();
+    for _ in 0..2 {
+        let e = status_of(api.get("x").await.unwrap_err());
+        assert_eq!((e.code, e.reason.as_str()), (500, "InternalError"));
+    }
+    api.get("x").await.unwrap();
+    assert_eq!(s.fault_hits(twice), 2);
+    assert_eq!(faulted(&s, twice), [500, 500], "faulted requests are recorded with their code");
+
+    // until cleared
+    let always = s.inject(get_x.clone(), internal, None);
+    for _ in 0..3 {
+        assert_eq!(status_of(api.get("x").await.unwrap_err()).code, 500);
+    }
+    s.clear_fault(always);
+    api.get("x").await.unwrap();
+    assert_eq!(s.fault_hits(always), 3);
+
+    // kube's client retries 429 by itself: two of them go unnoticed
+    let busy = FaultKind::Status { code: 429, reason: "TooManyRequests".into(), retry_after: Some(0) };
+    let throttled = s.inject(get_x.clone(), busy, Some(2));
+    api.get("x").await.unwrap();
+    assert_eq!(s.fault_hits(throttled), 2);
+
+    // a 429 carries Retry-After, in the header and in the Status details
+    let busy = FaultKind::Status { code: 429, reason: "TooManyRequests".into(), retry_after: Some(7) };
+    let throttled = s.inject(get_x, busy, None);
+    let plain = client_without_retries(&s);
+    let req = http::Request::get("/api/v1/namespaces/default/configmaps/x").body(kube::client::Body::from(vec![]));
+    let resp = plain.send(req.unwrap()).await.unwrap();
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers().get(http::header::RETRY_AFTER).unwrap(), "7");
+    let body: Value = serde_json::from_slice(&resp.into_body().collect_bytes().await.unwrap()).unwrap();
+    assert_eq!((body["kind"].as_str(), body["reason"].as_str()), (Some("Status"), Some("TooManyRequests")));
+    assert_eq!(body["details"]["retryAfterSeconds"], 7);
+    let e = status_of(Api::<ConfigMap>::namespaced(plain, "default").get("x").await.unwrap_err());
+    assert_eq!(e.code, 429);
+    s.clear_faults();
+    api.get("x").await.unwrap();
+    assert_eq!(s.fault_hits(throttled), 2);
+
+    // fail_next is a one-time Status fault
+    s.fail_next(RequestMatcher::any().verb("list"), 503, "ServiceUnavailable");
+    let e = status_of(
+        client_without_retries(&s)
+            .request::<Value>(http::Request::get("/api/v1/namespaces/default/configmaps").body(vec![]).unwrap())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, 503);
+    api.list(&ListParams::default()).await.unwrap();
+}
+
+#[tokio::test]
+async fn delay_faults_serve_late() {
+    let s = ApiServer::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(s.client(), "default");
+    api.create(&PostParams::default(), &cm("x", &[])).await.unwrap();
+    let d = Duration::from_millis(150);
+    let once = s.inject(RequestMatcher::any().verb("get"), FaultKind::Delay(d), Some(1));
+    let started = tokio::time::Instant::now();
+    api.get("x").await.unwrap();
+    assert!(started.elapsed() >= d);
+    api.get("x").await.unwrap();
+    assert_eq!(s.fault_hits(once), 1);
+    assert_eq!(faulted(&s, once), [200], "a delayed request is served");
+
+    let always = s.inject(RequestMatcher::any().verb("patch"), FaultKind::Delay(d), None);
+    for i in 0..2 {
+        let started = tokio::time::Instant::now();
+        api.patch("x", &PatchParams::default(), &Patch::Merge(json!({"data": {"n": i.to_string()}}))).await.unwrap();
+        assert!(started.elapsed() >= d);
+    }
+    s.clear_fault(always);
+    api.patch("x", &PatchParams::default(), &Patch::Merge(json!({"data": {"n": "last"}}))).await.unwrap();
+    assert_eq!(s.fault_hits(always), 2);
+    assert_eq!(s.writes_to("configmaps", "", "default", "x"), 4);
+}
+
+#[tokio::test]
+async fn hung_requests_are_released_when_cleared() {
+    let s = ApiServer::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(s.client(), "default");
+    api.create(&PostParams::default(), &cm("x", &[])).await.unwrap();
+
+    let hang = s.inject(RequestMatcher::any().verb("get").name("x"), FaultKind::Hang, Some(1));
+    let hung = tokio::spawn({
+        let api = api.clone();
+        async move { api.get("x").await }
+    });
+    assert!(s.wait_until(T, |s| s.fault_hits(hang) == 1).await);
+    assert_eq!(faulted(&s, hang), [NO_ANSWER], "recorded while it hangs");
+    // `times` ran out: the next one is served while the first still hangs
+    api.get("x").await.unwrap();
+    assert!(!hung.is_finished());
+    s.clear_fault(hang);
+    assert_eq!(tokio::time::timeout(T, hung).await.unwrap().unwrap().unwrap().name_any(), "x");
+    let gets = s.requests().into_iter().filter(|r| r.verb == "get" && r.name == "x").count();
+    assert_eq!(gets, 3, "a released request is recorded again when served");
+
+    // until cleared: every matching request hangs, clear_faults releases all
+    let all = s.inject(RequestMatcher::any().verb("list"), FaultKind::Hang, None);
+    let lists: Vec<_> = (0..2)
+        .map(|_| {
+            let api = api.clone();
+            tokio::spawn(async move { api.list(&ListParams::default()).await })
+        })
+        .collect();
+    assert!(s.wait_until(T, |s| s.fault_hits(all) == 2).await);
+    assert!(lists.iter().all(|l| !l.is_finished()));
+    s.clear_faults();
+    for l in lists {
+        assert_eq!(tokio::time::timeout(T, l).await.unwrap().unwrap().unwrap().items.len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn reset_faults_close_the_connection_without_an_answer() {
+    let s = ApiServer::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(s.client(), "default");
+    api.create(&PostParams::default(), &cm("x", &[])).await.unwrap();
+
+    let once = s.inject(RequestMatcher::any().verb("get").name("x"), FaultKind::Reset, Some(1));
+    assert_connection_error(api.get("x").await.unwrap_err());
+    api.get("x").await.unwrap();
+    assert_eq!(s.fault_hits(once), 1);
+    assert_eq!(faulted(&s, once), [NO_ANSWER]);
+
+    // until cleared; the write is not carried out
+    let always = s.inject(RequestMatcher::any().verb("create"), FaultKind::Reset, None);
+    for name in ["a", "b"] {
+        assert_connection_error(api.create(&PostParams::default(), &cm(name, &[])).await.unwrap_err());
+    }
+    assert_eq!(s.objects("", "v1", "configmaps").len(), 1);
+    s.clear_fault(always);
+    api.create(&PostParams::default(), &cm("a", &[])).await.unwrap();
+    assert_eq!(s.fault_hits(always), 2);
+
+    // a watch is answered, then its stream is cut (no clean end)
+    let rv = api.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+    let cut = s.inject(RequestMatcher::any().verb("watch"), FaultKind::Reset, Some(1));
+    let mut w = api.watch(&WatchParams::default(), &rv).await.unwrap().boxed();
+    let first = tokio::time::timeout(T, w.next()).await.unwrap();
+    assert!(matches!(first, Some(Err(_))), "the stream breaks: {first:?}");
+    assert_eq!(faulted(&s, cut), [NO_ANSWER]);
+    // a Status fault answers a watch request with that error
+    s.fail_next(RequestMatcher::any().verb("watch"), 500, "InternalError");
+    assert_eq!(status_of(api.watch(&WatchParams::default(), &rv).await.err().unwrap()).code, 500);
+}
+
+#[tokio::test]
+async fn refused_connections_fail_requests_until_turned_off() {
+    let s = ApiServer::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(s.client(), "default");
+    api.create(&PostParams::default(), &cm("x", &[])).await.unwrap();
+    let rv = api.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+    let mut open = api.watch(&WatchParams::default().disable_bookmarks(), &rv).await.unwrap().boxed();
+
+    s.refuse_connections(true);
+    // an open watch is cut
+    let cut = tokio::time::timeout(T, open.next()).await.unwrap();
+    assert!(!matches!(cut, Some(Ok(_))), "{cut:?}");
+    for _ in 0..3 {
+        assert_connection_error(api.get("x").await.unwrap_err());
+    }
+    assert_connection_error(client_without_retries(&s).apiserver_version().await.unwrap_err());
+
+    s.refuse_connections(false);
+    api.get("x").await.unwrap();
+    api.create(&PostParams::default(), &cm("y", &[])).await.unwrap();
+}
+
+/// Runs a `kube::runtime::watcher` on its own (a watcher only makes
+/// requests while polled) and hands out the names it applies.
+fn applied_names(api: &Api<ConfigMap>) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let w = watcher(api.clone(), watcher::Config::default());
+    tokio::spawn(async move {
+        let mut w = w.boxed();
+        while let Some(ev) = w.next().await {
+            if let Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) = ev
+                && tx.send(o.name_any()).is_err()
+            {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+async fn next_name(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(T, rx.recv()).await.expect("the watcher applies an object").expect("the watcher runs")
+}
+
+fn count_verb(s: &ApiServer, verb: &str) -> usize {
+    s.requests().iter().filter(|r| r.verb == verb).count()
+}
+
+#[tokio::test]
+async fn ended_watches_are_resumed_by_runtime_watchers_without_losing_changes() {
+    let s = ApiServer::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(s.client(), "default");
+    api.create(&PostParams::default(), &cm("a", &[])).await.unwrap();
+    let rv = api.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+
+    let raw = api.watch(&WatchParams::default(), &rv).await.unwrap().boxed();
+    let mut names = applied_names(&api);
+    assert_eq!(next_name(&mut names).await, "a");
+    assert!(s.wait_until(T, |s| count_verb(s, "watch") == 2).await, "the watcher is watching");
+    let lists = count_verb(&s, "list");
+
+    s.end_watches();
+    // a raw watch ends cleanly
+    let rest: Vec<_> = tokio::time::timeout(T, raw.collect::<Vec<_>>()).await.unwrap();
+    assert!(rest.iter().all(|e| matches!(e, Ok(WatchEvent::Bookmark(_)))), "a clean end: {rest:?}");
+    // changes made while the watcher re-watches are not lost
+    for name in ["b", "c"] {
+        api.create(&PostParams::default(), &cm(name, &[])).await.unwrap();
+    }
+    assert_eq!([next_name(&mut names).await, next_name(&mut names).await], ["b", "c"]);
+    assert_eq!(count_verb(&s, "watch"), 3, "the watcher watched again");
+    assert_eq!(count_verb(&s, "list"), lists, "from its resourceVersion, without a re-list");
+}
+
+#[tokio::test]
+async fn watches_end_on_their_own_after_their_lifetime() {
+    let s = ApiServer::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(s.client(), "default");
+    let lifetime = Duration::from_millis(400);
+    s.set_watch_lifetime(Some(lifetime));
+    let rv = api.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+    let started = tokio::time::Instant::now();
+    let raw = api.watch(&WatchParams::default().disable_bookmarks(), &rv).await.unwrap();
+    let events: Vec<_> = tokio::time::timeout(T, raw.collect::<Vec<_>>()).await.unwrap();
+    assert!(events.is_empty(), "{events:?}");
+    assert!(started.elapsed() >= lifetime / 2);
+
+    // a runtime watcher keeps up across the ends
+    let mut names = applied_names(&api);
+    for n in 0..3 {
+        let before = count_verb(&s, "watch");
+        assert!(s.wait_until(T, |s| count_verb(s, "watch") > before).await, "the watch is renewed");
+        let name = format!("c{n}");
+        api.create(&PostParams::default(), &cm(&name, &[])).await.unwrap();
+        assert_eq!(next_name(&mut names).await, name);
+    }
+    assert_eq!(count_verb(&s, "list"), 2, "one list by the test, one by the watcher");
 }
