@@ -8,6 +8,7 @@ mod bench;
 mod crd_validation;
 mod credentials;
 mod delivery;
+mod delivery_core;
 mod ingest;
 mod integration_status;
 mod leader;
