@@ -11,3 +11,4 @@ mod delivery;
 mod ingest;
 mod integration_status;
 mod leader;
+mod service_answers;
