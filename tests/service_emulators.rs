@@ -10,10 +10,11 @@ use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 
 use support::services::chatwork::ROOM_RATE_LIMIT_ERROR;
+use support::services::script::CUT_FILLER;
 use support::services::webhook::{generate_secret, sign};
 use support::services::{
-    ChatworkEmulator, ChatworkLimits, RequestMatcher, ScriptedResponse, SlackEmulator, SlackVia, TeamsEmulator,
-    WebhookEmulator,
+    BodyFault, ChatworkEmulator, ChatworkLimits, RequestMatcher, ScriptedResponse, SlackEmulator, SlackVia,
+    TeamsEmulator, WebhookEmulator,
 };
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -368,6 +369,39 @@ async fn slack_post_message() {
     assert_eq!(body["error"], "token_revoked");
 }
 
+/// The answer to a long post echoes it whole, `ok` first, as Slack's does.
+#[tokio::test]
+async fn slack_post_message_echoes_a_long_message() {
+    let slack = SlackEmulator::start().await;
+    slack.add_bot_token("xoxb-t");
+    slack.add_channel("C001", "alerts", false, true);
+    let text = "z".repeat(35_000);
+    let blocks: Vec<Value> = (0..12)
+        .map(|i| json!({"type": "section", "text": {"type": "mrkdwn", "text": text[i * 2_900..(i + 1) * 2_900]}}))
+        .collect();
+    let resp = client()
+        .post(format!("{}/chat.postMessage", slack.api_url()))
+        .bearer_auth("xoxb-t")
+        .json(&json!({"channel": "C001", "text": text, "blocks": blocks}))
+        .send()
+        .await
+        .unwrap();
+    let (status, raw) = text_of(resp).await;
+    assert_eq!(status, 200);
+    assert!(raw.starts_with(r#"{"ok":true,"#), "{}", &raw[..40]);
+    assert!(raw.len() > 64 * 1024, "{} bytes", raw.len());
+    let body: Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(body["message"]["text"], text.as_str());
+    let echoed = body["message"]["blocks"].as_array().unwrap();
+    assert_eq!(echoed.len(), 12);
+    assert_eq!(echoed[0]["text"]["text"], blocks[0]["text"]["text"]);
+    assert!(echoed[0]["block_id"].is_string());
+    assert_eq!(slack.messages().len(), 1);
+    // Errors too put `ok` first.
+    let resp = client().post(format!("{}/chat.postMessage", slack.api_url())).send().await.unwrap();
+    assert_eq!(text_of(resp).await, (200, r#"{"ok":false,"error":"not_authed"}"#.to_string()));
+}
+
 #[tokio::test]
 async fn slack_post_message_rate_limit_and_user_lookup() {
     let slack = SlackEmulator::start().await;
@@ -535,6 +569,46 @@ async fn scripted_close_and_reset_without_response() {
     assert_eq!(requests[1].status, None);
     assert!(requests[0].scripted && requests[1].scripted);
     assert_eq!(slack.messages().len(), 1);
+}
+
+/// Body faults apply to the emulator's own answer (the post is recorded) or
+/// to a scripted one; the head always announces the whole body.
+#[tokio::test]
+async fn body_faults_huge_stalled_and_dropped() {
+    let hooks = WebhookEmulator::start().await;
+    let url = hooks.add_endpoint("/hooks/a");
+    let at = || RequestMatcher::path("/hooks/a");
+    hooks.push_response(at(), ScriptedResponse::passthrough_with(BodyFault::Huge(1 << 20)));
+    hooks.push_response(at(), ScriptedResponse::passthrough_with(BodyFault::Stall));
+    hooks.push_response(at(), ScriptedResponse::passthrough_with(BodyFault::Drop));
+    hooks.push_response(at(), ScriptedResponse::json(202, &json!({"id": "abcdef"})).with_body_fault(BodyFault::Drop));
+    let c = client();
+
+    let resp = c.post(&url).body("{}").send().await.unwrap();
+    assert_eq!((resp.status(), resp.content_length()), (StatusCode::OK, Some(1 << 20)));
+    assert_eq!(resp.bytes().await.unwrap().len(), 1 << 20);
+
+    // Stalled: half the announced body, then nothing (the connection stays open).
+    let mut resp = c.post(&url).body("{}").send().await.unwrap();
+    assert_eq!((resp.status(), resp.content_length()), (StatusCode::OK, Some(CUT_FILLER as u64)));
+    assert_eq!(resp.chunk().await.unwrap().unwrap().len(), CUT_FILLER / 2);
+    assert!(tokio::time::timeout(Duration::from_millis(200), resp.chunk()).await.is_err(), "the body stalls");
+    drop(resp);
+
+    // Dropped: half the announced body, then the connection closes.
+    let mut resp = c.post(&url).body("{}").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.chunk().await.unwrap().unwrap().len(), CUT_FILLER / 2);
+    assert!(resp.chunk().await.is_err(), "the body is cut off");
+
+    let mut resp = c.post(&url).body("{}").send().await.unwrap();
+    assert_eq!((resp.status(), resp.content_length()), (StatusCode::ACCEPTED, Some(15)));
+    assert_eq!(resp.chunk().await.unwrap().unwrap(), r#"{"id":""#);
+    assert!(resp.chunk().await.is_err());
+
+    assert_eq!(hooks.messages().len(), 3, "pass-throughs post, the scripted answer does not");
+    assert_eq!(hooks.requests().iter().filter(|r| r.scripted).count(), 1);
+    assert_eq!(hooks.pending_responses(), 0);
 }
 
 #[tokio::test]

@@ -31,7 +31,8 @@ fn error_text(body: &str) -> String {
         .unwrap_or_else(|| snippet(body))
 }
 
-/// Classify a Chatwork response: 401 bad token, 403 no permission and 404
+/// Classify a Chatwork response: any 2xx is a success, whatever its body
+/// (the message was posted; its id is not needed); 401 bad token, 403 no permission and 404
 /// unknown room are dead; 400 is a rejected message; 429 waits for
 /// `x-ratelimit-reset` (Chatwork sends no `Retry-After`).
 pub fn classify_chatwork_response(response: &HttpResponse, now: jiff::Timestamp) -> Verdict {
@@ -88,11 +89,19 @@ impl Chatwork {
         format!("{}/{path}", self.api.as_str().trim_end_matches('/'))
     }
 
+    /// A checking call (nothing is posted): its answer is needed whole.
     async fn get(&self, http: &HttpClient, path: &str) -> Result<HttpResponse, Verdict> {
         let request = http.request(Method::GET, self.url(path)).header("x-chatworktoken", self.token.expose());
         let response = http.send(request, SERVICE).await?;
         match classify_chatwork_response(&response, jiff::Timestamp::now()) {
-            Verdict::Success => Ok(response),
+            Verdict::Success => match response.body_read.problem() {
+                None => Ok(response),
+                Some(problem) => Err(Verdict::transient(
+                    reason::UNEXPECTED_RESPONSE,
+                    format!("Chatwork answered HTTP {}, but {problem}", response.status.as_u16()),
+                    None,
+                )),
+            },
             other => Err(other),
         }
     }
@@ -166,10 +175,16 @@ impl Notifier for Chatwork {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notifier::http::BodyRead;
     use http::HeaderMap;
 
     fn resp(status: u16, body: &str) -> HttpResponse {
-        HttpResponse { status: StatusCode::from_u16(status).unwrap(), headers: HeaderMap::new(), body: body.into() }
+        HttpResponse::complete(StatusCode::from_u16(status).unwrap(), HeaderMap::new(), body)
+    }
+
+    /// An answer whose body read ended as `read`, with `body` read of it.
+    fn partial(status: u16, body: &str, read: BodyRead) -> HttpResponse {
+        HttpResponse { body_read: read, ..resp(status, body) }
     }
 
     #[test]
@@ -203,6 +218,21 @@ mod tests {
         assert!(matches!(
             classify_chatwork_response(&r, now),
             Verdict::Transient { retry_after: Some(w), .. } if w == Duration::from_secs(42)
+        ));
+    }
+
+    /// A 2xx means posted: a large, late or cut-off body changes nothing.
+    #[test]
+    fn a_post_stands_however_its_body_read_ended() {
+        let now = jiff::Timestamp::from_second(1_000).unwrap();
+        for read in [BodyRead::TooLarge, BodyRead::TimedOut, BodyRead::CutOff] {
+            assert_eq!(classify_chatwork_response(&partial(200, r#"{"message_"#, read), now), Verdict::Success);
+            assert_eq!(classify_chatwork_response(&partial(200, "", read), now), Verdict::Success);
+        }
+        let cut = partial(401, r#"{"errors":["Inva"#, BodyRead::CutOff);
+        assert!(matches!(
+            classify_chatwork_response(&cut, now),
+            Verdict::Dead(Failure { reason: reason::UNAUTHORIZED, .. })
         ));
     }
 }

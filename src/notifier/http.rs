@@ -1,5 +1,11 @@
 //! The one shared HTTP client: no redirects, a timeout, a bounded body read,
 //! and transport errors turned into transient verdicts without the URL.
+//!
+//! An answer is returned once its head (status and headers) arrived; its body
+//! is read within what is left of the timeout and up to a bound, and
+//! [`HttpResponse::body_read`] says whether it was read whole. A service that
+//! answered 2xx has spoken even when its body is large, slow or cut off: the
+//! classifiers decide what that means.
 
 use std::time::Duration;
 
@@ -16,15 +22,57 @@ pub use http::Method;
 
 use super::classify::{Failure, Verdict, reason};
 
-/// The most of a response body that is read.
-const MAX_BODY: usize = 64 * 1024;
+/// The most of a response body that is read unless a request asks for more
+/// ([`Request::max_body`]).
+pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
 
 /// A service's answer.
 #[derive(Clone, Debug)]
 pub struct HttpResponse {
     pub status: StatusCode,
     pub headers: HeaderMap,
+    /// What was read of the body (lossy UTF-8): all of it only when
+    /// [`body_read`](Self::body_read) is [`BodyRead::Complete`].
     pub body: String,
+    /// How reading the body ended.
+    pub body_read: BodyRead,
+}
+
+impl HttpResponse {
+    /// An answer whose body was read whole.
+    pub fn complete(status: StatusCode, headers: HeaderMap, body: impl Into<String>) -> Self {
+        HttpResponse { status, headers, body: body.into(), body_read: BodyRead::Complete }
+    }
+
+    /// Whether [`body`](Self::body) is the whole body.
+    pub fn body_complete(&self) -> bool {
+        self.body_read == BodyRead::Complete
+    }
+}
+
+/// How reading a response body ended (the head had arrived in every case).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyRead {
+    /// Read to its end.
+    Complete,
+    /// Longer than the bound: reading stopped there.
+    TooLarge,
+    /// The timeout ran out while the body was still coming.
+    TimedOut,
+    /// The connection failed before the body's end.
+    CutOff,
+}
+
+impl BodyRead {
+    /// What happened, for a failure message (`None` when complete).
+    pub fn problem(self) -> Option<&'static str> {
+        match self {
+            BodyRead::Complete => None,
+            BodyRead::TooLarge => Some("its body was too large"),
+            BodyRead::TimedOut => Some("its body did not arrive in time"),
+            BodyRead::CutOff => Some("its body was cut off"),
+        }
+    }
 }
 
 /// A request under construction: the few things notifiers set.
@@ -34,6 +82,8 @@ pub struct Request {
     target: String,
     headers: HeaderMap,
     body: Bytes,
+    /// The most of the answer's body that is read.
+    max_body: usize,
     /// A header name or value that could not be used.
     invalid: bool,
 }
@@ -87,6 +137,12 @@ impl Request {
 
     pub fn body(mut self, body: impl Into<Bytes>) -> Self {
         self.body = body.into();
+        self
+    }
+
+    /// Read at most `bytes` of the answer's body (default [`DEFAULT_MAX_BODY`]).
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
         self
     }
 }
@@ -168,13 +224,23 @@ impl HttpClient {
 
     /// Start a request to `url`.
     pub fn request(&self, method: Method, url: impl Into<String>) -> Request {
-        Request { method, target: url.into(), headers: HeaderMap::new(), body: Bytes::new(), invalid: false }
+        Request {
+            method,
+            target: url.into(),
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            max_body: DEFAULT_MAX_BODY,
+            invalid: false,
+        }
     }
 
-    /// Send a request and read the answer (at most 64 KiB of its body), all
-    /// within the timeout; redirects are not followed. A transport failure
-    /// becomes a transient verdict whose message names no URL.
+    /// Send a request; redirects are not followed. Connecting and the
+    /// answer's head must come within the timeout, else a transient verdict
+    /// (whose message names no URL). The body is then read with what is left
+    /// of the timeout, up to the request's bound: an answer is returned
+    /// whatever that read does, saying how it ended.
     pub async fn send(&self, request: Request, service: &str) -> Result<HttpResponse, Verdict> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
         let unusable = || Verdict::Transient {
             failure: Failure::new(reason::SERVICE_UNAVAILABLE, format!("{service}: the request could not be built")),
             retry_after: None,
@@ -183,11 +249,12 @@ impl HttpClient {
         if request.invalid {
             return Err(unusable());
         }
+        let max_body = request.max_body;
         let mut headers = request.headers;
         headers.entry(header::USER_AGENT).or_insert(HeaderValue::from_static(USER_AGENT));
         headers.entry(header::ACCEPT).or_insert(HeaderValue::from_static("*/*"));
-        let exchange = async {
-            let (status, headers, body) = match &self.inner {
+        let head = async {
+            match &self.inner {
                 Inner::Direct(client) => {
                     let mut outgoing = hyper::Request::new(Full::new(request.body));
                     *outgoing.method_mut() = request.method;
@@ -197,8 +264,7 @@ impl HttpClient {
                         transport_verdict(reason::SERVICE_UNAVAILABLE, connect_or_not(e.is_connect()), service)
                     })?;
                     let (parts, body) = response.into_parts();
-                    let body = read_bounded(body).await;
-                    (parts.status, parts.headers, body.map_err(|_| ()))
+                    Ok((parts.status, parts.headers, IncomingBody::Direct(body)))
                 }
                 Inner::Proxied(client) => {
                     let url = reqwest::Url::parse(&request.target).map_err(|_| unusable())?;
@@ -212,17 +278,66 @@ impl HttpClient {
                         }
                     })?;
                     let headers = std::mem::take(response.headers_mut());
-                    let status = response.status();
-                    (status, headers, read_bounded_proxied(response).await)
+                    Ok((response.status(), headers, IncomingBody::Proxied(response)))
                 }
-            };
-            let body =
-                body.map_err(|()| transport_verdict(reason::SERVICE_UNAVAILABLE, "connection failed", service))?;
-            Ok(HttpResponse { status, headers, body })
+            }
         };
-        tokio::time::timeout(self.timeout, exchange)
+        let (status, headers, mut body) = tokio::time::timeout_at(deadline, head)
             .await
-            .unwrap_or_else(|_| Err(transport_verdict(reason::TIMEOUT, "timed out", service)))
+            .unwrap_or_else(|_| Err(transport_verdict(reason::TIMEOUT, "timed out", service)))?;
+        let mut buf = Vec::new();
+        let body_read =
+            tokio::time::timeout_at(deadline, body.read_into(&mut buf, max_body)).await.unwrap_or(BodyRead::TimedOut);
+        Ok(HttpResponse { status, headers, body: String::from_utf8_lossy(&buf).into_owned(), body_read })
+    }
+}
+
+/// An answer's body on either path.
+enum IncomingBody {
+    Direct(Incoming),
+    Proxied(reqwest::Response),
+}
+
+impl IncomingBody {
+    /// The next piece of the body; `Ok(None)` at its end, else how the read ended.
+    async fn chunk(&mut self) -> Result<Option<Bytes>, BodyRead> {
+        match self {
+            IncomingBody::Direct(body) => loop {
+                match body.frame().await {
+                    None => return Ok(None),
+                    Some(Err(_)) => return Err(BodyRead::CutOff),
+                    // Trailers carry no body.
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            return Ok(Some(data));
+                        }
+                    }
+                }
+            },
+            // reqwest enforces the same timeout over the whole exchange.
+            IncomingBody::Proxied(response) => response.chunk().await.map_err(|e| match e.is_timeout() {
+                true => BodyRead::TimedOut,
+                false => BodyRead::CutOff,
+            }),
+        }
+    }
+
+    /// Append the body to `buf`, at most `max` bytes of it.
+    async fn read_into(&mut self, buf: &mut Vec<u8>, max: usize) -> BodyRead {
+        loop {
+            match self.chunk().await {
+                Ok(None) => return BodyRead::Complete,
+                Ok(Some(chunk)) => {
+                    let room = max.saturating_sub(buf.len());
+                    if chunk.len() > room {
+                        buf.extend_from_slice(&chunk[..room]);
+                        return BodyRead::TooLarge;
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+                Err(ended) => return ended,
+            }
+        }
     }
 }
 
@@ -235,36 +350,6 @@ fn connect_or_not(connect: bool) -> &'static str {
 }
 
 const USER_AGENT: &str = concat!("kube-notify/", env!("CARGO_PKG_VERSION"));
-
-async fn read_bounded(mut body: Incoming) -> Result<String, hyper::Error> {
-    let mut buf = Vec::new();
-    while let Some(frame) = body.frame().await {
-        if let Ok(chunk) = frame?.into_data()
-            && !keep(&mut buf, &chunk)
-        {
-            break;
-        }
-    }
-    Ok(String::from_utf8_lossy(&buf).into_owned())
-}
-
-async fn read_bounded_proxied(mut response: reqwest::Response) -> Result<String, ()> {
-    let mut buf = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) if keep(&mut buf, &chunk) => {}
-            Ok(_) => return Ok(String::from_utf8_lossy(&buf).into_owned()),
-            Err(_) => return Err(()),
-        }
-    }
-}
-
-/// Keep what fits of `chunk` under [`MAX_BODY`]; whether to read on.
-fn keep(buf: &mut Vec<u8>, chunk: &[u8]) -> bool {
-    let room = MAX_BODY.saturating_sub(buf.len());
-    buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
-    buf.len() < MAX_BODY
-}
 
 fn transport_verdict(reason: &'static str, what: &str, service: &str) -> Verdict {
     Verdict::Transient { failure: Failure::new(reason, format!("{service}: {what}")), retry_after: None }
@@ -313,6 +398,102 @@ mod tests {
         let head = seen.await.unwrap();
         assert!(head.starts_with("POST http://hooks.invalid/hook/x HTTP/1.1\r\n"), "{head}");
         assert!(head.to_ascii_lowercase().contains("user-agent: kube-notify/"), "{head}");
+    }
+
+    /// A peer that answers one request with `answer` (raw bytes), then
+    /// hangs up (`hold` false) or keeps the connection open until the client
+    /// closes it. Returns the URL to post to.
+    async fn answering(answer: Vec<u8>, hold: bool) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook/secret", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut byte = [0u8; 1];
+            while !request.ends_with(b"\r\n\r\n") {
+                socket.read_exact(&mut byte).await.unwrap();
+                request.push(byte[0]);
+            }
+            // The requests in these tests have no body.
+            socket.write_all(&answer).await.unwrap();
+            socket.flush().await.unwrap();
+            if hold {
+                let _ = socket.read(&mut byte).await;
+            }
+        });
+        url
+    }
+
+    fn head(status: &str, content_length: usize) -> Vec<u8> {
+        format!("HTTP/1.1 {status}\r\ncontent-length: {content_length}\r\n\r\n").into_bytes()
+    }
+
+    async fn post(client: &HttpClient, url: &str, max_body: Option<usize>) -> Result<HttpResponse, Verdict> {
+        let mut request = client.request(Method::POST, url);
+        if let Some(max) = max_body {
+            request = request.max_body(max);
+        }
+        client.send(request, "webhook").await
+    }
+
+    #[tokio::test]
+    async fn a_whole_body_is_complete() {
+        let mut answer = head("200 OK", 2);
+        answer.extend_from_slice(b"ok");
+        let response = post(&client(), &answering(answer, false).await, None).await.unwrap();
+        assert_eq!(
+            (response.status, response.body.as_str(), response.body_read),
+            (StatusCode::OK, "ok", BodyRead::Complete)
+        );
+        assert!(response.body_complete());
+    }
+
+    /// A body over the bound is read up to it; a request may raise the bound.
+    #[tokio::test]
+    async fn a_body_over_the_bound_is_read_up_to_it() {
+        let size = DEFAULT_MAX_BODY + 10;
+        let mut answer = head("200 OK", size);
+        answer.extend(std::iter::repeat_n(b'x', size));
+        let response = post(&client(), &answering(answer.clone(), false).await, None).await.unwrap();
+        assert_eq!((response.status, response.body_read), (StatusCode::OK, BodyRead::TooLarge));
+        assert_eq!(response.body.len(), DEFAULT_MAX_BODY);
+        let response = post(&client(), &answering(answer, false).await, Some(size)).await.unwrap();
+        assert_eq!((response.body.len(), response.body_read), (size, BodyRead::Complete));
+    }
+
+    /// Headers arrived, the body never finishes: the answer comes back when
+    /// the timeout runs out, with what was read.
+    #[tokio::test]
+    async fn a_stalled_body_times_out_but_the_answer_stands() {
+        let mut answer = head("202 Accepted", 100);
+        answer.extend_from_slice(b"{\"partial\"");
+        let client = HttpClient::direct(Duration::from_millis(300));
+        let response = post(&client, &answering(answer, true).await, None).await.unwrap();
+        assert_eq!(response.status, StatusCode::ACCEPTED);
+        assert_eq!((response.body.as_str(), response.body_read), ("{\"partial\"", BodyRead::TimedOut));
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_off_by_the_peer_is_reported() {
+        let mut answer = head("200 OK", 100);
+        answer.extend_from_slice(b"{\"ok\":true");
+        let response = post(&client(), &answering(answer, false).await, None).await.unwrap();
+        assert_eq!((response.status, response.body_read), (StatusCode::OK, BodyRead::CutOff));
+        assert_eq!(response.body, "{\"ok\":true");
+    }
+
+    /// The timeout still covers the head: no head in time is a transient
+    /// failure without the URL.
+    #[tokio::test]
+    async fn no_head_in_time_is_a_timeout() {
+        let client = HttpClient::direct(Duration::from_millis(200));
+        let Err(Verdict::Transient { failure, .. }) = post(&client, &answering(Vec::new(), true).await, None).await
+        else {
+            panic!("expected a transient failure")
+        };
+        assert_eq!(failure.reason, reason::TIMEOUT);
+        assert!(!failure.message.contains("secret"), "{}", failure.message);
     }
 
     #[test]

@@ -41,8 +41,10 @@ fn classify_slack_error_code(code: &str) -> Verdict {
     }
 }
 
-/// Classify an incoming-webhook response: errors are bare strings in the body,
-/// and the same code comes with different HTTP statuses, so the body decides.
+/// Classify an incoming-webhook response: a 2xx (200 `ok`) is a success
+/// whatever its body and however its read ended; errors are bare strings in
+/// the body, and the same code comes with different HTTP statuses, so the
+/// body decides.
 pub fn classify_slack_webhook_response(response: &HttpResponse) -> Verdict {
     let status = response.status;
     let body = response.body.trim();
@@ -70,26 +72,78 @@ pub fn classify_slack_webhook_response(response: &HttpResponse) -> Verdict {
     }
 }
 
+/// The most of a Web API answer that is read. `chat.postMessage` echoes the
+/// posted message (`message.text`, `message.blocks`), so its answer is as
+/// large as the message: up to 40,000 characters of text plus 50 blocks of
+/// 3,000, several times that once JSON-escaped.
+pub const API_MAX_BODY: usize = 4 * 1024 * 1024;
+
 /// Classify a Web API response: HTTP 200 with `{"ok": false, "error": …}` for
 /// almost every error, 429 with `Retry-After` for rate limits.
+///
+/// A body that is not JSON (cut off, too large, late, or malformed) is judged
+/// by what was read, as Slack writes `ok` first: `{"ok":true` at the start of
+/// a 2xx is a success (the message was posted: posting it again would
+/// duplicate it); `"ok":false` anywhere is classified by its `error`. When
+/// nothing that was read shows either, the call is a transient
+/// `UnexpectedResponse` and is retried: nothing indicates that Slack accepted
+/// the message, and a notification never sent is worse than a rare
+/// duplicate. Only an answer that stops before its first bytes, or is not
+/// Slack's, gets there: the read bound ([`API_MAX_BODY`]) never cuts an
+/// answer before `ok`.
 pub fn classify_slack_api_response(response: &HttpResponse) -> Verdict {
     if let Some(v) = classify::classify_common(response.status, &response.headers, SERVICE) {
         return v;
     }
     let parsed: Option<serde_json::Value> = serde_json::from_str(&response.body).ok();
-    let ok = parsed.as_ref().and_then(|v| v.get("ok")).and_then(|v| v.as_bool());
+    let ok = match &parsed {
+        Some(v) => v.get("ok").and_then(|v| v.as_bool()),
+        None => leading_ok(&response.body).or_else(|| response.body.contains(r#""ok":false"#).then_some(false)),
+    };
     match ok {
         Some(true) if response.status.is_success() => Verdict::Success,
         Some(false) => {
-            let code = parsed.as_ref().and_then(|v| v.get("error")).and_then(|v| v.as_str()).unwrap_or("unknown_error");
-            classify_slack_error_code(code)
+            let code = match &parsed {
+                Some(v) => v.get("error").and_then(|v| v.as_str()).map(str::to_string),
+                None => error_code_in(&response.body),
+            };
+            classify_slack_error_code(code.as_deref().unwrap_or("unknown_error"))
         }
-        _ => Verdict::transient(
-            reason::UNEXPECTED_RESPONSE,
-            format!("Slack answered HTTP {} with an unexpected body", response.status.as_u16()),
-            None,
-        ),
+        _ => unexpected(response),
     }
+}
+
+/// A transient `UnexpectedResponse` saying what was wrong with the body.
+fn unexpected(response: &HttpResponse) -> Verdict {
+    let status = response.status.as_u16();
+    let message = match response.body_read.problem() {
+        None => format!("Slack answered HTTP {status} with an unexpected body"),
+        Some(problem) => format!("Slack answered HTTP {status}, but {problem} and what was read shows no outcome"),
+    };
+    Verdict::transient(reason::UNEXPECTED_RESPONSE, message, None)
+}
+
+/// The value of `ok` when the body starts with it (`{"ok":true…`), JSON
+/// whitespace allowed; `None` when it does not start so.
+fn leading_ok(body: &str) -> Option<bool> {
+    let rest = body.trim_start().strip_prefix('{')?.trim_start().strip_prefix(r#""ok""#)?;
+    let rest = rest.trim_start().strip_prefix(':')?.trim_start();
+    if rest.starts_with("true") {
+        Some(true)
+    } else if rest.starts_with("false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// The first `"error":"<code>"` in a (possibly partial) JSON body. A quote
+/// inside a JSON string is escaped, so the pattern only matches a key.
+fn error_code_in(body: &str) -> Option<String> {
+    let (_, rest) = body.split_once(r#""error""#)?;
+    let rest = rest.trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    let (code, _) = rest.split_once('"')?;
+    Some(code.to_string())
 }
 
 /// An incoming webhook; the whole URL is the credential.
@@ -171,10 +225,12 @@ impl SlackBot {
         format!("{}/{method}", self.api.as_str().trim_end_matches('/'))
     }
 
+    /// A checking call (nothing is posted): its answer is needed whole.
     async fn call(&self, http: &HttpClient, request: Request) -> Result<serde_json::Value, Verdict> {
-        let response = http.send(request.bearer_auth(self.token.expose()), SERVICE).await?;
+        let request = request.bearer_auth(self.token.expose()).max_body(API_MAX_BODY);
+        let response = http.send(request, SERVICE).await?;
         match classify_slack_api_response(&response) {
-            Verdict::Success => Ok(serde_json::from_str(&response.body).unwrap_or_default()),
+            Verdict::Success => serde_json::from_str(&response.body).map_err(|_| unexpected(&response)),
             other => Err(other),
         }
     }
@@ -231,6 +287,7 @@ impl Notifier for SlackBot {
             let request = http
                 .request(Method::POST, self.method_url("chat.postMessage"))
                 .bearer_auth(self.token.expose())
+                .max_body(API_MAX_BODY)
                 .json(&body);
             let verdict = match http.send(request, SERVICE).await {
                 Ok(response) => classify_slack_api_response(&response),
@@ -264,10 +321,16 @@ pub(crate) fn scrub_verdict(verdict: Verdict, secrets: &[&str]) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notifier::http::BodyRead;
     use http::HeaderMap;
 
     fn resp(status: u16, body: &str) -> HttpResponse {
-        HttpResponse { status: StatusCode::from_u16(status).unwrap(), headers: HeaderMap::new(), body: body.into() }
+        HttpResponse::complete(StatusCode::from_u16(status).unwrap(), HeaderMap::new(), body)
+    }
+
+    /// An answer whose body read ended as `read`, with `body` read of it.
+    fn partial(status: u16, body: &str, read: BodyRead) -> HttpResponse {
+        HttpResponse { body_read: read, ..resp(status, body) }
     }
 
     fn reason_of(v: &Verdict) -> (&'static str, &'static str) {
@@ -357,5 +420,75 @@ mod tests {
             reason_of(&classify_slack_api_response(&resp(200, "<html>"))),
             ("transient", reason::UNEXPECTED_RESPONSE)
         );
+    }
+
+    #[test]
+    fn a_webhook_200_stands_however_its_body_read_ended() {
+        for read in [BodyRead::TooLarge, BodyRead::TimedOut, BodyRead::CutOff] {
+            assert_eq!(classify_slack_webhook_response(&partial(200, "", read)), Verdict::Success, "{read:?}");
+            assert_eq!(classify_slack_webhook_response(&partial(200, "o", read)), Verdict::Success, "{read:?}");
+        }
+    }
+
+    /// What was read decides: `ok` comes first in Slack's answers.
+    #[test]
+    fn an_api_answer_cut_short_is_judged_by_what_was_read() {
+        let echo = format!(r#"{{"ok":true,"channel":"C1","ts":"1.2","message":{{"text":"{}"#, "a".repeat(1000));
+        for read in [BodyRead::TooLarge, BodyRead::TimedOut, BodyRead::CutOff] {
+            assert_eq!(classify_slack_api_response(&partial(200, &echo, read)), Verdict::Success, "{read:?}");
+            assert_eq!(classify_slack_api_response(&partial(200, r#"{"ok":true"#, read)), Verdict::Success);
+            assert_eq!(classify_slack_api_response(&partial(200, "{ \"ok\" : true,", read)), Verdict::Success);
+        }
+        assert_eq!(
+            reason_of(&classify_slack_api_response(&partial(
+                200,
+                r#"{"ok":false,"error":"channel_not_found","respo"#,
+                BodyRead::CutOff
+            ))),
+            ("dead", reason::DESTINATION_NOT_FOUND)
+        );
+        // `ok` not first (not Slack's habit) but readable.
+        assert_eq!(
+            reason_of(&classify_slack_api_response(&partial(
+                200,
+                r#"{"warning":"x","ok":false,"error":"msg_too_long","x"#,
+                BodyRead::TooLarge
+            ))),
+            ("rejected", reason::MESSAGE_REJECTED)
+        );
+        // A 2xx that is not `ok:true` at the start is no success, even when it
+        // mentions it inside a string (quotes in strings are escaped).
+        let quoted = r#"{"channel":"C1","text":"\"ok\":true"#;
+        assert_eq!(
+            reason_of(&classify_slack_api_response(&partial(200, quoted, BodyRead::CutOff))),
+            ("transient", reason::UNEXPECTED_RESPONSE)
+        );
+        // Nothing read: nothing shows the message was taken.
+        let Verdict::Transient { failure, .. } = classify_slack_api_response(&partial(200, "", BodyRead::TimedOut))
+        else {
+            panic!("expected a transient verdict")
+        };
+        assert_eq!(failure.reason, reason::UNEXPECTED_RESPONSE);
+        assert!(failure.message.contains("did not arrive in time"), "{}", failure.message);
+        // The status still comes first.
+        assert_eq!(
+            reason_of(&classify_slack_api_response(&partial(503, r#"{"ok":true"#, BodyRead::CutOff))),
+            ("transient", reason::SERVICE_UNAVAILABLE)
+        );
+        assert_eq!(
+            reason_of(&classify_slack_api_response(&partial(404, r#"{"ok":true"#, BodyRead::CutOff))),
+            ("transient", reason::UNEXPECTED_RESPONSE)
+        );
+    }
+
+    #[test]
+    fn leading_ok_and_error_codes_in_partial_bodies() {
+        assert_eq!(leading_ok(r#"{"ok":true"#), Some(true));
+        assert_eq!(leading_ok("\n { \"ok\":\tfalse"), Some(false));
+        assert_eq!(leading_ok(r#"{"ok":"#), None);
+        assert_eq!(leading_ok(r#"{"okay":true"#), None);
+        assert_eq!(leading_ok(r#"[{"ok":true"#), None);
+        assert_eq!(error_code_in(r#"{"ok":false,"error": "invalid_auth","#).as_deref(), Some("invalid_auth"));
+        assert_eq!(error_code_in(r#"{"ok":false,"error":"invalid_a"#), None);
     }
 }

@@ -18,7 +18,8 @@ use crate::redact::SecretUrl;
 const SERVICE: &str = "Teams";
 
 /// Classify a Workflows response: only 2xx is success (202 Accepted, not yet
-/// posted); errors are `{"error":{"code","message"}}`.
+/// posted), whatever its body and however its read ended; errors are
+/// `{"error":{"code","message"}}`.
 pub fn classify_teams_response(response: &HttpResponse) -> Verdict {
     let status = response.status;
     if status.is_success() {
@@ -103,10 +104,16 @@ impl Notifier for TeamsWorkflow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notifier::http::BodyRead;
     use http::HeaderMap;
 
     fn resp(status: u16, body: &str) -> HttpResponse {
-        HttpResponse { status: StatusCode::from_u16(status).unwrap(), headers: HeaderMap::new(), body: body.into() }
+        HttpResponse::complete(StatusCode::from_u16(status).unwrap(), HeaderMap::new(), body)
+    }
+
+    /// An answer whose body read ended as `read`, with `body` read of it.
+    fn partial(status: u16, body: &str, read: BodyRead) -> HttpResponse {
+        HttpResponse { body_read: read, ..resp(status, body) }
     }
 
     #[test]
@@ -122,5 +129,16 @@ mod tests {
         assert!(matches!(classify_teams_response(&resp(413, "")), Verdict::Rejected(_)));
         assert!(matches!(classify_teams_response(&resp(429, "")), Verdict::Transient { .. }));
         assert!(matches!(classify_teams_response(&resp(502, "")), Verdict::Transient { .. }));
+    }
+
+    /// 202 means accepted: a large, late or cut-off body changes nothing.
+    #[test]
+    fn an_accepted_post_stands_however_its_body_read_ended() {
+        for read in [BodyRead::TooLarge, BodyRead::TimedOut, BodyRead::CutOff] {
+            assert_eq!(classify_teams_response(&partial(202, "", read)), Verdict::Success, "{read:?}");
+            assert_eq!(classify_teams_response(&partial(200, r#"{"id":"#, read)), Verdict::Success, "{read:?}");
+        }
+        let cut = partial(404, r#"{"error":{"code":"Workfl"#, BodyRead::CutOff);
+        assert!(matches!(classify_teams_response(&cut), Verdict::Dead(_)), "the status still decides");
     }
 }

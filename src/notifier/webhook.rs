@@ -17,7 +17,8 @@ use crate::redact::{Credential, SecretUrl};
 
 const SERVICE: &str = "webhook";
 
-/// Classify a generic webhook response: 2xx success, 3xx failure (never
+/// Classify a generic webhook response: 2xx success whatever its body and
+/// however its read ended (the receiver took the message), 3xx failure (never
 /// followed), 410 gone, 429 and 5xx transient, other 4xx rejected (401/403/404
 /// dead: the endpoint refuses us whatever we send).
 pub fn classify_webhook_response(response: &HttpResponse) -> Verdict {
@@ -136,10 +137,11 @@ pub fn sign(key: &SigningKey, id: &str, timestamp: i64, body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notifier::http::BodyRead;
     use http::HeaderMap;
 
     fn resp(status: u16) -> HttpResponse {
-        HttpResponse { status: StatusCode::from_u16(status).unwrap(), headers: HeaderMap::new(), body: String::new() }
+        HttpResponse::complete(StatusCode::from_u16(status).unwrap(), HeaderMap::new(), "")
     }
 
     #[test]
@@ -150,6 +152,19 @@ mod tests {
         assert!(matches!(classify_webhook_response(&resp(503)), Verdict::Transient { .. }));
         assert!(matches!(classify_webhook_response(&resp(429)), Verdict::Transient { .. }));
         assert!(matches!(classify_webhook_response(&resp(422)), Verdict::Rejected(_)));
+    }
+
+    /// The receiver took the message: a large, late or cut-off body changes nothing.
+    #[test]
+    fn a_2xx_is_a_delivery_however_its_body_read_ended() {
+        for read in [BodyRead::TooLarge, BodyRead::TimedOut, BodyRead::CutOff] {
+            for status in [200, 202, 204] {
+                let response = HttpResponse { body: "<html>".repeat(10), body_read: read, ..resp(status) };
+                assert_eq!(classify_webhook_response(&response), Verdict::Success, "{status} {read:?}");
+            }
+        }
+        let cut_error = HttpResponse { body_read: BodyRead::CutOff, ..resp(503) };
+        assert!(matches!(classify_webhook_response(&cut_error), Verdict::Transient { .. }));
     }
 
     #[test]

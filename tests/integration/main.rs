@@ -12,3 +12,4 @@ mod delivery_core;
 mod ingest;
 mod integration_status;
 mod leader;
+mod service_answers;

@@ -17,7 +17,7 @@ pub use chatwork::{ChatworkEmulator, ChatworkLimits, ChatworkMessage};
 #[allow(unused_imports)]
 pub use recorder::RecordedRequest;
 #[allow(unused_imports)]
-pub use script::{RequestMatcher, ScriptAction, ScriptedResponse};
+pub use script::{BodyFault, RequestMatcher, ScriptAction, ScriptedResponse};
 #[allow(unused_imports)]
 pub use server::Emulator;
 #[allow(unused_imports)]

@@ -101,6 +101,25 @@ pub enum ScriptAction {
     Reset,
 }
 
+/// How the body of an answer (scripted or the emulator's own) is sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BodyFault {
+    /// Whole, as is.
+    #[default]
+    None,
+    /// Followed by this many bytes of filler (spaces: a JSON body stays JSON).
+    Huge(usize),
+    /// The head announces the whole body (`content-length`), half of it is
+    /// sent, then nothing more: the connection stays open.
+    Stall,
+    /// Like [`BodyFault::Stall`], but the connection is closed after the half.
+    Drop,
+}
+
+/// What [`BodyFault::Stall`] and [`BodyFault::Drop`] cut when the body is
+/// empty: they need a body to cut.
+pub const CUT_FILLER: usize = 1024;
+
 /// A one-shot response. Build it with a struct literal
 /// (`ScriptedResponse { status: 503, ..Default::default() }`) or the helpers.
 #[derive(Clone, Debug)]
@@ -112,11 +131,20 @@ pub struct ScriptedResponse {
     /// timeout makes the client give up.
     pub delay: Option<Duration>,
     pub action: ScriptAction,
+    /// How the body goes out (for `Respond` and `Passthrough`).
+    pub body_fault: BodyFault,
 }
 
 impl Default for ScriptedResponse {
     fn default() -> Self {
-        Self { status: 200, headers: Vec::new(), body: Vec::new(), delay: None, action: ScriptAction::Respond }
+        Self {
+            status: 200,
+            headers: Vec::new(),
+            body: Vec::new(),
+            delay: None,
+            action: ScriptAction::Respond,
+            body_fault: BodyFault::None,
+        }
     }
 }
 
@@ -161,6 +189,13 @@ impl ScriptedResponse {
         Self { action: ScriptAction::Passthrough, delay: Some(delay), ..Self::default() }
     }
 
+    /// Let the emulator handle the request as it normally would (it posts),
+    /// with its answer's body sent the `fault` way: the service accepted the
+    /// message, then its answer's body goes wrong.
+    pub fn passthrough_with(fault: BodyFault) -> Self {
+        Self { action: ScriptAction::Passthrough, body_fault: fault, ..Self::default() }
+    }
+
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));
         self
@@ -177,6 +212,11 @@ impl ScriptedResponse {
 
     pub fn with_delay(mut self, delay: Duration) -> Self {
         self.delay = Some(delay);
+        self
+    }
+
+    pub fn with_body_fault(mut self, fault: BodyFault) -> Self {
+        self.body_fault = fault;
         self
     }
 }

@@ -4,12 +4,14 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -19,7 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::recorder::{RecordedRequest, Recorder};
-use super::script::{RequestMatcher, ScriptAction, ScriptedResponse};
+use super::script::{BodyFault, CUT_FILLER, RequestMatcher, ScriptAction, ScriptedResponse};
 
 /// A response computed by a service.
 #[derive(Clone, Debug)]
@@ -113,7 +115,7 @@ impl<S: Service> Core<S> {
         &self,
         request: Request<Incoming>,
         control: &std::net::TcpStream,
-    ) -> Result<Response<Full<Bytes>>, Aborted> {
+    ) -> Result<Response<ReplyBody>, Aborted> {
         let (parts, body) = request.into_parts();
         let body = body.collect().await.map_err(|_| Aborted)?.to_bytes();
         let method = parts.method.as_str().to_owned();
@@ -131,6 +133,7 @@ impl<S: Service> Core<S> {
             status: None,
         };
         let index = self.recorder.record(recorded.clone());
+        let body_fault = scripted.as_ref().map(|s| s.body_fault).unwrap_or_default();
 
         if let Some(delay) = scripted.as_ref().and_then(|s| s.delay) {
             tokio::time::sleep(delay).await;
@@ -156,16 +159,87 @@ impl<S: Service> Core<S> {
                 handled.reply
             }
         };
-        Ok(build_response(reply))
+        Ok(build_response(reply, body_fault))
     }
 }
 
-fn build_response(reply: Reply) -> Response<Full<Bytes>> {
+fn build_response(reply: Reply, fault: BodyFault) -> Response<ReplyBody> {
     let mut builder = Response::builder().status(reply.status);
     for (name, value) in &reply.headers {
         builder = builder.header(name.as_str(), value.as_str());
     }
-    builder.body(Full::new(reply.body)).unwrap_or_else(|e| panic!("emulator built an invalid response: {e}"))
+    builder
+        .body(ReplyBody::new(reply.body, fault))
+        .unwrap_or_else(|e| panic!("emulator built an invalid response: {e}"))
+}
+
+/// An answer's body, whole or cut short as a [`BodyFault`] says. Its size
+/// (`content-length`) is always the whole body's.
+struct ReplyBody {
+    /// What is sent, in one frame.
+    sent: Option<Bytes>,
+    size: u64,
+    end: BodyEnd,
+}
+
+enum BodyEnd {
+    /// The body is whole once `sent` went out.
+    Whole,
+    /// Nothing more, ever.
+    Stall,
+    /// The connection is closed, once what was sent was flushed.
+    Drop { flushed: bool },
+}
+
+impl ReplyBody {
+    fn new(body: Bytes, fault: BodyFault) -> Self {
+        let cut = |end| {
+            let body = if body.is_empty() { Bytes::from(vec![b' '; CUT_FILLER]) } else { body.clone() };
+            ReplyBody { size: body.len() as u64, sent: Some(body.slice(..body.len() / 2)), end }
+        };
+        match fault {
+            BodyFault::None => ReplyBody { size: body.len() as u64, sent: Some(body), end: BodyEnd::Whole },
+            BodyFault::Huge(filler) => {
+                let mut huge = Vec::with_capacity(body.len() + filler);
+                huge.extend_from_slice(&body);
+                huge.resize(body.len() + filler, b' ');
+                ReplyBody { size: huge.len() as u64, sent: Some(huge.into()), end: BodyEnd::Whole }
+            }
+            BodyFault::Stall => cut(BodyEnd::Stall),
+            BodyFault::Drop => cut(BodyEnd::Drop { flushed: false }),
+        }
+    }
+}
+
+impl Body for ReplyBody {
+    type Data = Bytes;
+    type Error = Aborted;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Aborted>>> {
+        if let Some(sent) = self.sent.take().filter(|b| !b.is_empty()) {
+            return Poll::Ready(Some(Ok(Frame::data(sent))));
+        }
+        match &mut self.end {
+            BodyEnd::Whole => Poll::Ready(None),
+            BodyEnd::Stall => Poll::Pending,
+            // hyper flushes what it has whenever the body is pending, so
+            // yield once before failing (which closes the connection).
+            BodyEnd::Drop { flushed: false } => {
+                self.end = BodyEnd::Drop { flushed: true };
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            BodyEnd::Drop { flushed: true } => Poll::Ready(Some(Err(Aborted))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.end, BodyEnd::Whole) && self.sent.as_ref().is_none_or(Bytes::is_empty)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.size)
+    }
 }
 
 async fn serve_connection<S: Service>(core: Arc<Core<S>>, stream: TcpStream) {

@@ -10,7 +10,9 @@
 //!
 //! Web API: HTTP 200 `{"ok":false,"error":…}` for errors, 429 `ratelimited`
 //! with `Retry-After`; `auth.test`, `conversations.info`, `chat.postMessage`,
-//! `users.lookupByEmail`; unknown method 404 `unknown_method`.
+//! `users.lookupByEmail`; unknown method 404 `unknown_method`. `ok` comes
+//! first in every answer; `chat.postMessage` echoes the posted message
+//! (`message.text`, `message.blocks`), so a long message gets a long answer.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -456,7 +458,21 @@ fn webhook(state: &mut State, request: &RecordedRequest) -> Handled<SlackMessage
 // ----------------------------------------------------------------- Web API
 
 fn api_ok(body: Value) -> Reply {
-    Reply::json(200, &body)
+    api_reply(200, body)
+}
+
+/// A Web API answer written as Slack writes it: `ok` first (serde_json
+/// itself sorts keys).
+fn api_reply(status: u16, body: Value) -> Reply {
+    let text = match body {
+        Value::Object(mut map) => match map.remove("ok") {
+            Some(ok) if map.is_empty() => format!(r#"{{"ok":{ok}}}"#),
+            Some(ok) => format!(r#"{{"ok":{ok},{}"#, &Value::Object(map).to_string()[1..]),
+            None => Value::Object(map).to_string(),
+        },
+        other => other.to_string(),
+    };
+    Reply::empty(status).header("content-type", "application/json; charset=utf-8").body(text)
 }
 
 fn api_error(code: &str) -> Reply {
@@ -494,7 +510,7 @@ fn required_scope(method: &str) -> Option<&'static str> {
 
 fn api(state: &mut State, method: &str, request: &RecordedRequest) -> Handled<SlackMessage> {
     if !matches!(method, "auth.test" | "conversations.info" | "chat.postMessage" | "users.lookupByEmail") {
-        return Reply::json(404, &json!({ "ok": false, "error": "unknown_method", "req_method": method })).into();
+        return api_reply(404, json!({ "ok": false, "error": "unknown_method", "req_method": method })).into();
     }
 
     let mut params = Map::new();
@@ -614,7 +630,7 @@ fn post_message(state: &mut State, params: &Map<String, Value>, user_id: &str, b
     if let Some((rate, burst)) = state.api_rate {
         let bucket = state.api_buckets.entry(channel_id.clone()).or_insert_with(|| TokenBucket::new(rate, burst));
         if let Err(wait) = bucket.try_take() {
-            return Reply::json(429, &json!({ "ok": false, "error": "ratelimited" }))
+            return api_reply(429, json!({ "ok": false, "error": "ratelimited" }))
                 .header("retry-after", &retry_after_secs(wait).to_string())
                 .into();
         }
@@ -639,15 +655,31 @@ fn post_message(state: &mut State, params: &Map<String, Value>, user_id: &str, b
         return api_error("msg_too_long").into();
     }
     let ts = state.next_ts();
+    // Slack echoes the message as stored: its text and blocks (each given a
+    // `block_id`), so the answer is as large as the message.
     let mut echoed = json!({
-        "type": "message",
         "user": user_id,
-        "bot_id": bot_id,
-        "text": text.clone().unwrap_or_default(),
+        "type": "message",
         "ts": ts,
+        "bot_id": bot_id,
+        "app_id": "A0EMULATED",
+        "text": text.clone().unwrap_or_default(),
+        "team": TEAM_ID,
+        "bot_profile": {
+            "id": bot_id, "app_id": "A0EMULATED", "name": "kube-notify", "deleted": false, "team_id": TEAM_ID,
+            "icons": {"image_36": "https://emulated.slack.com/36.png", "image_48": "https://emulated.slack.com/48.png"},
+        },
     });
     if let Some(b) = &blocks {
-        echoed["blocks"] = b.clone();
+        let mut echoed_blocks = b.clone();
+        if let Some(list) = echoed_blocks.as_array_mut() {
+            for (i, block) in list.iter_mut().enumerate() {
+                if let Some(block) = block.as_object_mut() {
+                    block.entry("block_id").or_insert_with(|| Value::String(format!("b{i:04}")));
+                }
+            }
+        }
+        echoed["blocks"] = echoed_blocks;
     }
     let reply = api_ok(json!({
         "ok": true,
