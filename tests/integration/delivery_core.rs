@@ -60,6 +60,10 @@ async fn fan_out_to_25_integrations_sends_each_exactly_once_while_others_write_t
     // Watches end on their own, as a real server's request timeout makes them.
     w.api.set_watch_lifetime(Some(Duration::from_millis(400)));
     let paths = webhooks(&w, "payroll", 25).await;
+    // The first status writes are slow to be served, so the other writer's
+    // changes land in between and those writes conflict.
+    let writes = RequestMatcher::any().resource("notificationevents").subresource("status").verb("update");
+    let slow = w.api.inject(writes, FaultKind::Delay(Duration::from_millis(150)), Some(6));
     let events = ["fan-a", "fan-b", "fan-c"];
     for name in events {
         w.create_event(name, json!({"integrationSelector": {"matchLabels": {"team": "payroll"}}, "message": name}))
@@ -104,6 +108,7 @@ async fn fan_out_to_25_integrations_sends_each_exactly_once_while_others_write_t
         .iter()
         .filter(|r| r.user == OPERATOR_USER && r.resource == "notificationevents" && r.code == 409)
         .count();
+    assert!(w.api.fault_hits(slow) > 0);
     assert!(conflicts > 0, "the other writer made status writes conflict");
 }
 
