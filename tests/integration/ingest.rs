@@ -13,15 +13,14 @@ use kube::runtime::reflector::ObjectRef;
 use kube_notify::controller::Context;
 use kube_notify::crd::NotificationIntegration;
 use kube_notify::crd::conditions;
-use kube_notify::operator;
-use kube_notify::server::ingest::{self, IngestConfig};
+use kube_notify::server::ingest::IngestConfig;
 use kube_notify::server::sidecar::{self, SidecarConfig};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use crate::support::apiserver::{RequestMatcher as ApiMatcher, TokenReviewAnswer};
-use crate::support::operator::{NS, OPERATOR_TOKEN, OPERATOR_USER, WAIT, World, metric_value};
+use crate::support::operator::{Launch, NS, OPERATOR_USER, Replica, WAIT, World, metric_value};
 use crate::support::services::{RequestMatcher, ScriptedResponse};
 
 const ALICE: &str = "alice-token";
@@ -40,8 +39,8 @@ impl Drop for Task {
     }
 }
 
-/// The world, the operator (started with `run_with` to get its Context) and
-/// the ingestion server in front of it.
+/// The world and an operator replica (started as `main` starts one) serving
+/// HTTP ingestion.
 struct Ingest {
     w: World,
     ctx: Arc<Context>,
@@ -49,7 +48,7 @@ struct Ingest {
     http: reqwest::Client,
     /// Every SubjectAccessReview the API emulation answered.
     reviews: Arc<Mutex<Vec<SubjectAccessReviewSpec>>>,
-    _tasks: Vec<Task>,
+    _operator: Replica,
 }
 
 /// Callers allowed in `team-a` (alice, carol, erin); bob is allowed nowhere.
@@ -92,24 +91,9 @@ impl Ingest {
             seen.lock().unwrap().push(spec.clone());
             allowed(spec)
         });
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let op = tokio::spawn(operator::run_with(
-            w.api.client_as(OPERATOR_TOKEN),
-            w.config.clone(),
-            w.metrics.clone(),
-            w.readiness.clone(),
-            move |ctx| {
-                let _ = tx.send(ctx);
-            },
-        ));
-        let ctx = rx.await.expect("the operator built its context");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let router = ingest::router(ctx.clone(), config);
-        let server = tokio::spawn(async move {
-            let _ = ingest::serve(listener, router).await;
-        });
-        Ingest { w, ctx, url, http: reqwest::Client::new(), reviews, _tasks: vec![Task(op), Task(server)] }
+        let operator = w.launch(Launch { ingest: config, ..w.launch_config() });
+        let (ctx, url) = (operator.ctx.clone(), operator.http_url.clone());
+        Ingest { w, ctx, url, http: reqwest::Client::new(), reviews, _operator: operator }
     }
 
     async fn request(&self, method: &str, path: &str, token: Option<&str>, body: Option<Vec<u8>>) -> Answer {
