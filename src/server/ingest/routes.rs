@@ -399,7 +399,7 @@ fn recorded_answer(ev: &NotificationEvent) -> Result<Response, ApiError> {
         let message = status.message.unwrap_or_else(|| "the event finished without a delivery".to_string());
         return Err(match reason.as_str() {
             plan::INTEGRATION_NOT_FOUND => ApiError::not_found(code::INTEGRATION_NOT_FOUND, message).reason(&reason),
-            plan::EXPIRED => NotDelivered::DeadlinePassed.answer(&reason, message, attempts),
+            plan::EXPIRED => NotDelivered::DeadlinePassed.answer(DEADLINE_EXCEEDED_REASON, message, attempts),
             _ => ApiError::new(StatusCode::CONFLICT, code::INTEGRATION_NOT_READY, message).reason(&reason),
         });
     };
@@ -407,7 +407,12 @@ fn recorded_answer(ev: &NotificationEvent) -> Result<Response, ApiError> {
     let message = delivery.last_error.clone().unwrap_or_default();
     match delivery.phase {
         DeliveryPhase::Delivered => Ok(delivered_answer(attempts)),
-        DeliveryPhase::Failed => Err(NotDelivered::of_recorded(&reason).answer(&reason, message, attempts)),
+        DeliveryPhase::Failed => {
+            let class = NotDelivered::of_recorded(&reason);
+            // Recorded as the event's `Expired`; answered as `send` answers a deadline.
+            let reason = if class == NotDelivered::DeadlinePassed { DEADLINE_EXCEEDED_REASON } else { &reason };
+            Err(class.answer(reason, message, attempts))
+        }
         // Skipped: the integration became disabled or unusable after it was checked.
         DeliveryPhase::Skipped | DeliveryPhase::Pending => Err(ApiError::new(
             StatusCode::CONFLICT,
