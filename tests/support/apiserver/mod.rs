@@ -5,7 +5,8 @@
 //! reproduces is tested in `tests/apiserver_emulation.rs`; each part
 //! documents itself (`ops`: admission pipeline, `schema`/`celrules`: CRD
 //! validation, `watch`, `ssa`: managedFields and apply, `builtin`,
-//! `gc`). Known differences from a real server:
+//! `gc`, `faults`: injected failures, `conn`: connections). Known
+//! differences from a real server:
 //!
 //! - No RBAC: every known identity may do everything (usage is recorded so a
 //!   test can compare it with the chart's RBAC instead).
@@ -28,19 +29,29 @@
 //!   not delete its contents; no scale subresource, no conversion webhooks.
 //! - Lists (also `resourceVersion=0` ones) are always served from the
 //!   current state: a real server's watch cache may answer them slightly
-//!   stale. Watches end only on `timeoutSeconds`, compaction
-//!   ([`ApiServer::expire_history`]) or shutdown, never spontaneously, and
-//!   bookmarks come every second (a real server sends them about once a
-//!   minute). Objects never expire (a real server drops Events after 1 h).
+//!   stale. By default watches end only on `timeoutSeconds`, compaction
+//!   ([`ApiServer::expire_history`]) or shutdown, never spontaneously (a
+//!   real server ends them after a randomized request timeout): tests ask
+//!   for that with [`ApiServer::set_watch_lifetime`] or
+//!   [`ApiServer::end_watches`]. Bookmarks come every second (a real server
+//!   sends them about once a minute). Objects never expire (a real server
+//!   drops Events after 1 h).
 //! - Limits: request bodies over 3 MiB get 413 and objects over etcd's
-//!   1.5 MiB get 500, as on a real server; there is no API priority and
-//!   fairness (429) except through [`ApiServer::fail_next`].
+//!   1.5 MiB get 500, as on a real server. There is no API Priority and
+//!   Fairness and nothing fails on its own: 429 (with `Retry-After`), 5xx,
+//!   slow, hung and reset requests happen only when injected
+//!   ([`ApiServer::inject`], [`FaultKind`]), and an API server that is down
+//!   only through [`ApiServer::refuse_connections`], whose connections are
+//!   accepted and then reset rather than refused at connect
+//!   (`ECONNREFUSED`). Faults apply per request, after authentication.
 
 mod builtin;
 mod celrules;
+mod conn;
 mod crd;
 mod discovery;
 mod errors;
+mod faults;
 mod gc;
 mod meta;
 mod ops;
@@ -61,6 +72,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use store::Store;
+
+pub use faults::{FaultId, FaultKind, NO_ANSWER};
 
 /// The token of the built-in, unrestricted admin identity.
 pub const ADMIN_TOKEN: &str = "admin-token";
@@ -112,12 +125,16 @@ pub struct RecordedRequest {
     pub namespace: String,
     /// Object name (for create: the name that was created).
     pub name: String,
+    /// The HTTP status answered; [`NO_ANSWER`] when the connection was
+    /// closed instead (or while a request hangs).
     pub code: u16,
     pub content_type: String,
     pub field_manager: String,
+    /// The injected fault applied to this request, if any.
+    pub fault: Option<FaultId>,
 }
 
-/// Selects requests for [`ApiServer::fail_next`]; unset fields match all.
+/// Selects requests for [`ApiServer::inject`]; unset fields match all.
 #[derive(Debug, Clone, Default)]
 pub struct RequestMatcher {
     pub user: Option<String>,
@@ -181,12 +198,6 @@ pub(crate) struct Identity {
 
 type AccessFn = dyn Fn(&SubjectAccessReviewSpec) -> (bool, String) + Send + Sync;
 
-pub(crate) struct Injected {
-    matcher: RequestMatcher,
-    code: u16,
-    reason: String,
-}
-
 pub(crate) struct Shared {
     pub store: Mutex<Store>,
     pub rv_tx: tokio::sync::watch::Sender<u64>,
@@ -195,7 +206,13 @@ pub(crate) struct Shared {
     pub token_reviews: Mutex<HashMap<String, TokenReviewAnswer>>,
     pub access_review: Mutex<Arc<AccessFn>>,
     pub requests: Mutex<Vec<RecordedRequest>>,
-    pub failures: Mutex<Vec<Injected>>,
+    pub faults: faults::Faults,
+    /// While true, connections are reset (see [`ApiServer::refuse_connections`]).
+    pub refusing: tokio::sync::watch::Sender<bool>,
+    /// Bumped by [`ApiServer::end_watches`]: every open watch ends.
+    pub watch_ends: tokio::sync::watch::Sender<u64>,
+    /// See [`ApiServer::set_watch_lifetime`].
+    pub watch_lifetime: Mutex<Option<Duration>>,
     pub activity: tokio::sync::Notify,
     pub gc: tokio::sync::Notify,
 }
@@ -209,11 +226,10 @@ impl Shared {
         self.activity.notify_waiters();
     }
 
-    fn take_failure(&self, r: &RecordedRequest) -> Option<(u16, String)> {
-        let mut f = self.failures.lock().unwrap();
-        let i = f.iter().position(|x| x.matcher.matches(r))?;
-        let x = f.remove(i);
-        Some((x.code, x.reason))
+    /// Records a request and wakes waiters.
+    pub fn record(&self, rec: RecordedRequest) {
+        self.requests.lock().unwrap().push(rec);
+        self.activity.notify_waiters();
     }
 }
 
@@ -315,21 +331,16 @@ impl ApiServer {
             token_reviews: Mutex::new(HashMap::new()),
             access_review: Mutex::new(deny_all),
             requests: Mutex::new(Vec::new()),
-            failures: Mutex::new(Vec::new()),
+            faults: faults::Faults::new(),
+            refusing: tokio::sync::watch::channel(false).0,
+            watch_ends: tokio::sync::watch::channel(0).0,
+            watch_lifetime: Mutex::new(None),
             activity: tokio::sync::Notify::new(),
             gc: tokio::sync::Notify::new(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
-        let app = axum::Router::new().fallback(routes::handle).with_state(shared.clone());
-        let mut shutdown = shared.shutdown_tx.subscribe();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = shutdown.wait_for(|v| *v).await;
-                })
-                .await;
-        });
+        tokio::spawn(conn::serve(listener, shared.clone()));
         tokio::spawn(gc::run(shared.clone()));
         let id = SERVER_IDS.fetch_add(1, Ordering::Relaxed);
         ApiServer { handle: Arc::new(Handle { shared: shared.clone(), addr, id }), shared }
@@ -460,7 +471,59 @@ impl ApiServer {
     /// (a `Status` body) instead of being served. Note that kube's client
     /// transparently retries 429/503/504.
     pub fn fail_next(&self, matcher: RequestMatcher, status: u16, reason: &str) {
-        self.shared.failures.lock().unwrap().push(Injected { matcher, code: status, reason: reason.to_string() });
+        let kind = FaultKind::Status { code: status, reason: reason.to_string(), retry_after: None };
+        self.inject(matcher, kind, Some(1));
+    }
+
+    /// Apply `kind` to requests matching `matcher`: to the next `times` of
+    /// them, or to all until cleared when `None`. Faulted requests are
+    /// recorded (with [`RecordedRequest::fault`] set) and wake
+    /// [`ApiServer::wait_until`]. Note that kube's client retries
+    /// 429/503/504 by itself (up to 15 times, honouring `Retry-After`): a
+    /// `Status` fault with one of those codes and `times: Some(n)` is
+    /// usually invisible to the caller, and one until cleared keeps it
+    /// retrying for minutes.
+    pub fn inject(&self, matcher: RequestMatcher, kind: FaultKind, times: Option<usize>) -> FaultId {
+        self.shared.faults.inject(matcher, kind, times)
+    }
+
+    /// Removes one fault, releasing the requests it holds hung.
+    pub fn clear_fault(&self, id: FaultId) {
+        self.shared.faults.clear(id);
+    }
+
+    /// Removes every fault, releasing every hung request.
+    pub fn clear_faults(&self) {
+        self.shared.faults.clear_all();
+    }
+
+    /// How many requests a fault has been applied to (for tests to await
+    /// "the fault was hit").
+    pub fn fault_hits(&self, id: FaultId) -> usize {
+        self.shared.faults.hits(id)
+    }
+
+    /// While on, the server is down: new connections are reset at once
+    /// (after the TCP handshake, which the kernel completes), open
+    /// connections are closed, open watches and requests in flight cut, and
+    /// requests that still arrive get no answer (recorded with
+    /// [`NO_ANSWER`]). Off: everything works again.
+    pub fn refuse_connections(&self, on: bool) {
+        self.shared.refusing.send_replace(on);
+    }
+
+    /// Ends every open watch now, cleanly (end of stream, as a real
+    /// server's request timeout does); clients re-watch.
+    pub fn end_watches(&self) {
+        self.shared.watch_ends.send_modify(|n| *n += 1);
+    }
+
+    /// Watches started from now on end on their own, cleanly, after a
+    /// random time between lifetime/2 and lifetime (or their
+    /// `timeoutSeconds`, if sooner), as a real server's randomized request
+    /// timeout does. `None`: only `timeoutSeconds` ends them.
+    pub fn set_watch_lifetime(&self, lifetime: Option<Duration>) {
+        *self.shared.watch_lifetime.lock().unwrap() = lifetime;
     }
 
     /// Compacts history: lists/watches from older resourceVersions get

@@ -1,16 +1,18 @@
 //! HTTP: authentication, request attributes (verb/resource/...), recording,
-//! injected failures, content negotiation and dispatch.
+//! injected faults, content negotiation and dispatch.
 
+use super::conn::ConnControl;
 use super::errors::{ApiError, ApiResult, Cause};
 use super::ops::{self, FieldValidation, PatchArgs, WriteCtx, Written};
 use super::store::{Behavior, ResourceType};
-use super::{Identity, RecordedRequest, Shared, discovery, reviews, watch};
+use super::{FaultKind, Identity, NO_ANSWER, RecordedRequest, Shared, discovery, reviews, watch};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::response::Response;
 use http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::sync::Arc;
 
 fn percent_decode(s: &str) -> String {
@@ -157,6 +159,7 @@ pub(crate) const MAX_REQUEST_BODY_BYTES: usize = 3 * 1024 * 1024;
 
 pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    let conn = parts.extensions.get::<ConnControl>().cloned();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
     let q: BTreeMap<String, String> = url::form_urlencoded::parse(raw_query.as_bytes()).into_owned().collect();
     let content_type = header_str(&parts.headers, header::CONTENT_TYPE);
@@ -175,11 +178,19 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
         code: 0,
         content_type: content_type.clone(),
         field_manager: q.get("fieldManager").cloned().unwrap_or_default(),
+        fault: None,
     };
     let well_formed = resolve(&mut rec, &q);
     let token = header_str(&parts.headers, header::AUTHORIZATION);
     let ident = token.strip_prefix("Bearer ").map(str::trim).and_then(|t| shared.users.lock().unwrap().get(t).cloned());
+    if *shared.refusing.borrow() {
+        rec.user = ident.map(|i| i.username).unwrap_or_default();
+        rec.code = NO_ANSWER;
+        shared.record(rec);
+        return no_answer(conn).await;
+    }
     let bytes = axum::body::to_bytes(body, 64 * 1024 * 1024).await;
+    let mut cut_stream = false;
     let (resp, created) = match (ident, bytes) {
         (None, _) => (error_response(&ApiError::unauthorized()), None),
         (Some(_), Err(_)) => (error_response(&ApiError::bad_request("could not read the request body")), None),
@@ -194,28 +205,113 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
         ),
         (Some(id), Ok(bytes)) => {
             rec.user = id.username.clone();
-            if let Some((code, reason)) = shared.take_failure(&rec) {
-                let e = ApiError::new(code, &reason, format!("injected failure: {reason}"))
-                    .with_details(json!({"name": rec.name, "group": rec.group, "kind": rec.resource}));
-                (error_response(&e), None)
-            } else if !well_formed {
+            let fault = shared.faults.take(&rec);
+            if fault.is_some() {
+                shared.activity.notify_waiters();
+            }
+            let mut reset_stream = false;
+            match fault {
+                Some((fid, FaultKind::Status { code, reason, retry_after })) => {
+                    rec.fault = Some(fid);
+                    let mut details = json!({"name": rec.name, "group": rec.group, "kind": rec.resource});
+                    if let Some(secs) = retry_after {
+                        details["retryAfterSeconds"] = json!(secs);
+                    }
+                    let e = ApiError::new(code, &reason, format!("injected failure: {reason}")).with_details(details);
+                    let mut resp = error_response(&e);
+                    if let Some(secs) = retry_after {
+                        resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
+                    }
+                    rec.code = resp.status().as_u16();
+                    shared.record(rec);
+                    return resp;
+                }
+                Some((fid, FaultKind::Reset)) if rec.verb != "watch" => {
+                    rec.fault = Some(fid);
+                    rec.code = NO_ANSWER;
+                    shared.record(rec);
+                    return no_answer(conn).await;
+                }
+                Some((fid, FaultKind::Reset)) => {
+                    rec.fault = Some(fid);
+                    reset_stream = true;
+                }
+                Some((fid, FaultKind::Delay(d))) => {
+                    rec.fault = Some(fid);
+                    tokio::time::sleep(d).await;
+                }
+                Some((fid, FaultKind::Hang)) => {
+                    let mut hung = rec.clone();
+                    hung.fault = Some(fid);
+                    hung.code = NO_ANSWER;
+                    shared.record(hung);
+                    let mut shutdown = shared.shutdown_tx.subscribe();
+                    let released = tokio::select! {
+                        _ = shared.faults.until_cleared(fid) => true,
+                        _ = shutdown.wait_for(|v| *v) => false,
+                    };
+                    if !released {
+                        return no_answer(conn).await;
+                    }
+                }
+                None => {}
+            }
+            if !well_formed {
                 (error_response(&ApiError::resource_not_found()), None)
             } else {
                 let ctx = Req { shared: &shared, id: &id, rec: &rec, q: &q, headers: &parts.headers, body: bytes };
-                match dispatch(ctx).await {
-                    Ok(x) => x,
-                    Err(e) => (error_response(&e), None),
+                let result = dispatch(ctx).await;
+                if reset_stream {
+                    match result {
+                        Ok((resp, created)) if resp.status() == StatusCode::OK => {
+                            cut_stream = true;
+                            (cut_after_head(resp, conn.clone()), created)
+                        }
+                        _ => {
+                            rec.code = NO_ANSWER;
+                            shared.record(rec);
+                            return no_answer(conn).await;
+                        }
+                    }
+                } else {
+                    match result {
+                        Ok(x) => x,
+                        Err(e) => (error_response(&e), None),
+                    }
                 }
             }
         }
     };
-    rec.code = resp.status().as_u16();
+    rec.code = if cut_stream { NO_ANSWER } else { resp.status().as_u16() };
     if let Some(n) = created {
         rec.name = n;
     }
-    shared.requests.lock().unwrap().push(rec);
-    shared.activity.notify_waiters();
+    shared.record(rec);
     resp
+}
+
+/// Closes the request's connection without an answer.
+async fn no_answer(conn: Option<ConnControl>) -> Response {
+    match conn {
+        Some(c) => {
+            c.reset();
+            std::future::pending().await
+        }
+        None => error_response(&ApiError::new(503, "ServiceUnavailable", "the connection cannot be closed")),
+    }
+}
+
+/// Keeps `resp`'s head and replaces its body by one that resets the
+/// connection when hyper first asks for it (after writing the head).
+fn cut_after_head(resp: Response, conn: Option<ConnControl>) -> Response {
+    let cut = futures::stream::poll_fn(move |_| {
+        if let Some(c) = &conn {
+            c.reset();
+        }
+        std::task::Poll::<Option<Result<Bytes, Infallible>>>::Pending
+    });
+    let (parts, _) = resp.into_parts();
+    Response::from_parts(parts, Body::from_stream(cut))
 }
 
 struct Req<'a> {

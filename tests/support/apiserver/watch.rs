@@ -1,6 +1,8 @@
 //! Watches: newline-delimited JSON `WatchEvent`s streamed from the store's
 //! history, filtered by namespace and selectors, with bookmarks, initial
-//! events (streaming lists), timeouts and 410 on compaction.
+//! events (streaming lists), timeouts and 410 on compaction. A watch also
+//! ends cleanly on [`super::ApiServer::end_watches`] and after the random
+//! lifetime set by [`super::ApiServer::set_watch_lifetime`].
 
 use super::Shared;
 use super::errors::{ApiError, ApiResult, Cause};
@@ -175,8 +177,9 @@ fn changes(store: &Store, p: &WatchParams, after: u64) -> Vec<Bytes> {
     out
 }
 
-/// Starts streaming; the returned body ends on timeout, compaction,
-/// server shutdown or when the client goes away.
+/// Starts streaming; the returned body ends on timeout (or the watch
+/// lifetime), compaction, `end_watches`, server shutdown or when the
+/// client goes away.
 pub(crate) fn stream(shared: Arc<Shared>, p: WatchParams) -> Body {
     let (tx, rx) = mpsc::channel::<Bytes>(1024);
     tokio::spawn(run(shared, p, tx));
@@ -188,10 +191,13 @@ pub(crate) fn stream(shared: Arc<Shared>, p: WatchParams) -> Body {
 async fn run(shared: Arc<Shared>, p: WatchParams, tx: mpsc::Sender<Bytes>) {
     let mut rv_rx = shared.rv_tx.subscribe();
     let mut shutdown = shared.shutdown_tx.subscribe();
+    let mut ends = shared.watch_ends.subscribe();
     if *shutdown.borrow() {
         return;
     }
-    let deadline = p.timeout.map(|t| Instant::now() + t);
+    let lifetime = *shared.watch_lifetime.lock().unwrap();
+    let lifetime = lifetime.map(|l| rand::random_range(l / 2..=l));
+    let deadline = [p.timeout, lifetime].into_iter().flatten().min().map(|t| Instant::now() + t);
     let (mut cursor, epoch, first, end) = {
         let store = shared.store.lock().unwrap();
         let mut lines = Vec::new();
@@ -260,6 +266,7 @@ async fn run(shared: Arc<Shared>, p: WatchParams, tx: mpsc::Sender<Bytes>) {
                 continue;
             }
             _ = until_deadline => return,
+            _ = ends.changed() => return,
             _ = shutdown.changed() => return,
             _ = tx.closed() => return,
         }
