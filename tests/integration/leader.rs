@@ -12,7 +12,7 @@ use kube_notify::leader::{LeaderConfig, run_as_leader};
 use kube_notify::operator::instance_name;
 use serde_json::json;
 
-use crate::support::apiserver::RequestMatcher as ApiMatcher;
+use crate::support::apiserver::{FaultKind, RequestMatcher as ApiMatcher};
 use crate::support::operator::{Launch, OPERATOR_TOKEN, Replica, WAIT, World};
 
 const OTHER_TOKEN: &str = "operator-b-token";
@@ -127,6 +127,18 @@ async fn hand_over_on_shutdown_duplicates_nothing_and_loses_nothing() {
 
 #[tokio::test]
 async fn a_leader_whose_renewals_fail_steps_down_before_its_lease_expires() {
+    let error = FaultKind::Status { code: 500, reason: "InternalError".into(), retry_after: None };
+    renewals_broken(error).await;
+}
+
+#[tokio::test]
+async fn a_leader_whose_renewals_hang_steps_down_before_its_lease_expires() {
+    renewals_broken(FaultKind::Hang).await;
+}
+
+/// pod-a leads, then every renewal of its Lease gets `fault`: it must stop
+/// delivering and exit before its Lease can expire, and pod-b take over.
+async fn renewals_broken(fault: FaultKind) {
     let w = World::without_operator().await;
     w.api.add_user(OTHER_TOKEN, OTHER_USER, &["system:serviceaccounts", "system:authenticated"]);
     let mut a = replica(&w, "pod-a", OTHER_TOKEN);
@@ -137,10 +149,8 @@ async fn a_leader_whose_renewals_fail_steps_down_before_its_lease_expires() {
     w.create_event("before", event_to("hook", "before [0]")).await;
     w.wait_event_phase("before", EventPhase::Delivered).await;
 
-    // From now on every renewal by pod-a fails (500; kube does not retry it).
-    for _ in 0..1000 {
-        w.api.fail_next(ApiMatcher::any().user(OTHER_USER).verb("patch").resource("leases"), 500, "InternalError");
-    }
+    // From now on every renewal by pod-a fails or hangs (kube does not retry a 500).
+    w.api.inject(ApiMatcher::any().user(OTHER_USER).verb("patch").resource("leases"), fault, None);
     let broken = tokio::time::Instant::now();
     // pod-b takes over only once pod-a has stepped down.
     let a_stepped_down = Arc::new(AtomicBool::new(false));
