@@ -5,14 +5,14 @@ use clap::Parser;
 use kube_notify::cli::{Cli, Command, RunArgs, SidecarArgs};
 use kube_notify::controller::Settings;
 use kube_notify::delivery::RetryPolicy;
-use kube_notify::leader::{LeaderConfig, run_as_leader};
+use kube_notify::leader::LeaderConfig;
 use kube_notify::metrics::Metrics;
 use kube_notify::notifier::ServiceEndpoints;
 use kube_notify::notifier::endpoint::EndpointPolicy;
-use kube_notify::operator::{self, OperatorConfig};
-use kube_notify::server::admin::{self, Readiness};
+use kube_notify::operator::{self, Operator, OperatorConfig, RunConfig};
 use kube_notify::server::{ingest, sidecar};
 use kube_notify::{crd, telemetry};
+use tokio::net::TcpListener;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -39,7 +39,8 @@ async fn main() -> anyhow::Result<()> {
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     telemetry::init(&args.log);
     let policy = EndpointPolicy::new(&args.allow_endpoint).map_err(anyhow::Error::msg)?;
-    let config = OperatorConfig {
+    let instance = operator::instance_name(args.instance.clone(), std::env::var("HOSTNAME").ok());
+    let operator = OperatorConfig {
         namespace: args.namespace.clone(),
         endpoints: ServiceEndpoints {
             slack_api: args.slack_api_url.clone(),
@@ -59,13 +60,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             },
             ..Settings::default()
         },
-        instance: args.instance.clone(),
+        instance: Some(instance.clone()),
     };
-    let client = kube::Client::try_default().await.context("no Kubernetes configuration (KUBECONFIG or in-cluster)")?;
-    let metrics = Arc::new(Metrics::default());
-    let readiness = Readiness::default();
-    let admin = tokio::spawn(admin::serve(args.admin_addr, readiness.clone(), metrics.clone()));
-    let ingest_config = ingest::IngestConfig {
+    let leader = args.leader_election.then(|| {
+        let namespace = args.leader_election_namespace.clone().unwrap_or_else(|| {
+            std::fs::read_to_string(sidecar::NAMESPACE_FILE)
+                .map(|ns| ns.trim().to_string())
+                .unwrap_or_else(|_| "default".to_string())
+        });
+        LeaderConfig::new(namespace, args.lease_name.clone(), instance)
+    });
+    let ingest = ingest::IngestConfig {
         max_body_bytes: args.max_body_bytes,
         rate: args.ingest_rate,
         burst: args.ingest_burst,
@@ -74,68 +79,20 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         review_cache_size: args.review_cache_size,
         namespace: args.namespace.clone(),
     };
-    let listener = tokio::net::TcpListener::bind(args.http_addr)
+    let admin = TcpListener::bind(args.admin_addr)
+        .await
+        .with_context(|| format!("admin endpoints: cannot listen on {}", args.admin_addr))?;
+    let http = TcpListener::bind(args.http_addr)
         .await
         .with_context(|| format!("HTTP ingestion: cannot listen on {}", args.http_addr))?;
-    let lease_client = client.clone();
-    let (started, context) = tokio::sync::oneshot::channel();
-    let ingestion = tokio::spawn(async move {
-        let ctx = context.await.map_err(|_| std::io::Error::other("the operator did not start"))?;
-        ingest::serve(listener, ingest::router(ctx, ingest_config)).await
-    });
-    // Kept for shutdown: deliveries in flight are let finish and recorded.
-    let running: Arc<std::sync::OnceLock<Arc<kube_notify::controller::Context>>> = Arc::default();
-    let slot = running.clone();
-    let work = async move {
-        operator::run_with(client.clone(), config, metrics, readiness, move |ctx| {
-            let _ = slot.set(ctx.clone());
-            let _ = started.send(ctx);
+    let client = kube::Client::try_default().await.context("no Kubernetes configuration (KUBECONFIG or in-cluster)")?;
+    let config = RunConfig { operator, leader, ingest, admin, http };
+    Operator::new(client, config, Arc::new(Metrics::default()))
+        .run(async {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
         })
-        .await;
-        anyhow::bail!("the controllers stopped")
-    };
-    let drain = async move {
-        if let Some(ctx) = running.get() {
-            // Within the pod's termination grace period (30 s by default).
-            if !ctx.drain(std::time::Duration::from_secs(20)).await {
-                tracing::warn!("deliveries not on record at exit; they may be sent again by the next leader");
-            }
-        }
-    };
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down");
-        let _ = stop.send(true);
-    });
-    let operator = async {
-        if args.leader_election {
-            let leader = LeaderConfig {
-                namespace: args.leader_election_namespace.clone().unwrap_or_else(|| {
-                    std::fs::read_to_string(sidecar::NAMESPACE_FILE)
-                        .map(|ns| ns.trim().to_string())
-                        .unwrap_or_else(|_| "default".to_string())
-                }),
-                lease_name: args.lease_name.clone(),
-                identity: args.instance.clone().unwrap_or_else(|| format!("kube-notify-{}", std::process::id())),
-                duration_seconds: 15,
-            };
-            run_as_leader(lease_client, leader, shutdown, work, drain).await
-        } else {
-            let mut shutdown = shutdown;
-            let result = tokio::select! {
-                res = work => res,
-                _ = kube_notify::leader::stopped(&mut shutdown) => Ok(()),
-            };
-            drain.await;
-            result
-        }
-    };
-    tokio::select! {
-        res = operator => res,
-        res = admin => Err(anyhow::anyhow!("the admin server stopped: {res:?}")),
-        res = ingestion => Err(anyhow::anyhow!("the HTTP ingestion server stopped: {res:?}")),
-    }
+        .await
 }
 
 async fn run_sidecar(args: SidecarArgs) -> anyhow::Result<()> {

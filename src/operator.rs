@@ -1,38 +1,75 @@
-//! Wiring: the watches, the controllers and their shared [`Context`].
+//! The operator, wired once for `main` and the tests: the caches every
+//! replica keeps warm (integrations, Secret metadata), the admin and HTTP
+//! ingestion servers every replica serves, and the controllers only the
+//! leader runs.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::StreamExt;
+use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
-use tracing::info;
+use tokio::net::TcpListener;
+use tracing::{debug, info, warn};
 
 use crate::controller::{Context, Settings, Triggers, event, integration};
 use crate::crd::{NotificationEvent, NotificationIntegration};
+use crate::leader::{LeaderConfig, Leadership, run_as_leader};
 use crate::metrics::Metrics;
 use crate::notifier::ServiceEndpoints;
 use crate::notifier::http::HttpClient;
-use crate::server::admin::Readiness;
+use crate::server::admin::{self, Readiness};
+use crate::server::ingest::{self, IngestConfig};
 
 /// How often what is kept in memory for deleted integrations is dropped.
-const PRUNE_PERIOD: std::time::Duration = std::time::Duration::from_secs(60);
+const PRUNE_PERIOD: Duration = Duration::from_secs(60);
 
-/// Everything the operator needs besides the Kubernetes client.
+/// The longest a stopping operator waits for deliveries in flight (within
+/// the pod's default termination grace period of 30 s).
+pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(20);
+
+/// What the controllers need besides the Kubernetes client.
 #[derive(Clone, Debug)]
 pub struct OperatorConfig {
     /// Watch one namespace; all when `None`.
     pub namespace: Option<String>,
     pub endpoints: ServiceEndpoints,
-    pub http_timeout: std::time::Duration,
+    pub http_timeout: Duration,
     pub settings: Settings,
     /// The name Events are reported under (`reportingInstance`), e.g. the pod name.
     pub instance: Option<String>,
+}
+
+/// Everything [`Operator::new`] needs besides the client and the metrics.
+pub struct RunConfig {
+    pub operator: OperatorConfig,
+    /// Run the controllers only while holding this Lease; always when `None`.
+    pub leader: Option<LeaderConfig>,
+    pub ingest: IngestConfig,
+    /// Where `/livez`, `/readyz` and `/metrics` are served.
+    pub admin: TcpListener,
+    /// Where HTTP ingestion is served.
+    pub http: TcpListener,
+}
+
+/// The name of this replica, for the Lease and Events: `explicit`
+/// (`--instance`), else `hostname_var` (`HOSTNAME`, the pod name in a pod),
+/// else the system's host name.
+pub fn instance_name(explicit: Option<String>, hostname_var: Option<String>) -> String {
+    explicit
+        .filter(|s| !s.trim().is_empty())
+        .or_else(|| hostname_var.filter(|s| !s.trim().is_empty()))
+        .or_else(|| hostname::get().ok().and_then(|h| h.into_string().ok()).filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "kube-notify".to_string())
 }
 
 fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
@@ -46,53 +83,182 @@ where
     }
 }
 
-/// Run the controllers until they stop (they run until the process ends).
-/// `readiness` is set once the caches have synced. The controllers' shared
-/// [`Context`] goes to `started` as soon as it exists (HTTP ingestion serves
-/// from it, and shutdown drains its deliveries).
-pub async fn run_with(
+/// A built operator: its caches and [`Context`] exist, nothing runs until
+/// [`Operator::run`].
+pub struct Operator {
     client: Client,
     config: OperatorConfig,
-    metrics: Arc<Metrics>,
+    leader: Option<LeaderConfig>,
+    ingest: IngestConfig,
+    admin: TcpListener,
+    http: TcpListener,
+    ctx: Arc<Context>,
     readiness: Readiness,
-    started: impl FnOnce(Arc<Context>),
-) {
-    // Secrets: metadata only, to notice changes without holding their data.
-    let (secret_store, secret_writer) = reflector::store();
-    let secret_changes =
-        watcher(api::<PartialObjectMeta<Secret>>(&client, &config.namespace), watcher::Config::default())
-            .default_backoff()
-            .reflect(secret_writer)
-            .touched_objects();
+    leadership: Leadership,
+    integrations: Arc<Fanout<NotificationIntegration>>,
+    secrets: Arc<Fanout<PartialObjectMeta<Secret>>>,
+    event_triggers: UnboundedReceiver<ObjectRef<NotificationEvent>>,
+    watches: BoxFuture<'static, ()>,
+}
 
-    // Integrations: one watch shared by both controllers.
-    let (integrations, integration_writer) = reflector::store_shared::<NotificationIntegration>(1024);
-    let for_integration_controller = integration_writer.subscribe().expect("a shared store has subscribers");
-    let for_event_controller = integration_writer.subscribe().expect("a shared store has subscribers");
-    let integration_watch =
-        watcher(api::<NotificationIntegration>(&client, &config.namespace), watcher::Config::default())
-            .default_backoff()
-            .reflect_shared(integration_writer)
-            .for_each(|_| futures::future::ready(()));
+impl Operator {
+    /// Build the watches and the shared [`Context`] (no API call yet).
+    pub fn new(client: Client, config: RunConfig, metrics: Arc<Metrics>) -> Operator {
+        let RunConfig { operator: config, leader, ingest, admin, http } = config;
+        // Secrets: metadata only, to notice changes without holding their data.
+        let (secret_store, secret_writer) = reflector::store();
+        let secrets = Arc::new(Fanout::new(secret_store.clone()));
+        let secret_watch = {
+            let fanout = secrets.clone();
+            watcher(api::<PartialObjectMeta<Secret>>(&client, &config.namespace), watcher::Config::default())
+                .default_backoff()
+                .reflect(secret_writer)
+                .touched_objects()
+                .for_each(move |secret| fanout.publish(secret))
+        };
+        let (integration_store, integration_writer) = reflector::store();
+        let integrations = Arc::new(Fanout::new(integration_store.clone()));
+        let integration_watch = {
+            let fanout = integrations.clone();
+            watcher(api::<NotificationIntegration>(&client, &config.namespace), watcher::Config::default())
+                .default_backoff()
+                .reflect(integration_writer)
+                .touched_objects()
+                .for_each(move |ni| fanout.publish(ni))
+        };
+        let (triggers, event_triggers) = Triggers::new();
+        let reporter = Reporter { controller: "kube-notify".into(), instance: config.instance.clone() };
+        let ctx = Arc::new(Context::new(
+            client.clone(),
+            config.endpoints.clone(),
+            HttpClient::new(config.http_timeout),
+            Recorder::new(client.clone(), reporter),
+            metrics,
+            config.settings.clone(),
+            secret_store,
+            integration_store,
+            triggers,
+        ));
+        let watches = Box::pin(async move {
+            futures::join!(secret_watch, integration_watch);
+        });
+        Operator {
+            client,
+            config,
+            leader,
+            ingest,
+            admin,
+            http,
+            ctx,
+            readiness: Readiness::default(),
+            leadership: Leadership::default(),
+            integrations,
+            secrets,
+            event_triggers,
+            watches,
+        }
+    }
 
-    let (event_triggers, event_trigger_stream) = Triggers::new();
-    let reporter = Reporter { controller: "kube-notify".into(), instance: config.instance.clone() };
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        config.endpoints.clone(),
-        HttpClient::new(config.http_timeout),
-        Recorder::new(client.clone(), reporter),
-        metrics.clone(),
-        config.settings.clone(),
-        secret_store.clone(),
-        integrations.clone(),
-        event_triggers,
-    ));
-    started(ctx.clone());
+    /// The controllers' shared context (HTTP ingestion serves from it too).
+    pub fn context(&self) -> &Arc<Context> {
+        &self.ctx
+    }
 
-    let by_secret = integrations.clone();
-    let integration_controller = Controller::for_shared_stream(for_integration_controller, integrations.clone())
-        .watches_stream(secret_changes, move |secret| {
+    /// Set once the caches have synced, on every replica.
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    /// Whether this replica runs the controllers right now.
+    pub fn leadership(&self) -> &Leadership {
+        &self.leadership
+    }
+
+    /// Serve and keep the caches warm until `shutdown` resolves; lead (run
+    /// the controllers) when elected, or always without leader election. On
+    /// shutdown no new delivery starts, those in flight are let finish
+    /// (at most [`SHUTDOWN_DRAIN`]) and only then is the Lease released.
+    /// An error means the process should exit (e.g. the leadership was lost).
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let Operator {
+            client,
+            config,
+            leader,
+            ingest: ingest_config,
+            admin,
+            http,
+            ctx,
+            readiness,
+            leadership,
+            integrations,
+            secrets,
+            event_triggers,
+            watches,
+        } = self;
+        let admin = admin::serve(admin, readiness.clone(), ctx.metrics.clone());
+        let ingestion = ingest::serve(http, ingest::router(ctx.clone(), ingest_config, leadership.clone()));
+        let ready = {
+            let ctx = ctx.clone();
+            async move {
+                let _ = ctx.integrations.wait_until_ready().await;
+                let _ = ctx.secrets.wait_until_ready().await;
+                info!("caches synced; ready");
+                readiness.set_ready();
+            }
+        };
+        let work = lead(client.clone(), config, ctx.clone(), leadership.clone(), integrations, secrets, event_triggers);
+        let drain = {
+            let ctx = ctx.clone();
+            let leadership = leadership.clone();
+            move |budget: Duration| async move {
+                // From now on `send` goes through the next leader.
+                leadership.set(false);
+                if !ctx.drain(budget.min(SHUTDOWN_DRAIN)).await {
+                    warn!("deliveries not on record at exit; they may be sent again by the next leader");
+                }
+            }
+        };
+        let role = async move {
+            match leader {
+                Some(leader) => run_as_leader(client, leader, shutdown, work, drain).await,
+                None => {
+                    let res = tokio::select! {
+                        res = work => res,
+                        _ = shutdown => Ok(()),
+                    };
+                    drain(SHUTDOWN_DRAIN).await;
+                    res
+                }
+            }
+        };
+        tokio::select! {
+            res = role => res,
+            _ = futures::future::join(watches, ready) => Err(anyhow::anyhow!("the watches stopped")),
+            res = admin => Err(anyhow::anyhow!("the admin server stopped: {res:?}")),
+            res = ingestion => Err(anyhow::anyhow!("the HTTP ingestion server stopped: {res:?}")),
+        }
+    }
+}
+
+/// The leader's work: the integration and event controllers and the periodic
+/// prune, until they stop (they run until dropped).
+async fn lead(
+    client: Client,
+    config: OperatorConfig,
+    ctx: Arc<Context>,
+    leadership: Leadership,
+    integrations: Arc<Fanout<NotificationIntegration>>,
+    secrets: Arc<Fanout<PartialObjectMeta<Secret>>>,
+    event_triggers: UnboundedReceiver<ObjectRef<NotificationEvent>>,
+) -> anyhow::Result<()> {
+    leadership.set(true);
+    // Subscribed once synced, so the controllers start from the whole cache.
+    let _ = ctx.integrations.wait_until_ready().await;
+    let _ = ctx.secrets.wait_until_ready().await;
+    info!("leading: starting the controllers");
+    let by_secret = ctx.integrations.clone();
+    let integration_controller = Controller::for_shared_stream(integrations.subscribe(), ctx.integrations.clone())
+        .watches_shared_stream(secrets.subscribe(), move |secret| {
             let namespace = secret.namespace();
             let name = secret.name_any();
             by_secret
@@ -115,11 +281,10 @@ pub async fn run_with(
     let event_controller =
         Controller::new(api::<NotificationEvent>(&client, &config.namespace), watcher::Config::default());
     let events = event_controller.store();
-    let events_ready = events.clone();
     let changes = event::IntegrationChanges::default();
     let event_controller = event_controller
-        .watches_shared_stream(for_event_controller, move |ni| changes.events_to_retry(&events.state(), &ni))
-        .reconcile_on(event_trigger_stream)
+        .watches_shared_stream(integrations.subscribe(), move |ni| changes.events_to_retry(&events.state(), &ni))
+        .reconcile_on(event_triggers)
         .run(
             |ev, ctx: Arc<Context>| {
                 ctx.metrics.reconciled("NotificationEvent");
@@ -130,23 +295,60 @@ pub async fn run_with(
         )
         .for_each(|_| futures::future::ready(()));
 
-    let ready = async {
-        let _ = integrations.wait_until_ready().await;
-        let _ = secret_store.wait_until_ready().await;
-        let _ = events_ready.wait_until_ready().await;
-        info!("caches synced; ready");
-        readiness.set_ready();
-        futures::future::pending::<()>().await
-    };
-    let prune = {
-        let ctx = ctx.clone();
-        async move {
-            let _ = ctx.integrations.wait_until_ready().await;
-            loop {
-                tokio::time::sleep(PRUNE_PERIOD).await;
-                ctx.prune_deleted();
-            }
+    let prune = async {
+        let mut every = tokio::time::interval(PRUNE_PERIOD);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            ctx.prune_deleted();
         }
     };
-    tokio::join!(integration_watch, integration_controller, event_controller, ready, prune);
+    futures::join!(integration_controller, event_controller, prune);
+    anyhow::bail!("the controllers stopped")
+}
+
+/// A watch's objects for subscribers that join later (the controllers, once
+/// this replica leads): a new subscriber first gets every cached object, then
+/// each change. With no subscriber nothing is kept.
+struct Fanout<K>
+where
+    K: reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    store: Store<K>,
+    subscribers: Mutex<Vec<UnboundedSender<Arc<K>>>>,
+}
+
+impl<K> Fanout<K>
+where
+    K: reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    fn new(store: Store<K>) -> Self {
+        Fanout { store, subscribers: Mutex::default() }
+    }
+
+    /// Pass on an object the watch touched (already applied to the store).
+    fn publish(&self, touched: Result<K, watcher::Error>) -> futures::future::Ready<()> {
+        match touched {
+            Ok(obj) => {
+                let obj = Arc::new(obj);
+                self.subscribers.lock().unwrap().retain(|s| s.unbounded_send(obj.clone()).is_ok());
+            }
+            Err(e) => debug!(error = %e, "watch error; retrying"),
+        }
+        futures::future::ready(())
+    }
+
+    /// Every cached object, then every change. Under the same lock as
+    /// [`Fanout::publish`], so no change falls between the two.
+    fn subscribe(&self) -> UnboundedReceiver<Arc<K>> {
+        let mut subscribers = self.subscribers.lock().unwrap();
+        let (tx, rx) = unbounded();
+        for obj in self.store.state() {
+            let _ = tx.unbounded_send(obj);
+        }
+        subscribers.push(tx);
+        rx
+    }
 }

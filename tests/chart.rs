@@ -114,7 +114,7 @@ fn values_defaults_are_the_binary_defaults() {
     assert_eq!(values["ports"]["http"], defaults.http_addr.port());
     assert_eq!(values["ports"]["admin"], defaults.admin_addr.port());
     assert_eq!(values["watchNamespace"], "");
-    assert_eq!(values["replicaCount"], 1, "one replica until leader election lands");
+    assert_eq!(values["replicaCount"], 1, "one replica by default (more are followers, Ready too)");
 }
 
 /// One line of rbac-reserved.txt.
@@ -473,6 +473,49 @@ fn services_budget_policy_and_monitor_select_the_operator_pods() {
     assert!(of_kind(&default, "ServiceMonitor").is_empty() && of_kind(&default, "NetworkPolicy").is_empty());
     assert_eq!(of_kind(&default, "Service").len(), 2, "default: the ingestion and metrics Services");
     assert_eq!(of_kind(&default, "PodDisruptionBudget").len(), 1, "default: a PodDisruptionBudget");
+}
+
+/// How many pods a PodDisruptionBudget lets be evicted when all `replicas` are Ready.
+fn allowed_disruptions(pdb: &PodDisruptionBudget, replicas: i32) -> i32 {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let spec = pdb.spec.as_ref().unwrap();
+    let count = |v: &IntOrString, round_up: bool| match v {
+        IntOrString::Int(n) => *n,
+        IntOrString::String(p) => {
+            let pct: i32 = p.trim_end_matches('%').parse().unwrap();
+            let x = replicas * pct;
+            if round_up { (x + 99) / 100 } else { x / 100 }
+        }
+    };
+    match (&spec.min_available, &spec.max_unavailable) {
+        (Some(min), _) => (replicas - count(min, true)).max(0),
+        (None, Some(max)) => count(max, true).min(replicas),
+        (None, None) => 0,
+    }
+}
+
+/// With the defaults a rolling update completes (the new pod becomes Ready
+/// as a follower, so the old one is removed), and a node drain can evict a
+/// pod with one replica and with two.
+#[test]
+#[ignore = "needs target/chart-render from scripts/chart-render"]
+fn rollouts_and_drains_complete_with_the_defaults() {
+    let docs = rendered("default");
+    let deployment: Deployment = one(&docs, "Deployment", "default");
+    let spec = deployment.spec.clone().unwrap();
+    let strategy = spec.strategy.unwrap();
+    assert_eq!(strategy.type_.as_deref(), Some("RollingUpdate"));
+    let rolling = strategy.rolling_update.unwrap();
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    assert_eq!(rolling.max_unavailable, Some(IntOrString::Int(0)), "the old pod stays until the new one is Ready");
+    assert_eq!(rolling.max_surge, Some(IntOrString::Int(1)), "one new pod starts next to the old one");
+    let probe = operator_container(&deployment).readiness_probe.unwrap();
+    assert_eq!(probe.http_get.unwrap().path.as_deref(), Some("/readyz"), "Ready once the caches synced, leader or not");
+    let pdb: PodDisruptionBudget = one(&docs, "PodDisruptionBudget", "default");
+    for replicas in [1, 2] {
+        assert!(allowed_disruptions(&pdb, replicas) >= 1, "{replicas} replica(s): a drain can evict a pod");
+    }
+    assert!(allowed_disruptions(&pdb, 2) < 2, "2 replicas: one pod keeps serving during a drain");
 }
 
 #[test]

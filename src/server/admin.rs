@@ -1,28 +1,41 @@
-//! `/livez`, `/readyz` (ready once the watches have synced) and `/metrics`.
+//! `/livez`, `/readyz` (ready once the caches have synced, on every replica,
+//! leader or not) and `/metrics`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::metrics::Metrics;
 
-/// Set once the operator's caches have synced.
-#[derive(Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+/// Set once the operator's caches (integrations, Secret metadata) have synced.
+#[derive(Clone)]
+pub struct Readiness(Arc<watch::Sender<bool>>);
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Readiness(Arc::new(watch::Sender::new(false)))
+    }
+}
 
 impl Readiness {
     pub fn set_ready(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.send_replace(true);
     }
 
     pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        *self.0.borrow()
+    }
+
+    /// Resolves once ready.
+    pub async fn wait(&self) {
+        let _ = self.0.subscribe().wait_for(|ready| *ready).await;
     }
 }
 
@@ -53,9 +66,9 @@ async fn metrics_text(State(state): State<AdminState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
 }
 
-/// Serve the admin routes on `addr` until the task is dropped.
-pub async fn serve(addr: SocketAddr, readiness: Readiness, metrics: Arc<Metrics>) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "admin endpoints listening");
+/// Serve the admin routes on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, readiness: Readiness, metrics: Arc<Metrics>) -> std::io::Result<()> {
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::info!(addr = ?addr, "admin endpoints listening");
     axum::serve(listener, router(readiness, metrics)).await
 }

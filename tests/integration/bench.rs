@@ -21,28 +21,99 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
-/// Events per second and creation-to-delivered latency through the whole
-/// operator (API emulation, controller, workers, a loopback webhook sink).
+/// Deliveries per second and creation-to-Delivered latency through the
+/// whole operator (API emulation, controllers, workers, a loopback webhook
+/// sink), single-target and fan-out, each next to the bare ceiling of the
+/// same API emulation measured in the same run (create plus one status
+/// write per object, no operator), before and after.
+///
+/// `BENCH_EVENTS` (2000) single-target events over `BENCH_INTEGRATIONS` (50)
+/// integrations; `BENCH_FANOUT_EVENTS` (50) events to `BENCH_FANOUT` (20)
+/// integrations each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run explicitly with --ignored --nocapture"]
 async fn bench_event_delivery() {
-    let integrations: usize = std::env::var("BENCH_INTEGRATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
-    let events: usize = std::env::var("BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let integrations: usize = env_or("BENCH_INTEGRATIONS", 50);
+    let events: usize = env_or("BENCH_EVENTS", 2000);
+    let fanout: usize = env_or("BENCH_FANOUT", 20);
+    let fanout_events: usize = env_or("BENCH_FANOUT_EVENTS", 50);
+
+    let ceiling_before = api_ceiling(events).await;
+
     // Production's counter flush (tests use a short one).
     let w = World::start_with(|c| c.settings.counter_flush = Duration::from_secs(1)).await;
+    let mut names = Vec::new();
     for i in 0..integrations {
-        let url = w.webhook.add_endpoint(&format!("/sink/{i}"));
-        w.put_secret(&format!("sink-{i}"), &[("webhookUrl", &url)]).await;
-        w.create_integration(
-            &format!("sink-{i}"),
-            json!({"service": "webhook", "secretRef": {"name": format!("sink-{i}")}}),
-        )
-        .await;
+        names.push((format!("sink-{i}"), json!({})));
     }
-    for i in 0..integrations {
-        w.wait_condition(&format!("sink-{i}"), "Ready", "True", None).await;
+    for i in 0..fanout {
+        names.push((format!("fan-{i}"), json!({"team": "fan"})));
+    }
+    for (name, labels) in &names {
+        let url = w.webhook.add_endpoint(&format!("/sink/{name}"));
+        w.put_secret(name, &[("webhookUrl", &url)]).await;
+        w.create_integration_labeled(name, labels.clone(), json!({"service": "webhook", "secretRef": {"name": name}}))
+            .await;
+    }
+    for (name, _) in &names {
+        w.wait_condition(name, "Ready", "True", None).await;
     }
 
+    let single = deliver_all(
+        &w,
+        events,
+        |n| json!({"integrationRef": {"name": format!("sink-{}", n % integrations)}, "message": format!("event {n}")}),
+    )
+    .await;
+    let calls_single = operator_calls(&w);
+    let fan = deliver_all(
+        &w,
+        fanout_events,
+        |n| json!({"integrationSelector": {"matchLabels": {"team": "fan"}}, "message": format!("fan-out {n}")}),
+    )
+    .await;
+    let received = w.webhook.messages().len();
+    let expected = events + fanout_events * fanout;
+    drop(w);
+
+    let ceiling_after = api_ceiling(events).await;
+    let ceiling = (ceiling_before + ceiling_after) / 2.0;
+    let single_rate = events as f64 / single.elapsed.as_secs_f64();
+    let fan_rate = (fanout_events * fanout) as f64 / fan.elapsed.as_secs_f64();
+    println!(
+        "BENCH api-ceiling (create + 1 status write per object, no operator): before={ceiling_before:.0}/s after={ceiling_after:.0}/s"
+    );
+    println!(
+        "BENCH single-target events={events} integrations={integrations}: {single_rate:.0} deliveries/s = {:.2} of the ceiling; p50={:.0}ms p99={:.0}ms max={:.0}ms",
+        single_rate / ceiling,
+        ms(single.p50),
+        ms(single.p99),
+        ms(single.max)
+    );
+    println!(
+        "BENCH fan-out events={fanout_events} x {fanout} integrations: {fan_rate:.0} deliveries/s = {:.2} of single-target, {:.2} of the ceiling; p50={:.0}ms p99={:.0}ms max={:.0}ms",
+        fan_rate / single_rate,
+        fan_rate / ceiling,
+        ms(fan.p50),
+        ms(fan.p99),
+        ms(fan.max)
+    );
+    println!("BENCH operator API calls during the single-target run: {calls_single:?}");
+    println!("BENCH sink received={received} deliveries={expected} duplicates={}", received.saturating_sub(expected));
+    assert_eq!(received, expected, "every delivery exactly once");
+}
+
+/// Latencies of one batch of events.
+struct Run {
+    elapsed: Duration,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+/// Create `n` events (32 at a time) and wait until each is Delivered.
+async fn deliver_all(w: &World, n: usize, spec: impl Fn(usize) -> serde_json::Value) -> Run {
+    let tag = format!("b{}", w.api.resource_version());
     // Watch for Delivered before creating anything.
     let api = w.events();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -54,32 +125,29 @@ async fn bench_event_delivery() {
             }
         }
     });
-
     let started = Instant::now();
-    let created: HashMap<String, Instant> = futures::stream::iter(0..events)
-        .map(|n| {
-            let w = &w;
+    let created: HashMap<String, Instant> = futures::stream::iter(0..n)
+        .map(|i| {
+            let (w, name, spec) = (w, format!("{tag}-{i:06}"), spec(i));
             async move {
-                let name = format!("bench-{n:06}");
                 let at = Instant::now();
-                w.create_event(&name, json!({"integrationRef": {"name": format!("sink-{}", n % integrations)}, "message": format!("event {n}")}))
-                    .await;
+                w.create_event(&name, spec).await;
                 (name, at)
             }
         })
         .buffer_unordered(32)
         .collect()
         .await;
-    let mut latencies = Vec::with_capacity(events);
+    let mut latencies = Vec::with_capacity(n);
     let mut seen = std::collections::HashSet::new();
-    while seen.len() < events {
+    while seen.len() < n {
         let Ok(Some((name, at))) = tokio::time::timeout(Duration::from_secs(60), rx.recv()).await else {
             let list = w.events().list(&Default::default()).await.unwrap();
             let mut reasons = std::collections::BTreeMap::new();
             for ev in list.items {
                 *reasons.entry(format!("{:?}", ev.status.and_then(|s| s.reason))).or_insert(0) += 1;
             }
-            panic!("deliveries stalled after {} of {events}: {reasons:?}", seen.len());
+            panic!("deliveries stalled after {} of {n}: {reasons:?}", seen.len());
         };
         if let Some(c) = created.get(&name)
             && seen.insert(name)
@@ -90,66 +158,58 @@ async fn bench_event_delivery() {
     let elapsed = started.elapsed();
     watch.abort();
     latencies.sort();
-    println!(
-        "BENCH events={events} integrations={integrations} elapsed={:.2}s rate={:.0} events/s p50={:.1}ms p99={:.1}ms max={:.1}ms",
-        elapsed.as_secs_f64(),
-        events as f64 / elapsed.as_secs_f64(),
-        percentile(&latencies, 0.50).as_secs_f64() * 1000.0,
-        percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
-        latencies.last().unwrap().as_secs_f64() * 1000.0,
-    );
-    let mut calls = std::collections::BTreeMap::new();
-    for r in w.api.requests().into_iter().filter(|r| r.user == crate::support::operator::OPERATOR_USER) {
-        *calls
-            .entry(format!(
-                "{} {}{} {}",
-                r.verb,
-                r.resource,
-                if r.subresource.is_empty() { String::new() } else { format!("/{}", r.subresource) },
-                r.code
-            ))
-            .or_insert(0) += 1;
+    Run {
+        elapsed,
+        p50: percentile(&latencies, 0.50),
+        p99: percentile(&latencies, 0.99),
+        max: *latencies.last().unwrap(),
     }
-    println!("BENCH operator API calls: {calls:?}");
-    let list = w.events().list(&Default::default()).await.unwrap();
-    let retried = list
-        .items
-        .iter()
-        .filter(|e| e.status.as_ref().is_some_and(|s| s.deliveries.iter().any(|d| d.attempts > 1)))
-        .count();
-    let received = w.webhook.messages().len();
-    println!("BENCH sink received={received} events={events} events-with-retries={retried}");
-    // More than one message per event is only allowed for retried attempts
-    // (a timeout after the sink got it: at-least-once).
-    assert!(
-        received >= events && received - events <= retried * 4,
-        "duplicates beyond retries: {received} for {events} events"
-    );
 }
 
-/// How fast the API emulation itself takes writes (to read the figures above).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: run explicitly with --ignored --nocapture"]
-async fn bench_api_emulation_writes() {
+/// The operator's API calls so far, by verb, resource and code.
+fn operator_calls(w: &World) -> std::collections::BTreeMap<String, usize> {
+    let mut calls = std::collections::BTreeMap::new();
+    for r in w.api.requests().into_iter().filter(|r| r.user == crate::support::operator::OPERATOR_USER) {
+        let sub = if r.subresource.is_empty() { String::new() } else { format!("/{}", r.subresource) };
+        *calls.entry(format!("{} {}{sub} {}", r.verb, r.resource, r.code)).or_insert(0) += 1;
+    }
+    calls
+}
+
+/// The least work a delivery needs from the API, with no operator: objects
+/// per second for create, then one status write each (32 at a time), on a
+/// fresh emulation with a watch open, as the operator keeps one.
+async fn api_ceiling(n: usize) -> f64 {
     let w = World::without_operator().await;
-    let n = 1000;
+    let api = w.events();
+    let watch = tokio::spawn({
+        let api = api.clone();
+        async move {
+            let mut stream = watcher(api, watcher::Config::default()).applied_objects().boxed();
+            while let Ok(Some(_)) = stream.try_next().await {}
+        }
+    });
     let started = Instant::now();
     futures::stream::iter(0..n)
         .map(|i| {
-            let w = &w;
+            let (w, api) = (&w, api.clone());
             async move {
-                w.create_event(&format!("e-{i:05}"), json!({"integrationRef": {"name": "x"}, "message": "m"})).await;
+                let mut ev = w
+                    .create_event(&format!("e-{i:06}"), json!({"integrationRef": {"name": "x"}, "message": "m"}))
+                    .await;
+                ev.status = Some(kube_notify::crd::NotificationEventStatus {
+                    phase: Some(EventPhase::Delivered),
+                    ..Default::default()
+                });
+                api.replace_status(&format!("e-{i:06}"), &Default::default(), &ev).await.unwrap();
             }
         })
         .buffer_unordered(32)
         .collect::<Vec<_>>()
         .await;
-    let elapsed = started.elapsed();
-    println!(
-        "BENCH api-emulation creates={n} elapsed={:.2}s rate={:.0}/s",
-        elapsed.as_secs_f64(),
-        n as f64 / elapsed.as_secs_f64()
-    );
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    watch.abort();
+    rate
 }
 
 // ---------------------------------------------------------------------------

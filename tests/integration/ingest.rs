@@ -13,15 +13,14 @@ use kube::runtime::reflector::ObjectRef;
 use kube_notify::controller::Context;
 use kube_notify::crd::NotificationIntegration;
 use kube_notify::crd::conditions;
-use kube_notify::operator;
-use kube_notify::server::ingest::{self, IngestConfig};
+use kube_notify::server::ingest::IngestConfig;
 use kube_notify::server::sidecar::{self, SidecarConfig};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use crate::support::apiserver::{RequestMatcher as ApiMatcher, TokenReviewAnswer};
-use crate::support::operator::{NS, OPERATOR_TOKEN, OPERATOR_USER, WAIT, World, metric_value};
+use crate::support::operator::{Launch, NS, OPERATOR_USER, Replica, WAIT, World, metric_value};
 use crate::support::services::{RequestMatcher, ScriptedResponse};
 
 const ALICE: &str = "alice-token";
@@ -40,8 +39,8 @@ impl Drop for Task {
     }
 }
 
-/// The world, the operator (started with `run_with` to get its Context) and
-/// the ingestion server in front of it.
+/// The world and an operator replica (started as `main` starts one) serving
+/// HTTP ingestion.
 struct Ingest {
     w: World,
     ctx: Arc<Context>,
@@ -49,7 +48,9 @@ struct Ingest {
     http: reqwest::Client,
     /// Every SubjectAccessReview the API emulation answered.
     reviews: Arc<Mutex<Vec<SubjectAccessReviewSpec>>>,
-    _tasks: Vec<Task>,
+    _operator: Replica,
+    /// The leader, when requests go to a follower.
+    _leader: Option<Replica>,
 }
 
 /// Callers allowed in `team-a` (alice, carol, erin); bob is allowed nowhere.
@@ -82,6 +83,33 @@ impl Ingest {
     }
 
     async fn start_in(w: World, config: IngestConfig) -> Ingest {
+        let reviews = admit_callers(&w);
+        let operator = w.launch(Launch { ingest: config, ..w.launch_config() });
+        let (ctx, url) = (operator.ctx.clone(), operator.http_url.clone());
+        Ingest { w, ctx, url, http: reqwest::Client::new(), reviews, _operator: operator, _leader: None }
+    }
+
+    /// Requests go to a follower; another replica leads (with `config` too).
+    async fn start_on_a_follower(config: IngestConfig) -> Ingest {
+        let w = World::without_operator().await;
+        let reviews = admit_callers(&w);
+        let leader = w.launch(Launch {
+            ingest: config.clone(),
+            leader: Some(World::leader_config("pod-a")),
+            ..w.launch_config()
+        });
+        tokio::time::timeout(WAIT, leader.leadership.wait_until(true)).await.expect("pod-a leads");
+        let follower =
+            w.launch(Launch { ingest: config, leader: Some(World::leader_config("pod-b")), ..w.launch_config() });
+        let (ctx, url) = (follower.ctx.clone(), follower.http_url.clone());
+        Ingest { w, ctx, url, http: reqwest::Client::new(), reviews, _operator: follower, _leader: Some(leader) }
+    }
+}
+
+/// Token and access reviews for the test callers; returns the record of
+/// every SubjectAccessReview.
+fn admit_callers(w: &World) -> Arc<Mutex<Vec<SubjectAccessReviewSpec>>> {
+    {
         for (token, user) in [(ALICE, "alice"), (BOB, "bob"), (CAROL, "carol"), ("erin-token", "erin")] {
             w.api.set_token_review(token, TokenReviewAnswer::user(user, &["developers", "system:authenticated"]));
         }
@@ -92,26 +120,11 @@ impl Ingest {
             seen.lock().unwrap().push(spec.clone());
             allowed(spec)
         });
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let op = tokio::spawn(operator::run_with(
-            w.api.client_as(OPERATOR_TOKEN),
-            w.config.clone(),
-            w.metrics.clone(),
-            w.readiness.clone(),
-            move |ctx| {
-                let _ = tx.send(ctx);
-            },
-        ));
-        let ctx = rx.await.expect("the operator built its context");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let router = ingest::router(ctx.clone(), config);
-        let server = tokio::spawn(async move {
-            let _ = ingest::serve(listener, router).await;
-        });
-        Ingest { w, ctx, url, http: reqwest::Client::new(), reviews, _tasks: vec![Task(op), Task(server)] }
+        reviews
     }
+}
 
+impl Ingest {
     async fn request(&self, method: &str, path: &str, token: Option<&str>, body: Option<Vec<u8>>) -> Answer {
         let mut req = self.http.request(method.parse().unwrap(), format!("{}{path}", self.url));
         if let Some(t) = token {
@@ -705,4 +718,92 @@ async fn sidecar_body_limit_and_loopback_only() {
     );
     let e = sidecar::serve("0.0.0.0:0".parse().unwrap(), router).await.unwrap_err();
     assert!(e.to_string().contains("not a loopback address"), "{e}");
+}
+
+/// A follower serves the durable route itself, and `send` through the
+/// leader: same answers, one delivery, by the leader.
+#[tokio::test]
+async fn a_follower_serves_events_and_send_through_the_leader() {
+    let t = Ingest::start_on_a_follower(test_config()).await;
+    assert!(!t._operator.leadership.is_leader());
+    let hook = t.ready_webhook("hook", 5).await;
+
+    // The durable route: created by the follower, delivered by the leader.
+    let mut body = message("durable");
+    body["integration"] = json!("hook");
+    let a = t.post(&events_path(NS), ALICE, body).await;
+    assert_eq!(a.status, 202, "{a:?}");
+    let name = a.body["name"].as_str().unwrap().to_string();
+    t.w.wait_event_phase(&name, kube_notify::crd::EventPhase::Delivered).await;
+    let a = t.get(&format!("{}/{name}", events_path(NS)), ALICE).await;
+    assert_eq!((a.status, a.body["phase"].as_str()), (200, Some("Delivered")), "{a:?}");
+
+    // send: 200 with the attempts, once, and the event it became says so.
+    let a = t.post(&send_path("hook"), ALICE, message("synchronous")).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.body, json!({"delivered": true, "attempts": 1}));
+    let sent = t.w.webhook.messages();
+    assert_eq!(sent.iter().filter(|m| String::from_utf8_lossy(&m.body).contains("synchronous")).count(), 1);
+    let events = t.w.api.objects("kube-notify.io", "v1alpha1", "notificationevents");
+    let via_send: Vec<&Value> =
+        events.iter().filter(|e| e["metadata"]["annotations"]["kube-notify.io/requested-via"] == "send").collect();
+    assert_eq!(via_send.len(), 1, "{events:?}");
+    assert_eq!(via_send[0]["metadata"]["annotations"]["kube-notify.io/requested-by"], "alice");
+    assert_eq!(via_send[0]["spec"]["ttlSecondsAfterFinished"], 60);
+
+    // The same refusals as on the leader, before anything is created.
+    assert_eq!(t.post(&send_path("nope"), ALICE, message("x")).await.code(), (404, "integration_not_found"));
+    assert_eq!(t.post(&send_path("hook"), BOB, message("x")).await.status, 403);
+
+    // Exhausted, then dead: the classes and reasons the leader answers.
+    t.w.webhook.push_responses(RequestMatcher::path(&hook), ScriptedResponse::status(503), 3);
+    let a = t.post(&send_path("hook"), ALICE, message("x")).await;
+    assert_eq!(a.code(), (502, "exhausted"), "{a:?}");
+    assert_eq!((a.error("reason"), a.body["attempts"].as_u64()), ("ServiceUnavailable", Some(3)));
+    t.w.webhook.set_gone(&hook);
+    let a = t.post(&send_path("hook"), ALICE, message("x")).await;
+    assert_eq!(a.code(), (502, "dead"), "{a:?}");
+    assert_eq!(a.error("reason"), "DestinationNotFound");
+    assert!(!a.error("message").contains(&t.w.webhook.url()), "no credential in errors");
+    // Only the leader wrote status.
+    assert!(t.w.api.requests().iter().all(|r| r.subresource != "status" || r.user == OPERATOR_USER));
+}
+
+/// The leader does not deliver in time: 504, and the event is cancelled so
+/// that it is not sent later.
+#[tokio::test]
+async fn a_follower_send_times_out_and_cancels_its_event() {
+    let t =
+        Ingest::start_on_a_follower(IngestConfig { send_timeout: Duration::from_millis(500), ..test_config() }).await;
+    let hook = t.ready_webhook("busy", 5).await;
+    // A slow delivery ahead of it in the integration's queue (creation order).
+    t.w.webhook
+        .push_response(RequestMatcher::path(&hook), ScriptedResponse::delayed_passthrough(Duration::from_secs(2)));
+    t.w.create_event("blocker", json!({"integrationRef": {"name": "busy"}, "message": "blocker"})).await;
+    let a = t.post(&send_path("busy"), ALICE, message("late")).await;
+    assert_eq!(a.code(), (504, "deadline_exceeded"), "{a:?}");
+    assert_eq!((a.error("reason"), a.body["delivered"].as_bool()), ("DeadlineExceeded", Some(false)));
+    assert!(
+        t.w.api.requests().iter().any(|r| r.verb == "delete" && r.resource == "notificationevents" && r.code < 300),
+        "the event was cancelled"
+    );
+    t.w.wait_event_phase("blocker", kube_notify::crd::EventPhase::Delivered).await;
+    t.w.create_event("after", json!({"integrationRef": {"name": "busy"}, "message": "after"})).await;
+    t.w.wait_event_phase("after", kube_notify::crd::EventPhase::Delivered).await;
+    let texts: Vec<String> =
+        t.w.webhook.messages().iter().map(|m| String::from_utf8_lossy(&m.body).into_owned()).collect();
+    assert!(!texts.iter().any(|b| b.contains("late")), "a cancelled send is never delivered: {texts:?}");
+    assert_eq!(texts.len(), 2, "{texts:?}");
+}
+
+/// The leader answers a deadline it cannot meet at once: the same 504 as its own `send`.
+#[tokio::test]
+async fn a_follower_send_answers_the_recorded_expiry_as_a_deadline() {
+    let t = Ingest::start_on_a_follower(test_config()).await;
+    let hook = t.ready_webhook("slow", 5).await;
+    // A wait hint beyond the event deadline: the leader records it Expired.
+    t.w.webhook.push_responses(RequestMatcher::path(&hook), ScriptedResponse::status(429).with_retry_after(600), 1);
+    let a = t.post(&send_path("slow"), ALICE, message("x")).await;
+    assert_eq!(a.code(), (504, "deadline_exceeded"), "{a:?}");
+    assert_eq!((a.error("reason"), a.body["delivered"].as_bool()), ("DeadlineExceeded", Some(false)));
 }

@@ -1,21 +1,182 @@
-//! Leader election over a Lease: one leader at a time, drain before release,
-//! hand-over on shutdown.
+//! Several replicas over one Lease: every replica ready, one leader that
+//! delivers, a hand-over on shutdown that duplicates and loses nothing, and a
+//! leader whose renewals fail stepping down before its Lease can expire.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use futures::FutureExt;
+use kube_notify::crd::EventPhase;
 use kube_notify::leader::{LeaderConfig, run_as_leader};
+use kube_notify::operator::instance_name;
+use serde_json::json;
 
-use crate::support::operator::{OPERATOR_TOKEN, World};
+use crate::support::apiserver::{FaultKind, RequestMatcher as ApiMatcher};
+use crate::support::operator::{Launch, OPERATOR_TOKEN, Replica, WAIT, World};
+
+const OTHER_TOKEN: &str = "operator-b-token";
+const OTHER_USER: &str = "system:serviceaccount:kube-notify:kube-notify-b";
 
 fn config(identity: &str) -> LeaderConfig {
-    LeaderConfig {
-        namespace: "kube-notify".into(),
-        lease_name: "kube-notify".into(),
-        identity: identity.into(),
-        duration_seconds: 3,
+    World::leader_config(identity)
+}
+
+/// A replica with leader election as `identity`, calling the API with `token`.
+fn replica(w: &World, identity: &str, token: &str) -> Replica {
+    w.launch(Launch { leader: Some(config(identity)), token: token.into(), ..w.launch_config() })
+}
+
+async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, f).await.unwrap_or_else(|_| panic!("timed out: {what}"))
+}
+
+/// A ready generic webhook integration `name`; returns its path on the emulator.
+async fn ready_webhook(w: &World, name: &str) -> String {
+    let path = format!("/hooks/{name}");
+    let url = w.webhook.add_endpoint(&path);
+    w.put_secret(name, &[("webhookUrl", &url)]).await;
+    w.create_integration(name, json!({"service": "webhook", "secretRef": {"name": name}})).await;
+    w.wait_condition(name, "Ready", "True", None).await;
+    path
+}
+
+fn event_to(integration: &str, message: &str) -> serde_json::Value {
+    json!({"integrationRef": {"name": integration}, "message": message})
+}
+
+/// How many times the receiver accepted a message whose body contains `text`.
+fn received(w: &World, text: &str) -> usize {
+    w.webhook.messages().iter().filter(|m| String::from_utf8_lossy(&m.body).contains(text)).count()
+}
+
+/// Writes by `user` to integrations or events (status included).
+fn writes_by(w: &World, user: &str) -> Vec<String> {
+    w.api
+        .requests()
+        .into_iter()
+        .filter(|r| r.user == user && ["notificationintegrations", "notificationevents"].contains(&r.resource.as_str()))
+        .filter(|r| matches!(r.verb.as_str(), "update" | "patch" | "delete"))
+        .map(|r| format!("{} {} {}/{}", r.verb, r.resource, r.subresource, r.name))
+        .collect()
+}
+
+fn holder(w: &World) -> Option<String> {
+    let lease = w.api.object("coordination.k8s.io", "v1", "leases", "kube-notify", "kube-notify")?;
+    lease["spec"]["holderIdentity"].as_str().map(str::to_string)
+}
+
+#[tokio::test]
+async fn every_replica_is_ready_and_only_the_leader_delivers() {
+    let mut w = World::without_operator().await;
+    w.api.add_user(OTHER_TOKEN, OTHER_USER, &["system:serviceaccounts", "system:authenticated"]);
+    let a = replica(&w, "pod-a", OPERATOR_TOKEN);
+    within("pod-a leads", a.leadership.wait_until(true)).await;
+    let b = replica(&w, "pod-b", OTHER_TOKEN);
+    within("pod-a ready", a.readiness.wait()).await;
+    within("pod-b ready", b.readiness.wait()).await;
+    assert_eq!((a.readyz().await, b.readyz().await), (200, 200), "a follower is ready too");
+    assert!(!b.leadership.is_leader());
+    w.readiness = a.readiness.clone();
+
+    ready_webhook(&w, "hook").await;
+    for i in 0..5 {
+        w.create_event(&format!("ev-{i}"), event_to("hook", &format!("message [{i}]"))).await;
     }
+    for i in 0..5 {
+        w.wait_event_phase(&format!("ev-{i}"), EventPhase::Delivered).await;
+    }
+    for i in 0..5 {
+        assert_eq!(received(&w, &format!("[{i}]")), 1, "message {i} was received once");
+    }
+    assert_eq!(writes_by(&w, OTHER_USER), Vec::<String>::new(), "a follower writes no status");
+    assert_eq!(holder(&w).as_deref(), Some("pod-a"));
+    drop(b);
+    a.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn hand_over_on_shutdown_duplicates_nothing_and_loses_nothing() {
+    let w = World::without_operator().await;
+    let a = replica(&w, "pod-a", OPERATOR_TOKEN);
+    within("pod-a leads", a.leadership.wait_until(true)).await;
+    let b = replica(&w, "pod-b", OPERATOR_TOKEN);
+    within("pod-b ready", b.readiness.wait()).await;
+    let path = ready_webhook(&w, "hook").await;
+    // Slow answers, so that deliveries are in flight when pod-a stops.
+    w.webhook.push_responses(
+        crate::support::services::RequestMatcher::path(&path),
+        crate::support::services::ScriptedResponse::delayed_passthrough(Duration::from_millis(300)),
+        3,
+    );
+    for i in 0..6 {
+        w.create_event(&format!("ev-{i}"), event_to("hook", &format!("hand-over [{i}]"))).await;
+    }
+    w.wait_event_phase("ev-0", EventPhase::Delivered).await;
+    // SIGTERM: pod-a drains what is in flight, then releases the Lease.
+    a.shutdown().await.unwrap();
+    within("pod-b leads", b.leadership.wait_until(true)).await;
+    for i in 0..6 {
+        w.wait_event_phase(&format!("ev-{i}"), EventPhase::Delivered).await;
+    }
+    for i in 0..6 {
+        assert_eq!(received(&w, &format!("[{i}]")), 1, "message {i} was received exactly once");
+    }
+    assert_eq!(holder(&w).as_deref(), Some("pod-b"));
+}
+
+#[tokio::test]
+async fn a_leader_whose_renewals_fail_steps_down_before_its_lease_expires() {
+    let error = FaultKind::Status { code: 500, reason: "InternalError".into(), retry_after: None };
+    renewals_broken(error).await;
+}
+
+#[tokio::test]
+async fn a_leader_whose_renewals_hang_steps_down_before_its_lease_expires() {
+    renewals_broken(FaultKind::Hang).await;
+}
+
+/// pod-a leads, then every renewal of its Lease gets `fault`: it must stop
+/// delivering and exit before its Lease can expire, and pod-b take over.
+async fn renewals_broken(fault: FaultKind) {
+    let w = World::without_operator().await;
+    w.api.add_user(OTHER_TOKEN, OTHER_USER, &["system:serviceaccounts", "system:authenticated"]);
+    let mut a = replica(&w, "pod-a", OTHER_TOKEN);
+    within("pod-a leads", a.leadership.wait_until(true)).await;
+    let b = replica(&w, "pod-b", OPERATOR_TOKEN);
+    within("pod-b ready", b.readiness.wait()).await;
+    ready_webhook(&w, "hook").await;
+    w.create_event("before", event_to("hook", "before [0]")).await;
+    w.wait_event_phase("before", EventPhase::Delivered).await;
+
+    // From now on every renewal by pod-a fails or hangs (kube does not retry a 500).
+    w.api.inject(ApiMatcher::any().user(OTHER_USER).verb("patch").resource("leases"), fault, None);
+    let broken = tokio::time::Instant::now();
+    // pod-b takes over only once pod-a has stepped down.
+    let a_stepped_down = Arc::new(AtomicBool::new(false));
+    let seen = a_stepped_down.clone();
+    let a_leadership = a.leadership.clone();
+    let watch_a = tokio::spawn(async move {
+        a_leadership.wait_until(false).await;
+        seen.store(true, Ordering::SeqCst);
+    });
+    let err = a.finished().await.expect_err("pod-a ends with an error");
+    let stepped_down_after = broken.elapsed();
+    assert!(err.to_string().contains("not renewed"), "{err:#}");
+    let cfg = config("pod-a");
+    assert!(
+        stepped_down_after < cfg.lease_duration,
+        "pod-a stepped down after {stepped_down_after:?}, not before its Lease ({:?}) could expire",
+        cfg.lease_duration
+    );
+    within("pod-b leads", b.leadership.wait_until(true)).await;
+    watch_a.await.unwrap();
+    assert!(a_stepped_down.load(Ordering::SeqCst));
+
+    w.create_event("after", event_to("hook", "after [1]")).await;
+    w.wait_event_phase("after", EventPhase::Delivered).await;
+    assert_eq!((received(&w, "[0]"), received(&w, "[1]")), (1, 1));
+    assert_eq!(holder(&w).as_deref(), Some("pod-b"));
 }
 
 #[tokio::test]
@@ -24,7 +185,7 @@ async fn one_leader_at_a_time_and_a_hand_over() {
     let leading = Arc::new(AtomicUsize::new(0));
     let drained = Arc::new(AtomicBool::new(false));
 
-    let (stop_first, first_shutdown) = tokio::sync::watch::channel(false);
+    let (stop_first, first_shutdown) = tokio::sync::oneshot::channel::<()>();
     let (first_leads, first_leading) = tokio::sync::oneshot::channel::<()>();
     let l = leading.clone();
     let first_work = async move {
@@ -33,7 +194,7 @@ async fn one_leader_at_a_time_and_a_hand_over() {
         futures::future::pending::<anyhow::Result<()>>().await
     };
     let (l, d) = (leading.clone(), drained.clone());
-    let first_drain = async move {
+    let first_drain = move |_budget: Duration| async move {
         // Still the only leader while draining: the Lease is released after.
         l.fetch_sub(1, Ordering::SeqCst);
         d.store(true, Ordering::SeqCst);
@@ -41,68 +202,93 @@ async fn one_leader_at_a_time_and_a_hand_over() {
     let first = tokio::spawn(run_as_leader(
         w.api.client_as(OPERATOR_TOKEN),
         config("pod-a"),
-        first_shutdown,
+        first_shutdown.map(|_| ()),
         first_work,
         first_drain,
     ));
-    tokio::time::timeout(Duration::from_secs(10), first_leading).await.unwrap().unwrap();
+    within("pod-a leads", first_leading).await.unwrap();
 
-    let (_keep, second_shutdown) = tokio::sync::watch::channel(false);
     let (second_leads, second_leading) = tokio::sync::oneshot::channel::<()>();
     let (l, d) = (leading.clone(), drained.clone());
     let second = tokio::spawn(run_as_leader(
         w.api.client_as(OPERATOR_TOKEN),
         config("pod-b"),
-        second_shutdown,
+        futures::future::pending::<()>(),
         async move {
             assert_eq!(l.fetch_add(1, Ordering::SeqCst), 0, "two leaders at once");
             assert!(d.load(Ordering::SeqCst), "the first leader drained before releasing");
             let _ = second_leads.send(());
             futures::future::pending::<anyhow::Result<()>>().await
         },
-        async {},
+        |_| async {},
     ));
-    // The second candidate waits while the first holds the Lease.
+    // The second candidate waits while the first holds (and renews) the Lease,
+    // for longer than the Lease duration.
     let mut second_leading = second_leading;
     assert!(
         tokio::time::timeout(Duration::from_secs(4), &mut second_leading).await.is_err(),
         "pod-b took a held Lease"
     );
 
-    // Shutting the first down drains it and hands the Lease over at once.
-    stop_first.send(true).unwrap();
+    // Shutting the first down drains it and hands the Lease over.
+    stop_first.send(()).unwrap();
     first.await.unwrap().unwrap();
-    tokio::time::timeout(Duration::from_secs(10), second_leading).await.expect("pod-b never took over").unwrap();
-    let lease = w.api.object("coordination.k8s.io", "v1", "leases", "kube-notify", "kube-notify").unwrap();
-    assert_eq!(lease["spec"]["holderIdentity"], "pod-b");
+    within("pod-b takes over", second_leading).await.unwrap();
+    assert_eq!(holder(&w).as_deref(), Some("pod-b"));
     second.abort();
 }
 
 #[tokio::test]
 async fn a_follower_stops_at_once_on_shutdown() {
     let w = World::without_operator().await;
-    let (_keep, holder_shutdown) = tokio::sync::watch::channel(false);
     let (leads, leading) = tokio::sync::oneshot::channel::<()>();
     let holder = tokio::spawn(run_as_leader(
         w.api.client_as(OPERATOR_TOKEN),
         config("pod-a"),
-        holder_shutdown,
+        futures::future::pending::<()>(),
         async move {
             let _ = leads.send(());
             futures::future::pending::<anyhow::Result<()>>().await
         },
-        async {},
+        |_| async {},
     ));
-    tokio::time::timeout(Duration::from_secs(10), leading).await.unwrap().unwrap();
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    within("pod-a leads", leading).await.unwrap();
     let follower = tokio::spawn(run_as_leader(
         w.api.client_as(OPERATOR_TOKEN),
         config("pod-b"),
-        shutdown,
+        futures::future::ready(()),
         async { panic!("a follower never works") },
-        async {},
+        |_| async { panic!("a follower has nothing to drain") },
     ));
-    stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), follower).await.expect("the follower did not stop").unwrap().unwrap();
+    within("the follower stops", follower).await.unwrap().unwrap();
     holder.abort();
+}
+
+#[tokio::test]
+async fn bad_timings_are_refused_naming_the_field() {
+    let w = World::without_operator().await;
+    let bad = LeaderConfig { renew_deadline: Duration::from_secs(20), ..LeaderConfig::new("kube-notify", "l", "pod") };
+    let err = run_as_leader(w.api.client(), bad, futures::future::pending::<()>(), async { Ok(()) }, |_| async {})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("lease_duration"), "{err}");
+}
+
+#[tokio::test]
+async fn the_default_identity_is_the_pod_name() {
+    // In a pod, HOSTNAME is the pod name; --instance / KUBE_NOTIFY_INSTANCE wins.
+    assert_eq!(instance_name(None, Some("kube-notify-7d9f8-x2x4q".into())), "kube-notify-7d9f8-x2x4q");
+    assert_eq!(instance_name(Some("explicit".into()), Some("pod".into())), "explicit");
+    let system = instance_name(None, None);
+    assert!(!system.is_empty() && !system.starts_with("kube-notify-"), "the system host name: {system:?}");
+
+    let w = World::without_operator().await;
+    let identity = instance_name(None, Some("kube-notify-7d9f8-x2x4q".into()));
+    let mut launch = w.launch_config();
+    launch.operator.instance = Some(identity.clone());
+    launch.leader = Some(config(&identity));
+    let a = w.launch(launch);
+    within("it leads", a.leadership.wait_until(true)).await;
+    assert_eq!(holder(&w).as_deref(), Some("kube-notify-7d9f8-x2x4q"));
+    a.shutdown().await.unwrap();
 }

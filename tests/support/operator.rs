@@ -9,13 +9,16 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
 use kube::{Client, ResourceExt};
+use kube_notify::controller::Context;
 use kube_notify::controller::Settings;
 use kube_notify::crd::{NotificationEvent, NotificationIntegration};
+use kube_notify::leader::{LeaderConfig, Leadership};
 use kube_notify::metrics::Metrics;
 use kube_notify::notifier::ServiceEndpoints;
 use kube_notify::notifier::endpoint::EndpointPolicy;
-use kube_notify::operator::{self, OperatorConfig};
+use kube_notify::operator::{Operator, OperatorConfig, RunConfig};
 use kube_notify::server::admin::Readiness;
+use kube_notify::server::ingest::IngestConfig;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
@@ -63,6 +66,62 @@ pub fn captured_logs() -> String {
     LOGS.get().map(|b| String::from_utf8_lossy(&b.lock().unwrap()).into_owned()).unwrap_or_default()
 }
 
+/// How one operator replica is started (see [`World::launch`]).
+#[derive(Clone, Debug)]
+pub struct Launch {
+    pub operator: OperatorConfig,
+    /// Leader election; `None` runs the controllers at once.
+    pub leader: Option<LeaderConfig>,
+    pub ingest: IngestConfig,
+    /// The bearer token the operator's client uses.
+    pub token: String,
+}
+
+/// A running operator replica, started exactly as `main` starts one.
+pub struct Replica {
+    pub ctx: Arc<Context>,
+    pub readiness: Readiness,
+    pub leadership: Leadership,
+    /// `http://127.0.0.1:port` of the admin endpoints (/livez, /readyz, /metrics).
+    pub admin_url: String,
+    /// `http://127.0.0.1:port` of HTTP ingestion.
+    pub http_url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Replica {
+    /// Shut down as on SIGTERM (drain, then release the Lease); the run's result.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.finished().await
+    }
+
+    /// Wait until the operator ends by itself (e.g. it stepped down); its result.
+    pub async fn finished(&mut self) -> anyhow::Result<()> {
+        let task = self.task.as_mut().expect("the replica is running");
+        let res =
+            tokio::time::timeout(WAIT, task).await.expect("the operator did not stop").expect("the operator panicked");
+        self.task = None;
+        res
+    }
+
+    /// `GET /readyz`'s status code.
+    pub async fn readyz(&self) -> u16 {
+        reqwest::get(format!("{}/readyz", self.admin_url)).await.unwrap().status().as_u16()
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
 /// The emulated world plus a running operator.
 pub struct World {
     pub api: ApiServer,
@@ -74,8 +133,7 @@ pub struct World {
     pub metrics: Arc<Metrics>,
     pub readiness: Readiness,
     pub config: OperatorConfig,
-    operator: Option<JoinHandle<()>>,
-    context: Arc<std::sync::OnceLock<Arc<kube_notify::controller::Context>>>,
+    operator: Option<Replica>,
 }
 
 impl Drop for World {
@@ -156,37 +214,66 @@ impl World {
             readiness: Readiness::default(),
             config,
             operator: None,
-            context: Arc::default(),
         }
+    }
+
+    /// How [`World::start_operator`] starts the operator: this world's
+    /// config, no leader election, the operator's token.
+    pub fn launch_config(&self) -> Launch {
+        Launch {
+            operator: self.config.clone(),
+            leader: None,
+            ingest: IngestConfig::default(),
+            token: OPERATOR_TOKEN.to_string(),
+        }
+    }
+
+    /// Leader election for a replica named `identity`, with short timings
+    /// (lease 3 s, renew deadline 2 s, retry period 1 s).
+    pub fn leader_config(identity: &str) -> LeaderConfig {
+        LeaderConfig {
+            lease_duration: Duration::from_secs(3),
+            renew_deadline: Duration::from_secs(2),
+            retry_period: Duration::from_secs(1),
+            ..LeaderConfig::new("kube-notify", "kube-notify", identity)
+        }
+    }
+
+    /// Start an operator replica the way `main` does ([`Operator::new`] and
+    /// [`Operator::run`]), on loopback listeners, sharing this world's metrics.
+    pub fn launch(&self, launch: Launch) -> Replica {
+        let listen = || {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.set_nonblocking(true).unwrap();
+            let url = format!("http://{}", l.local_addr().unwrap());
+            (tokio::net::TcpListener::from_std(l).unwrap(), url)
+        };
+        let ((admin, admin_url), (http, http_url)) = (listen(), listen());
+        let config = RunConfig { operator: launch.operator, leader: launch.leader, ingest: launch.ingest, admin, http };
+        let operator = Operator::new(self.api.client_as(&launch.token), config, self.metrics.clone());
+        let (ctx, readiness, leadership) =
+            (operator.context().clone(), operator.readiness().clone(), operator.leadership().clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(operator.run(async move {
+            let _ = stopped.await;
+        }));
+        Replica { ctx, readiness, leadership, admin_url, http_url, stop: Some(stop), task: Some(task) }
     }
 
     pub fn start_operator(&mut self) {
         assert!(self.operator.is_none(), "the operator is already running");
-        let client = self.api.client_as(OPERATOR_TOKEN);
-        self.readiness = Readiness::default();
-        self.context = Arc::default();
-        let slot = self.context.clone();
-        let task = tokio::spawn(operator::run_with(
-            client,
-            self.config.clone(),
-            self.metrics.clone(),
-            self.readiness.clone(),
-            move |ctx| {
-                let _ = slot.set(ctx);
-            },
-        ));
-        self.operator = Some(task);
+        let replica = self.launch(self.launch_config());
+        self.readiness = replica.readiness.clone();
+        self.operator = Some(replica);
     }
 
     /// The running operator's shared context.
-    pub fn context(&self) -> Arc<kube_notify::controller::Context> {
-        self.context.get().expect("the operator is running").clone()
+    pub fn context(&self) -> Arc<Context> {
+        self.operator.as_ref().expect("the operator is running").ctx.clone()
     }
 
     pub fn stop_operator(&mut self) {
-        if let Some(task) = self.operator.take() {
-            task.abort();
-        }
+        self.operator = None;
     }
 
     pub fn integrations(&self) -> Api<NotificationIntegration> {

@@ -4,7 +4,7 @@
 //! | route | what |
 //! | --- | --- |
 //! | `POST /v1/namespaces/{ns}/events` | create a NotificationEvent (`generateName`); `202 {"namespace", "name"}` once it exists |
-//! | `POST /v1/namespaces/{ns}/integrations/{name}/send` | deliver now through the delivery engine; `200 {"delivered": true, "attempts"}` |
+//! | `POST /v1/namespaces/{ns}/integrations/{name}/send` | deliver now through the delivery engine; `200 {"delivered": true, "attempts"}` (on a follower: through the leader, see [`routes`]) |
 //! | `GET /v1/namespaces/{ns}/events/{name}` | the event's status |
 //!
 //! Every request carries `Authorization: Bearer <token>` (a Kubernetes
@@ -36,6 +36,7 @@ use axum::response::Response;
 use futures::StreamExt;
 
 use crate::controller::Context;
+use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use errors::{ApiError, code};
 
@@ -75,10 +76,13 @@ impl Default for IngestConfig {
 }
 
 /// The ingestion routes, served next to the operator, sharing its [`Context`]
-/// (the integration store, the notifier cache, the delivery engine, the counters).
-pub fn router(ctx: Arc<Context>, config: IngestConfig) -> Router {
+/// (the integration store, the notifier cache, the delivery engine, the
+/// counters). Every replica serves them; on a follower (`leadership` false)
+/// `send` goes through the leader as a NotificationEvent.
+pub fn router(ctx: Arc<Context>, config: IngestConfig, leadership: Leadership) -> Router {
     let metrics = ctx.metrics.clone();
-    routes::router(Arc::new(routes::Ingest::new(ctx, config))).layer(middleware::from_fn_with_state(metrics, count))
+    routes::router(Arc::new(routes::Ingest::new(ctx, config, leadership)))
+        .layer(middleware::from_fn_with_state(metrics, count))
 }
 
 /// Serve `router` on `listener` until the task is dropped.

@@ -18,6 +18,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use kube::Client;
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::runtime::reflector::ObjectRef;
+use kube::runtime::wait::await_condition;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -27,19 +28,31 @@ use super::body::{self, EventRequest, is_dns_label, is_dns_subdomain};
 use super::errors::{self, ApiError, code};
 use super::finish::FinishOnDrop;
 use super::{IngestConfig, read_body};
+use crate::controller::event::plan::reason as plan;
 use crate::controller::event::worker::outcome_name;
 use crate::controller::integration::counters;
 use crate::controller::{Context, notifiers};
+use crate::crd::DeliveryPhase;
 use crate::crd::conditions::{self, DISABLED, READY};
 use crate::crd::{NotificationEvent, NotificationIntegration};
 use crate::delivery::{Outcome, Report};
+use crate::leader::Leadership;
 
 /// The annotation naming the user an event was created for over HTTP.
 pub const REQUESTED_BY: &str = "kube-notify.io/requested-by";
 
+/// The annotation saying which route created an event: `send` for a
+/// synchronous send a follower passed to the leader.
+pub const REQUESTED_VIA: &str = "kube-notify.io/requested-via";
+
+/// How long the event of a `send` passed to the leader is kept after it
+/// finished (the caller already has the answer; this is for inspection).
+pub const SEND_EVENT_TTL_SECONDS: i64 = 60;
+
 /// The state of the ingestion routes.
 pub struct Ingest {
     ctx: Arc<Context>,
+    leadership: Leadership,
     reviewer: Reviewer,
     limiter: DefaultKeyedRateLimiter<String>,
     config: IngestConfig,
@@ -47,10 +60,10 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    pub fn new(ctx: Arc<Context>, config: IngestConfig) -> Self {
+    pub fn new(ctx: Arc<Context>, config: IngestConfig, leadership: Leadership) -> Self {
         let reviewer = Reviewer::new(ctx.client.clone(), config.review_cache_ttl, config.review_cache_size);
         let limiter = RateLimiter::keyed(Quota::per_second(config.rate).allow_burst(config.burst));
-        Ingest { ctx, reviewer, limiter, config, requests: AtomicU64::new(0) }
+        Ingest { ctx, leadership, reviewer, limiter, config, requests: AtomicU64::new(0) }
     }
 
     /// Authenticate (401), rate-limit by username (429), authorize (403).
@@ -174,6 +187,9 @@ async fn send(
     let notifier = loaded
         .notifier
         .map_err(|f| ApiError::new(StatusCode::CONFLICT, code::INTEGRATION_NOT_READY, f.message).reason(f.reason))?;
+    if !s.leadership.is_leader() {
+        return through_leader(ctx, &ns, &name, &user, content, deadline).await;
+    }
     let under = counters::Under {
         generation: ni.metadata.generation.unwrap_or_default(),
         secret_version: loaded.secret_version.clone(),
@@ -238,20 +254,171 @@ fn usable(ni: &NotificationIntegration) -> Result<(), ApiError> {
 /// The answer of the synchronous route for an engine report.
 fn delivered(report: Report) -> Result<Response, ApiError> {
     let attempts = report.attempts;
-    let (status, code) = match &report.outcome {
-        Outcome::Delivered => {
-            return Ok((StatusCode::OK, Json(json!({"delivered": true, "attempts": attempts}))).into_response());
-        }
-        Outcome::Dead(_) => (StatusCode::BAD_GATEWAY, code::DEAD),
-        Outcome::Rejected(_) => (StatusCode::BAD_GATEWAY, code::REJECTED),
-        Outcome::Exhausted(_) => (StatusCode::BAD_GATEWAY, code::EXHAUSTED),
-        Outcome::DeadlinePassed(_) => (StatusCode::GATEWAY_TIMEOUT, code::DEADLINE_EXCEEDED),
+    let class = match &report.outcome {
+        Outcome::Delivered => return Ok(delivered_answer(attempts)),
+        Outcome::Dead(_) => NotDelivered::Dead,
+        Outcome::Rejected(_) => NotDelivered::Rejected,
+        Outcome::Exhausted(_) => NotDelivered::Exhausted,
+        Outcome::DeadlinePassed(_) => NotDelivered::DeadlinePassed,
     };
     let (reason, message) = report.outcome.failure().expect("not delivered");
-    Err(ApiError::new(status, code, message)
-        .reason(reason)
-        .with("delivered", json!(false))
-        .with("attempts", json!(attempts)))
+    Err(class.answer(reason, message, attempts))
+}
+
+/// `200 {"delivered": true, "attempts"}`.
+fn delivered_answer(attempts: u32) -> Response {
+    (StatusCode::OK, Json(json!({"delivered": true, "attempts": attempts}))).into_response()
+}
+
+/// Why a synchronous send was not delivered: its status code and error code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NotDelivered {
+    Dead,
+    Rejected,
+    Exhausted,
+    DeadlinePassed,
+}
+
+impl NotDelivered {
+    /// The class of a failed delivery recorded in an event's status, from
+    /// its reason: the reasons the notifiers give dead destinations and
+    /// rejected messages, the event deadline, else retries ran out.
+    fn of_recorded(reason: &str) -> Self {
+        use crate::notifier::classify::reason as why;
+        match reason {
+            why::MESSAGE_REJECTED => NotDelivered::Rejected,
+            why::UNAUTHORIZED | why::FORBIDDEN | why::DESTINATION_NOT_FOUND | why::REDIRECTED => NotDelivered::Dead,
+            plan::EXPIRED | DEADLINE_EXCEEDED_REASON => NotDelivered::DeadlinePassed,
+            _ => NotDelivered::Exhausted,
+        }
+    }
+
+    fn answer(self, reason: &str, message: String, attempts: u32) -> ApiError {
+        let (status, code) = match self {
+            NotDelivered::Dead => (StatusCode::BAD_GATEWAY, code::DEAD),
+            NotDelivered::Rejected => (StatusCode::BAD_GATEWAY, code::REJECTED),
+            NotDelivered::Exhausted => (StatusCode::BAD_GATEWAY, code::EXHAUSTED),
+            NotDelivered::DeadlinePassed => (StatusCode::GATEWAY_TIMEOUT, code::DEADLINE_EXCEEDED),
+        };
+        ApiError::new(status, code, message)
+            .reason(reason)
+            .with("delivered", json!(false))
+            .with("attempts", json!(attempts))
+    }
+}
+
+/// The reason of a send whose deadline passed (as [`Outcome::failure`] gives it).
+const DEADLINE_EXCEEDED_REASON: &str = "DeadlineExceeded";
+
+/// `send` on a follower: the leader alone delivers (so per-destination rate
+/// limits and counters stay in one place), so the message becomes a
+/// NotificationEvent for the integration, annotated as coming from `send`
+/// and deleted shortly after it finished; its final status is awaited
+/// until `deadline` and answered as the leader's `send` would. When the
+/// deadline passes first, the event is deleted so that it is not sent later
+/// (unless its delivery had already started) and the answer is 504.
+async fn through_leader(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    user: &User,
+    content: body::Content,
+    deadline: Instant,
+) -> Result<Response, ApiError> {
+    let request = EventRequest {
+        target: body::Target::Integration(name.to_string()),
+        content,
+        ttl_seconds_after_finished: Some(SEND_EVENT_TTL_SECONDS),
+    };
+    let annotations = BTreeMap::from([
+        (REQUESTED_BY.to_string(), user.username.clone()),
+        (REQUESTED_VIA.to_string(), "send".to_string()),
+    ]);
+    let event = create(&ctx.client, ns, &request, "send-", annotations, Acting::Operator).await?;
+    debug!(namespace = %ns, integration = %name, event = %event, user = %user.username, "send passed to the leader");
+    let api: Api<NotificationEvent> = Api::namespaced(ctx.client.clone(), ns);
+    let finished = |ev: Option<&NotificationEvent>| ev.is_none_or(is_finished);
+    let lost = || ApiError::unavailable(format!("the event {event:?} of this send was deleted before it finished"));
+    match tokio::time::timeout_at(deadline, await_condition(api.clone(), &event, finished)).await {
+        Ok(Ok(Some(ev))) => recorded_answer(&ev),
+        Ok(Ok(None)) => Err(lost()),
+        Ok(Err(e)) => {
+            warn!(namespace = %ns, event = %event, error = %e, "could not follow a send passed to the leader");
+            Err(ApiError::unavailable(format!(
+                "could not follow the delivery: see GET /v1/namespaces/{ns}/events/{event}"
+            )))
+        }
+        Err(_) => {
+            // Cancel it unless it finished meanwhile (the preconditions make
+            // the delete fail if it changed since it was read).
+            let current = api.get_opt(&event).await.map_err(|e| api_error(e, ns, Acting::Operator))?;
+            let Some(current) = current else { return Err(lost()) };
+            if is_finished(&current) {
+                return recorded_answer(&current);
+            }
+            let preconditions = kube::api::Preconditions {
+                uid: current.metadata.uid.clone(),
+                resource_version: current.metadata.resource_version.clone(),
+            };
+            let params = kube::api::DeleteParams { preconditions: Some(preconditions), ..Default::default() };
+            match api.delete(&event, &params).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 409 => {
+                    if let Some(now) = api.get_opt(&event).await.ok().flatten().filter(is_finished) {
+                        return recorded_answer(&now);
+                    }
+                }
+                Err(e) => warn!(namespace = %ns, event = %event, error = %e, "could not cancel a send that timed out"),
+            }
+            Err(NotDelivered::DeadlinePassed.answer(
+                DEADLINE_EXCEEDED_REASON,
+                "the leader did not deliver the message within the send timeout; it was cancelled".to_string(),
+                attempts_of(&current),
+            ))
+        }
+    }
+}
+
+fn is_finished(ev: &NotificationEvent) -> bool {
+    ev.status.as_ref().and_then(|s| s.phase).is_some_and(|p| p.is_final())
+}
+
+fn attempts_of(ev: &NotificationEvent) -> u32 {
+    let status = ev.status.as_ref();
+    status.and_then(|s| s.deliveries.first()).map(|d| d.attempts.max(0) as u32).unwrap_or(0)
+}
+
+/// The answer of `send` from the final status of the event it became.
+fn recorded_answer(ev: &NotificationEvent) -> Result<Response, ApiError> {
+    let status = ev.status.clone().unwrap_or_default();
+    let attempts = attempts_of(ev);
+    let Some(delivery) = status.deliveries.first() else {
+        let reason = status.reason.unwrap_or_default();
+        let message = status.message.unwrap_or_else(|| "the event finished without a delivery".to_string());
+        return Err(match reason.as_str() {
+            plan::INTEGRATION_NOT_FOUND => ApiError::not_found(code::INTEGRATION_NOT_FOUND, message).reason(&reason),
+            plan::EXPIRED => NotDelivered::DeadlinePassed.answer(DEADLINE_EXCEEDED_REASON, message, attempts),
+            _ => ApiError::new(StatusCode::CONFLICT, code::INTEGRATION_NOT_READY, message).reason(&reason),
+        });
+    };
+    let reason = delivery.reason.clone().unwrap_or_default();
+    let message = delivery.last_error.clone().unwrap_or_default();
+    match delivery.phase {
+        DeliveryPhase::Delivered => Ok(delivered_answer(attempts)),
+        DeliveryPhase::Failed => {
+            let class = NotDelivered::of_recorded(&reason);
+            // Recorded as the event's `Expired`; answered as `send` answers a deadline.
+            let reason = if class == NotDelivered::DeadlinePassed { DEADLINE_EXCEEDED_REASON } else { &reason };
+            Err(class.answer(reason, message, attempts))
+        }
+        // Skipped: the integration became disabled or unusable after it was checked.
+        DeliveryPhase::Skipped | DeliveryPhase::Pending => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            if reason == plan::INTEGRATION_DISABLED { code::INTEGRATION_DISABLED } else { code::INTEGRATION_NOT_READY },
+            if message.is_empty() { "the integration could not be used".to_string() } else { message },
+        )
+        .reason(&reason)),
+    }
 }
 
 /// A message id no other message has (the receiver's idempotency key).
