@@ -281,6 +281,7 @@ async fn lead(
     let event_controller =
         Controller::new(api::<NotificationEvent>(&client, &config.namespace), watcher::Config::default());
     let events = event_controller.store();
+    let _ = ctx.events.set(events.clone());
     let changes = event::IntegrationChanges::default();
     let event_controller = event_controller
         .watches_shared_stream(integrations.subscribe(), move |ni| changes.events_to_retry(&events.state(), &ni))

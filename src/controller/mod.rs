@@ -104,6 +104,9 @@ pub struct Context {
     pub integration_writes: status_writes::StatusWrites<NotificationIntegration>,
     /// Waits after API errors, per event and per delivery queue.
     pub api_backoff: ErrorBackoff,
+    /// Every event, from the event controller's watch (set when it starts):
+    /// a queued delivery of an event deleted meanwhile is not sent.
+    pub events: std::sync::OnceLock<Store<NotificationEvent>>,
 }
 
 /// How long our own status writes are remembered at most (for objects
@@ -220,6 +223,7 @@ impl Context {
             event_writes: status_writes::StatusWrites::new("NotificationEvent"),
             integration_writes: status_writes::StatusWrites::new("NotificationIntegration"),
             api_backoff,
+            events: std::sync::OnceLock::new(),
         }
     }
 }

@@ -190,6 +190,9 @@ impl Dispatcher {
 /// Deliver one event to one integration. Returns whether it was sent (its
 /// outcome is then known and its event's reconcile triggered).
 async fn deliver_job(ctx: &Arc<Context>, job: &Job) -> Result<bool, Error> {
+    if !still_wanted(ctx, job) {
+        return Ok(false);
+    }
     let cached = ctx.integrations.get(&ObjectRef::new(&job.integration).within(&job.namespace));
     // Our own last write of the integration (a failure that disabled it) counts even before the watch shows it.
     let Some(ni) = cached.map(|ni| ctx.integration_writes.freshest(ni)) else { return Ok(false) };
@@ -225,6 +228,15 @@ async fn deliver_job(ctx: &Arc<Context>, job: &Job) -> Result<bool, Error> {
         counters::Under { generation: ni.meta().generation.unwrap_or_default(), secret_version: loaded.secret_version };
     counters::record(ctx, &job.namespace, &job.integration, &report.outcome, under).await;
     Ok(true)
+}
+
+/// Whether the job's event still exists, as the event watch last saw it
+/// (deleted or replaced by another of the same name: cancelled).
+fn still_wanted(ctx: &Context, job: &Job) -> bool {
+    let Some(events) = ctx.events.get() else { return true };
+    events.get(&ObjectRef::new(&job.event).within(&job.namespace)).is_some_and(|ev| {
+        ev.meta().uid.as_deref() == Some(job.event_uid.as_str()) && ev.meta().deletion_timestamp.is_none()
+    })
 }
 
 /// The deadline as a tokio instant.
