@@ -33,8 +33,8 @@ use crate::controller::event::worker::outcome_name;
 use crate::controller::integration::counters;
 use crate::controller::{Context, notifiers};
 use crate::crd::DeliveryPhase;
-use crate::crd::conditions::{self, DISABLED, READY};
 use crate::crd::{NotificationEvent, NotificationIntegration};
+use crate::delivery::receivable::{Receivable, receivable};
 use crate::delivery::{Outcome, Report};
 use crate::leader::Leadership;
 
@@ -217,37 +217,26 @@ async fn send(
     delivered(report)
 }
 
-/// 409 unless the integration is Ready (the reasons the event controller would skip or wait).
+/// 409 unless the integration can receive (the one decision the event
+/// controller uses too: disabled, not ready, or not checked for this spec).
 fn usable(ni: &NotificationIntegration) -> Result<(), ApiError> {
-    let disabled = |reason: &str, message: &str| {
-        ApiError::new(
+    match receivable(Some(ni)) {
+        Receivable::Ready => Ok(()),
+        Receivable::Disabled { reason, message } => Err(ApiError::new(
             StatusCode::CONFLICT,
             code::INTEGRATION_DISABLED,
             format!("the integration is disabled: {message}"),
         )
-        .reason(reason)
-    };
-    if ni.spec.disabled {
-        return Err(disabled("Manual", "spec.disabled is true"));
-    }
-    let conds = ni.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
-    if let Some(d) = conditions::find(conds, DISABLED).filter(|d| d.status == "True") {
-        return Err(disabled(&d.reason, &d.message));
-    }
-    match conditions::find(conds, READY) {
-        Some(r) if r.status == "True" => Ok(()),
-        Some(r) => Err(ApiError::new(
+        .reason(&reason)),
+        Receivable::NotReady { reason, message } => Err(ApiError::new(
             StatusCode::CONFLICT,
             code::INTEGRATION_NOT_READY,
-            format!("the integration is not ready: {}", r.message),
+            format!("the integration is not ready: {message}"),
         )
-        .reason(&r.reason)),
-        None => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            code::INTEGRATION_NOT_READY,
-            "the integration has not been checked yet",
-        )
-        .reason("Checking")),
+        .reason(&reason)),
+        Receivable::Missing => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, code::INTEGRATION_NOT_FOUND, "no such NotificationIntegration"))
+        }
     }
 }
 
