@@ -776,9 +776,10 @@ async fn a_follower_send_times_out_and_cancels_its_event() {
     let t =
         Ingest::start_on_a_follower(IngestConfig { send_timeout: Duration::from_millis(500), ..test_config() }).await;
     let hook = t.ready_webhook("busy", 5).await;
-    // A slow delivery ahead of it in the integration's queue (creation order).
+    // A slow delivery ahead of it in the integration's queue (creation order):
+    // slower than the send timeout, well within the HTTP timeout (2 s).
     t.w.webhook
-        .push_response(RequestMatcher::path(&hook), ScriptedResponse::delayed_passthrough(Duration::from_secs(2)));
+        .push_response(RequestMatcher::path(&hook), ScriptedResponse::delayed_passthrough(Duration::from_millis(1200)));
     t.w.create_event("blocker", json!({"integrationRef": {"name": "busy"}, "message": "blocker"})).await;
     let a = t.post(&send_path("busy"), ALICE, message("late")).await;
     assert_eq!(a.code(), (504, "deadline_exceeded"), "{a:?}");
