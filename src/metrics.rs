@@ -108,9 +108,10 @@ impl Metrics {
             .inc();
     }
 
-    /// One failed Kubernetes API call about an object of `kind`.
-    pub fn api_error(&self, kind: &str, error: &crate::controller::Error) {
-        self.api_errors.get_or_create(&vec![("kind", kind.to_string()), ("code", error.code_label())]).inc();
+    /// One failed Kubernetes API call about an object of `kind`; `code` is
+    /// the HTTP code of the answer, or `transport` when there was none.
+    pub fn api_error(&self, kind: &str, code: String) {
+        self.api_errors.get_or_create(&vec![("kind", kind.to_string()), ("code", code)]).inc();
     }
 
     /// The metrics in the Prometheus text format.

@@ -114,20 +114,20 @@ where
                     return Ok(Some(self.remember(&base, written)));
                 }
                 Err(kube::Error::Api(s)) if s.code == 409 => {
-                    metrics.api_error(self.kind, &Error::Kube(kube::Error::Api(s)));
+                    metrics.api_error(self.kind, s.code.to_string());
                     match api.get_opt(&name).await {
                         Ok(Some(fresh)) if fresh.meta().uid == uid => base = Arc::new(fresh),
                         Ok(_) => return Ok(None),
                         Err(e) => {
                             let e = Error::Kube(e);
-                            metrics.api_error(self.kind, &e);
+                            metrics.api_error(self.kind, e.code_label());
                             return Err(e);
                         }
                     }
                 }
                 Err(e) => {
                     let e = Error::Kube(e);
-                    metrics.api_error(self.kind, &e);
+                    metrics.api_error(self.kind, e.code_label());
                     return Err(e);
                 }
             }

@@ -305,7 +305,7 @@ async fn expire_finished(
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(Action::await_change()),
         Err(e) => {
             let e = Error::Kube(e);
-            ctx.metrics.api_error("NotificationEvent", &e);
+            ctx.metrics.api_error("NotificationEvent", e.code_label());
             Err(e)
         }
     }

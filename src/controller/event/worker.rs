@@ -199,7 +199,8 @@ async fn deliver_job(ctx: &Arc<Context>, job: &Job) -> Result<bool, Error> {
     if !receivable(Some(&ni)).is_ready() {
         return Ok(false);
     }
-    let loaded = notifiers::for_delivery(&ni, ctx).await.inspect_err(|e| ctx.metrics.api_error("Secret", e))?;
+    let loaded =
+        notifiers::for_delivery(&ni, ctx).await.inspect_err(|e| ctx.metrics.api_error("Secret", e.code_label()))?;
     let notifier = match loaded.notifier {
         Ok(n) => n,
         Err(f) => {

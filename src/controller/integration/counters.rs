@@ -202,7 +202,7 @@ async fn write(ctx: &Context, namespace: &str, name: &str, batch: &Batch, under:
             Ok(Some(ni)) => Arc::new(ni),
             Ok(None) => return Ok(()),
             Err(e) => {
-                ctx.metrics.api_error("NotificationIntegration", &e);
+                ctx.metrics.api_error("NotificationIntegration", e.code_label());
                 return Err(e);
             }
         },
