@@ -284,7 +284,7 @@ async fn lead(
     let _ = ctx.events.set(events.clone());
     let changes = event::IntegrationChanges::default();
     let event_controller = event_controller
-        .watches_shared_stream(integrations.subscribe(), move |ni| changes.events_to_retry(&events.state(), &ni))
+        .watches_shared_stream(integrations.subscribe(), move |ni| changes.events_to_retry(&events, &ni))
         .reconcile_on(event_triggers)
         .run(
             |ev, ctx: Arc<Context>| {

@@ -138,6 +138,15 @@ impl Context {
             self.integrations.state().iter().map(|ni| (ni.namespace().unwrap_or_default(), ni.name_any())).collect();
         let exists = |k: &(String, String)| live.contains(k);
         let dropped = self.notifiers.retain(exists) + self.checks.retain(exists) + self.counters.retain(exists);
+        if let Some(events) = self.events.get() {
+            // Outcomes of events deleted before they were final on record.
+            let live: std::collections::HashSet<String> =
+                events.state().iter().filter_map(|ev| ev.metadata.uid.clone()).collect();
+            let outcomes = self.outcomes.retain(|uid| live.contains(uid));
+            if outcomes > 0 {
+                tracing::debug!(outcomes, "forgot the outcomes of deleted events");
+            }
+        }
         self.event_writes.forget_older_than(REMEMBER_WRITES);
         self.integration_writes.forget_older_than(REMEMBER_WRITES);
         if dropped > 0 {
@@ -155,7 +164,9 @@ impl Context {
         let deadline = tokio::time::Instant::now() + timeout;
         let delivered = self.dispatcher.drain(timeout).await;
         let events = event::write_known_outcomes(self, deadline).await;
-        let counters = integration::counters::flush_all(self, deadline).await;
+        // A counter writer may be retrying a failure against an API that is down.
+        let counters =
+            tokio::time::timeout_at(deadline, integration::counters::flush_all(self, deadline)).await.unwrap_or(false);
         if !(delivered && events && counters) {
             tracing::warn!(delivered, events, counters, "could not put everything on record before stopping");
         }

@@ -3,9 +3,11 @@
 //! cache that has not caught up with our own writes is never taken for the
 //! truth (a stale cache would make a planner repeat finished work).
 //!
-//! Resource versions are opaque: they are never compared for order. What is
-//! remembered instead is the set of versions each write replaced: a cached
-//! object at one of those is older than our write.
+//! Which of two versions of an object is newer: resource versions are
+//! opaque to clients, but every API server backed by etcd (and the test
+//! emulation) hands out increasing integers, so when both parse as integers
+//! they are compared; otherwise only versions this writer saw replaced
+//! (every base it wrote on) count as older than its write.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -49,20 +51,24 @@ where
     /// The freshest version of `cached` this process knows: our own last
     /// write while the cache still shows a version that write replaced.
     pub fn freshest(&self, cached: Arc<K>) -> Arc<K> {
-        let (Some(uid), rv) = (cached.meta().uid.clone(), cached.resource_version()) else { return cached };
+        let (Some(uid), Some(rv)) = (cached.meta().uid.clone(), cached.resource_version()) else { return cached };
         let mut last = self.last.lock().unwrap();
-        match last.get(&uid) {
-            Some(w) if rv.as_ref().is_some_and(|rv| w.replaced.contains(rv)) => w.object.clone(),
-            Some(_) => {
-                // The cache shows our write, or a newer one by someone else.
-                last.remove(&uid);
-                cached
-            }
-            None => cached,
+        let Some(w) = last.get(&uid) else { return cached };
+        let ours = w.object.resource_version().unwrap_or_default();
+        let cached_is_older = match (rv.parse::<u64>(), ours.parse::<u64>()) {
+            (Ok(cached), Ok(ours)) => cached < ours,
+            _ => w.replaced.contains(&rv),
+        };
+        if cached_is_older {
+            w.object.clone()
+        } else {
+            // The cache shows our write, or a newer one.
+            last.remove(&uid);
+            cached
         }
     }
 
-    fn remember(&self, base: &K, written: K) -> Arc<K> {
+    fn remember(&self, bases: &[String], written: K) -> Arc<K> {
         let written = Arc::new(written);
         let Some(uid) = written.meta().uid.clone() else { return written };
         let mut last = self.last.lock().unwrap();
@@ -74,7 +80,7 @@ where
             }
             None => Vec::new(),
         };
-        replaced.extend(base.resource_version());
+        replaced.extend(bases.iter().cloned());
         if replaced.len() > REMEMBERED_VERSIONS {
             replaced.drain(..replaced.len() - REMEMBERED_VERSIONS);
         }
@@ -106,13 +112,18 @@ where
         let name = base.name_any();
         let uid = base.meta().uid.clone();
         let mut base = base;
+        // Every version a write was attempted on: all older than what is written.
+        let mut bases = Vec::new();
         for _ in 0..CONFLICT_RETRIES {
             let Some(wanted) = next(&base) else { return Ok(None) };
+            bases.extend(base.resource_version());
             match api.replace_status(&name, &PostParams::default(), &wanted).await {
                 Ok(written) => {
                     metrics.status_write(self.kind);
-                    return Ok(Some(self.remember(&base, written)));
+                    return Ok(Some(self.remember(&bases, written)));
                 }
+                // Deleted meanwhile: nothing to write to.
+                Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
                 Err(kube::Error::Api(s)) if s.code == 409 => {
                     metrics.api_error(self.kind, s.code.to_string());
                     match api.get_opt(&name).await {
@@ -133,5 +144,49 @@ where
             }
         }
         Err(Error::Conflict(format!("{} {name}", self.kind)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::NotificationEvent;
+
+    fn event(rv: &str, phase: Option<&str>) -> Arc<NotificationEvent> {
+        let mut v = serde_json::json!({
+            "apiVersion": "kube-notify.io/v1alpha1", "kind": "NotificationEvent",
+            "metadata": {"name": "e", "namespace": "n", "uid": "u1", "resourceVersion": rv},
+            "spec": {"integrationRef": {"name": "a"}, "message": "m"},
+        });
+        if let Some(p) = phase {
+            v["status"] = serde_json::json!({"phase": p});
+        }
+        Arc::new(serde_json::from_value(v).unwrap())
+    }
+
+    fn phase(ev: &NotificationEvent) -> Option<crate::crd::EventPhase> {
+        ev.status.as_ref().and_then(|s| s.phase)
+    }
+
+    #[test]
+    fn a_cache_behind_our_write_gives_our_write() {
+        let writes = StatusWrites::<NotificationEvent>::new("NotificationEvent");
+        writes.remember(&["5".into()], (*event("9", Some("Delivered"))).clone());
+        // Older than ours, also a version we never saw (7): ours.
+        for stale in ["5", "7"] {
+            assert_eq!(phase(&writes.freshest(event(stale, None))), Some(crate::crd::EventPhase::Delivered));
+        }
+        // The cache caught up (or went past): the cache, and ours is forgotten.
+        assert_eq!(writes.freshest(event("9", Some("Delivered"))).resource_version().as_deref(), Some("9"));
+        assert_eq!(phase(&writes.freshest(event("5", None))), None, "forgotten once the cache showed it");
+    }
+
+    #[test]
+    fn opaque_versions_count_as_older_only_when_replaced() {
+        let writes = StatusWrites::<NotificationEvent>::new("NotificationEvent");
+        writes.remember(&["a1".into(), "a2".into()], (*event("a3", Some("Delivered"))).clone());
+        assert_eq!(writes.freshest(event("a1", None)).resource_version().as_deref(), Some("a3"));
+        assert_eq!(writes.freshest(event("a2", None)).resource_version().as_deref(), Some("a3"));
+        assert_eq!(writes.freshest(event("zz", None)).resource_version().as_deref(), Some("zz"), "unknown: newer");
     }
 }

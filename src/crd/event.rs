@@ -5,6 +5,12 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// The annotation that says how an event was asked for (`send`: by a
+/// follower's synchronous `send`, which waits for it and may cancel it).
+pub const REQUESTED_VIA: &str = "kube-notify.io/requested-via";
+/// [`REQUESTED_VIA`] of an event made by `send`.
+pub const REQUESTED_VIA_SEND: &str = "send";
+
 /// One message to deliver to an integration (or to every integration matching
 /// a selector) in the same namespace. Its `status` is the delivery record.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]

@@ -255,3 +255,52 @@ async fn drain_writes_batched_counters_before_the_lease_goes() {
     assert_eq!(ni.status.unwrap().total_delivered, 1, "flushed by the drain");
     assert_eq!(w.context().counters.unwritten(), 0);
 }
+
+#[tokio::test]
+async fn known_outcomes_are_forgotten_once_their_events_are_final() {
+    let w = World::start().await;
+    webhooks(&w, "mem", 3).await;
+    for i in 0..6 {
+        w.create_event(
+            &format!("m{i}"),
+            json!({"integrationSelector": {"matchLabels": {"team": "mem"}}, "message": "m"}),
+        )
+        .await;
+    }
+    for i in 0..6 {
+        w.wait_event_phase(&format!("m{i}"), EventPhase::Delivered).await;
+    }
+    let ctx = w.context();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !ctx.outcomes.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "outcomes of final events are kept");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn events_queued_past_their_deadline_expire_without_a_call_or_a_requeue_storm() {
+    let w = World::start_with(|c| c.settings.event_deadline = Duration::from_millis(300)).await;
+    let paths = webhooks(&w, "late", 1).await;
+    // The first message holds the queue well past the others' deadline.
+    w.webhook.push_response(
+        crate::support::services::RequestMatcher::path(&paths[0]),
+        crate::support::services::ScriptedResponse::delayed_passthrough(Duration::from_millis(1800)),
+    );
+    w.create_event("head", json!({"integrationRef": {"name": "late-00"}, "message": "head"})).await;
+    w.webhook.wait_for_requests(1, WAIT).await;
+    let before = metric_value(&w.metrics.render(), "kube_notify_reconciliations_total", "NotificationEvent");
+    for i in 0..8 {
+        w.create_event(&format!("q{i}"), json!({"integrationRef": {"name": "late-00"}, "message": "late"})).await;
+    }
+    for i in 0..8 {
+        let ev = w.wait_event_phase(&format!("q{i}"), EventPhase::Failed).await;
+        assert_eq!(ev.status.unwrap().reason.as_deref(), Some("Expired"));
+    }
+    w.wait_event_phase("head", EventPhase::Delivered).await;
+    assert_eq!(w.webhook.requests().len(), 1, "expired deliveries make no call");
+    let reconciles =
+        metric_value(&w.metrics.render(), "kube_notify_reconciliations_total", "NotificationEvent") - before;
+    // A few per event (created, queued, outcome, final), not ten a second each while they wait.
+    assert!(reconciles < 80, "{reconciles} reconciles for 8 events");
+}

@@ -25,6 +25,7 @@ use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
 use crate::controller::{Context, Error};
+use crate::crd::event::{REQUESTED_VIA, REQUESTED_VIA_SEND};
 use crate::crd::{DeliveryPhase, EventPhase, NotificationEvent, NotificationEventStatus, NotificationIntegration};
 use crate::delivery::receivable::{Receivable, receivable};
 use outcomes::Known;
@@ -53,6 +54,10 @@ pub async fn reconcile(ev: Arc<NotificationEvent>, ctx: Arc<Context>) -> Result<
 struct Decision {
     status: NotificationEventStatus,
     deliver: Vec<String>,
+    /// The known outcomes merged into `status`.
+    known: Vec<Known>,
+    /// Deliveries queued or being sent when it was decided.
+    in_flight: bool,
     /// The status may wait: every target is queued and the event is young.
     defer: bool,
 }
@@ -68,8 +73,13 @@ fn deadline_of(ev: &NotificationEvent, deadline: Duration, now: jiff::Timestamp)
 }
 
 /// Plan `ev` (as `base` says it is now) with the known outcomes merged in.
-fn decide(base: &NotificationEvent, known: &[Known], ctx: &Context, now: jiff::Timestamp) -> Decision {
+fn decide(base: &NotificationEvent, uid: &str, ctx: &Context, now: jiff::Timestamp) -> Decision {
     let namespace = base.namespace().unwrap_or_default();
+    // In this order: a worker records its outcome before it leaves the
+    // queue, so a delivery not in flight here has its outcome (if any) in
+    // `known` below.
+    let in_flight = ctx.dispatcher.in_flight(&namespace, &base.name_any());
+    let known = ctx.outcomes.of(uid);
     let mut current = base.status.clone().unwrap_or_default();
     let expired = now >= deadline_of(base, ctx.settings.event_deadline, now);
 
@@ -102,13 +112,21 @@ fn decide(base: &NotificationEvent, known: &[Known], ctx: &Context, now: jiff::T
     };
     // An invalid selector never becomes valid: fail now rather than at the deadline.
     let expired = expired || no_targets.as_ref().is_some_and(|(r, _)| *r == reason::INVALID_SELECTOR);
+    // Whatever has an outcome is a target too (the spec may have changed
+    // before the first write).
+    let mut names = names;
+    for k in &known {
+        if !names.contains(&k.integration) {
+            names.push(k.integration.clone());
+        }
+    }
     // The targets are on record from now on, with what is known of them.
     for n in &names {
         if !current.deliveries.iter().any(|d| &d.integration == n) {
             current.deliveries.push(plan::queued(n));
         }
     }
-    outcomes::apply(&mut current, known);
+    outcomes::apply(&mut current, &known);
 
     let targets = names
         .iter()
@@ -120,7 +138,6 @@ fn decide(base: &NotificationEvent, known: &[Known], ctx: &Context, now: jiff::T
             (n.clone(), receivable(ni.as_deref()))
         })
         .collect();
-    let in_flight = ctx.dispatcher.in_flight(&namespace, &base.name_any());
     let now_time = Time(now);
     let planned = plan::plan(PlanInput {
         current: &current,
@@ -134,10 +151,17 @@ fn decide(base: &NotificationEvent, known: &[Known], ctx: &Context, now: jiff::T
     let age = base.meta().creation_timestamp.as_ref().map(|t| now.duration_since(t.0)).unwrap_or_default();
     let young = seconds(age) < ctx.settings.queued_status_after;
     // Only a single target may wait unwritten: a selector's targets are
-    // resolved once, and must be on record before any of them is sent.
+    // resolved once, and must be on record before any of them is sent. An
+    // event made by a follower's `send` is written at once too: its caller
+    // cancels it by resourceVersion, which must move when it is queued.
     let single = base.spec.integration_ref.is_some();
-    let defer = single && young && base.status.is_none() && all_queued(&planned.status, &planned.deliver, &in_flight);
-    Decision { status: planned.status, deliver: planned.deliver, defer }
+    let from_send = base.annotations().get(REQUESTED_VIA).is_some_and(|v| v == REQUESTED_VIA_SEND);
+    let defer = single
+        && !from_send
+        && young
+        && base.status.is_none()
+        && all_queued(&planned.status, &planned.deliver, &in_flight);
+    Decision { status: planned.status, deliver: planned.deliver, known, in_flight: !in_flight.is_empty(), defer }
 }
 
 /// Whether every delivery is pending only because it is queued (nothing
@@ -151,6 +175,7 @@ fn all_queued(status: &NotificationEventStatus, deliver: &[String], in_flight: &
 }
 
 async fn reconcile_event(cached: Arc<NotificationEvent>, ctx: &Arc<Context>) -> Result<Action, Error> {
+    let final_in_cache = cached.status.as_ref().and_then(|s| s.phase).is_some_and(EventPhase::is_final);
     // Our own last write, if the watch has not shown it yet.
     let ev = ctx.event_writes.freshest(cached);
     let namespace = ev.namespace().unwrap_or_default();
@@ -161,11 +186,12 @@ async fn reconcile_event(cached: Arc<NotificationEvent>, ctx: &Arc<Context>) -> 
     let Some(uid) = ev.meta().uid.clone() else { return Ok(Action::await_change()) };
     let now = jiff::Timestamp::now();
     let api: Api<NotificationEvent> = Api::namespaced(ctx.client.clone(), &namespace);
-    let known = ctx.outcomes.of(&uid);
     let status = ev.status.clone().unwrap_or_default();
     if status.phase.is_some_and(EventPhase::is_final) {
-        // Anything still known is on record already (only pending deliveries take outcomes).
-        ctx.outcomes.written(&uid, &known);
+        if final_in_cache {
+            // Every view of it from now on is final: its outcomes can go.
+            ctx.outcomes.forget(&uid);
+        }
         return expire_finished(&ev, &status, ctx, &api, now).await;
     }
 
@@ -173,7 +199,7 @@ async fn reconcile_event(cached: Arc<NotificationEvent>, ctx: &Arc<Context>) -> 
     let written = ctx
         .event_writes
         .write(&api, &ctx.metrics, ev.clone(), |base| {
-            let d = decide(base, &known, ctx, now);
+            let d = decide(base, &uid, ctx, now);
             let write = (Some(&d.status) != base.status.as_ref() && !d.defer).then(|| {
                 let mut next = base.clone();
                 next.status = Some(d.status.clone());
@@ -184,8 +210,15 @@ async fn reconcile_event(cached: Arc<NotificationEvent>, ctx: &Arc<Context>) -> 
         })
         .await?;
     let decision = decision.expect("decide ran");
-    if !decision.defer {
-        ctx.outcomes.written(&uid, &known);
+    if let Some(written) = &written {
+        let on_record = written.status.as_ref().map(|s| s.deliveries.as_slice()).unwrap_or_default();
+        let carried: Vec<Known> = decision
+            .known
+            .iter()
+            .filter(|k| on_record.iter().any(|d| d.integration == k.integration && d.phase != DeliveryPhase::Pending))
+            .cloned()
+            .collect();
+        ctx.outcomes.written(&uid, &carried);
     }
     let current = written.unwrap_or(ev.clone());
     if written_phase_is_final(&current) {
@@ -209,6 +242,11 @@ async fn reconcile_event(cached: Arc<NotificationEvent>, ctx: &Arc<Context>) -> 
     // Outcomes and integration changes re-trigger this event; otherwise
     // look again when the status is due (deferred) or at the deadline.
     let deadline = deadline_of(&current, ctx.settings.event_deadline, now);
+    if now >= deadline && decision.in_flight {
+        // Past the deadline with deliveries queued: each one's outcome
+        // (sent, or expired without a call) triggers this event again.
+        return Ok(Action::await_change());
+    }
     let mut next = seconds(deadline.duration_since(now));
     if decision.defer {
         let due =
@@ -222,43 +260,44 @@ fn written_phase_is_final(ev: &NotificationEvent) -> bool {
     ev.status.as_ref().and_then(|s| s.phase).is_some_and(EventPhase::is_final)
 }
 
-/// Write the known outcomes of every event that has some, without the
-/// planner (the controllers may have stopped): what a stopping operator does
-/// after its last deliveries, so that the next leader does not send them
-/// again. Returns whether everything was written by `deadline`.
+/// Write the known outcomes no write carried yet, without the planner (the
+/// controllers may have stopped): what a stopping operator does after its
+/// last deliveries, so that the next leader does not send them again.
+/// Returns whether everything was written by `deadline`.
 pub async fn write_known_outcomes(ctx: &Context, deadline: tokio::time::Instant) -> bool {
     let mut attempt = 0;
     loop {
         let mut all = true;
-        for (uid, snapshot) in ctx.outcomes.unwritten() {
-            let known = ctx.outcomes.of(&uid);
-            let api: Api<NotificationEvent> =
-                Api::namespaced(ctx.client.clone(), &snapshot.namespace().unwrap_or_default());
-            let base = ctx.event_writes.freshest(snapshot.clone());
+        for (uid, snapshot, known) in ctx.outcomes.unwritten() {
+            let namespace = snapshot.namespace().unwrap_or_default();
+            let api: Api<NotificationEvent> = Api::namespaced(ctx.client.clone(), &namespace);
+            // The watch's view if there is one (the worker's may be old), and ours over it.
+            let cached = ctx.events.get().and_then(|events| events.get(&ObjectRef::from_obj(snapshot.as_ref())));
+            let base = ctx.event_writes.freshest(cached.unwrap_or(snapshot));
             let now = Time(jiff::Timestamp::now());
-            let result = ctx
-                .event_writes
-                .write(&api, &ctx.metrics, base, |base| {
-                    let mut status = base.status.clone().unwrap_or_default();
-                    if status.deliveries.is_empty() {
-                        // Never written: the deliveries are the known ones.
-                        status.deliveries = known.iter().map(|k| plan::queued(&k.integration)).collect();
+            let write = ctx.event_writes.write(&api, &ctx.metrics, base, |base| {
+                let mut status = base.status.clone().unwrap_or_default();
+                for k in &known {
+                    if !status.deliveries.iter().any(|d| d.integration == k.integration) {
+                        status.deliveries.push(plan::queued(&k.integration));
                     }
-                    outcomes::apply(&mut status, &known);
-                    plan::summarize(&mut status, None, false, &now);
-                    (Some(&status) != base.status.as_ref()).then(|| {
-                        let mut next = base.clone();
-                        next.status = Some(status);
-                        next
-                    })
+                }
+                outcomes::apply(&mut status, &known);
+                plan::summarize(&mut status, None, false, &now);
+                (Some(&status) != base.status.as_ref()).then(|| {
+                    let mut next = base.clone();
+                    next.status = Some(status);
+                    next
                 })
-                .await;
-            match result {
-                Ok(_) => ctx.outcomes.written(&uid, &known),
-                Err(e) => {
+            });
+            match tokio::time::timeout_at(deadline, write).await {
+                // Written, nothing to write, or the event is gone: either way on record.
+                Ok(Ok(_)) => ctx.outcomes.written(&uid, &known),
+                Ok(Err(e)) => {
                     all = false;
                     debug!(error = %e, "could not write a known outcome yet");
                 }
+                Err(_) => return false,
             }
         }
         if all {
@@ -344,7 +383,7 @@ impl IntegrationChanges {
     /// The events to look at again because integration `ni` changed.
     pub fn events_to_retry(
         &self,
-        events: &[Arc<NotificationEvent>],
+        events: &kube::runtime::reflector::Store<NotificationEvent>,
         ni: &NotificationIntegration,
     ) -> Vec<ObjectRef<NotificationEvent>> {
         let key = (ni.namespace(), ni.name_any());
@@ -352,7 +391,7 @@ impl IntegrationChanges {
         if self.seen.lock().unwrap().insert(key, now.clone()).as_ref() == Some(&now) {
             return Vec::new();
         }
-        events_for_integration(events, ni)
+        events_for_integration(&events.state(), ni)
     }
 }
 

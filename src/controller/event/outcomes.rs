@@ -1,9 +1,10 @@
-//! Delivery outcomes that are known but not written yet. A worker puts an
-//! outcome here the moment the service has answered, before anything else;
-//! the event's one writer (its reconcile, or the drain at shutdown) merges
-//! them into the status and takes them out only once that write succeeded.
-//! While an outcome is here, the planner treats the delivery as finished, so
-//! a failed or conflicting status write never causes a second send.
+//! Delivery outcomes known to this process. A worker puts an outcome here
+//! the moment the service has answered, before anything else, and it stays
+//! until the event is final on record (or gone): whatever view of the event
+//! a reconcile has (a stale cache, a re-read after a conflict), the outcome
+//! is merged into it, so a delivery whose outcome is known is never queued
+//! or sent again. Each outcome also says whether a status write carried it,
+//! so that a stopping operator writes exactly what is not on record yet.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,50 +24,80 @@ pub struct Known {
     pub at: Time,
 }
 
-#[derive(Default)]
-struct ForEvent {
-    /// The event as the worker had it: a base for the drain's write.
-    event: Option<Arc<NotificationEvent>>,
-    known: Vec<Known>,
+struct Entry {
+    known: Known,
+    /// A successful status write carried it.
+    written: bool,
 }
 
-/// Known, unwritten outcomes by event uid.
+#[derive(Default)]
+struct ForEvent {
+    /// The event as the worker had it: where the drain writes to.
+    event: Option<Arc<NotificationEvent>>,
+    entries: Vec<Entry>,
+}
+
+/// Known outcomes by event uid.
 #[derive(Default)]
 pub struct KnownOutcomes {
     by_event: Mutex<HashMap<String, ForEvent>>,
 }
 
 impl KnownOutcomes {
-    /// Keep an outcome until it is written.
+    /// Keep an outcome (until its event is final on record or gone).
     pub fn record(&self, event: Arc<NotificationEvent>, uid: &str, known: Known) {
         let mut map = self.by_event.lock().unwrap();
         let entry = map.entry(uid.to_string()).or_default();
         entry.event.get_or_insert(event);
-        entry.known.retain(|k| k.integration != known.integration);
-        entry.known.push(known);
+        entry.entries.retain(|e| e.known.integration != known.integration);
+        entry.entries.push(Entry { known, written: false });
     }
 
-    /// The outcomes of event `uid` not written yet.
+    /// Every known outcome of event `uid`.
     pub fn of(&self, uid: &str) -> Vec<Known> {
-        self.by_event.lock().unwrap().get(uid).map(|e| e.known.clone()).unwrap_or_default()
+        let map = self.by_event.lock().unwrap();
+        map.get(uid).map(|e| e.entries.iter().map(|e| e.known.clone()).collect()).unwrap_or_default()
     }
 
-    /// `written` (what a successful status write contained) is on record:
-    /// forget those outcomes.
+    /// Whether the delivery of event `uid` to `integration` has a known outcome.
+    pub fn has(&self, uid: &str, integration: &str) -> bool {
+        let map = self.by_event.lock().unwrap();
+        map.get(uid).is_some_and(|e| e.entries.iter().any(|e| e.known.integration == integration))
+    }
+
+    /// A successful status write carried `written`.
     pub fn written(&self, uid: &str, written: &[Known]) {
         let mut map = self.by_event.lock().unwrap();
         if let Some(entry) = map.get_mut(uid) {
-            entry.known.retain(|k| !written.contains(k));
-            if entry.known.is_empty() {
-                map.remove(uid);
+            for e in entry.entries.iter_mut().filter(|e| written.contains(&e.known)) {
+                e.written = true;
             }
         }
     }
 
-    /// Every event with unwritten outcomes, with the event as the worker had it.
-    pub fn unwritten(&self) -> Vec<(String, Arc<NotificationEvent>)> {
+    /// Event `uid` is final on record, or gone: its outcomes are no longer needed.
+    pub fn forget(&self, uid: &str) {
+        self.by_event.lock().unwrap().remove(uid);
+    }
+
+    /// Keep only the events `keep` says still exist; how many were dropped.
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) -> usize {
+        let mut map = self.by_event.lock().unwrap();
+        let before = map.len();
+        map.retain(|uid, _| keep(uid));
+        before - map.len()
+    }
+
+    /// Events with outcomes no write carried yet, with the event as the
+    /// worker had it and those outcomes.
+    pub fn unwritten(&self) -> Vec<(String, Arc<NotificationEvent>, Vec<Known>)> {
         let map = self.by_event.lock().unwrap();
-        map.iter().filter_map(|(uid, e)| Some((uid.clone(), e.event.clone()?))).collect()
+        map.iter()
+            .filter_map(|(uid, e)| {
+                let known: Vec<Known> = e.entries.iter().filter(|e| !e.written).map(|e| e.known.clone()).collect();
+                (!known.is_empty()).then(|| Some((uid.clone(), e.event.clone()?, known)))?
+            })
+            .collect()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -144,7 +175,7 @@ mod tests {
     }
 
     #[test]
-    fn an_outcome_is_kept_until_written() {
+    fn an_outcome_is_kept_until_its_event_is_final_or_gone() {
         let outcomes = KnownOutcomes::default();
         let ev = Arc::new(
             serde_json::from_value::<NotificationEvent>(serde_json::json!({
@@ -158,10 +189,13 @@ mod tests {
         outcomes.record(ev, "u1", known("b", Outcome::Delivered));
         let first = outcomes.of("u1");
         assert_eq!(first.len(), 2);
+        assert!(outcomes.has("u1", "a") && !outcomes.has("u1", "c"));
         outcomes.written("u1", &first[..1]);
-        assert_eq!(outcomes.of("u1").len(), 1);
-        assert_eq!(outcomes.unwritten().len(), 1);
+        assert_eq!(outcomes.of("u1").len(), 2, "written outcomes stay known");
+        assert_eq!(outcomes.unwritten()[0].2, first[1..]);
         outcomes.written("u1", &first[1..]);
+        assert!(outcomes.unwritten().is_empty());
+        assert_eq!(outcomes.retain(|uid| uid != "u1"), 1);
         assert!(outcomes.is_empty());
     }
 }

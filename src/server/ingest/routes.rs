@@ -43,7 +43,7 @@ pub const REQUESTED_BY: &str = "kube-notify.io/requested-by";
 
 /// The annotation saying which route created an event: `send` for a
 /// synchronous send a follower passed to the leader.
-pub const REQUESTED_VIA: &str = "kube-notify.io/requested-via";
+pub use crate::crd::event::{REQUESTED_VIA, REQUESTED_VIA_SEND};
 
 /// How long the event of a `send` passed to the leader is kept after it
 /// finished (the caller already has the answer; this is for inspection).
@@ -321,7 +321,7 @@ async fn through_leader(
     };
     let annotations = BTreeMap::from([
         (REQUESTED_BY.to_string(), user.username.clone()),
-        (REQUESTED_VIA.to_string(), "send".to_string()),
+        (REQUESTED_VIA.to_string(), REQUESTED_VIA_SEND.to_string()),
     ]);
     let event = create(&ctx.client, ns, &request, "send-", annotations, Acting::Operator).await?;
     debug!(namespace = %ns, integration = %name, event = %event, user = %user.username, "send passed to the leader");
