@@ -40,6 +40,10 @@ pub struct Settings {
     /// long after its creation: delivered within it, its one status write is
     /// the final one.
     pub queued_status_after: Duration,
+    /// While other deliveries of an event are in flight, its known outcomes
+    /// are written at most this often (the last one at once): a fan-out to
+    /// many integrations takes a few status writes, not one per outcome.
+    pub outcome_batch: Duration,
     /// Credential checks per second per service, across all integrations.
     pub validation_rate: std::num::NonZeroU32,
     /// How long an event may wait for its integration (and retries may run) after creation.
@@ -61,12 +65,13 @@ impl Default for Settings {
             retry_max: Duration::from_secs(300),
             error_requeue: Duration::from_secs(1),
             error_requeue_max: Duration::from_secs(120),
-            queued_status_after: Duration::from_secs(5),
+            queued_status_after: Duration::from_secs(30),
+            outcome_batch: Duration::from_millis(100),
             validation_rate: std::num::NonZeroU32::new(5).unwrap(),
             event_deadline: Duration::from_secs(3600),
             event_ttl: Some(Duration::from_secs(24 * 3600)),
             retry: crate::delivery::RetryPolicy::default(),
-            counter_flush: Duration::from_secs(1),
+            counter_flush: Duration::from_secs(5),
         }
     }
 }

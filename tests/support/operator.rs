@@ -151,6 +151,7 @@ pub fn test_settings() -> Settings {
         error_requeue: Duration::from_millis(50),
         error_requeue_max: Duration::from_secs(1),
         queued_status_after: Duration::from_secs(5),
+        outcome_batch: Duration::from_millis(100),
         validation_rate: std::num::NonZeroU32::new(1000).unwrap(),
         event_deadline: Duration::from_secs(60),
         event_ttl: None,

@@ -195,12 +195,18 @@ async fn reconcile_event(cached: Arc<NotificationEvent>, ctx: &Arc<Context>) -> 
         return expire_finished(&ev, &status, ctx, &api, now).await;
     }
 
+    // Outcomes of a fan-out that is still going are gathered for a moment.
+    let batch_wait = ctx.outcomes.since_last_write(&uid).and_then(|ago| ctx.settings.outcome_batch.checked_sub(ago));
+    let mut held = false;
     let mut decision = None;
     let written = ctx
         .event_writes
         .write(&api, &ctx.metrics, ev.clone(), |base| {
             let d = decide(base, &uid, ctx, now);
-            let write = (Some(&d.status) != base.status.as_ref() && !d.defer).then(|| {
+            // Only outcomes to add, others still in flight, written a moment ago: wait.
+            let only_outcomes = base.status.as_ref().is_some_and(|s| !s.deliveries.is_empty()) && d.deliver.is_empty();
+            held = only_outcomes && d.in_flight && batch_wait.is_some();
+            let write = (Some(&d.status) != base.status.as_ref() && !d.defer && !held).then(|| {
                 let mut next = base.clone();
                 next.status = Some(d.status.clone());
                 next
@@ -241,6 +247,9 @@ async fn reconcile_event(cached: Arc<NotificationEvent>, ctx: &Arc<Context>) -> 
     }
     // Outcomes and integration changes re-trigger this event; otherwise
     // look again when the status is due (deferred) or at the deadline.
+    if held {
+        return Ok(Action::requeue(batch_wait.unwrap_or_default().max(Duration::from_millis(10))));
+    }
     let deadline = deadline_of(&current, ctx.settings.event_deadline, now);
     if now >= deadline && decision.in_flight {
         // Past the deadline with deliveries queued: each one's outcome

@@ -35,6 +35,8 @@ struct ForEvent {
     /// The event as the worker had it: where the drain writes to.
     event: Option<Arc<NotificationEvent>>,
     entries: Vec<Entry>,
+    /// When a status write last carried some of them.
+    last_written: Option<std::time::Instant>,
 }
 
 /// Known outcomes by event uid.
@@ -72,7 +74,16 @@ impl KnownOutcomes {
             for e in entry.entries.iter_mut().filter(|e| written.contains(&e.known)) {
                 e.written = true;
             }
+            if !written.is_empty() {
+                entry.last_written = Some(std::time::Instant::now());
+            }
         }
+    }
+
+    /// How long ago a status write last carried outcomes of event `uid`.
+    pub fn since_last_write(&self, uid: &str) -> Option<std::time::Duration> {
+        let map = self.by_event.lock().unwrap();
+        map.get(uid).and_then(|e| e.last_written).map(|t| t.elapsed())
     }
 
     /// Event `uid` is final on record, or gone: its outcomes are no longer needed.

@@ -190,11 +190,22 @@ pub(crate) fn sweep(store: &mut Store) -> bool {
     any
 }
 
+/// How long the collector lets changes gather before a sweep. A sweep looks
+/// at every object, so one per write would make every write cost the size of
+/// the store (a real API server's writes cost nothing of the sort, and its
+/// collector works from an informer, with a latency of its own).
+const GATHER: std::time::Duration = std::time::Duration::from_millis(100);
+
 pub(crate) async fn run(shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown_tx.subscribe();
     loop {
         tokio::select! {
             _ = shared.gc.notified() => {}
+            _ = shutdown.wait_for(|v| *v) => return,
+        }
+        // The collector's own latency; changes meanwhile are swept together.
+        tokio::select! {
+            _ = tokio::time::sleep(GATHER) => {}
             _ = shutdown.wait_for(|v| *v) => return,
         }
         let changed = sweep(&mut shared.store.lock().unwrap());
