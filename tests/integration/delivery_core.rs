@@ -280,12 +280,18 @@ async fn known_outcomes_are_forgotten_once_their_events_are_final() {
 
 #[tokio::test]
 async fn events_queued_past_their_deadline_expire_without_a_call_or_a_requeue_storm() {
-    let w = World::start_with(|c| c.settings.event_deadline = Duration::from_millis(300)).await;
+    // The head is sent well within its deadline, and held (within the HTTP
+    // timeout) well past the others'.
+    let w = World::start_with(|c| {
+        c.settings.event_deadline = Duration::from_millis(1500);
+        c.http_timeout = Duration::from_secs(10);
+    })
+    .await;
     let paths = webhooks(&w, "late", 1).await;
     // The first message holds the queue well past the others' deadline.
     w.webhook.push_response(
         crate::support::services::RequestMatcher::path(&paths[0]),
-        crate::support::services::ScriptedResponse::delayed_passthrough(Duration::from_millis(1800)),
+        crate::support::services::ScriptedResponse::delayed_passthrough(Duration::from_secs(4)),
     );
     w.create_event("head", json!({"integrationRef": {"name": "late-00"}, "message": "head"})).await;
     w.webhook.wait_for_requests(1, WAIT).await;
