@@ -240,6 +240,15 @@ async fn a_failed_counter_write_is_retried_and_nothing_is_dropped() {
     w.wait_integration("count-00", "totalDelivered 3", |ni| ni.status.as_ref().is_some_and(|s| s.total_delivered == 3))
         .await;
     assert_eq!(w.api.fault_hits(fault), 3);
+    // A conflict (another writer) is resolved by reading the integration again.
+    let counters = RequestMatcher::any().resource("notificationintegrations").subresource("status").verb("update");
+    let conflict =
+        w.api.inject(counters, FaultKind::Status { code: 409, reason: "Conflict".into(), retry_after: None }, Some(1));
+    w.create_event("k3", json!({"integrationRef": {"name": "count-00"}, "message": "m"})).await;
+    w.wait_integration("count-00", "totalDelivered 4", |ni| ni.status.as_ref().is_some_and(|s| s.total_delivered == 4))
+        .await;
+    assert_eq!(w.api.fault_hits(conflict), 1);
+    assert!(operator_calls(&w, "get", "notificationintegrations") > 0, "re-read after the conflict");
 }
 
 #[tokio::test]
