@@ -94,7 +94,8 @@ impl Dispatcher {
 
     /// Queue a job; start the integration's worker if it isn't running.
     pub fn enqueue(self: &Arc<Self>, ctx: &Arc<Context>, job: Job, created: i64) {
-        if !self.accepting() {
+        // A delivery whose outcome is known is never queued again.
+        if !self.accepting() || ctx.outcomes.has(&job.event_uid, &job.integration) {
             return;
         }
         let key = (job.namespace.clone(), job.integration.clone());
@@ -118,7 +119,11 @@ impl Dispatcher {
     /// flight to finish, so that their outcomes are known before a stopping
     /// operator writes them and releases its Lease.
     pub async fn drain(&self, timeout: std::time::Duration) -> bool {
-        self.draining.store(true, Ordering::SeqCst);
+        {
+            // Under the queues' lock: a worker that took a job has counted it in `running`.
+            let _queues = self.queues.lock().unwrap();
+            self.draining.store(true, Ordering::SeqCst);
+        }
         let wait = async {
             loop {
                 let finished = self.finished.notified();
@@ -142,14 +147,17 @@ impl Dispatcher {
                 }
                 let Some(queue) = queues.by_integration.get_mut(&key) else { return };
                 match queue.waiting.pop_first() {
-                    Some((_, job)) => job,
+                    Some((_, job)) => {
+                        // Counted while the lock is held: a drain that starts now waits for it.
+                        self.running.fetch_add(1, Ordering::SeqCst);
+                        job
+                    }
                     None => {
                         queues.by_integration.remove(&key);
                         return;
                     }
                 }
             };
-            self.running.fetch_add(1, Ordering::SeqCst);
             // Its own task: a panic in one delivery must not leave the queue stuck.
             let result = match tokio::spawn({
                 let ctx = ctx.clone();
@@ -169,10 +177,20 @@ impl Dispatcher {
             let event = ObjectRef::new(&job.event).within(&job.namespace);
             match result {
                 // The outcome is known; its reconcile was triggered.
-                Ok(true) => ctx.api_backoff.succeeded(&backoff_key),
-                // Not sent (the integration is not ready, or gone): the event
+                Ok(Attempt::Sent) => ctx.api_backoff.succeeded(&backoff_key),
+                // Nothing to do: the event is gone, or its outcome is known.
+                Ok(Attempt::NotWanted) => {}
+                // Not sent (the integration is not ready or gone): the event
                 // controller decides again.
-                Ok(false) => ctx.event_triggers.trigger(event),
+                Ok(Attempt::NotReady) => ctx.event_triggers.trigger(event),
+                // Ready, but its notifier cannot be built (its Secret changed):
+                // wait before this queue goes on, until the integration
+                // controller has checked it again.
+                Ok(Attempt::Unusable) => {
+                    let wait = ctx.api_backoff.failed(&backoff_key);
+                    ctx.event_triggers.trigger(event);
+                    tokio::time::sleep(wait).await;
+                }
                 Err(e) => {
                     // An API error before the send (reading the Secret): wait
                     // before this queue goes on, so a failing API is not hammered.
@@ -187,17 +205,28 @@ impl Dispatcher {
     }
 }
 
-/// Deliver one event to one integration. Returns whether it was sent (its
-/// outcome is then known and its event's reconcile triggered).
-async fn deliver_job(ctx: &Arc<Context>, job: &Job) -> Result<bool, Error> {
-    if !still_wanted(ctx, job) {
-        return Ok(false);
+/// What became of one job.
+enum Attempt {
+    /// Sent: its outcome is known and its event's reconcile triggered.
+    Sent,
+    /// The event is gone, or the delivery's outcome is known already.
+    NotWanted,
+    /// The integration cannot receive now.
+    NotReady,
+    /// The integration looks ready, but its notifier cannot be built.
+    Unusable,
+}
+
+/// Deliver one event to one integration.
+async fn deliver_job(ctx: &Arc<Context>, job: &Job) -> Result<Attempt, Error> {
+    if !still_wanted(ctx, job) || ctx.outcomes.has(&job.event_uid, &job.integration) {
+        return Ok(Attempt::NotWanted);
     }
     let cached = ctx.integrations.get(&ObjectRef::new(&job.integration).within(&job.namespace));
     // Our own last write of the integration (a failure that disabled it) counts even before the watch shows it.
-    let Some(ni) = cached.map(|ni| ctx.integration_writes.freshest(ni)) else { return Ok(false) };
+    let Some(ni) = cached.map(|ni| ctx.integration_writes.freshest(ni)) else { return Ok(Attempt::NotReady) };
     if !receivable(Some(&ni)).is_ready() {
-        return Ok(false);
+        return Ok(Attempt::NotReady);
     }
     let loaded =
         notifiers::for_delivery(&ni, ctx).await.inspect_err(|e| ctx.metrics.api_error("Secret", e.code_label()))?;
@@ -205,7 +234,7 @@ async fn deliver_job(ctx: &Arc<Context>, job: &Job) -> Result<bool, Error> {
         Ok(n) => n,
         Err(f) => {
             debug!(reason = f.reason, "integration not usable; the integration controller will report it");
-            return Ok(false);
+            return Ok(Attempt::Unusable);
         }
     };
     let event = &job.snapshot;
@@ -228,7 +257,7 @@ async fn deliver_job(ctx: &Arc<Context>, job: &Job) -> Result<bool, Error> {
     let under =
         counters::Under { generation: ni.meta().generation.unwrap_or_default(), secret_version: loaded.secret_version };
     counters::record(ctx, &job.namespace, &job.integration, &report.outcome, under).await;
-    Ok(true)
+    Ok(Attempt::Sent)
 }
 
 /// Whether the job's event still exists, as the event watch last saw it
