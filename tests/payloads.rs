@@ -24,6 +24,7 @@ fn full() -> Message {
         ],
         source: Some("team-a/payroll-failed".into()),
         created_at: "2026-11-24T09:30:00Z".parse().unwrap(),
+        mentions: vec![],
     }
 }
 
@@ -37,6 +38,7 @@ fn minimal() -> Message {
         links: vec![],
         source: None,
         created_at: "2026-11-24T09:30:00Z".parse().unwrap(),
+        mentions: vec![],
     }
 }
 

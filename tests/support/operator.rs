@@ -162,6 +162,11 @@ pub fn test_settings() -> Settings {
             max_rate_limited: 10,
         },
         counter_flush: Duration::from_millis(50),
+        mentions: kube_notify::notifier::mentions::MentionSettings {
+            lookup_wait: Duration::from_secs(2),
+            ..Default::default()
+        },
+        mention_warning_period: Duration::from_secs(3600),
     }
 }
 
