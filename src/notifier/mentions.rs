@@ -277,6 +277,9 @@ impl Mentioner {
                 }
             }
         }
+        // In the event's order, whatever found them unresolved.
+        let position = |email: &str| mentions.iter().position(|m| m.email == email);
+        resolution.unresolved.sort_by_key(|u| position(&u.email));
         resolution
     }
 
