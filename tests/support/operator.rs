@@ -301,6 +301,11 @@ impl World {
     /// Create (or replace the spec of) a NotificationContact in [`NS`], and
     /// wait until the running operator's watch has it.
     pub async fn put_contact(&self, name: &str, spec: Value) -> NotificationContact {
+        self.put_contact_seen_by(&self.context(), name, spec).await
+    }
+
+    /// Like [`World::put_contact`], waiting for the replica whose context is `ctx`.
+    pub async fn put_contact_seen_by(&self, ctx: &Context, name: &str, spec: Value) -> NotificationContact {
         let api = self.contacts();
         let stored = match api.get_opt(name).await.unwrap() {
             None => {
@@ -316,7 +321,6 @@ impl World {
                 api.replace(name, &PostParams::default(), &contact).await.unwrap()
             }
         };
-        let ctx = self.context();
         let key = kube::runtime::reflector::ObjectRef::new(name).within(NS);
         let deadline = tokio::time::Instant::now() + WAIT;
         while ctx.contacts.get(&key).and_then(|c| c.metadata.resource_version.clone())
