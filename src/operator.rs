@@ -1,5 +1,5 @@
 //! The operator, wired once for `main` and the tests: the caches every
-//! replica keeps warm (integrations, Secret metadata), the admin and HTTP
+//! replica keeps warm (integrations, Secret metadata, contacts), the admin and HTTP
 //! ingestion servers every replica serves, and the controllers only the
 //! leader runs.
 
