@@ -168,21 +168,41 @@ impl Default for MentionSettings {
     }
 }
 
-/// A remembered answer: the id (or none) until when.
-#[derive(Clone, Debug)]
-struct Cached<T> {
-    value: T,
-    until: Instant,
-}
-
 /// How many cache entries trigger a sweep of the expired ones.
 const SWEEP_AT: usize = 10_000;
+
+/// Answers by (token fingerprint, what was asked), each remembered until it expires.
+struct TtlCache<V> {
+    entries: Mutex<HashMap<(String, String), (V, Instant)>>,
+}
+
+impl<V: Clone> Default for TtlCache<V> {
+    fn default() -> Self {
+        TtlCache { entries: Mutex::default() }
+    }
+}
+
+impl<V: Clone> TtlCache<V> {
+    fn get(&self, key: &(String, String)) -> Option<V> {
+        let entries = self.entries.lock().unwrap();
+        entries.get(key).filter(|(_, until)| *until > Instant::now()).map(|(v, _)| v.clone())
+    }
+
+    fn insert(&self, key: (String, String), value: V, ttl: Duration) {
+        let mut entries = self.entries.lock().unwrap();
+        let now = Instant::now();
+        if entries.len() >= SWEEP_AT {
+            entries.retain(|_, (_, until)| *until > now);
+        }
+        entries.insert(key, (value, now + ttl));
+    }
+}
 
 /// Resolves mentions; one per operator, shared by every delivery path.
 pub struct Mentioner {
     settings: MentionSettings,
     /// Slack lookups by (token fingerprint, lowercased email).
-    slack_users: Mutex<HashMap<(String, String), Cached<Option<String>>>>,
+    slack_users: TtlCache<Option<String>>,
     /// Slack lookups allowed per token fingerprint.
     limiter: DefaultKeyedRateLimiter<String>,
     /// Tokens whose lookups wait (Slack answered 429, or lacks the scope) until then.
@@ -190,7 +210,7 @@ pub struct Mentioner {
     /// Tokens whose missing scope was reported (until a lookup works again).
     scope_reported: Mutex<HashSet<String>>,
     /// Chatwork room members by (token fingerprint, room id).
-    room_members: Mutex<HashMap<(String, String), Cached<HashSet<String>>>>,
+    room_members: TtlCache<HashSet<String>>,
 }
 
 impl Mentioner {
@@ -199,11 +219,11 @@ impl Mentioner {
         let quota = Quota::with_period(period).expect("a positive period").allow_burst(settings.lookup_burst);
         Mentioner {
             settings,
-            slack_users: Mutex::default(),
+            slack_users: TtlCache::default(),
             limiter: RateLimiter::keyed(quota),
             paused: Mutex::default(),
             scope_reported: Mutex::default(),
-            room_members: Mutex::default(),
+            room_members: TtlCache::default(),
         }
     }
 
@@ -297,7 +317,7 @@ impl Mentioner {
         let key = fingerprint(token.expose());
         let cache_key = (key.clone(), email.to_ascii_lowercase());
         let not_found = || (why::NOT_FOUND, "no Slack user has this email".to_string());
-        if let Some(hit) = self.cached_user(&cache_key) {
+        if let Some(hit) = self.slack_users.get(&cache_key) {
             return hit.map(Some).ok_or_else(not_found);
         }
         let paused = self.paused.lock().unwrap().get(&key).copied().filter(|until| *until > Instant::now());
@@ -333,11 +353,11 @@ impl Mentioner {
         match (ok, user, code) {
             (Some(true), Some(id), _) => {
                 self.scope_reported.lock().unwrap().remove(&key);
-                self.remember_user(cache_key, Some(id.to_string()), self.settings.found_ttl);
+                self.slack_users.insert(cache_key, Some(id.to_string()), self.settings.found_ttl);
                 Ok(Some(id.to_string()))
             }
             (Some(false), _, "users_not_found") => {
-                self.remember_user(cache_key, None, self.settings.not_found_ttl);
+                self.slack_users.insert(cache_key, None, self.settings.not_found_ttl);
                 Err(not_found())
             }
             (Some(false), _, "missing_scope") => {
@@ -363,20 +383,6 @@ impl Mentioner {
         }
     }
 
-    fn cached_user(&self, key: &(String, String)) -> Option<Option<String>> {
-        let cache = self.slack_users.lock().unwrap();
-        cache.get(key).filter(|c| c.until > Instant::now()).map(|c| c.value.clone())
-    }
-
-    fn remember_user(&self, key: (String, String), id: Option<String>, ttl: Duration) {
-        let mut cache = self.slack_users.lock().unwrap();
-        let now = Instant::now();
-        if cache.len() >= SWEEP_AT {
-            cache.retain(|_, c| c.until > now);
-        }
-        cache.insert(key, Cached { value: id, until: now + ttl });
-    }
-
     fn pause(&self, key: &str, wait: Duration) {
         let until = Instant::now() + wait;
         self.paused.lock().unwrap().insert(key.to_string(), until);
@@ -392,11 +398,8 @@ impl Mentioner {
         room_id: &str,
     ) -> Option<HashSet<String>> {
         let key = (fingerprint(token.expose()), room_id.to_string());
-        {
-            let cache = self.room_members.lock().unwrap();
-            if let Some(hit) = cache.get(&key).filter(|c| c.until > Instant::now()) {
-                return Some(hit.value.clone());
-            }
+        if let Some(hit) = self.room_members.get(&key) {
+            return Some(hit);
         }
         let url = format!("{}/rooms/{room_id}/members", api.as_str().trim_end_matches('/'));
         let request = http.request(Method::GET, url).header("x-chatworktoken", token.expose());
@@ -422,12 +425,7 @@ impl Mentioner {
                 _ => None,
             })
             .collect();
-        let mut cache = self.room_members.lock().unwrap();
-        let now = Instant::now();
-        if cache.len() >= SWEEP_AT {
-            cache.retain(|_, c| c.until > now);
-        }
-        cache.insert(key, Cached { value: members.clone(), until: now + self.settings.members_ttl });
+        self.room_members.insert(key, members.clone(), self.settings.members_ttl);
         Some(members)
     }
 }
@@ -600,6 +598,18 @@ mod tests {
         assert_eq!(r.unresolved_emails(), vec!["amy@example.com".to_string()]);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn cached_answers_expire() {
+        let cache = TtlCache::default();
+        let key = || ("token".to_string(), "a@b.co".to_string());
+        cache.insert(key(), Some("U1".to_string()), Duration::from_secs(300));
+        assert_eq!(cache.get(&key()), Some(Some("U1".to_string())));
+        tokio::time::advance(Duration::from_secs(299)).await;
+        assert!(cache.get(&key()).is_some());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(cache.get(&key()), None);
+    }
+
     #[test]
     fn user_text_never_becomes_markup() {
         let sneaky = Mentioned { email: "x@example.com".into(), name: Some("<!channel> [toall] <b>".into()), id: None };
@@ -610,7 +620,7 @@ mod tests {
         assert_eq!(slack(&resolved), "<@U1>");
         let resolved = Mentioned { id: Some("7".into()), ..sneaky };
         assert!(chatwork(&resolved).starts_with("[To:7] ") && !chatwork(&resolved).contains("[toall]"));
-        let entities = teams_entities(&[resolved.clone()]);
+        let entities = teams_entities(std::slice::from_ref(&resolved));
         assert_eq!(entities[0]["text"], teams(&resolved));
         assert_eq!(entities[0]["mentioned"]["id"], "7");
     }
