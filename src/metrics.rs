@@ -18,6 +18,7 @@ pub struct Metrics {
     status_writes: Family<Labels, Counter>,
     credential_checks: Family<Labels, Counter>,
     deliveries: Family<Labels, Counter>,
+    mentions: Family<Labels, Counter>,
     ingest_requests: Family<Labels, Counter>,
     api_errors: Family<Labels, Counter>,
 }
@@ -43,6 +44,12 @@ impl Default for Metrics {
         );
         let deliveries = Family::<Labels, Counter>::default();
         registry.register("deliveries", "Finished deliveries, by service and outcome", deliveries.clone());
+        let mentions = Family::<Labels, Counter>::default();
+        registry.register(
+            "mentions",
+            "Mentions in messages sent, by service and result (resolved, or unresolved: shown by name or email)",
+            mentions.clone(),
+        );
         let ingest_requests = Family::<Labels, Counter>::default();
         registry.register(
             "ingest_requests",
@@ -62,6 +69,7 @@ impl Default for Metrics {
             status_writes,
             credential_checks,
             deliveries,
+            mentions,
             ingest_requests,
             api_errors,
         }
@@ -94,6 +102,13 @@ impl Metrics {
 
     pub fn delivery(&self, service: Service, outcome: &str) {
         self.deliveries.get_or_create(&vec![("service", service.to_string()), ("outcome", outcome.to_string())]).inc();
+    }
+
+    /// `n` mentions of a message to `service` were `result` (`resolved` or `unresolved`).
+    pub fn mentions(&self, service: Service, result: &str, n: u64) {
+        let counter =
+            self.mentions.get_or_create(&vec![("service", service.to_string()), ("result", result.to_string())]);
+        counter.inc_by(n);
     }
 
     /// One answered ingestion request; `route` is the route's pattern (or

@@ -1,5 +1,5 @@
 //! The operator, wired once for `main` and the tests: the caches every
-//! replica keeps warm (integrations, Secret metadata), the admin and HTTP
+//! replica keeps warm (integrations, Secret metadata, contacts), the admin and HTTP
 //! ingestion servers every replica serves, and the controllers only the
 //! leader runs.
 
@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
 use crate::controller::{Context, Settings, Triggers, event, integration};
-use crate::crd::{NotificationEvent, NotificationIntegration};
+use crate::crd::{NotificationContact, NotificationEvent, NotificationIntegration};
 use crate::leader::{LeaderConfig, Leadership, run_as_leader};
 use crate::metrics::Metrics;
 use crate::notifier::ServiceEndpoints;
@@ -126,6 +126,17 @@ impl Operator {
                 .touched_objects()
                 .for_each(move |ni| fanout.publish(ni))
         };
+        // Contacts: read at each delivery with mentions, so a new or fixed one applies to the next.
+        let (contact_store, contact_writer) = reflector::store();
+        let contact_watch = watcher(api::<NotificationContact>(&client, &config.namespace), watcher::Config::default())
+            .default_backoff()
+            .reflect(contact_writer)
+            .for_each(|event| {
+                if let Err(e) = event {
+                    debug!(error = %e, "contact watch error; retrying");
+                }
+                futures::future::ready(())
+            });
         let (triggers, event_triggers) = Triggers::new();
         let reporter = Reporter { controller: "kube-notify".into(), instance: config.instance.clone() };
         let ctx = Arc::new(Context::new(
@@ -137,10 +148,11 @@ impl Operator {
             config.settings.clone(),
             secret_store,
             integration_store,
+            contact_store,
             triggers,
         ));
         let watches = Box::pin(async move {
-            futures::join!(secret_watch, integration_watch);
+            futures::join!(secret_watch, integration_watch, contact_watch);
         });
         Operator {
             client,
@@ -202,6 +214,7 @@ impl Operator {
             async move {
                 let _ = ctx.integrations.wait_until_ready().await;
                 let _ = ctx.secrets.wait_until_ready().await;
+                let _ = ctx.contacts.wait_until_ready().await;
                 info!("caches synced; ready");
                 readiness.set_ready();
             }

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube_notify::crd::{NotificationEvent, NotificationIntegration, Service};
+use kube_notify::crd::{NotificationContact, NotificationEvent, NotificationIntegration, Service};
 use kube_notify::notifier::{self, ServiceEndpoints};
 use packaging::{describe, read, root, roundtrip_exact, roundtrip_subset, selects, yaml_docs};
 use serde_json::Value;
@@ -166,11 +166,14 @@ fn every_example_parses_as_its_kind() {
             ("v1", "Pod") => drop(roundtrip_exact::<Pod>(obj, file)),
             ("rbac.authorization.k8s.io/v1", "Role") => drop(roundtrip_exact::<Role>(obj, file)),
             ("rbac.authorization.k8s.io/v1", "RoleBinding") => drop(roundtrip_exact::<RoleBinding>(obj, file)),
-            ("kube-notify.io/v1alpha1", kind @ ("NotificationIntegration" | "NotificationEvent")) => {
-                if kind == "NotificationIntegration" {
-                    drop(roundtrip_subset::<NotificationIntegration>(obj, file));
-                } else {
-                    drop(roundtrip_subset::<NotificationEvent>(obj, file));
+            (
+                "kube-notify.io/v1alpha1",
+                kind @ ("NotificationIntegration" | "NotificationEvent" | "NotificationContact"),
+            ) => {
+                match kind {
+                    "NotificationIntegration" => drop(roundtrip_subset::<NotificationIntegration>(obj, file)),
+                    "NotificationEvent" => drop(roundtrip_subset::<NotificationEvent>(obj, file)),
+                    _ => drop(roundtrip_subset::<NotificationContact>(obj, file)),
                 }
                 let mut errors = Vec::new();
                 validate(&crd_schema(kind), obj, "", &mut errors);
@@ -296,6 +299,16 @@ fn examples_cover_every_service_events_and_the_sidecar() {
     for r in direct {
         assert!(names.contains(&r.name), "an example event targets {}, which no example defines", r.name);
     }
+    assert!(events.iter().any(|e| !e.spec.mentions.is_empty()), "an event with mentions");
+    let contacts: Vec<NotificationContact> = all
+        .iter()
+        .filter(|e| e.obj["kind"] == "NotificationContact")
+        .map(|e| serde_json::from_value(e.obj.clone()).unwrap())
+        .collect();
+    assert!(
+        contacts.iter().any(|c| c.spec.slack.is_some() && c.spec.chatwork.is_some() && c.spec.msteams.is_some()),
+        "a contact mapping every service"
+    );
     let fanout: Vec<_> = events.iter().filter_map(|e| e.spec.integration_selector.as_ref()).collect();
     assert!(!fanout.is_empty(), "a fan-out event with integrationSelector");
     for selector in fanout {

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use kube_notify::crd::{EventField, EventLink, Severity};
 use kube_notify::notifier::Message;
+use kube_notify::notifier::mentions::Mentioned;
 use kube_notify::notifier::render;
 
 fn full() -> Message {
@@ -24,6 +25,7 @@ fn full() -> Message {
         ],
         source: Some("team-a/payroll-failed".into()),
         created_at: "2026-11-24T09:30:00Z".parse().unwrap(),
+        mentions: vec![],
     }
 }
 
@@ -37,7 +39,28 @@ fn minimal() -> Message {
         links: vec![],
         source: None,
         created_at: "2026-11-24T09:30:00Z".parse().unwrap(),
+        mentions: vec![],
     }
+}
+
+/// A message mentioning three people, resolved as `ids` says (the service's
+/// id for each, `None` when unresolved), one of them with markup in its name.
+fn mentioning(ids: [Option<&str>; 3]) -> Message {
+    let people = [
+        ("jane@example.com", Some("Jane Doe")),
+        ("bob@example.com", None),
+        ("eve@example.com", Some("<!channel> [toall] *Eve* & co")),
+    ];
+    let mentions = people
+        .iter()
+        .zip(ids)
+        .map(|((email, name), id)| Mentioned {
+            email: email.to_string(),
+            name: name.map(str::to_string),
+            id: id.map(str::to_string),
+        })
+        .collect();
+    Message { mentions, ..full() }
 }
 
 fn check(name: &str, actual: &str) {
@@ -79,6 +102,40 @@ fn generic_webhook_json() {
     let message = full();
     let body = render::webhook::render(&message, "2026-11-24T09:30:00Z");
     check("webhook-full.json", &pretty(&serde_json::to_value(body).unwrap()));
+}
+
+#[test]
+fn mentions_on_every_service() {
+    let slack = render::slack::render(&mentioning([Some("U0JANE"), Some("U0BOB"), None]));
+    check("slack-mentions.json", &pretty(&slack));
+    let chatwork = render::chatwork::render(&mentioning([Some("1001"), None, Some("1003")]));
+    check("chatwork-mentions.txt", &(chatwork + "\n"));
+    let teams = render::teams::render(&mentioning([
+        Some("jane.doe@corp.example"),
+        Some("bob@example.com"),
+        Some("eve@example.com"),
+    ]));
+    check("teams-mentions.json", &pretty(&teams));
+    let message = mentioning([None, None, None]);
+    let body = render::webhook::render(&message, "2026-11-24T09:30:00Z");
+    check("webhook-mentions.json", &pretty(&serde_json::to_value(body).unwrap()));
+}
+
+#[test]
+fn mentions_never_become_markup() {
+    let slack = render::slack::render(&mentioning([Some("U0JANE"), None, None]));
+    let line = slack["blocks"][1]["text"]["text"].as_str().unwrap();
+    assert_eq!(line, "<@U0JANE> bob@example.com &lt;!channel&gt; [toall] *Eve* &amp; co");
+    assert!(slack["text"].as_str().unwrap().starts_with("<@U0JANE> "));
+    let chatwork = render::chatwork::render(&mentioning([Some("1001"), None, Some("1003")]));
+    assert!(chatwork.starts_with("[To:1001] Jane Doe\nbob@example.com\n[To:1003] "), "{chatwork}");
+    assert!(!chatwork.contains("[toall]"), "{chatwork}");
+    let teams = render::teams::render(&mentioning([Some("j"), Some("b"), Some("e")]));
+    let entities = teams["attachments"][0]["content"]["msteams"]["entities"].as_array().unwrap();
+    assert_eq!(entities.len(), 3);
+    assert_eq!(entities[2]["text"], "<at>‹!channel› [toall] *Eve* & co</at>");
+    // Without mentions the payloads are exactly the ones without the feature.
+    assert_eq!(render::slack::render(&full()), render::slack::render(&Message { mentions: vec![], ..full() }));
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 pub mod event;
 pub mod integration;
+pub mod mentions;
 pub mod notifiers;
 pub mod per_integration;
 pub mod status_writes;
@@ -18,7 +19,7 @@ use kube::runtime::reflector::Store;
 
 use kube::runtime::reflector::ObjectRef;
 
-use crate::crd::{NotificationEvent, NotificationIntegration, Service};
+use crate::crd::{NotificationContact, NotificationEvent, NotificationIntegration, Service};
 use crate::delivery::Engine;
 use crate::metrics::Metrics;
 use crate::notifier::ServiceEndpoints;
@@ -55,6 +56,10 @@ pub struct Settings {
     pub retry: crate::delivery::RetryPolicy,
     /// Successful deliveries are added to the integration's counters at most this often.
     pub counter_flush: Duration,
+    /// Caches, limits and waits of mention resolution.
+    pub mentions: crate::notifier::mentions::MentionSettings,
+    /// At most one `MentionUnresolved` Warning Event per integration and email this often.
+    pub mention_warning_period: Duration,
 }
 
 impl Default for Settings {
@@ -72,6 +77,8 @@ impl Default for Settings {
             event_ttl: Some(Duration::from_secs(24 * 3600)),
             retry: crate::delivery::RetryPolicy::default(),
             counter_flush: Duration::from_secs(5),
+            mentions: Default::default(),
+            mention_warning_period: Duration::from_secs(3600),
         }
     }
 }
@@ -93,6 +100,12 @@ pub struct Context {
     pub validation_limiter: DefaultKeyedRateLimiter<Service>,
     /// Every integration, from the shared watch.
     pub integrations: Store<NotificationIntegration>,
+    /// Every contact (email to service accounts), from its watch.
+    pub contacts: Store<NotificationContact>,
+    /// Resolves mentions: lookups, their caches and rate limits.
+    pub mentioner: crate::notifier::mentions::Mentioner,
+    /// When each unresolved mention was last warned about.
+    pub mention_warnings: mentions::Warned,
     /// Sends messages: rate limits and retries.
     pub engine: Engine,
     /// The per-integration delivery queues.
@@ -214,11 +227,13 @@ impl Context {
         settings: Settings,
         secrets: Store<PartialObjectMeta<Secret>>,
         integrations: Store<NotificationIntegration>,
+        contacts: Store<NotificationContact>,
         event_triggers: Triggers<NotificationEvent>,
     ) -> Self {
         let validation_limiter = DefaultKeyedRateLimiter::keyed(Quota::per_second(settings.validation_rate));
         let api_backoff = ErrorBackoff::new(settings.error_requeue, settings.error_requeue_max);
         let engine = Engine::new(http.clone(), settings.retry.clone());
+        let mentioner = crate::notifier::mentions::Mentioner::new(settings.mentions.clone());
         Context {
             client,
             endpoints,
@@ -231,6 +246,9 @@ impl Context {
             notifiers: Default::default(),
             validation_limiter,
             integrations,
+            contacts,
+            mentioner,
+            mention_warnings: Default::default(),
             engine,
             dispatcher: Default::default(),
             counters: Default::default(),

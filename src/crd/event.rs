@@ -64,6 +64,12 @@ pub struct NotificationEventSpec {
     #[schemars(length(max = 10))]
     pub links: Vec<EventLink>,
 
+    /// People to mention, by email: each service shows them its own way
+    /// (`NotificationContact` objects map emails to service accounts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 25))]
+    pub mentions: Vec<Mention>,
+
     /// Seconds after the event finished before it is deleted; the operator's
     /// `--event-ttl` when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -121,6 +127,25 @@ pub struct EventLink {
     /// The http(s) URL.
     #[schemars(regex(pattern = r"^https?://"), length(max = 2048))]
     pub url: String,
+}
+
+/// The shape of an email address the CRD and the HTTP bodies accept.
+pub const EMAIL_PATTERN: &str = r"^[^@\s]+@[^@\s]+\.[^@\s]+$";
+/// The longest email address accepted.
+pub const MAX_EMAIL: usize = 254;
+/// The longest display name accepted.
+pub const MAX_MENTION_NAME: usize = 100;
+
+/// A person to mention.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct Mention {
+    /// The person's email address: how they are found on each service.
+    #[schemars(length(max = 254), regex(pattern = EMAIL_PATTERN))]
+    pub email: String,
+    /// The name shown for them (the contact's name, else the email, when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100))]
+    pub name: Option<String>,
 }
 
 /// The delivery record of an event.
@@ -189,6 +214,10 @@ pub struct Delivery {
     /// When the service accepted the message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_at: Option<Time>,
+    /// The emails of the mentions that could not be resolved for this
+    /// integration's service: the message showed their name or email instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unresolved_mentions: Vec<String>,
 }
 
 /// The phase of one delivery.

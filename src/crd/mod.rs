@@ -4,11 +4,13 @@
 //! checked in; `tests/crds.rs` fails when it drifts.
 
 pub mod conditions;
+pub mod contact;
 pub mod event;
 pub mod integration;
 
+pub use contact::{ContactChatwork, ContactSlack, ContactTeams, NotificationContact, NotificationContactSpec};
 pub use event::{
-    Delivery, DeliveryPhase, EventField, EventLink, EventPhase, IntegrationRef, NotificationEvent,
+    Delivery, DeliveryPhase, EventField, EventLink, EventPhase, IntegrationRef, Mention, NotificationEvent,
     NotificationEventSpec, NotificationEventStatus, Severity,
 };
 pub use integration::{
@@ -24,6 +26,7 @@ pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
     vec![
         ("notificationintegrations.yaml", NotificationIntegration::crd()),
         ("notificationevents.yaml", NotificationEvent::crd()),
+        ("notificationcontacts.yaml", NotificationContact::crd()),
     ]
 }
 

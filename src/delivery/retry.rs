@@ -159,6 +159,10 @@ mod tests {
         fn service(&self) -> Service {
             Service::Webhook
         }
+
+        fn mention_directory(&self) -> crate::notifier::mentions::Directory {
+            crate::notifier::mentions::Directory::Webhook
+        }
         fn validate<'a>(&'a self, _: &'a HttpClient) -> BoxFuture<'a, Verdict> {
             async { Verdict::Success }.boxed()
         }
@@ -194,6 +198,7 @@ mod tests {
             links: vec![],
             source: None,
             created_at: jiff::Timestamp::UNIX_EPOCH,
+            mentions: vec![],
         }
     }
 

@@ -11,7 +11,7 @@ use super::classify::{self, Failure, Verdict, reason, snippet};
 use super::http::{HttpClient, HttpResponse, Method};
 use super::render::{self, Message};
 use super::slack::scrub_verdict;
-use super::{Notifier, fingerprint, quota};
+use super::{Notifier, fingerprint, mentions, quota};
 use crate::crd::Service;
 use crate::redact::Credential;
 
@@ -136,6 +136,15 @@ impl Chatwork {
 impl Notifier for Chatwork {
     fn service(&self) -> Service {
         Service::Chatwork
+    }
+
+    /// Mappings only, checked against the room's members.
+    fn mention_directory(&self) -> mentions::Directory {
+        mentions::Directory::Chatwork {
+            api: self.api.clone(),
+            token: self.token.clone(),
+            room_id: self.room_id.clone(),
+        }
     }
 
     /// `GET /me` checks the token; `GET /rooms/{id}` that the room is visible and writable.

@@ -10,6 +10,7 @@ pub mod chatwork;
 pub mod classify;
 pub mod endpoint;
 pub mod http;
+pub mod mentions;
 pub mod render;
 pub mod slack;
 pub mod teams;
@@ -58,6 +59,9 @@ pub trait Notifier: Send + Sync {
 
     /// Post one message, once (retries are the delivery engine's job).
     fn deliver<'a>(&'a self, http: &'a HttpClient, message: &'a Message) -> BoxFuture<'a, Verdict>;
+
+    /// Where the people its messages mention are found.
+    fn mention_directory(&self) -> mentions::Directory;
 
     /// The rate limits that apply to this destination: `(key, quota)` pairs,
     /// the key naming what the service counts (a webhook, a room, a token)

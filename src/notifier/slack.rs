@@ -10,7 +10,7 @@ use url::Url;
 use super::classify::{self, Failure, Verdict, reason, snippet};
 use super::http::{HttpClient, HttpResponse, Method, Request};
 use super::render::{self, Message};
-use super::{Notifier, fingerprint, quota};
+use super::{Notifier, fingerprint, mentions, quota};
 use crate::crd::Service;
 use crate::redact::{Credential, SecretUrl, scrub};
 
@@ -162,6 +162,11 @@ impl Notifier for SlackWebhook {
         Service::Slack
     }
 
+    /// An incoming webhook cannot look people up: mappings only.
+    fn mention_directory(&self) -> mentions::Directory {
+        mentions::Directory::SlackWebhook
+    }
+
     /// `{}` gets `no_text` from a live webhook (nothing is posted) and the
     /// dead-destination error from a dead one.
     fn validate<'a>(&'a self, http: &'a HttpClient) -> BoxFuture<'a, Verdict> {
@@ -267,6 +272,11 @@ impl SlackBot {
 impl Notifier for SlackBot {
     fn service(&self) -> Service {
         Service::Slack
+    }
+
+    /// Mappings, then `users.lookupByEmail` with the bot token.
+    fn mention_directory(&self) -> mentions::Directory {
+        mentions::Directory::SlackBot { api: self.api.clone(), token: self.token.clone() }
     }
 
     /// `auth.test` checks the token; `conversations.info` that the channel exists.

@@ -11,7 +11,7 @@ use super::classify::{self, Failure, Verdict, reason, snippet};
 use super::http::{HttpClient, HttpResponse, Method};
 use super::render::{self, Message};
 use super::slack::scrub_verdict;
-use super::{Notifier, fingerprint, quota};
+use super::{Notifier, fingerprint, mentions, quota};
 use crate::crd::Service;
 use crate::redact::SecretUrl;
 
@@ -75,6 +75,10 @@ impl TeamsWorkflow {
 impl Notifier for TeamsWorkflow {
     fn service(&self) -> Service {
         Service::Msteams
+    }
+
+    fn mention_directory(&self) -> mentions::Directory {
+        mentions::Directory::Teams
     }
 
     /// No live probe: any request would run the flow and post. The URL's shape

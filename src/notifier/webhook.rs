@@ -11,7 +11,7 @@ use hmac::{Hmac, Mac};
 
 use super::render::{self, Message};
 use super::slack::scrub_verdict;
-use super::{KEY_SIGNING_SECRET, Notifier};
+use super::{KEY_SIGNING_SECRET, Notifier, mentions};
 use crate::crd::Service;
 use crate::redact::{Credential, SecretUrl};
 
@@ -84,6 +84,10 @@ impl GenericWebhook {
 impl Notifier for GenericWebhook {
     fn service(&self) -> Service {
         Service::Webhook
+    }
+
+    fn mention_directory(&self) -> mentions::Directory {
+        mentions::Directory::Webhook
     }
 
     /// No probe (an endpoint would take it as an event): the URL was checked

@@ -101,3 +101,77 @@ async fn events_need_exactly_one_target() {
     assert_eq!(ok.data["spec"]["severity"], "info");
     assert!(ok.metadata.name.unwrap().starts_with("ev-"));
 }
+
+/// Create an object of kind `K` from `spec` as `kubectl apply` would (no client-side types).
+async fn create_spec<K>(w: &World, kind: &str, spec: serde_json::Value) -> Result<kube::api::DynamicObject, kube::Error>
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    let api: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(w.admin.clone(), NS, &kube::api::ApiResource::erase::<K>(&()));
+    let obj: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "kube-notify.io/v1alpha1", "kind": kind,
+        "metadata": {"generateName": "x-"}, "spec": spec,
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &obj).await
+}
+
+#[tokio::test]
+async fn event_mentions_are_validated() {
+    use kube_notify::crd::NotificationEvent;
+    let w = World::without_operator().await;
+    let event =
+        |mentions: serde_json::Value| json!({"integrationRef": {"name": "a"}, "message": "hi", "mentions": mentions});
+    let ok = create_spec::<NotificationEvent>(
+        &w,
+        "NotificationEvent",
+        event(json!([{"email": "jane@example.com", "name": "Jane"}, {"email": "bob@example.com"}])),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.data["spec"]["mentions"][1]["email"], "bob@example.com");
+    let many: Vec<_> = (0..26).map(|i| json!({"email": format!("u{i}@example.com")})).collect();
+    let cases = [
+        (json!(many), "spec.mentions"),
+        (json!([{"email": "jane@example.com"}, {"email": "not-an-email"}]), "spec.mentions[1].email"),
+        (json!([{"email": "a b@example.com"}]), "spec.mentions[0].email"),
+        (json!([{"email": format!("{}@example.com", "a".repeat(250))}]), "spec.mentions[0].email"),
+        (json!([{"email": "jane@example.com", "name": "n".repeat(101)}]), "spec.mentions[0].name"),
+        (json!([{"name": "Jane"}]), "spec.mentions[0].email"),
+    ];
+    for (mentions, field) in cases {
+        let err = create_spec::<NotificationEvent>(&w, "NotificationEvent", event(mentions.clone())).await.unwrap_err();
+        let msg = invalid_field(err);
+        assert!(msg.contains(field), "{field}: {msg}");
+    }
+}
+
+#[tokio::test]
+async fn contacts_are_validated() {
+    use kube_notify::crd::NotificationContact;
+    let w = World::without_operator().await;
+    let ok = create_spec::<NotificationContact>(
+        &w,
+        "NotificationContact",
+        json!({"email": "jane@example.com", "name": "Jane", "slack": {"userId": "U0123ABC"},
+               "chatwork": {"accountId": "1001"}, "msteams": {"id": "jane@corp.example"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.data["spec"]["slack"]["userId"], "U0123ABC");
+    let cases = [
+        (json!({"name": "Jane"}), "spec.email"),
+        (json!({"email": "jane"}), "spec.email"),
+        (json!({"email": "jane@example.com", "slack": {"userId": "jane"}}), "spec.slack.userId"),
+        (json!({"email": "jane@example.com", "slack": {}}), "spec.slack.userId"),
+        (json!({"email": "jane@example.com", "chatwork": {"accountId": "12a"}}), "spec.chatwork.accountId"),
+        (json!({"email": "jane@example.com", "msteams": {"id": ""}}), "spec.msteams.id"),
+        (json!({"email": "jane@example.com", "name": "n".repeat(101)}), "spec.name"),
+    ];
+    for (spec, field) in cases {
+        let err = create_spec::<NotificationContact>(&w, "NotificationContact", spec.clone()).await.unwrap_err();
+        let msg = invalid_field(err);
+        assert!(msg.contains(field), "{field}: {msg}");
+    }
+}

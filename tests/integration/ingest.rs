@@ -337,6 +337,52 @@ async fn send_delivers_synchronously_without_writing_an_object_per_message() {
 
 /// A caller that hangs up mid-delivery does not cut the delivery short: it is
 /// sent, and counted on the integration, all the same.
+/// A ready Slack incoming-webhook integration (mentions: contacts only).
+async fn ready_slack_hook(t: &Ingest, name: &str) {
+    let url = t.w.slack.add_webhook("T1", &format!("B{name}"));
+    t.w.put_secret(name, &[("webhookUrl", &url)]).await;
+    t.w.create_integration(name, json!({"service": "slack", "secretRef": {"name": name}})).await;
+    t.w.wait_condition(name, "Ready", "True", None).await;
+    t.wait_store(name, "Ready", |ni| conditions::is_true(&status_conditions(ni), "Ready")).await;
+}
+
+fn mentioning_jane_and_bob() -> Value {
+    json!({"message": "deployed", "mentions": [{"email": "jane@example.com"}, {"email": "bob@example.com", "name": "Bob"}]})
+}
+
+#[tokio::test]
+async fn send_mentions_and_answers_the_unresolved_ones() {
+    let t = Ingest::start().await;
+    ready_slack_hook(&t, "hook").await;
+    t.w.put_contact_seen_by(&t.ctx, "jane", json!({"email": "jane@example.com", "slack": {"userId": "U0JANE"}})).await;
+    let a = t.post(&send_path("hook"), ALICE, mentioning_jane_and_bob()).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.body, json!({"delivered": true, "attempts": 1, "unresolvedMentions": ["bob@example.com"]}));
+    let posted = t.w.slack.messages();
+    assert_eq!(posted[0].mentions, vec!["U0JANE"]);
+    assert!(posted[0].text.as_deref().unwrap().starts_with("<@U0JANE> Bob\n"), "{posted:?}");
+    t.w.wait_k8s_event("hook", "MentionUnresolved").await;
+    // The body's mentions are checked field by field; nothing refused reaches Slack.
+    let bad = json!({"message": "x", "mentions": [{"email": "a@example.com"}, {"email": "b@example.com"}, {"email": "nope"}]});
+    let a = t.post(&send_path("hook"), ALICE, bad.clone()).await;
+    assert_eq!(a.code(), (400, "invalid_field"));
+    assert_eq!(a.error("field"), "mentions[2].email");
+    let mut event = bad;
+    event["integration"] = json!("hook");
+    let a = t.post(&events_path(NS), ALICE, event).await;
+    assert_eq!((a.code(), a.error("field")), ((400, "invalid_field"), "mentions[2].email"));
+    assert_eq!(t.w.slack.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn send_through_the_leader_answers_the_unresolved_mentions_too() {
+    let t = Ingest::start_on_a_follower(test_config()).await;
+    ready_slack_hook(&t, "hook").await;
+    let a = t.post(&send_path("hook"), ALICE, mentioning_jane_and_bob()).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.body["unresolvedMentions"], json!(["jane@example.com", "bob@example.com"]));
+}
+
 #[tokio::test]
 async fn send_finishes_and_counts_when_the_caller_hangs_up() {
     let t = Ingest::start().await;

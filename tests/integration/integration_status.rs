@@ -92,3 +92,35 @@ async fn not_ready_before_the_caches_sync() {
     let status = reqwest::get(format!("http://{addr}/readyz")).await.unwrap().status();
     assert_eq!(status, 503);
 }
+
+/// A status write that conflicts re-reads the integration (`get`) and is
+/// written again on what it read: nothing is lost, and the chart's `get`
+/// grant is exercised on every run, not only when a conflict happens by chance.
+#[tokio::test]
+async fn a_conflicting_status_write_is_made_again_on_a_fresh_read() {
+    use crate::support::apiserver::RequestMatcher;
+    use crate::support::operator::OPERATOR_USER;
+    let w = World::start().await;
+    let status_write = RequestMatcher::any()
+        .user(OPERATOR_USER)
+        .verb("update")
+        .resource("notificationintegrations")
+        .subresource("status");
+    w.api.fail_next(status_write, 409, "Conflict");
+    let url = w.slack.add_webhook("T1", "B2");
+    w.put_secret("contested", &[("webhookUrl", &url)]).await;
+    w.create_integration("contested", json!({"service": "slack", "secretRef": {"name": "contested"}})).await;
+    w.wait_condition("contested", "Ready", "True", None).await;
+    let reads = w
+        .api
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.user == OPERATOR_USER
+                && r.verb == "get"
+                && r.resource == "notificationintegrations"
+                && r.name == "contested"
+        })
+        .count();
+    assert_eq!(reads, 1, "one fresh read after the conflict");
+}

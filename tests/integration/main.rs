@@ -12,4 +12,5 @@ mod delivery_core;
 mod ingest;
 mod integration_status;
 mod leader;
+mod mentions;
 mod service_answers;

@@ -11,7 +11,7 @@ use kube::runtime::wait::await_condition;
 use kube::{Client, ResourceExt};
 use kube_notify::controller::Context;
 use kube_notify::controller::Settings;
-use kube_notify::crd::{NotificationEvent, NotificationIntegration};
+use kube_notify::crd::{NotificationContact, NotificationEvent, NotificationIntegration};
 use kube_notify::leader::{LeaderConfig, Leadership};
 use kube_notify::metrics::Metrics;
 use kube_notify::notifier::ServiceEndpoints;
@@ -162,6 +162,11 @@ pub fn test_settings() -> Settings {
             max_rate_limited: 10,
         },
         counter_flush: Duration::from_millis(50),
+        mentions: kube_notify::notifier::mentions::MentionSettings {
+            lookup_wait: Duration::from_secs(2),
+            ..Default::default()
+        },
+        mention_warning_period: Duration::from_secs(3600),
     }
 }
 
@@ -287,6 +292,44 @@ impl World {
 
     pub fn secrets_in(&self, ns: &str) -> Api<Secret> {
         Api::namespaced(self.admin.clone(), ns)
+    }
+
+    pub fn contacts(&self) -> Api<NotificationContact> {
+        Api::namespaced(self.admin.clone(), NS)
+    }
+
+    /// Create (or replace the spec of) a NotificationContact in [`NS`], and
+    /// wait until the running operator's watch has it.
+    pub async fn put_contact(&self, name: &str, spec: Value) -> NotificationContact {
+        self.put_contact_seen_by(&self.context(), name, spec).await
+    }
+
+    /// Like [`World::put_contact`], waiting for the replica whose context is `ctx`.
+    pub async fn put_contact_seen_by(&self, ctx: &Context, name: &str, spec: Value) -> NotificationContact {
+        let api = self.contacts();
+        let stored = match api.get_opt(name).await.unwrap() {
+            None => {
+                let contact: NotificationContact = serde_json::from_value(json!({
+                    "apiVersion": "kube-notify.io/v1alpha1", "kind": "NotificationContact",
+                    "metadata": {"name": name, "namespace": NS}, "spec": spec,
+                }))
+                .unwrap();
+                api.create(&PostParams::default(), &contact).await.unwrap()
+            }
+            Some(mut contact) => {
+                contact.spec = serde_json::from_value(spec).unwrap();
+                api.replace(name, &PostParams::default(), &contact).await.unwrap()
+            }
+        };
+        let key = kube::runtime::reflector::ObjectRef::new(name).within(NS);
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while ctx.contacts.get(&key).and_then(|c| c.metadata.resource_version.clone())
+            != stored.metadata.resource_version
+        {
+            assert!(tokio::time::Instant::now() < deadline, "the operator never saw contact {name}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stored
     }
 
     /// Create (or replace the data of) a Secret in [`NS`].

@@ -89,6 +89,11 @@ app.kubernetes.io/component: operator
 - apiGroups: ["kube-notify.io"]
   resources: ["notificationevents/status"]
   verbs: ["update"]
+# Contacts: watched (list + watch) on every replica; mentions are resolved
+# from the watch cache.
+- apiGroups: ["kube-notify.io"]
+  resources: ["notificationcontacts"]
+  verbs: ["list", "watch"]
 # Secrets: their metadata watched (to notice changed credentials), and the
 # Secret an integration names read, in the integration's own namespace.
 - apiGroups: [""]

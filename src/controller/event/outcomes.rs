@@ -22,6 +22,8 @@ pub struct Known {
     pub report: Report,
     /// When the service answered.
     pub at: Time,
+    /// The emails of the mentions the message showed unresolved.
+    pub unresolved: Vec<String>,
 }
 
 struct Entry {
@@ -125,6 +127,7 @@ pub fn apply(status: &mut NotificationEventStatus, known: &[Known]) {
             continue;
         }
         d.attempts = d.attempts.saturating_add(i32::try_from(k.report.attempts).unwrap_or(i32::MAX));
+        d.unresolved_mentions = k.unresolved.clone();
         match &k.report.outcome {
             Outcome::Delivered => {
                 d.phase = DeliveryPhase::Delivered;
@@ -158,6 +161,7 @@ mod tests {
             last_error: None,
             reason: Some("Queued".into()),
             delivered_at: None,
+            unresolved_mentions: Vec::new(),
         }
     }
 
@@ -166,6 +170,7 @@ mod tests {
             integration: name.into(),
             report: Report { outcome, attempts: 2 },
             at: Time("2026-01-01T00:00:00Z".parse().unwrap()),
+            unresolved: Vec::new(),
         }
     }
 
@@ -174,10 +179,9 @@ mod tests {
         let mut s = NotificationEventStatus { deliveries: vec![pending("a"), pending("b")], ..Default::default() };
         s.deliveries[1].phase = DeliveryPhase::Delivered;
         let dead = Outcome::Dead(Failure::new(failure::UNAUTHORIZED, "revoked"));
-        apply(
-            &mut s,
-            &[known("a", dead), known("b", Outcome::Rejected(Failure::new("X", "y"))), known("zz", Outcome::Delivered)],
-        );
+        let dead = Known { unresolved: vec!["jane@example.com".into()], ..known("a", dead) };
+        apply(&mut s, &[dead, known("b", Outcome::Rejected(Failure::new("X", "y"))), known("zz", Outcome::Delivered)]);
+        assert_eq!(s.deliveries[0].unresolved_mentions, vec!["jane@example.com".to_string()]);
         assert_eq!(s.deliveries[0].phase, DeliveryPhase::Failed);
         assert_eq!(s.deliveries[0].reason.as_deref(), Some("Unauthorized"));
         assert_eq!(s.deliveries[0].attempts, 2);

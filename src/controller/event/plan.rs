@@ -51,6 +51,7 @@ pub fn queued(integration: &str) -> Delivery {
         last_error: None,
         reason: Some(reason::QUEUED.into()),
         delivered_at: None,
+        unresolved_mentions: Vec::new(),
     }
 }
 
@@ -216,6 +217,7 @@ mod tests {
                 last_error: None,
                 reason: Some("r".into()),
                 delivered_at: None,
+                unresolved_mentions: Vec::new(),
             });
         }
         summarize(&mut s, None, false, &t());

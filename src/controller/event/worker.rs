@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 
 use super::outcomes::Known;
 use crate::controller::integration::counters;
-use crate::controller::{Context, Error, notifiers};
+use crate::controller::{Context, Error, mentions, notifiers};
 use crate::crd::NotificationEvent;
 use crate::delivery::Outcome;
 use crate::delivery::receivable::receivable;
@@ -239,19 +239,26 @@ async fn deliver_job(ctx: &Arc<Context>, job: &Job) -> Result<Attempt, Error> {
     };
     let event = &job.snapshot;
     let created = event.meta().creation_timestamp.as_ref().map(|t| t.0).unwrap_or_else(jiff::Timestamp::now);
-    let message = Message::from_event_spec(
+    let mut message = Message::from_event_spec(
         format!("{}.{}", job.event_uid, job.integration),
         &event.spec,
         Some(format!("{}/{}", job.namespace, job.event)),
         created,
     );
     let deadline = deadline_instant(created, ctx.settings.event_deadline);
+    let resolution = mentions::resolve(ctx, &job.namespace, notifier.as_ref(), &event.spec.mentions).await;
+    message.mentions = resolution.mentions.clone();
     let report = ctx.engine.deliver(notifier.as_ref(), &message, deadline).await;
     // First thing after the service answered: the outcome is known.
-    let known =
-        Known { integration: job.integration.clone(), report: report.clone(), at: Time(jiff::Timestamp::now()) };
+    let known = Known {
+        integration: job.integration.clone(),
+        report: report.clone(),
+        at: Time(jiff::Timestamp::now()),
+        unresolved: resolution.unresolved_emails(),
+    };
     ctx.outcomes.record(job.snapshot.clone(), &job.event_uid, known);
     ctx.event_triggers.trigger(ObjectRef::new(&job.event).within(&job.namespace));
+    mentions::report(ctx, &ni, notifier.service(), &resolution);
     info!(namespace = %job.namespace, event = %job.event, integration = %job.integration, attempts = report.attempts, outcome = ?outcome_name(&report.outcome), "delivery finished");
     ctx.metrics.delivery(notifier.service(), outcome_name(&report.outcome));
     let under =

@@ -1,7 +1,9 @@
 //! Chatwork notation: `[info][title]…[/title]…[/info]` with the fields and
-//! links, at most 65,535 characters.
+//! links, at most 65,535 characters. Mentions (`[To:<account id>] Name`, or
+//! the name) come first, one per line, as Chatwork users write them.
 
 use super::{Message, severity_emoji, truncate_chars};
+use crate::notifier::mentions;
 
 pub const MAX_BODY_CHARS: usize = 65_535;
 
@@ -30,7 +32,8 @@ pub fn render(message: &Message) -> String {
         let lines: Vec<String> = message.links.iter().map(|l| format!("{}: {}", neutralize(&l.text), l.url)).collect();
         tail.push_str(&lines.join("\n"));
     }
-    let head = format!("[info][title]{title}[/title]");
+    let to = mentions::line(&message.mentions, "\n", mentions::chatwork).map(|l| l + "\n").unwrap_or_default();
+    let head = format!("{to}[info][title]{title}[/title]");
     let end = "[/info]";
     let fixed = head.chars().count() + tail.chars().count() + end.len();
     if fixed >= MAX_BODY_CHARS {
@@ -58,6 +61,7 @@ mod tests {
             links: vec![EventLink { text: "log".into(), url: "https://example.com/log".into() }],
             source: None,
             created_at: jiff::Timestamp::UNIX_EPOCH,
+            mentions: vec![],
         };
         assert_eq!(render(&m), "[info][title]✅ Backup[/title]done\n[hr]log: https://example.com/log[/info]");
         let sneaky = Message { text: "[toall] hi [/info]".into(), ..m.clone() };

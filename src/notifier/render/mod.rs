@@ -7,6 +7,7 @@ pub mod slack;
 pub mod teams;
 pub mod webhook;
 
+use super::mentions::Mentioned;
 use crate::crd::{EventField, EventLink, NotificationEventSpec, Severity};
 
 /// One notification, whatever the service.
@@ -20,6 +21,9 @@ pub struct Message {
     pub severity: Severity,
     pub fields: Vec<EventField>,
     pub links: Vec<EventLink>,
+    /// The people it mentions, resolved for its destination's service
+    /// (unresolved ones are shown by name or email).
+    pub mentions: Vec<Mentioned>,
     /// Where it came from (`namespace/name` of the event), when it came from an event.
     pub source: Option<String>,
     /// When the message was created (fixed across retries).
@@ -27,6 +31,8 @@ pub struct Message {
 }
 
 impl Message {
+    /// The message of an event; its mentions are unresolved until
+    /// [`Mentioner::resolve`](super::mentions::Mentioner::resolve) resolves them.
     pub fn from_event_spec(
         id: String,
         spec: &NotificationEventSpec,
@@ -40,6 +46,7 @@ impl Message {
             severity: spec.severity,
             fields: spec.fields.clone(),
             links: spec.links.clone(),
+            mentions: spec.mentions.iter().map(Mentioned::unresolved).collect(),
             source,
             created_at,
         }

@@ -1,11 +1,13 @@
 //! Slack Block Kit: a header from the title, sections with the message, the
 //! fields, a context line with severity and links, and a plain `text`
-//! fallback. User text is escaped; limits: 3,000 characters per section, 50
+//! fallback. Mentions (`<@U…>`, or the name) lead both the blocks (a
+//! section under the header) and the `text`. User text is escaped; limits: 3,000 characters per section, 50
 //! blocks, 150 per header, 2,000 per field, 40,000 for `text`.
 
 use serde_json::{Value, json};
 
 use super::{Message, TRUNCATED, severity_emoji, truncate_chars};
+use crate::notifier::mentions;
 
 pub const MAX_BLOCKS: usize = 50;
 pub const MAX_SECTION_CHARS: usize = 3000;
@@ -62,6 +64,11 @@ pub fn render(message: &Message) -> Value {
             "text": {"type": "plain_text", "text": truncate_chars(&format!("{emoji} {title}"), MAX_HEADER_CHARS), "emoji": true}
         }));
     }
+    let mentioned =
+        mentions::line(&message.mentions, " ", mentions::slack).map(|line| truncate_chars(&line, MAX_SECTION_CHARS));
+    if let Some(line) = &mentioned {
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": line}}));
+    }
     // Reserve room for the fields and the context line.
     let field_sections = message.fields.len().div_ceil(MAX_FIELDS_PER_SECTION);
     let reserved = blocks.len() + field_sections + 1;
@@ -94,10 +101,13 @@ pub fn render(message: &Message) -> Value {
     }
     blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate_chars(&context, MAX_SECTION_CHARS)}]}));
 
-    let fallback = match &message.title {
+    let mut fallback = match &message.title {
         Some(title) => format!("{emoji} {}: {}", escape(title), escaped),
         None => format!("{emoji} {escaped}"),
     };
+    if let Some(line) = mentioned {
+        fallback = format!("{line}\n{fallback}");
+    }
     json!({"text": truncate_chars(&fallback, MAX_TEXT_CHARS), "blocks": blocks})
 }
 
@@ -116,6 +126,7 @@ mod tests {
             links: vec![],
             source: None,
             created_at: jiff::Timestamp::UNIX_EPOCH,
+            mentions: vec![],
         }
     }
 

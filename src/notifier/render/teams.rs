@@ -1,11 +1,12 @@
 //! Teams Workflows: the message envelope with an Adaptive Card (1.4): the
-//! title, the message, a FactSet for the fields, OpenUrl actions for links,
-//! under 28 KB.
+//! title, the mentions (`<at>Name</at>` with their `msteams.entities`), the
+//! message, a FactSet for the fields, OpenUrl actions for links, under 28 KB.
 
 use serde_json::{Value, json};
 
 use super::{Message, severity_emoji, truncate_chars};
 use crate::crd::Severity;
+use crate::notifier::mentions;
 
 /// Teams refuses cards of about 28 KB; stay under with room for the envelope.
 pub const MAX_BODY_BYTES: usize = 27 * 1024;
@@ -27,18 +28,26 @@ fn envelope(message: &Message, text: &str) -> Value {
     };
     let mut body = vec![
         json!({"type": "TextBlock", "text": heading, "weight": "Bolder", "size": "Medium", "wrap": true, "color": color(message.severity)}),
-        json!({"type": "TextBlock", "text": text, "wrap": true}),
     ];
+    if let Some(line) = mentions::line(&message.mentions, " ", mentions::teams) {
+        body.push(json!({"type": "TextBlock", "text": line, "wrap": true}));
+    }
+    body.push(json!({"type": "TextBlock", "text": text, "wrap": true}));
     if !message.fields.is_empty() {
         let facts: Vec<Value> = message.fields.iter().map(|f| json!({"title": f.name, "value": f.value})).collect();
         body.push(json!({"type": "FactSet", "facts": facts}));
+    }
+    let mut msteams = json!({"width": "Full"});
+    let entities = mentions::teams_entities(&message.mentions);
+    if !entities.is_empty() {
+        msteams["entities"] = Value::Array(entities);
     }
     let mut card = json!({
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",
         "version": "1.4",
         "body": body,
-        "msteams": {"width": "Full"},
+        "msteams": msteams,
     });
     if !message.links.is_empty() {
         let actions: Vec<Value> =
@@ -87,10 +96,11 @@ mod tests {
             links: vec![],
             source: None,
             created_at: jiff::Timestamp::UNIX_EPOCH,
+            mentions: vec![],
         };
         let v = render(&m);
         assert!(serde_json::to_vec(&v).unwrap().len() <= MAX_BODY_BYTES);
-        let text = v["attachments"][0]["content"]["body"][1]["text"].as_str().unwrap();
+        let text = v["attachments"][0]["content"]["body"].as_array().unwrap().last().unwrap()["text"].as_str().unwrap();
         assert!(text.ends_with(TRUNCATED));
     }
 }

@@ -1,10 +1,12 @@
 //! A generic webhook: the event as JSON, in the Standard Webhooks shape
-//! `{"type", "timestamp", "data"}`.
+//! `{"type", "timestamp", "data"}`; `data.mentions` lists the people
+//! mentioned (`email`, `name`) when there are any.
 
 use serde::Serialize;
 
 use super::Message;
 use crate::crd::{EventField, EventLink};
+use crate::notifier::mentions::Mentioned;
 
 /// The JSON body, borrowed from the message (serialized straight to bytes on
 /// the hot path). Keys are declared in alphabetical order: the bytes are the
@@ -22,6 +24,9 @@ struct Data<'a> {
     fields: &'a [EventField],
     id: &'a str,
     links: &'a [EventLink],
+    /// `{email, name?}` of each mention, as data: the receiver resolves them.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    mentions: &'a [Mentioned],
     message: &'a str,
     severity: &'static str,
     source: &'a Option<String>,
@@ -41,6 +46,7 @@ pub fn render<'a>(message: &'a Message, timestamp: &'a str) -> Body<'a> {
             severity: message.severity.as_str(),
             fields: &message.fields,
             links: &message.links,
+            mentions: &message.mentions,
         },
     }
 }
@@ -61,6 +67,7 @@ mod tests {
             links: vec![EventLink { text: "t".into(), url: "https://x".into() }],
             source: Some("ns/e".into()),
             created_at: jiff::Timestamp::UNIX_EPOCH,
+            mentions: vec![],
         };
         let bytes = serde_json::to_vec(&render(&m, "2026-11-24T09:30:00Z")).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();

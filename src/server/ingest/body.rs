@@ -12,8 +12,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 use serde_json::{Map, Value};
 
 use super::errors::{ApiError, code};
-use crate::crd::{EventField, EventLink, IntegrationRef, NotificationEventSpec, Severity};
+use crate::crd::event::{MAX_EMAIL, MAX_MENTION_NAME};
+use crate::crd::{EventField, EventLink, IntegrationRef, Mention, NotificationEventSpec, Severity};
 use crate::notifier::Message;
+use crate::notifier::mentions::Mentioned;
 
 /// The CRD's limits.
 pub const MAX_TITLE: usize = 250;
@@ -24,6 +26,7 @@ pub const MAX_FIELD_VALUE: usize = 2000;
 pub const MAX_LINKS: usize = 10;
 pub const MAX_LINK_TEXT: usize = 150;
 pub const MAX_LINK_URL: usize = 2048;
+pub const MAX_MENTIONS: usize = 25;
 /// A Kubernetes object name (DNS subdomain).
 pub const MAX_NAME: usize = 253;
 
@@ -35,6 +38,7 @@ pub struct Content {
     pub severity: Severity,
     pub fields: Vec<EventField>,
     pub links: Vec<EventLink>,
+    pub mentions: Vec<Mention>,
 }
 
 /// Which integrations an event goes to.
@@ -67,13 +71,15 @@ impl EventRequest {
             severity: self.content.severity,
             fields: self.content.fields.clone(),
             links: self.content.links.clone(),
+            mentions: self.content.mentions.clone(),
             ttl_seconds_after_finished: self.ttl_seconds_after_finished,
         }
     }
 }
 
 impl Content {
-    /// The message the engine delivers.
+    /// The message the engine delivers; its mentions are unresolved until
+    /// [`Mentioner::resolve`](crate::notifier::mentions::Mentioner::resolve) resolves them.
     pub fn to_message(&self, id: String, source: Option<String>, created_at: jiff::Timestamp) -> Message {
         Message {
             id,
@@ -82,6 +88,7 @@ impl Content {
             severity: self.severity,
             fields: self.fields.clone(),
             links: self.links.clone(),
+            mentions: self.mentions.iter().map(Mentioned::unresolved).collect(),
             source,
             created_at,
         }
@@ -210,8 +217,12 @@ fn content(mut obj: Map<String, Value>, prefix: &str) -> Result<Content, ApiErro
         None => Vec::new(),
         Some(v) => list(&v, &path(prefix, "links"), MAX_LINKS, link)?,
     };
+    let mentions = match take(&mut obj, "mentions") {
+        None => Vec::new(),
+        Some(v) => list(&v, &path(prefix, "mentions"), MAX_MENTIONS, mention)?,
+    };
     no_unknown(obj, prefix)?;
-    Ok(Content { title, message, severity, fields, links })
+    Ok(Content { title, message, severity, fields, links, mentions })
 }
 
 fn severity(value: &Value, field: &str) -> Result<Severity, ApiError> {
@@ -264,6 +275,26 @@ fn link(value: &Value, at: &str) -> Result<EventLink, ApiError> {
     }
     no_unknown(obj, at)?;
     Ok(EventLink { text, url })
+}
+
+fn mention(value: &Value, at: &str) -> Result<Mention, ApiError> {
+    let mut obj = item_object(value, at)?;
+    let email_field = path(at, "email");
+    let email = string(&required(&mut obj, "email", at)?, &email_field, 1, MAX_EMAIL)?;
+    if !is_email(&email) {
+        return Err(ApiError::invalid(email_field, "must be an email address (name@domain.tld)"));
+    }
+    let name = take(&mut obj, "name").map(|v| string(&v, &path(at, "name"), 0, MAX_MENTION_NAME)).transpose()?;
+    no_unknown(obj, at)?;
+    Ok(Mention { email, name })
+}
+
+/// Whether `s` has the shape the CRD accepts ([`EMAIL_PATTERN`](crate::crd::event::EMAIL_PATTERN)):
+/// no whitespace, one `@` with text before it, and a domain with a dot inside.
+pub fn is_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else { return false };
+    let dot_inside = domain.char_indices().any(|(i, c)| c == '.' && i > 0 && i + 1 < domain.len());
+    !local.is_empty() && !domain.contains('@') && !s.chars().any(char::is_whitespace) && dot_inside
 }
 
 fn selector_value(value: &Value, at: &str) -> Result<LabelSelector, ApiError> {
@@ -506,6 +537,53 @@ mod tests {
         for (mut body, field) in cases {
             body.as_object_mut().unwrap().entry("message").or_insert(json!("x"));
             assert_eq!(refused(send(body.clone())).0, field, "{body}");
+        }
+    }
+
+    #[test]
+    fn mentions_are_checked_field_by_field() {
+        let ok = send(
+            json!({"message": "x", "mentions": [{"email": "jane@example.com", "name": "Jane"}, {"email": "a@b.co"}]}),
+        )
+        .unwrap();
+        assert_eq!(ok.mentions[0], Mention { email: "jane@example.com".into(), name: Some("Jane".into()) });
+        assert_eq!(ok.mentions[1].name, None);
+        let m = ok.to_message("id".into(), None, jiff::Timestamp::UNIX_EPOCH);
+        assert_eq!((m.mentions[0].label(), m.mentions[1].label()), ("Jane", "a@b.co"));
+        let many: Vec<Value> = (0..MAX_MENTIONS + 1).map(|i| json!({"email": format!("u{i}@example.com")})).collect();
+        let cases = [
+            (json!({"mentions": many}), "mentions"),
+            (json!({"mentions": {"email": "a@b.co"}}), "mentions"),
+            (json!({"mentions": ["a@b.co"]}), "mentions[0]"),
+            (json!({"mentions": [{"email": "a@b.co"}, {"name": "Bob"}]}), "mentions[1].email"),
+            (
+                json!({"mentions": [{"email": "a@b.co"}, {"email": "b@b.co"}, {"email": "not an email"}]}),
+                "mentions[2].email",
+            ),
+            (json!({"mentions": [{"email": "a@b"}]}), "mentions[0].email"),
+            (json!({"mentions": [{"email": "a@@b.co"}]}), "mentions[0].email"),
+            (json!({"mentions": [{"email": format!("{}@b.co", "a".repeat(250))}]}), "mentions[0].email"),
+            (json!({"mentions": [{"email": "a@b.co", "name": "n".repeat(101)}]}), "mentions[0].name"),
+            (json!({"mentions": [{"email": "a@b.co", "slack": "U1"}]}), "mentions[0].slack"),
+        ];
+        for (mut body, field) in cases {
+            body.as_object_mut().unwrap().insert("message".into(), json!("x"));
+            assert_eq!(refused(send(body.clone())).0, field, "{body}");
+        }
+        let e = event(json!({"integration": "a", "message": "x", "mentions": [{"email": "nope"}]})).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("mentions[0].email"));
+        assert!(e.message.contains("email address"), "{}", e.message);
+        let r = event(json!({"integration": "a", "message": "x", "mentions": [{"email": "a@b.co"}]})).unwrap();
+        assert_eq!(r.spec().mentions.len(), 1);
+    }
+
+    #[test]
+    fn email_shape_is_the_crds() {
+        for good in ["a@b.co", "first.last+tag@sub.example.com", "x@y.z.", "日本@例え.jp"] {
+            assert!(is_email(good), "{good}");
+        }
+        for bad in ["", "a", "@b.co", "a@", "a@b", "a@.b", "a@b.", "a b@c.d", "a@b@c.d", "a@b .co"] {
+            assert!(!is_email(bad), "{bad}");
         }
     }
 

@@ -31,7 +31,7 @@ use super::{IngestConfig, read_body};
 use crate::controller::event::plan::reason as plan;
 use crate::controller::event::worker::outcome_name;
 use crate::controller::integration::counters;
-use crate::controller::{Context, notifiers};
+use crate::controller::{Context, mentions, notifiers};
 use crate::crd::DeliveryPhase;
 use crate::crd::{NotificationEvent, NotificationIntegration};
 use crate::delivery::receivable::{Receivable, receivable};
@@ -194,18 +194,21 @@ async fn send(
         generation: ni.metadata.generation.unwrap_or_default(),
         secret_version: loaded.secret_version.clone(),
     };
-    let message = content.to_message(message_id(), Some(format!("{ns}/http")), jiff::Timestamp::now());
+    let mut message = content.to_message(message_id(), Some(format!("{ns}/http")), jiff::Timestamp::now());
     // The delivery and its bookkeeping finish even when the caller hangs up.
-    let report = {
+    let (report, unresolved) = {
         let ctx = ctx.clone();
         let (ns, name) = (ns.clone(), name.clone());
         // A panic fails this request only (500), like a task's would.
         FinishOnDrop::new(
             AssertUnwindSafe(async move {
+                let resolution = mentions::resolve(&ctx, &ns, notifier.as_ref(), &content.mentions).await;
+                message.mentions = resolution.mentions.clone();
                 let report = ctx.engine.deliver(notifier.as_ref(), &message, deadline).await;
                 ctx.metrics.delivery(notifier.service(), outcome_name(&report.outcome));
+                mentions::report(&ctx, &ni, notifier.service(), &resolution);
                 counters::record(&ctx, &ns, &name, &report.outcome, under).await;
-                report
+                (report, resolution.unresolved_emails())
             })
             .catch_unwind(),
         )
@@ -214,7 +217,7 @@ async fn send(
     };
     debug!(namespace = %ns, integration = %name, user = %user.username, attempts = report.attempts,
         outcome = outcome_name(&report.outcome), "synchronous delivery finished");
-    delivered(report)
+    delivered(report, unresolved)
 }
 
 /// 409 unless the integration can receive (the one decision the event
@@ -240,11 +243,12 @@ fn usable(ni: &NotificationIntegration) -> Result<(), ApiError> {
     }
 }
 
-/// The answer of the synchronous route for an engine report.
-fn delivered(report: Report) -> Result<Response, ApiError> {
+/// The answer of the synchronous route for an engine report and the
+/// emails of the mentions it showed unresolved.
+fn delivered(report: Report, unresolved: Vec<String>) -> Result<Response, ApiError> {
     let attempts = report.attempts;
     let class = match &report.outcome {
-        Outcome::Delivered => return Ok(delivered_answer(attempts)),
+        Outcome::Delivered => return Ok(delivered_answer(attempts, &unresolved)),
         Outcome::Dead(_) => NotDelivered::Dead,
         Outcome::Rejected(_) => NotDelivered::Rejected,
         Outcome::Exhausted(_) => NotDelivered::Exhausted,
@@ -254,9 +258,14 @@ fn delivered(report: Report) -> Result<Response, ApiError> {
     Err(class.answer(reason, message, attempts))
 }
 
-/// `200 {"delivered": true, "attempts"}`.
-fn delivered_answer(attempts: u32) -> Response {
-    (StatusCode::OK, Json(json!({"delivered": true, "attempts": attempts}))).into_response()
+/// `200 {"delivered": true, "attempts", "unresolvedMentions"?}` (the emails
+/// shown by name or email instead of as mentions, when there are any).
+fn delivered_answer(attempts: u32, unresolved: &[String]) -> Response {
+    let mut body = json!({"delivered": true, "attempts": attempts});
+    if !unresolved.is_empty() {
+        body["unresolvedMentions"] = json!(unresolved);
+    }
+    (StatusCode::OK, Json(body)).into_response()
 }
 
 /// Why a synchronous send was not delivered: its status code and error code.
@@ -393,7 +402,7 @@ fn recorded_answer(ev: &NotificationEvent) -> Result<Response, ApiError> {
     let reason = delivery.reason.clone().unwrap_or_default();
     let message = delivery.last_error.clone().unwrap_or_default();
     match delivery.phase {
-        DeliveryPhase::Delivered => Ok(delivered_answer(attempts)),
+        DeliveryPhase::Delivered => Ok(delivered_answer(attempts, &delivery.unresolved_mentions)),
         DeliveryPhase::Failed => {
             let class = NotDelivered::of_recorded(&reason);
             // Recorded as the event's `Expired`; answered as `send` answers a deadline.

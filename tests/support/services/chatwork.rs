@@ -5,6 +5,9 @@
 //! in the room, or `readonly` posting), 404 unknown room, 400 bad body,
 //! 429 over a limit (no `Retry-After`). Every response carries
 //! `x-ratelimit-limit`, `x-ratelimit-remaining`, `x-ratelimit-reset`.
+//! `GET /rooms/{id}/members` lists the token accounts with a role and the
+//! people added with `add_room_member`; each posted message records the
+//! account ids it mentions (`[To:<id>]`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -53,6 +56,14 @@ pub struct ChatworkMessage {
     pub account_id: u64,
     pub body: String,
     pub self_unread: bool,
+    /// The account ids mentioned (`[To:<id>]`), in order.
+    pub to: Vec<u64>,
+}
+
+/// The account ids of the `[To:<id>]` tags in `body`, in order.
+pub fn mentions_in(body: &str) -> Vec<u64> {
+    let re = regex::Regex::new(r"\[To:([0-9]+)\]").unwrap();
+    re.captures_iter(body).filter_map(|c| c[1].parse().ok()).collect()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +101,8 @@ struct Account {
 struct Room {
     name: String,
     roles: HashMap<String, Role>,
+    /// Members other than the token accounts: (account id, name, role).
+    people: Vec<(u64, String, Role)>,
     message_count: u64,
     posts: SlidingWindow,
 }
@@ -133,7 +146,13 @@ impl Emulator<Chatwork> {
     pub fn add_room(&self, room_id: u64, name: &str) {
         self.state().rooms.insert(
             room_id,
-            Room { name: name.to_owned(), roles: HashMap::new(), message_count: 0, posts: SlidingWindow::default() },
+            Room {
+                name: name.to_owned(),
+                roles: HashMap::new(),
+                people: Vec::new(),
+                message_count: 0,
+                posts: SlidingWindow::default(),
+            },
         );
     }
 
@@ -149,6 +168,14 @@ impl Emulator<Chatwork> {
         let mut state = self.state();
         let room = state.rooms.get_mut(&room_id).unwrap_or_else(|| panic!("set_role: unknown room {room_id}"));
         room.roles.insert(token.to_owned(), role);
+    }
+
+    /// Adds a person (not a token's account) to the room's members.
+    pub fn add_room_member(&self, room_id: u64, account_id: u64, name: &str) {
+        let mut state = self.state();
+        let room = state.rooms.get_mut(&room_id).unwrap_or_else(|| panic!("add_room_member: unknown room {room_id}"));
+        room.people.retain(|(id, _, _)| *id != account_id);
+        room.people.push((account_id, name.to_owned(), Role::Member));
     }
 
     /// Takes the token's account out of the room (403 from now on).
@@ -260,9 +287,37 @@ fn route(state: &mut State, token: &str, within_limit: bool, request: &RecordedR
                 Some(role) => Reply::json(200, &room_json(id, room, *role)).into(),
             }
         }
+        ("GET", ["rooms", room_id, "members"]) => {
+            let Some(room) = room_id.parse::<u64>().ok().and_then(|id| state.rooms.get(&id)) else {
+                return errors(404, "Room not found").into();
+            };
+            if !room.roles.contains_key(token) {
+                return errors(403, "You don't have permission to get this room").into();
+            }
+            let mut members: Vec<Value> = room
+                .roles
+                .iter()
+                .filter_map(|(t, role)| state.tokens.get(t).map(|a| member_json(a.account_id, &a.name, *role)))
+                .collect();
+            members.extend(room.people.iter().map(|(id, name, role)| member_json(*id, name, *role)));
+            Reply::json(200, &Value::Array(members)).into()
+        }
         ("POST", ["rooms", room_id, "messages"]) => post_message(state, token, account_id, room_id, request),
         _ => errors(404, "Not Found").into(),
     }
+}
+
+fn member_json(account_id: u64, name: &str, role: Role) -> Value {
+    json!({
+        "account_id": account_id,
+        "role": role.as_str(),
+        "name": name,
+        "chatwork_id": "",
+        "organization_id": 0,
+        "organization_name": "",
+        "department": "",
+        "avatar_image_url": "",
+    })
 }
 
 fn room_json(id: u64, room: &Room, role: Role) -> Value {
@@ -322,5 +377,6 @@ fn post_message(
     state.next_message_id += 1;
     let message_id = format!("{}", 1_000_000_000 + state.next_message_id);
     let reply = Reply::json(200, &json!({ "message_id": message_id }));
-    Handled::posted(reply, ChatworkMessage { room_id: id, message_id, account_id, body, self_unread })
+    let to = mentions_in(&body);
+    Handled::posted(reply, ChatworkMessage { room_id: id, message_id, account_id, body, self_unread, to })
 }

@@ -10,7 +10,9 @@
 //!
 //! Web API: HTTP 200 `{"ok":false,"error":…}` for errors, 429 `ratelimited`
 //! with `Retry-After`; `auth.test`, `conversations.info`, `chat.postMessage`,
-//! `users.lookupByEmail`; unknown method 404 `unknown_method`. `ok` comes
+//! `users.lookupByEmail` (found, `users_not_found`, `missing_scope` without
+//! `users:read.email`, optional per-token 429); unknown method 404
+//! `unknown_method`. Each posted message records the users it mentions. `ok` comes
 //! first in every answer; `chat.postMessage` echoes the posted message
 //! (`message.text`, `message.blocks`), so a long message gets a long answer.
 
@@ -57,6 +59,43 @@ pub struct SlackMessage {
     /// The whole payload as sent (JSON object; form fields as strings).
     pub payload: Value,
     pub ts: String,
+    /// The user ids mentioned (`<@U…>`) in the blocks' texts, in order.
+    pub mentions: Vec<String>,
+    /// The user ids mentioned in `text` (the notification), in order.
+    pub text_mentions: Vec<String>,
+}
+
+/// The user ids of the `<@U…>` / `<@W…>` mentions in `text`, in order.
+pub fn mentions_in(text: &str) -> Vec<String> {
+    let re = regex::Regex::new(r"<@([UW][A-Z0-9]+)(\|[^>]*)?>").unwrap();
+    re.captures_iter(text).map(|c| c[1].to_owned()).collect()
+}
+
+/// Every mrkdwn/plain `text` string of the blocks, depth first.
+fn block_texts(blocks: Option<&Value>) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(o) => {
+                for (k, x) in o {
+                    match x {
+                        Value::String(s) if k == "text" => out.push(s.clone()),
+                        _ => walk(x, out),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(b) = blocks {
+        walk(b, &mut out);
+    }
+    out
+}
+
+fn block_mentions(blocks: Option<&Value>) -> Vec<String> {
+    block_texts(blocks).iter().flat_map(|t| mentions_in(t)).collect()
 }
 
 impl SlackMessage {
@@ -98,6 +137,8 @@ struct State {
     users: HashMap<String, String>,
     api_rate: Option<(f64, u32)>,
     api_buckets: HashMap<String, TokenBucket>,
+    lookup_rate: Option<(f64, u32)>,
+    lookup_buckets: HashMap<String, TokenBucket>,
     ts_counter: u64,
 }
 
@@ -262,6 +303,23 @@ impl Emulator<Slack> {
     /// Deletes a channel: it becomes `channel_not_found`.
     pub fn remove_channel(&self, id: &str) {
         self.state().channels.retain(|c| c.id != id);
+    }
+
+    /// Per-token limit on `users.lookupByEmail` (HTTP 429 `ratelimited`
+    /// with `Retry-After`), as Slack's tier 3 enforces it.
+    pub fn set_lookup_rate_limit(&self, per_sec: f64, burst: u32) {
+        let mut state = self.state();
+        state.lookup_rate = Some((per_sec, burst));
+        state.lookup_buckets.clear();
+    }
+
+    /// The `users.lookupByEmail` calls received so far (their `email` arguments), in order.
+    pub fn lookups(&self) -> Vec<String> {
+        self.requests()
+            .iter()
+            .filter(|r| r.path == "/api/users.lookupByEmail")
+            .map(|r| r.query_pairs().into_iter().find(|(k, _)| k == "email").map(|(_, v)| v).unwrap_or_default())
+            .collect()
     }
 
     /// Makes `users.lookupByEmail` find `user_id` for `email`.
@@ -446,6 +504,8 @@ fn webhook(state: &mut State, request: &RecordedRequest) -> Handled<SlackMessage
     }
     let message = SlackMessage {
         via: SlackVia::Webhook { team, hook: hook_id },
+        mentions: block_mentions(payload.get("blocks")),
+        text_mentions: text.map(mentions_in).unwrap_or_default(),
         text: text.map(|t| truncate_chars(t, MAX_TEXT_CHARS)),
         blocks: payload.get("blocks").cloned(),
         attachments: payload.get("attachments").cloned(),
@@ -598,6 +658,14 @@ fn api(state: &mut State, method: &str, request: &RecordedRequest) -> Handled<Sl
             }
         }
         "users.lookupByEmail" => {
+            if let Some((rate, burst)) = state.lookup_rate {
+                let bucket = state.lookup_buckets.entry(token.clone()).or_insert_with(|| TokenBucket::new(rate, burst));
+                if let Err(wait) = bucket.try_take() {
+                    return api_reply(429, json!({ "ok": false, "error": "ratelimited" }))
+                        .header("retry-after", &retry_after_secs(wait).to_string())
+                        .into();
+                }
+            }
             let email = param_str(&params, "email").unwrap_or_default().to_ascii_lowercase();
             match state.users.get(&email) {
                 None => api_error("users_not_found").into(),
@@ -691,6 +759,8 @@ fn post_message(state: &mut State, params: &Map<String, Value>, user_id: &str, b
     payload.remove("token");
     let message = SlackMessage {
         via: SlackVia::Api { channel: channel_id },
+        mentions: block_mentions(blocks.as_ref()),
+        text_mentions: text.as_deref().map(mentions_in).unwrap_or_default(),
         text,
         blocks,
         attachments,

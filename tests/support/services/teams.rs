@@ -43,6 +43,25 @@ impl TeamsMessage {
         &self.payload["attachments"][0]["content"]
     }
 
+    /// The mentions of the first card (`msteams.entities` of type `mention`):
+    /// `(text, mentioned id, mentioned name)`, each checked to appear in a
+    /// TextBlock as Teams requires.
+    pub fn mentions(&self) -> Vec<(String, String, String)> {
+        let texts = self.texts();
+        let entities = self.card()["msteams"]["entities"].as_array().cloned().unwrap_or_default();
+        entities
+            .iter()
+            .filter(|e| e["type"] == "mention")
+            .map(|e| {
+                let text = e["text"].as_str().unwrap_or_default().to_owned();
+                assert!(texts.iter().any(|t| t.contains(&text)), "mention {text:?} is in no TextBlock: {texts:?}");
+                let id = e["mentioned"]["id"].as_str().unwrap_or_default().to_owned();
+                let name = e["mentioned"]["name"].as_str().unwrap_or_default().to_owned();
+                (text, id, name)
+            })
+            .collect()
+    }
+
     /// Every `text` string in the cards, depth first: handy for assertions.
     pub fn texts(&self) -> Vec<String> {
         fn walk(v: &Value, out: &mut Vec<String>) {
