@@ -2,9 +2,12 @@
 //! `send`): resolved just before the send with the namespace's
 //! NotificationContacts (from the watch, so a new or fixed contact applies
 //! to the next delivery), then counted and reported: a Warning Event
-//! `MentionUnresolved` on the integration (at most one per integration and
-//! email per [`Settings::mention_warning_period`](super::Settings)), and
-//! `MentionLookupNotAllowed` once when a Slack token cannot look people up.
+//! `MentionUnresolved` on the integration that lists the addresses no
+//! warning named within [`Settings::mention_warning_period`](super::Settings)
+//! (one Event per message, related to its NotificationEvent, and at most one
+//! per integration per [`MENTION_EVENT_INTERVAL`]; addresses held back by
+//! that are named by the next one), and `MentionLookupNotAllowed` once when
+//! a Slack token cannot look people up.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,33 +33,71 @@ pub async fn resolve(ctx: &Context, namespace: &str, notifier: &dyn Notifier, me
     ctx.mentioner.resolve(&ctx.http, &notifier.mention_directory(), mentions, &contacts).await
 }
 
-/// When each (namespace, integration, email) was last warned about.
+/// At most one `MentionUnresolved` Event per integration this often.
+pub const MENTION_EVENT_INTERVAL: Duration = Duration::from_secs(60);
+/// Addresses remembered as warned about, at most.
+const REMEMBERED_WARNINGS: usize = 10_000;
+
+/// When each (namespace, integration, email) was last named in a warning,
+/// and when each integration last got one.
 #[derive(Default)]
 pub struct Warned {
     last: Mutex<HashMap<(String, String, String), Instant>>,
+    integrations: Mutex<HashMap<(String, String), Instant>>,
 }
 
 impl Warned {
-    /// Whether a warning about `key` is due now (and note it as given).
-    fn due(&self, key: (String, String, String), period: Duration) -> bool {
-        let mut last = self.last.lock().unwrap();
+    /// The addresses of `emails` a warning on `integration` should name now
+    /// (noted as named): none while the integration had one within
+    /// `interval`, else those not named within `period`.
+    fn due(
+        &self,
+        integration: (String, String),
+        emails: &[String],
+        period: Duration,
+        interval: Duration,
+    ) -> Vec<String> {
         let now = Instant::now();
-        if last.len() >= 10_000 {
-            last.retain(|_, at| now.duration_since(*at) < period);
+        let mut integrations = self.integrations.lock().unwrap();
+        if integrations.get(&integration).is_some_and(|at| now.duration_since(*at) < interval) {
+            return Vec::new();
         }
-        match last.get(&key) {
-            Some(at) if now.duration_since(*at) < period => false,
-            _ => {
-                last.insert(key, now);
-                true
+        let mut last = self.last.lock().unwrap();
+        if last.len() >= REMEMBERED_WARNINGS {
+            last.retain(|_, at| now.duration_since(*at) < period);
+            if last.len() >= REMEMBERED_WARNINGS {
+                // Still full of live entries: forget the oldest half rather than grow.
+                let mut ages: Vec<Instant> = last.values().copied().collect();
+                ages.sort();
+                let cut = ages[ages.len() / 2];
+                last.retain(|_, at| *at > cut);
             }
         }
+        let mut due = Vec::new();
+        for email in emails {
+            let key = (integration.0.clone(), integration.1.clone(), email.to_ascii_lowercase());
+            if !last.get(&key).is_some_and(|at| now.duration_since(*at) < period) && !due.contains(email) {
+                last.insert(key, now);
+                due.push(email.clone());
+            }
+        }
+        if !due.is_empty() {
+            integrations.insert(integration, now);
+        }
+        due
     }
 }
 
 /// Count the resolution in the metrics and publish its Warning Events (in
 /// the background: the delivery's queue does not wait for the API).
-pub fn report(ctx: &Arc<Context>, ni: &NotificationIntegration, service: Service, resolution: &Resolution) {
+/// `related` is the NotificationEvent the message came from, if any.
+pub fn report(
+    ctx: &Arc<Context>,
+    ni: &NotificationIntegration,
+    service: Service,
+    resolution: &Resolution,
+    related: Option<k8s_openapi::api::core::v1::ObjectReference>,
+) {
     if resolution.mentions.is_empty() {
         return;
     }
@@ -74,11 +115,16 @@ pub fn report(ctx: &Arc<Context>, ni: &NotificationIntegration, service: Service
                 .to_string(),
         ));
     }
-    let period = ctx.settings.mention_warning_period;
-    for u in &resolution.unresolved {
-        if ctx.mention_warnings.due((namespace.clone(), name.clone(), u.email.to_ascii_lowercase()), period) {
-            events.push((MENTION_UNRESOLVED, unresolved_note(service, &namespace, u)));
-        }
+    let emails: Vec<String> = resolution.unresolved.iter().map(|u| u.email.clone()).collect();
+    let due = ctx.mention_warnings.due(
+        (namespace.clone(), name.clone()),
+        &emails,
+        ctx.settings.mention_warning_period,
+        MENTION_EVENT_INTERVAL,
+    );
+    if !due.is_empty() {
+        let named: Vec<&Unresolved> = resolution.unresolved.iter().filter(|u| due.contains(&u.email)).collect();
+        events.push((MENTION_UNRESOLVED, unresolved_notes(service, &namespace, &named)));
     }
     if events.is_empty() {
         return;
@@ -87,9 +133,26 @@ pub fn report(ctx: &Arc<Context>, ni: &NotificationIntegration, service: Service
     let ctx = ctx.clone();
     tokio::spawn(async move {
         for (reason, note) in events {
-            ctx.publish(&object, true, reason, note, "Mention").await;
+            ctx.publish_about(&object, related.clone(), true, reason, note, "Mention").await;
         }
     });
+}
+
+/// One note for the addresses of one message (the Events API keeps 1 KB).
+pub fn unresolved_notes(service: Service, namespace: &str, unresolved: &[&Unresolved]) -> String {
+    match unresolved {
+        [one] => unresolved_note(service, namespace, one),
+        many => {
+            let who: Vec<String> = many.iter().map(|u| format!("{} ({})", u.email, u.why)).collect();
+            let fix = match contact_field(service) {
+                Some(field) => format!(
+                    "for each, add a NotificationContact in namespace {namespace} with spec.email and {field} (or add the account to the room)"
+                ),
+                None => "nothing maps mentions on this service".to_string(),
+            };
+            format!("{} people were shown without a mention on {service}: {}; {fix}", many.len(), who.join(", "))
+        }
+    }
 }
 
 /// What a person reads in the Warning Event: who, why, and how to fix it.
@@ -109,13 +172,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn warnings_are_due_once_per_period() {
+    fn warnings_name_each_address_once_per_period_and_come_at_most_once_per_interval() {
         let warned = Warned::default();
-        let key = || ("ns".to_string(), "ni".to_string(), "a@b.co".to_string());
-        assert!(warned.due(key(), Duration::from_secs(3600)));
-        assert!(!warned.due(key(), Duration::from_secs(3600)));
-        assert!(warned.due(("ns".into(), "other".into(), "a@b.co".into()), Duration::from_secs(3600)));
-        assert!(warned.due(key(), Duration::ZERO), "a zero period warns every time");
+        let ni = || ("ns".to_string(), "ni".to_string());
+        let (hour, none) = (Duration::from_secs(3600), Duration::ZERO);
+        let emails = |e: &[&str]| e.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(warned.due(ni(), &emails(&["a@b.co", "c@d.co"]), hour, none), emails(&["a@b.co", "c@d.co"]));
+        assert_eq!(warned.due(ni(), &emails(&["A@b.co", "e@f.co"]), hour, none), emails(&["e@f.co"]), "named once");
+        assert!(warned.due(("ns".into(), "other".into()), &emails(&["a@b.co"]), hour, none).len() == 1);
+        // Within the interval nothing is named, and what was held back comes next.
+        assert!(warned.due(ni(), &emails(&["g@h.co"]), hour, hour).is_empty());
+        assert_eq!(warned.due(ni(), &emails(&["g@h.co"]), hour, none), emails(&["g@h.co"]));
+    }
+
+    #[test]
+    fn one_note_names_every_address() {
+        let a = Unresolved { email: "a@example.com".into(), why: why::NOT_FOUND, detail: "x".into() };
+        let b = Unresolved { email: "b@example.com".into(), why: why::NOT_IN_ROOM, detail: "y".into() };
+        let note = unresolved_notes(Service::Chatwork, "team-a", &[&a, &b]);
+        assert!(note.contains("a@example.com") && note.contains("b@example.com"), "{note}");
+        assert!(note.contains("NotificationContact") && note.chars().count() < 500, "{note}");
     }
 
     #[test]

@@ -200,6 +200,22 @@ impl Context {
         note: String,
         action: &str,
     ) {
+        self.publish_about(object, None, warning, reason, note, action).await
+    }
+
+    /// [`Context::publish`] with a related object. Events of the same reason
+    /// about the same object and related object within minutes are folded
+    /// into one series (kube-runtime's recorder), which keeps the first note:
+    /// a related object tells them apart.
+    pub async fn publish_about(
+        &self,
+        object: &k8s_openapi::api::core::v1::ObjectReference,
+        related: Option<k8s_openapi::api::core::v1::ObjectReference>,
+        warning: bool,
+        reason: &str,
+        note: String,
+        action: &str,
+    ) {
         let event = kube::runtime::events::Event {
             type_: if warning {
                 kube::runtime::events::EventType::Warning
@@ -210,7 +226,7 @@ impl Context {
             // The Events API refuses notes over 1 KB.
             note: Some(crate::notifier::render::truncate_chars(&note, 500)),
             action: action.to_string(),
-            secondary: None,
+            secondary: related,
         };
         if let Err(e) = self.recorder.publish(&event, object).await {
             tracing::warn!(name = ?object.name, namespace = ?object.namespace, error = %e, "could not publish a Kubernetes Event");

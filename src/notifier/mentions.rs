@@ -210,7 +210,8 @@ pub struct Mentioner {
     /// Tokens whose missing scope was reported (until a lookup works again).
     scope_reported: Mutex<HashSet<String>>,
     /// Chatwork room members by (token fingerprint, room id).
-    room_members: TtlCache<HashSet<String>>,
+    /// A room's members; `None`: they could not be read (trusted mappings), kept briefly.
+    room_members: TtlCache<Option<HashSet<String>>>,
 }
 
 impl Mentioner {
@@ -348,7 +349,9 @@ impl Mentioner {
         }
         let body: Option<Value> = serde_json::from_str(&response.body).ok();
         let ok = body.as_ref().and_then(|b| b.get("ok")).and_then(Value::as_bool);
-        let user = body.as_ref().and_then(|b| b.pointer("/user/id")).and_then(Value::as_str);
+        // Only an id of Slack's shape is ever put into `<@…>`.
+        let user =
+            body.as_ref().and_then(|b| b.pointer("/user/id")).and_then(Value::as_str).filter(|id| is_slack_user_id(id));
         let code = body.as_ref().and_then(|b| b.get("error")).and_then(Value::as_str).unwrap_or_default();
         match (ok, user, code) {
             (Some(true), Some(id), _) => {
@@ -399,8 +402,14 @@ impl Mentioner {
     ) -> Option<HashSet<String>> {
         let key = (fingerprint(token.expose()), room_id.to_string());
         if let Some(hit) = self.room_members.get(&key) {
-            return Some(hit);
+            return hit;
         }
+        // A read that failed is not tried again for a while: it would cost
+        // every delivery a wait, and the token's request budget.
+        let unreadable = |this: &Self| {
+            this.room_members.insert(key.clone(), None, MEMBERS_UNREADABLE_TTL.min(this.settings.members_ttl));
+            None
+        };
         let url = format!("{}/rooms/{room_id}/members", api.as_str().trim_end_matches('/'));
         let request = http.request(Method::GET, url).header("x-chatworktoken", token.expose());
         let deadline = Instant::now() + self.settings.lookup_wait;
@@ -408,16 +417,16 @@ impl Mentioner {
             Ok(Ok(r)) if r.status.is_success() => r,
             Ok(Ok(r)) => {
                 debug!(status = r.status.as_u16(), room = room_id, "could not read the Chatwork room's members");
-                return None;
+                return unreadable(self);
             }
             Ok(Err(v)) => {
                 debug!(error = %verdict_text(&v, token), room = room_id, "could not read the Chatwork room's members");
-                return None;
+                return unreadable(self);
             }
-            Err(_) => return None,
+            Err(_) => return unreadable(self),
         };
-        let members: HashSet<String> = serde_json::from_str::<Vec<Value>>(&response.body)
-            .ok()?
+        let Ok(listed) = serde_json::from_str::<Vec<Value>>(&response.body) else { return unreadable(self) };
+        let members: HashSet<String> = listed
             .iter()
             .filter_map(|m| match m.get("account_id")? {
                 Value::Number(n) => Some(n.to_string()),
@@ -425,7 +434,7 @@ impl Mentioner {
                 _ => None,
             })
             .collect();
-        self.room_members.insert(key, members.clone(), self.settings.members_ttl);
+        self.room_members.insert(key, Some(members.clone()), self.settings.members_ttl);
         Some(members)
     }
 }
@@ -532,8 +541,28 @@ pub fn line(mentions: &[Mentioned], separator: &str, render: fn(&Mentioned) -> S
     (!mentions.is_empty()).then(|| mentions.iter().map(render).collect::<Vec<_>>().join(separator))
 }
 
+/// How long a room whose members could not be read is not asked again.
+const MEMBERS_UNREADABLE_TTL: Duration = Duration::from_secs(60);
+
+/// `U…` or `W…` followed by capital letters and digits, as Slack user ids are.
+pub fn is_slack_user_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    matches!(chars.next(), Some('U' | 'W'))
+        && id.len() > 1
+        && id.len() <= 32
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_slack_shaped_ids_are_mentioned() {
+        assert!(super::is_slack_user_id("U0123ABC") && super::is_slack_user_id("W9"));
+        for bad in ["", "U", "u123", "U12>", "<!here>", "U1 <!channel>", "C123"] {
+            assert!(!super::is_slack_user_id(bad), "{bad}");
+        }
+    }
+
     use super::*;
     use crate::crd::{ContactChatwork, ContactSlack, ContactTeams, NotificationContactSpec};
 

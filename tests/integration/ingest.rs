@@ -335,8 +335,6 @@ async fn send_delivers_synchronously_without_writing_an_object_per_message() {
     assert_eq!(metric_value(&metrics, "kube_notify_deliveries_total", "delivered"), 21);
 }
 
-/// A caller that hangs up mid-delivery does not cut the delivery short: it is
-/// sent, and counted on the integration, all the same.
 /// A ready Slack incoming-webhook integration (mentions: contacts only).
 async fn ready_slack_hook(t: &Ingest, name: &str) {
     let url = t.w.slack.add_webhook("T1", &format!("B{name}"));
@@ -383,6 +381,8 @@ async fn send_through_the_leader_answers_the_unresolved_mentions_too() {
     assert_eq!(a.body["unresolvedMentions"], json!(["jane@example.com", "bob@example.com"]));
 }
 
+/// A caller that hangs up mid-delivery does not cut the delivery short: it is
+/// sent, and counted on the integration, all the same.
 #[tokio::test]
 async fn send_finishes_and_counts_when_the_caller_hangs_up() {
     let t = Ingest::start().await;

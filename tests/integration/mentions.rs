@@ -265,8 +265,12 @@ async fn chatwork_mentions_mapped_members_and_reports_the_others() {
     let m = w.chatwork.messages().last().cloned().unwrap();
     assert_eq!(m.to, vec![1001]);
     assert!(m.body.starts_with("[To:1001] 山田さん\nCarl\ndan@example.com\n[info]"), "{}", m.body);
-    let note = w.wait_k8s_event("cw", "MentionUnresolved").await.note.unwrap_or_default();
-    assert!(note.contains("spec.chatwork.accountId") || note.contains("room"), "{note}");
+    let warning = w.wait_k8s_event("cw", "MentionUnresolved").await;
+    let note = warning.note.unwrap_or_default();
+    // One Event names every address of the message, and how to fix it.
+    assert!(note.contains("carl@example.com") && note.contains("dan@example.com"), "{note}");
+    assert!(note.contains("spec.chatwork.accountId"), "{note}");
+    assert_eq!(warning.related.and_then(|r| r.name).as_deref(), Some("ev1"), "related to its NotificationEvent");
     // The member list is read once per room while it is fresh.
     deliver(&w, "ev2", mentioning("cw", mentions)).await;
     let reads = w.chatwork.requests().iter().filter(|r| r.path == "/v2/rooms/42/members").count();

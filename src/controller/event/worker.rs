@@ -247,6 +247,10 @@ async fn deliver_job(ctx: &Arc<Context>, job: &Job) -> Result<Attempt, Error> {
     );
     let deadline = deadline_instant(created, ctx.settings.event_deadline);
     let resolution = mentions::resolve(ctx, &job.namespace, notifier.as_ref(), &event.spec.mentions).await;
+    // Looking people up may have taken a moment: still wanted, still leading?
+    if !event.spec.mentions.is_empty() && (!still_wanted(ctx, job) || !ctx.dispatcher.accepting()) {
+        return Ok(Attempt::NotWanted);
+    }
     message.mentions = resolution.mentions.clone();
     let report = ctx.engine.deliver(notifier.as_ref(), &message, deadline).await;
     // First thing after the service answered: the outcome is known.
@@ -258,7 +262,7 @@ async fn deliver_job(ctx: &Arc<Context>, job: &Job) -> Result<Attempt, Error> {
     };
     ctx.outcomes.record(job.snapshot.clone(), &job.event_uid, known);
     ctx.event_triggers.trigger(ObjectRef::new(&job.event).within(&job.namespace));
-    mentions::report(ctx, &ni, notifier.service(), &resolution);
+    mentions::report(ctx, &ni, notifier.service(), &resolution, Some(job.snapshot.object_ref(&())));
     info!(namespace = %job.namespace, event = %job.event, integration = %job.integration, attempts = report.attempts, outcome = ?outcome_name(&report.outcome), "delivery finished");
     ctx.metrics.delivery(notifier.service(), outcome_name(&report.outcome));
     let under =

@@ -206,7 +206,7 @@ async fn send(
                 message.mentions = resolution.mentions.clone();
                 let report = ctx.engine.deliver(notifier.as_ref(), &message, deadline).await;
                 ctx.metrics.delivery(notifier.service(), outcome_name(&report.outcome));
-                mentions::report(&ctx, &ni, notifier.service(), &resolution);
+                mentions::report(&ctx, &ni, notifier.service(), &resolution, None);
                 counters::record(&ctx, &ns, &name, &report.outcome, under).await;
                 (report, resolution.unresolved_emails())
             })
