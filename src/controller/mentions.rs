@@ -76,7 +76,7 @@ impl Warned {
         let mut due = Vec::new();
         for email in emails {
             let key = (integration.0.clone(), integration.1.clone(), email.to_ascii_lowercase());
-            if !last.get(&key).is_some_and(|at| now.duration_since(*at) < period) && !due.contains(email) {
+            if last.get(&key).is_none_or(|at| now.duration_since(*at) >= period) && !due.contains(email) {
                 last.insert(key, now);
                 due.push(email.clone());
             }
