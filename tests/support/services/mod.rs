@@ -39,3 +39,20 @@ pub(crate) fn random_alnum(len: usize) -> String {
 pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
+
+/// Every `text` string inside `v`, depth first (Slack blocks, Teams cards).
+pub fn text_strings(v: &serde_json::Value, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o {
+                match x {
+                    Value::String(s) if k == "text" => out.push(s.clone()),
+                    _ => text_strings(x, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| text_strings(x, out)),
+        _ => {}
+    }
+}

@@ -73,23 +73,9 @@ pub fn mentions_in(text: &str) -> Vec<String> {
 
 /// Every mrkdwn/plain `text` string of the blocks, depth first.
 fn block_texts(blocks: Option<&Value>) -> Vec<String> {
-    fn walk(v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::Object(o) => {
-                for (k, x) in o {
-                    match x {
-                        Value::String(s) if k == "text" => out.push(s.clone()),
-                        _ => walk(x, out),
-                    }
-                }
-            }
-            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
-            _ => {}
-        }
-    }
     let mut out = Vec::new();
     if let Some(b) = blocks {
-        walk(b, &mut out);
+        super::text_strings(b, &mut out);
     }
     out
 }

@@ -64,23 +64,9 @@ impl TeamsMessage {
 
     /// Every `text` string in the cards, depth first: handy for assertions.
     pub fn texts(&self) -> Vec<String> {
-        fn walk(v: &Value, out: &mut Vec<String>) {
-            match v {
-                Value::Object(o) => {
-                    for (k, x) in o {
-                        match x {
-                            Value::String(s) if k == "text" => out.push(s.clone()),
-                            _ => walk(x, out),
-                        }
-                    }
-                }
-                Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
-                _ => {}
-            }
-        }
         let mut out = Vec::new();
         for card in self.cards() {
-            walk(card, &mut out);
+            super::text_strings(card, &mut out);
         }
         out
     }
