@@ -29,7 +29,7 @@ use url::Url;
 use super::classify::{self, Verdict};
 use super::fingerprint;
 use super::http::{HttpClient, Method};
-use super::render::{chatwork::neutralize, slack::escape};
+use super::render::markup::{escape_slack as escape, neutralize_chatwork as neutralize};
 use crate::crd::{Mention, NotificationContact, Service};
 use crate::redact::{Credential, scrub};
 

@@ -7,11 +7,7 @@ use crate::notifier::mentions;
 
 pub const MAX_BODY_CHARS: usize = 65_535;
 
-/// Chatwork has no escape for its tags: a zero-width space after each `[`
-/// keeps user text such as `[toall]` or `[/info]` from acting as a tag.
-pub fn neutralize(text: &str) -> String {
-    text.replace('[', "[\u{200B}")
-}
+pub use super::markup::neutralize_chatwork as neutralize;
 
 /// The message `body` (form field) for `POST /rooms/{id}/messages`.
 pub fn render(message: &Message) -> String {

@@ -3,6 +3,7 @@
 //! pin them down.
 
 pub mod chatwork;
+pub mod markup;
 pub mod slack;
 pub mod teams;
 pub mod webhook;

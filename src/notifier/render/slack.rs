@@ -16,10 +16,7 @@ pub const MAX_FIELD_CHARS: usize = 2000;
 pub const MAX_FIELDS_PER_SECTION: usize = 10;
 pub const MAX_TEXT_CHARS: usize = 40_000;
 
-/// Escape `&`, `<` and `>` as Slack requires in user-supplied text.
-pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
-}
+pub use super::markup::escape_slack as escape;
 
 /// Split text into chunks of at most `max` characters, preferring line breaks.
 fn chunks(text: &str, max: usize) -> Vec<String> {
