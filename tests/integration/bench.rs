@@ -33,6 +33,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run explicitly with --ignored --nocapture"]
 async fn bench_event_delivery() {
+    // Production's log level (`--log` default), not the tests' debug capture.
+    crate::support::operator::capture_logs_at("info,kube=warn");
     let integrations: usize = env_or("BENCH_INTEGRATIONS", 50);
     let events: usize = env_or("BENCH_EVENTS", 2000);
     let fanout: usize = env_or("BENCH_FANOUT", 20);

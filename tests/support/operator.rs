@@ -49,11 +49,17 @@ impl Write for LogWriter {
 
 /// Capture the operator's logs (debug level) for the whole test binary.
 pub fn capture_logs() {
+    capture_logs_at("kube_notify=debug,kube=debug")
+}
+
+/// Capture the operator's logs with `filter`, if nothing captures them yet
+/// (benchmarks use production's level: debug logging is not free).
+pub fn capture_logs_at(filter: &str) {
     LOGS.get_or_init(|| {
         let buf = Arc::new(Mutex::new(Vec::new()));
         let writer = LogWriter(buf.clone());
         let _ = tracing_subscriber::fmt()
-            .with_env_filter("kube_notify=debug,kube=debug")
+            .with_env_filter(filter)
             .with_writer(move || writer.clone())
             .with_ansi(false)
             .try_init();
