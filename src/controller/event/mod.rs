@@ -84,7 +84,7 @@ fn decide(base: &NotificationEvent, uid: &str, ctx: &Context, now: jiff::Timesta
     let expired = now >= deadline_of(base, ctx.settings.event_deadline, now);
 
     let mut no_targets = None;
-    let names: Vec<String> = if !current.deliveries.is_empty() {
+    let mut names: Vec<String> = if !current.deliveries.is_empty() {
         current.deliveries.iter().map(|d| d.integration.clone()).collect()
     } else if let Some(r) = &base.spec.integration_ref {
         vec![r.name.clone()]
@@ -114,7 +114,6 @@ fn decide(base: &NotificationEvent, uid: &str, ctx: &Context, now: jiff::Timesta
     let expired = expired || no_targets.as_ref().is_some_and(|(r, _)| *r == reason::INVALID_SELECTOR);
     // Whatever has an outcome is a target too (the spec may have changed
     // before the first write).
-    let mut names = names;
     for k in &known {
         if !names.contains(&k.integration) {
             names.push(k.integration.clone());
