@@ -9,7 +9,7 @@ use kube_notify::leader::LeaderConfig;
 use kube_notify::metrics::Metrics;
 use kube_notify::notifier::ServiceEndpoints;
 use kube_notify::notifier::endpoint::EndpointPolicy;
-use kube_notify::operator::{self, Operator, OperatorConfig, RunConfig};
+use kube_notify::operator::{self, Backend, Operator, OperatorConfig, RunConfig};
 use kube_notify::server::{ingest, sidecar};
 use kube_notify::{crd, telemetry};
 use tokio::net::TcpListener;
@@ -87,7 +87,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .with_context(|| format!("HTTP ingestion: cannot listen on {}", args.http_addr))?;
     let client = kube::Client::try_default().await.context("no Kubernetes configuration (KUBECONFIG or in-cluster)")?;
     let config = RunConfig { operator, leader, ingest, admin, http };
-    Operator::new(client, config, Arc::new(Metrics::default()))
+    Operator::new(Backend::Kubernetes(client), config, Arc::new(Metrics::default()))
         .run(async {
             shutdown_signal().await;
             tracing::info!("shutting down");

@@ -11,10 +11,9 @@ use futures::StreamExt;
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Controller;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -22,13 +21,18 @@ use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
 use crate::controller::{Context, Settings, Triggers, event, integration};
-use crate::crd::{NotificationContact, NotificationEvent, NotificationIntegration};
+use crate::crd::{NotificationEvent, NotificationIntegration};
 use crate::leader::{LeaderConfig, Leadership, run_as_leader};
 use crate::metrics::Metrics;
 use crate::notifier::ServiceEndpoints;
 use crate::notifier::http::HttpClient;
 use crate::server::admin::{self, Readiness};
+use crate::server::ingest::auth::Reviewer;
+use crate::server::ingest::routes::Callers;
+use crate::server::ingest::token::TokenAccess;
 use crate::server::ingest::{self, IngestConfig};
+use crate::store::embedded::Embedded;
+use crate::store::kubernetes;
 
 /// How often what is kept in memory for deleted integrations is dropped.
 const PRUNE_PERIOD: Duration = Duration::from_secs(60);
@@ -72,23 +76,23 @@ pub fn instance_name(explicit: Option<String>, hostname_var: Option<String>) -> 
         .unwrap_or_else(|| "kube-notify".to_string())
 }
 
-fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-    K::DynamicType: Default,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
+/// Where the operator keeps its state and how it knows its callers.
+pub enum Backend {
+    /// On a cluster: the Kubernetes API is the store and reviews callers;
+    /// replicas may elect a leader.
+    Kubernetes(Client),
+    /// Standalone: the embedded store, and the callers' token. One process,
+    /// always leading.
+    Embedded { store: Arc<Embedded>, access: TokenAccess },
 }
 
 /// A built operator: its caches and [`Context`] exist, nothing runs until
 /// [`Operator::run`].
 pub struct Operator {
-    client: Client,
-    config: OperatorConfig,
+    /// For leader election (on a cluster).
+    client: Option<Client>,
     leader: Option<LeaderConfig>,
+    callers: Callers,
     ingest: IngestConfig,
     admin: TcpListener,
     http: TcpListener,
@@ -103,14 +107,26 @@ pub struct Operator {
 
 impl Operator {
     /// Build the watches and the shared [`Context`] (no API call yet).
-    pub fn new(client: Client, config: RunConfig, metrics: Arc<Metrics>) -> Operator {
+    pub fn new(backend: Backend, config: RunConfig, metrics: Arc<Metrics>) -> Operator {
         let RunConfig { operator: config, leader, ingest, admin, http } = config;
+        let reporter = Reporter { controller: "kube-notify".into(), instance: config.instance.clone() };
+        let (store, callers, client, leader) = match backend {
+            Backend::Kubernetes(client) => (
+                kubernetes::store(client.clone(), config.namespace.clone(), reporter),
+                Callers::Kubernetes(Reviewer::new(client.clone(), ingest.review_cache_ttl, ingest.review_cache_size)),
+                Some(client),
+                leader,
+            ),
+            Backend::Embedded { store, access } => (store.store(), Callers::Token(access), None, None),
+        };
         // Secrets: metadata only, to notice changes without holding their data.
         let (secret_store, secret_writer) = reflector::store();
         let secrets = Arc::new(Fanout::new(secret_store.clone()));
         let secret_watch = {
             let fanout = secrets.clone();
-            watcher(api::<PartialObjectMeta<Secret>>(&client, &config.namespace), watcher::Config::default())
+            store
+                .secrets
+                .watch_metadata()
                 .default_backoff()
                 .reflect(secret_writer)
                 .touched_objects()
@@ -120,7 +136,9 @@ impl Operator {
         let integrations = Arc::new(Fanout::new(integration_store.clone()));
         let integration_watch = {
             let fanout = integrations.clone();
-            watcher(api::<NotificationIntegration>(&client, &config.namespace), watcher::Config::default())
+            store
+                .integrations
+                .watch()
                 .default_backoff()
                 .reflect(integration_writer)
                 .touched_objects()
@@ -128,22 +146,17 @@ impl Operator {
         };
         // Contacts: read at each delivery with mentions, so a new or fixed one applies to the next.
         let (contact_store, contact_writer) = reflector::store();
-        let contact_watch = watcher(api::<NotificationContact>(&client, &config.namespace), watcher::Config::default())
-            .default_backoff()
-            .reflect(contact_writer)
-            .for_each(|event| {
-                if let Err(e) = event {
-                    debug!(error = %e, "contact watch error; retrying");
-                }
-                futures::future::ready(())
-            });
+        let contact_watch = store.contacts.watch().default_backoff().reflect(contact_writer).for_each(|event| {
+            if let Err(e) = event {
+                debug!(error = %e, "contact watch error; retrying");
+            }
+            futures::future::ready(())
+        });
         let (triggers, event_triggers) = Triggers::new();
-        let reporter = Reporter { controller: "kube-notify".into(), instance: config.instance.clone() };
         let ctx = Arc::new(Context::new(
-            client.clone(),
+            store,
             config.endpoints.clone(),
             HttpClient::new(config.http_timeout),
-            Recorder::new(client.clone(), reporter),
             metrics,
             config.settings.clone(),
             secret_store,
@@ -156,8 +169,8 @@ impl Operator {
         });
         Operator {
             client,
-            config,
             leader,
+            callers,
             ingest,
             admin,
             http,
@@ -194,8 +207,8 @@ impl Operator {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         let Operator {
             client,
-            config,
             leader,
+            callers,
             ingest: ingest_config,
             admin,
             http,
@@ -208,7 +221,7 @@ impl Operator {
             watches,
         } = self;
         let admin = admin::serve(admin, readiness.clone(), ctx.metrics.clone());
-        let ingestion = ingest::serve(http, ingest::router(ctx.clone(), ingest_config, leadership.clone()));
+        let ingestion = ingest::serve(http, ingest::router(ctx.clone(), ingest_config, leadership.clone(), callers));
         let ready = {
             let ctx = ctx.clone();
             async move {
@@ -219,7 +232,7 @@ impl Operator {
                 readiness.set_ready();
             }
         };
-        let work = lead(client.clone(), config, ctx.clone(), leadership.clone(), integrations, secrets, event_triggers);
+        let work = lead(ctx.clone(), leadership.clone(), integrations, secrets, event_triggers);
         let drain = {
             let ctx = ctx.clone();
             let leadership = leadership.clone();
@@ -232,9 +245,9 @@ impl Operator {
             }
         };
         let role = async move {
-            match leader {
-                Some(leader) => run_as_leader(client, leader, shutdown, work, drain).await,
-                None => {
+            match (leader, client) {
+                (Some(leader), Some(client)) => run_as_leader(client, leader, shutdown, work, drain).await,
+                _ => {
                     let res = tokio::select! {
                         res = work => res,
                         _ = shutdown => Ok(()),
@@ -256,8 +269,6 @@ impl Operator {
 /// The leader's work: the integration and event controllers and the periodic
 /// prune, until they stop (they run until dropped).
 async fn lead(
-    client: Client,
-    config: OperatorConfig,
     ctx: Arc<Context>,
     leadership: Leadership,
     integrations: Arc<Fanout<NotificationIntegration>>,
@@ -291,9 +302,10 @@ async fn lead(
         )
         .for_each(|_| futures::future::ready(()));
 
-    let event_controller =
-        Controller::new(api::<NotificationEvent>(&client, &config.namespace), watcher::Config::default());
-    let events = event_controller.store();
+    // A fresh list each time this replica starts leading.
+    let (events, event_writer) = reflector::store();
+    let event_watch = ctx.store.events.watch().default_backoff().reflect(event_writer).applied_objects();
+    let event_controller = Controller::for_stream(event_watch, events.clone());
     let _ = ctx.events.set(events.clone());
     let changes = event::IntegrationChanges::default();
     let event_controller = event_controller

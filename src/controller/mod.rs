@@ -12,9 +12,7 @@ use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota};
 use k8s_openapi::api::core::v1::Secret;
-use kube::Client;
 use kube::core::PartialObjectMeta;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 
 use kube::runtime::reflector::ObjectRef;
@@ -85,10 +83,10 @@ impl Default for Settings {
 
 /// What every reconcile needs.
 pub struct Context {
-    pub client: Client,
+    /// Where state lives: the Kubernetes API or the embedded database.
+    pub store: crate::store::Store,
     pub endpoints: ServiceEndpoints,
     pub http: HttpClient,
-    pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
     /// Secret metadata from the watch: tells when a Secret changed without reading it.
@@ -228,17 +226,16 @@ impl Context {
             action: action.to_string(),
             secondary: related,
         };
-        if let Err(e) = self.recorder.publish(&event, object).await {
+        if let Err(e) = self.store.notices.publish(object, event).await {
             tracing::warn!(name = ?object.name, namespace = ?object.namespace, error = %e, "could not publish a Kubernetes Event");
         }
     }
 
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        client: Client,
+        store: crate::store::Store,
         endpoints: ServiceEndpoints,
         http: HttpClient,
-        recorder: Recorder,
         metrics: Arc<Metrics>,
         settings: Settings,
         secrets: Store<PartialObjectMeta<Secret>>,
@@ -251,10 +248,9 @@ impl Context {
         let engine = Engine::new(http.clone(), settings.retry.clone());
         let mentioner = crate::notifier::mentions::Mentioner::new(settings.mentions.clone());
         Context {
-            client,
+            store,
             endpoints,
             http,
-            recorder,
             metrics,
             settings,
             secrets,

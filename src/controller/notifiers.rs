@@ -6,8 +6,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
@@ -63,8 +61,7 @@ pub fn seen_secret_version(ni: &NotificationIntegration, ctx: &Context) -> Optio
 pub async fn load(ni: &NotificationIntegration, ctx: &Context) -> Result<Loaded, Error> {
     let namespace = ni.namespace().unwrap_or_default();
     let secret_name = &ni.spec.secret_ref.name;
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let loaded = match secrets.get_opt(secret_name).await.map_err(Error::Kube)? {
+    let loaded = match ctx.store.secrets.get(&namespace, secret_name).await.map_err(Error::Kube)? {
         None => Loaded {
             secret_version: None,
             notifier: Err(Failure::new(

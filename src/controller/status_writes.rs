@@ -13,13 +13,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kube::api::{Api, PostParams};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Error;
 use crate::metrics::Metrics;
+use crate::store::Objects;
 
 /// Conflicts re-read and retried within one write before giving up (the
 /// caller then backs off and tries again later).
@@ -42,7 +42,7 @@ pub struct StatusWrites<K> {
 
 impl<K> StatusWrites<K>
 where
-    K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+    K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     pub fn new(kind: &'static str) -> Self {
         StatusWrites { kind, last: Mutex::new(HashMap::new()) }
@@ -104,12 +104,13 @@ where
     /// replaced by another of the same name).
     pub async fn write(
         &self,
-        api: &Api<K>,
+        api: &dyn Objects<K>,
         metrics: &Metrics,
         base: Arc<K>,
         mut next: impl FnMut(&K) -> Option<K>,
     ) -> Result<Option<Arc<K>>, Error> {
         let name = base.name_any();
+        let namespace = base.namespace().unwrap_or_default();
         let uid = base.meta().uid.clone();
         let mut base = base;
         // Every version a write was attempted on: all older than what is written.
@@ -117,7 +118,7 @@ where
         for _ in 0..CONFLICT_RETRIES {
             let Some(wanted) = next(&base) else { return Ok(None) };
             bases.extend(base.resource_version());
-            match api.replace_status(&name, &PostParams::default(), &wanted).await {
+            match api.replace_status(&namespace, wanted).await {
                 Ok(written) => {
                     metrics.status_write(self.kind);
                     return Ok(Some(self.remember(&bases, written)));
@@ -126,7 +127,7 @@ where
                 Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
                 Err(kube::Error::Api(s)) if s.code == 409 => {
                     metrics.api_error(self.kind, s.code.to_string());
-                    match api.get_opt(&name).await {
+                    match api.get(&namespace, &name).await {
                         Ok(Some(fresh)) if fresh.meta().uid == uid => base = Arc::new(fresh),
                         Ok(_) => return Ok(None),
                         Err(e) => {

@@ -31,7 +31,9 @@ use tracing::info;
 use super::ingest::errors::{self, ApiError, code};
 use super::ingest::routes::{self as ingest_routes, Acting};
 use super::ingest::{body, count, read_body};
+use crate::crd::NotificationEvent;
 use crate::metrics::Metrics;
+use crate::store::Objects;
 
 /// Where Kubernetes mounts the pod's namespace.
 pub const NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -48,7 +50,7 @@ pub struct SidecarConfig {
 }
 
 struct Sidecar {
-    client: Client,
+    events: Arc<dyn Objects<NotificationEvent>>,
     config: SidecarConfig,
     limiter: DefaultDirectRateLimiter,
 }
@@ -96,7 +98,7 @@ pub fn resolve_namespace(env: Option<String>, file: Option<String>, flag: Option
 /// The sidecar's routes, creating events with `client` (the pod's credentials).
 pub fn router(client: Client, config: SidecarConfig, metrics: Arc<Metrics>) -> Router {
     let limiter = RateLimiter::direct(Quota::per_second(config.rate).allow_burst(config.burst));
-    let state = Arc::new(Sidecar { client, config, limiter });
+    let state = Arc::new(Sidecar { events: crate::store::kubernetes::events(client), config, limiter });
     Router::new()
         .route("/v1/events", post(create_own).fallback(errors::wrong_method))
         .route("/v1/namespaces/{ns}/events", post(create_in).fallback(errors::wrong_method))
@@ -146,14 +148,15 @@ impl Sidecar {
         let request = body::parse_event(&bytes)?;
         let ns = &self.config.namespace;
         let name =
-            ingest_routes::create(&self.client, ns, &request, "sidecar-", Default::default(), Acting::Caller).await?;
+            ingest_routes::create(self.events.as_ref(), ns, &request, "sidecar-", Default::default(), Acting::Caller)
+                .await?;
         info!(namespace = %ns, event = %name, "event created");
         Ok(ingest_routes::accepted(ns, &name, prefix))
     }
 
     async fn read(&self, name: &str) -> Result<Json<Value>, ApiError> {
         self.check_rate()?;
-        ingest_routes::read(&self.client, &self.config.namespace, name, Acting::Caller).await.map(Json)
+        ingest_routes::read(self.events.as_ref(), &self.config.namespace, name, Acting::Caller).await.map(Json)
     }
 }
 

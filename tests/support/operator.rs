@@ -16,7 +16,7 @@ use kube_notify::leader::{LeaderConfig, Leadership};
 use kube_notify::metrics::Metrics;
 use kube_notify::notifier::ServiceEndpoints;
 use kube_notify::notifier::endpoint::EndpointPolicy;
-use kube_notify::operator::{Operator, OperatorConfig, RunConfig};
+use kube_notify::operator::{Backend, Operator, OperatorConfig, RunConfig};
 use kube_notify::server::admin::Readiness;
 use kube_notify::server::ingest::IngestConfig;
 use serde_json::{Value, json};
@@ -262,7 +262,8 @@ impl World {
         };
         let ((admin, admin_url), (http, http_url)) = (listen(), listen());
         let config = RunConfig { operator: launch.operator, leader: launch.leader, ingest: launch.ingest, admin, http };
-        let operator = Operator::new(self.api.client_as(&launch.token), config, self.metrics.clone());
+        let operator =
+            Operator::new(Backend::Kubernetes(self.api.client_as(&launch.token)), config, self.metrics.clone());
         let (ctx, readiness, leadership) =
             (operator.context().clone(), operator.readiness().clone(), operator.leadership().clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

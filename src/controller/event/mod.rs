@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, DeleteParams, Preconditions};
 use kube::core::{Selector, SelectorExt};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
@@ -28,6 +27,7 @@ use crate::controller::{Context, Error};
 use crate::crd::event::{REQUESTED_VIA, REQUESTED_VIA_SEND};
 use crate::crd::{DeliveryPhase, EventPhase, NotificationEvent, NotificationEventStatus, NotificationIntegration};
 use crate::delivery::receivable::{Receivable, receivable};
+use crate::store::Objects;
 use outcomes::Known;
 use plan::{PlanInput, reason};
 use worker::Job;
@@ -184,14 +184,14 @@ async fn reconcile_event(cached: Arc<NotificationEvent>, ctx: &Arc<Context>) -> 
     }
     let Some(uid) = ev.meta().uid.clone() else { return Ok(Action::await_change()) };
     let now = jiff::Timestamp::now();
-    let api: Api<NotificationEvent> = Api::namespaced(ctx.client.clone(), &namespace);
+    let api = ctx.store.events.as_ref();
     let status = ev.status.clone().unwrap_or_default();
     if status.phase.is_some_and(EventPhase::is_final) {
         if final_in_cache {
             // Every view of it from now on is final: its outcomes can go.
             ctx.outcomes.forget(&uid);
         }
-        return expire_finished(&ev, &status, ctx, &api, now).await;
+        return expire_finished(&ev, &status, ctx, api, now).await;
     }
 
     // Outcomes of a fan-out that is still going are gathered for a moment.
@@ -200,7 +200,7 @@ async fn reconcile_event(cached: Arc<NotificationEvent>, ctx: &Arc<Context>) -> 
     let mut decision = None;
     let written = ctx
         .event_writes
-        .write(&api, &ctx.metrics, ev.clone(), |base| {
+        .write(api, &ctx.metrics, ev.clone(), |base| {
             let d = decide(base, &uid, ctx, now);
             // Only outcomes to add, others still in flight, written a moment ago: wait.
             let only_outcomes = base.status.as_ref().is_some_and(|s| !s.deliveries.is_empty()) && d.deliver.is_empty();
@@ -228,7 +228,7 @@ async fn reconcile_event(cached: Arc<NotificationEvent>, ctx: &Arc<Context>) -> 
     let current = written.unwrap_or(ev.clone());
     if written_phase_is_final(&current) {
         info!(%namespace, %name, phase = ?decision.status.phase, reason = ?decision.status.reason, "event finished");
-        return expire_finished(&current, &decision.status, ctx, &api, now).await;
+        return expire_finished(&current, &decision.status, ctx, api, now).await;
     }
     if !decision.deliver.is_empty() {
         debug!(%namespace, %name, targets = decision.deliver.len(), deferred = decision.defer, "queued for delivery");
@@ -277,13 +277,12 @@ pub async fn write_known_outcomes(ctx: &Context, deadline: tokio::time::Instant)
     loop {
         let mut all = true;
         for (uid, snapshot, known) in ctx.outcomes.unwritten() {
-            let namespace = snapshot.namespace().unwrap_or_default();
-            let api: Api<NotificationEvent> = Api::namespaced(ctx.client.clone(), &namespace);
+            let api = ctx.store.events.as_ref();
             // The watch's view if there is one (the worker's may be old), and ours over it.
             let cached = ctx.events.get().and_then(|events| events.get(&ObjectRef::from_obj(snapshot.as_ref())));
             let base = ctx.event_writes.freshest(cached.unwrap_or(snapshot));
             let now = Time(jiff::Timestamp::now());
-            let write = ctx.event_writes.write(&api, &ctx.metrics, base, |base| {
+            let write = ctx.event_writes.write(api, &ctx.metrics, base, |base| {
                 let mut status = base.status.clone().unwrap_or_default();
                 for k in &known {
                     if !status.deliveries.iter().any(|d| d.integration == k.integration) {
@@ -325,7 +324,7 @@ async fn expire_finished(
     ev: &NotificationEvent,
     status: &crate::crd::NotificationEventStatus,
     ctx: &Context,
-    api: &Api<NotificationEvent>,
+    api: &dyn Objects<NotificationEvent>,
     now: jiff::Timestamp,
 ) -> Result<Action, Error> {
     let ttl = match ev.spec.ttl_seconds_after_finished {
@@ -340,11 +339,8 @@ async fn expire_finished(
     if now < expires {
         return Ok(Action::requeue(seconds(expires.duration_since(now))));
     }
-    let params = DeleteParams {
-        preconditions: Some(Preconditions { uid: ev.meta().uid.clone(), resource_version: None }),
-        ..DeleteParams::default()
-    };
-    match api.delete(&ev.name_any(), &params).await {
+    let preconditions = kube::api::Preconditions { uid: ev.meta().uid.clone(), resource_version: None };
+    match api.delete(&ev.namespace().unwrap_or_default(), &ev.name_any(), preconditions).await {
         Ok(_) => {
             debug!(namespace = ?ev.namespace(), name = %ev.name_any(), "finished event deleted after its TTL");
             Ok(Action::await_change())

@@ -16,12 +16,10 @@ use std::sync::{Arc, Mutex};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Resource;
-use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use tracing::{info, warn};
 
 use crate::controller::{Context, Error, backoff_delay};
-use crate::crd::NotificationIntegration;
 use crate::delivery::Outcome;
 use crate::delivery::counting::{Batch, DeliveredUnder, record_batch};
 
@@ -195,10 +193,10 @@ pub async fn flush_all(ctx: &Context, deadline: tokio::time::Instant) -> bool {
 /// Apply `batch` to the integration's status: from the watch cache (or our
 /// own newer write), re-read only on a conflict.
 async fn write(ctx: &Context, namespace: &str, name: &str, batch: &Batch, under: &Under) -> Result<(), Error> {
-    let api: Api<NotificationIntegration> = Api::namespaced(ctx.client.clone(), namespace);
+    let api = ctx.store.integrations.as_ref();
     let base = match ctx.integrations.get(&ObjectRef::new(name).within(namespace)) {
         Some(cached) => ctx.integration_writes.freshest(cached),
-        None => match api.get_opt(name).await.map_err(Error::Kube) {
+        None => match api.get(namespace, name).await.map_err(Error::Kube) {
             Ok(Some(ni)) => Arc::new(ni),
             Ok(None) => return Ok(()),
             Err(e) => {
@@ -211,7 +209,7 @@ async fn write(ctx: &Context, namespace: &str, name: &str, batch: &Batch, under:
     let mut disabled = None;
     let written = ctx
         .integration_writes
-        .write(&api, &ctx.metrics, base, |ni| {
+        .write(api, &ctx.metrics, base, |ni| {
             let current = ni.status.clone().unwrap_or_default();
             let under = DeliveredUnder {
                 generation: under.generation,

@@ -8,7 +8,6 @@ pub mod status;
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
@@ -50,13 +49,13 @@ async fn reconcile_integration(cached: Arc<NotificationIntegration>, ctx: &Arc<C
         secret_version: checked.secret_version,
     };
     let now = Time(jiff::Timestamp::now());
-    let api: Api<NotificationIntegration> = Api::namespaced(ctx.client.clone(), &namespace);
+    let api = ctx.store.integrations.as_ref();
     // Computed from whatever the write is based on: after a conflict with a
     // counter write, from the re-read object.
     let mut transition = None;
     let written = ctx
         .integration_writes
-        .write(&api, &ctx.metrics, ni.clone(), |base| {
+        .write(api, &ctx.metrics, ni.clone(), |base| {
             let current = base.status.clone().unwrap_or_default();
             let desired = desired_status(&current, &input, &now);
             let changed = desired != current;

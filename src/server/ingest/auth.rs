@@ -60,6 +60,7 @@ pub struct Access {
 struct AccessKey {
     user: User,
     verb: String,
+    resource: &'static str,
     namespace: String,
     name: Option<String>,
 }
@@ -100,9 +101,22 @@ impl Reviewer {
         namespace: &str,
         name: Option<&str>,
     ) -> Result<(), ApiError> {
+        self.authorize_on(user, verb, RESOURCE, namespace, name).await
+    }
+
+    /// [`Reviewer::authorize`] for another resource of the group (e.g. `notificationintegrations`).
+    pub async fn authorize_on(
+        &self,
+        user: &User,
+        verb: &str,
+        resource: &'static str,
+        namespace: &str,
+        name: Option<&str>,
+    ) -> Result<(), ApiError> {
         let key = AccessKey {
             user: user.clone(),
             verb: verb.to_string(),
+            resource,
             namespace: namespace.to_string(),
             name: name.map(str::to_string),
         };
@@ -115,7 +129,7 @@ impl Reviewer {
         }
         debug!(user = %user.username, verb, namespace, "access denied");
         let mut message =
-            format!("user {:?} may not {verb} {RESOURCE}.{GROUP} in namespace {namespace:?}", user.username);
+            format!("user {:?} may not {verb} {resource}.{GROUP} in namespace {namespace:?}", user.username);
         if let Some(reason) = access.reason.filter(|r| !r.is_empty()) {
             message.push_str(": ");
             message.push_str(&reason);
@@ -156,7 +170,7 @@ impl Reviewer {
                 extra: (!user.extra.is_empty()).then(|| user.extra.clone()),
                 resource_attributes: Some(ResourceAttributes {
                     group: Some(GROUP.into()),
-                    resource: Some(RESOURCE.into()),
+                    resource: Some(key.resource.into()),
                     verb: Some(key.verb.clone()),
                     namespace: Some(key.namespace.clone()),
                     name: key.name.clone(),

@@ -21,6 +21,7 @@ pub mod body;
 pub mod errors;
 pub mod finish;
 pub mod routes;
+pub mod token;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -79,9 +80,9 @@ impl Default for IngestConfig {
 /// (the integration store, the notifier cache, the delivery engine, the
 /// counters). Every replica serves them; on a follower (`leadership` false)
 /// `send` goes through the leader as a NotificationEvent.
-pub fn router(ctx: Arc<Context>, config: IngestConfig, leadership: Leadership) -> Router {
+pub fn router(ctx: Arc<Context>, config: IngestConfig, leadership: Leadership, callers: routes::Callers) -> Router {
     let metrics = ctx.metrics.clone();
-    routes::router(Arc::new(routes::Ingest::new(ctx, config, leadership)))
+    routes::router(Arc::new(routes::Ingest::new(ctx, config, leadership, callers)))
         .layer(middleware::from_fn_with_state(metrics, count))
 }
 

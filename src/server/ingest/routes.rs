@@ -15,10 +15,8 @@ use axum::routing::{get, post};
 use futures::FutureExt;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use kube::Client;
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::ObjectMeta;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::wait::await_condition;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -27,6 +25,7 @@ use super::auth::{Reviewer, User};
 use super::body::{self, EventRequest, is_dns_label, is_dns_subdomain};
 use super::errors::{self, ApiError, code};
 use super::finish::FinishOnDrop;
+use super::token::TokenAccess;
 use super::{IngestConfig, read_body};
 use crate::controller::event::plan::reason as plan;
 use crate::controller::event::worker::outcome_name;
@@ -37,6 +36,7 @@ use crate::crd::{NotificationEvent, NotificationIntegration};
 use crate::delivery::receivable::{Receivable, receivable};
 use crate::delivery::{Outcome, Report};
 use crate::leader::Leadership;
+use crate::store::{Objects, await_condition};
 
 /// The annotation naming the user an event was created for over HTTP.
 pub const REQUESTED_BY: &str = "kube-notify.io/requested-by";
@@ -49,21 +49,28 @@ pub use crate::crd::event::{REQUESTED_VIA, REQUESTED_VIA_SEND};
 /// finished (the caller already has the answer; this is for inspection).
 pub const SEND_EVENT_TTL_SECONDS: i64 = 60;
 
+/// Who may call the routes, and how that is checked.
+pub enum Callers {
+    /// On a cluster: a TokenReview and a SubjectAccessReview for each caller (cached briefly).
+    Kubernetes(Reviewer),
+    /// Standalone: one bearer token, or none on loopback.
+    Token(TokenAccess),
+}
+
 /// The state of the ingestion routes.
 pub struct Ingest {
     ctx: Arc<Context>,
     leadership: Leadership,
-    reviewer: Reviewer,
+    callers: Callers,
     limiter: DefaultKeyedRateLimiter<String>,
     config: IngestConfig,
     requests: AtomicU64,
 }
 
 impl Ingest {
-    pub fn new(ctx: Arc<Context>, config: IngestConfig, leadership: Leadership) -> Self {
-        let reviewer = Reviewer::new(ctx.client.clone(), config.review_cache_ttl, config.review_cache_size);
+    pub fn new(ctx: Arc<Context>, config: IngestConfig, leadership: Leadership, callers: Callers) -> Self {
         let limiter = RateLimiter::keyed(Quota::per_second(config.rate).allow_burst(config.burst));
-        Ingest { ctx, leadership, reviewer, limiter, config, requests: AtomicU64::new(0) }
+        Ingest { ctx, leadership, callers, limiter, config, requests: AtomicU64::new(0) }
     }
 
     /// Authenticate (401), rate-limit by username (429), authorize (403).
@@ -75,10 +82,19 @@ impl Ingest {
         name: Option<&str>,
     ) -> Result<User, ApiError> {
         let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let user = self.reviewer.authenticate(authorization).await?;
-        self.check_rate(&user.username)?;
-        self.reviewer.authorize(&user, verb, namespace, name).await?;
-        Ok(user)
+        match &self.callers {
+            Callers::Kubernetes(reviewer) => {
+                let user = reviewer.authenticate(authorization).await?;
+                self.check_rate(&user.username)?;
+                reviewer.authorize(&user, verb, namespace, name).await?;
+                Ok(user)
+            }
+            Callers::Token(access) => {
+                let user = access.admit(authorization)?;
+                self.check_rate(&user.username)?;
+                Ok(user)
+            }
+        }
     }
 
     /// A POST's caller (allowed to `create` in `namespace`, which is served)
@@ -141,7 +157,7 @@ async fn create_event(
     let (user, bytes) = s.admit_post(&headers, body, &ns).await?;
     let request = body::parse_event(&bytes)?;
     let annotations = BTreeMap::from([(REQUESTED_BY.to_string(), user.username.clone())]);
-    let name = create(&s.ctx.client, &ns, &request, "http-", annotations, Acting::Operator).await?;
+    let name = create(s.ctx.store.events.as_ref(), &ns, &request, "http-", annotations, Acting::Operator).await?;
     info!(namespace = %ns, event = %name, user = %user.username, "event created over HTTP");
     Ok(accepted(&ns, &name, "/v1/namespaces"))
 }
@@ -153,7 +169,7 @@ async fn get_event(
 ) -> Result<Json<Value>, ApiError> {
     s.admit(&headers, "get", &ns, Some(&name)).await?;
     s.served(&ns)?;
-    read(&s.ctx.client, &ns, &name, Acting::Operator).await.map(Json)
+    read(s.ctx.store.events.as_ref(), &ns, &name, Acting::Operator).await.map(Json)
 }
 
 async fn send(
@@ -332,12 +348,12 @@ async fn through_leader(
         (REQUESTED_BY.to_string(), user.username.clone()),
         (REQUESTED_VIA.to_string(), REQUESTED_VIA_SEND.to_string()),
     ]);
-    let event = create(&ctx.client, ns, &request, "send-", annotations, Acting::Operator).await?;
+    let api = ctx.store.events.as_ref();
+    let event = create(api, ns, &request, "send-", annotations, Acting::Operator).await?;
     debug!(namespace = %ns, integration = %name, event = %event, user = %user.username, "send passed to the leader");
-    let api: Api<NotificationEvent> = Api::namespaced(ctx.client.clone(), ns);
     let finished = |ev: Option<&NotificationEvent>| ev.is_none_or(is_finished);
     let lost = || ApiError::unavailable(format!("the event {event:?} of this send was deleted before it finished"));
-    match tokio::time::timeout_at(deadline, await_condition(api.clone(), &event, finished)).await {
+    match tokio::time::timeout_at(deadline, await_condition(api, ns, &event, finished)).await {
         Ok(Ok(Some(ev))) => recorded_answer(&ev),
         Ok(Ok(None)) => Err(lost()),
         Ok(Err(e)) => {
@@ -349,7 +365,7 @@ async fn through_leader(
         Err(_) => {
             // Cancel it unless it finished meanwhile (the preconditions make
             // the delete fail if it changed since it was read).
-            let current = api.get_opt(&event).await.map_err(|e| api_error(e, ns, Acting::Operator))?;
+            let current = api.get(ns, &event).await.map_err(|e| api_error(e, ns, Acting::Operator))?;
             let Some(current) = current else { return Err(lost()) };
             if is_finished(&current) {
                 return recorded_answer(&current);
@@ -358,11 +374,10 @@ async fn through_leader(
                 uid: current.metadata.uid.clone(),
                 resource_version: current.metadata.resource_version.clone(),
             };
-            let params = kube::api::DeleteParams { preconditions: Some(preconditions), ..Default::default() };
-            match api.delete(&event, &params).await {
+            match api.delete(ns, &event, preconditions).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(s)) if s.code == 409 => {
-                    if let Some(now) = api.get_opt(&event).await.ok().flatten().filter(is_finished) {
+                    if let Some(now) = api.get(ns, &event).await.ok().flatten().filter(is_finished) {
                         return recorded_answer(&now);
                     }
                 }
@@ -448,7 +463,7 @@ pub fn accepted(ns: &str, name: &str, prefix: &str) -> Response {
 /// Create the NotificationEvent of `request` in `ns`; returns its generated name
 /// once the API server has stored it.
 pub async fn create(
-    client: &Client,
+    events: &dyn Objects<NotificationEvent>,
     ns: &str,
     request: &EventRequest,
     generate_name: &str,
@@ -465,20 +480,23 @@ pub async fn create(
         spec: request.spec(),
         status: None,
     };
-    let api: Api<NotificationEvent> = Api::namespaced(client.clone(), ns);
-    let created = api.create(&PostParams::default(), &event).await.map_err(|e| api_error(e, ns, acting))?;
+    let created = events.create(ns, event).await.map_err(|e| api_error(e, ns, acting))?;
     created.metadata.name.ok_or_else(|| ApiError::internal("the API server returned an event without a name"))
 }
 
 /// The event's status as JSON.
-pub async fn read(client: &Client, ns: &str, name: &str, acting: Acting) -> Result<Value, ApiError> {
+pub async fn read(
+    events: &dyn Objects<NotificationEvent>,
+    ns: &str,
+    name: &str,
+    acting: Acting,
+) -> Result<Value, ApiError> {
     let not_found =
         || ApiError::not_found(code::EVENT_NOT_FOUND, format!("no NotificationEvent {name:?} in namespace {ns:?}"));
     if !is_dns_subdomain(name) {
         return Err(not_found());
     }
-    let api: Api<NotificationEvent> = Api::namespaced(client.clone(), ns);
-    let event = api.get_opt(name).await.map_err(|e| api_error(e, ns, acting))?.ok_or_else(not_found)?;
+    let event = events.get(ns, name).await.map_err(|e| api_error(e, ns, acting))?.ok_or_else(not_found)?;
     let status = event.status.unwrap_or_default();
     Ok(json!({
         "namespace": ns,
