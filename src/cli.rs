@@ -25,6 +25,12 @@ pub enum Command {
     /// loopback, without a token: events are created with the pod's own
     /// ServiceAccount in the pod's namespace.
     Sidecar(SidecarArgs),
+    /// Run without Kubernetes: integrations and Secrets from manifest files
+    /// (reloaded on change), events and status in an embedded database.
+    Standalone(Box<StandaloneArgs>),
+    /// Print integrations, events or contacts from a standalone state
+    /// folder, as `kubectl get` prints them.
+    Get(GetArgs),
     /// Print the CustomResourceDefinitions as YAML.
     Crd,
 }
@@ -55,6 +61,41 @@ pub struct RunArgs {
     #[arg(long, env = "KUBE_NOTIFY_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,
 
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "KUBE_NOTIFY_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// The name Events are reported under (the pod name in a Deployment).
+    #[arg(long, env = "KUBE_NOTIFY_INSTANCE")]
+    pub instance: Option<String>,
+
+    /// Run the controllers only while holding the Lease (several replicas: one leader).
+    #[arg(long, env = "KUBE_NOTIFY_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+
+    /// The namespace of the Lease (default: the pod's namespace, else `default`).
+    #[arg(long, env = "KUBE_NOTIFY_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+
+    /// The name of the Lease.
+    #[arg(long, env = "KUBE_NOTIFY_LEASE_NAME", default_value = "kube-notify")]
+    pub lease_name: String,
+
+    /// HTTP ingestion: how long TokenReview and SubjectAccessReview answers are reused (0 disables the cache).
+    #[arg(long, env = "KUBE_NOTIFY_REVIEW_CACHE_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub review_cache_ttl: Duration,
+
+    /// HTTP ingestion: the most TokenReview (and SubjectAccessReview) answers kept.
+    #[arg(long, env = "KUBE_NOTIFY_REVIEW_CACHE_SIZE", default_value = "10000")]
+    pub review_cache_size: usize,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+/// What the delivery engine takes, on a cluster and standalone alike.
+pub struct EngineArgs {
     /// Slack Web API base URL (bot-token mode).
     #[arg(long, env = "KUBE_NOTIFY_SLACK_API_URL", default_value = "https://slack.com/api")]
     pub slack_api_url: url::Url,
@@ -67,10 +108,6 @@ pub struct RunArgs {
     /// official hosts (repeatable; comma-separated in the environment).
     #[arg(long = "allow-endpoint", env = "KUBE_NOTIFY_ALLOW_ENDPOINT", value_delimiter = ',')]
     pub allow_endpoint: Vec<String>,
-
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "KUBE_NOTIFY_NAMESPACE")]
-    pub namespace: Option<String>,
 
     /// How often valid credentials are checked again.
     #[arg(long, env = "KUBE_NOTIFY_REVALIDATE_PERIOD", default_value = "6h", value_parser = humantime::parse_duration)]
@@ -101,22 +138,6 @@ pub struct RunArgs {
     #[arg(long, env = "KUBE_NOTIFY_RETRY_MAX_DELAY", default_value = "60s", value_parser = humantime::parse_duration)]
     pub retry_max_delay: Duration,
 
-    /// The name Events are reported under (the pod name in a Deployment).
-    #[arg(long, env = "KUBE_NOTIFY_INSTANCE")]
-    pub instance: Option<String>,
-
-    /// Run the controllers only while holding the Lease (several replicas: one leader).
-    #[arg(long, env = "KUBE_NOTIFY_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
-    pub leader_election: bool,
-
-    /// The namespace of the Lease (default: the pod's namespace, else `default`).
-    #[arg(long, env = "KUBE_NOTIFY_LEADER_ELECTION_NAMESPACE")]
-    pub leader_election_namespace: Option<String>,
-
-    /// The name of the Lease.
-    #[arg(long, env = "KUBE_NOTIFY_LEASE_NAME", default_value = "kube-notify")]
-    pub lease_name: String,
-
     /// HTTP ingestion: request bodies over this many bytes are refused (413).
     #[arg(long, env = "KUBE_NOTIFY_MAX_BODY_BYTES", default_value = "1048576")]
     pub max_body_bytes: usize,
@@ -133,16 +154,85 @@ pub struct RunArgs {
     #[arg(long, env = "KUBE_NOTIFY_SEND_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub send_timeout: Duration,
 
-    /// HTTP ingestion: how long TokenReview and SubjectAccessReview answers are reused (0 disables the cache).
-    #[arg(long, env = "KUBE_NOTIFY_REVIEW_CACHE_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub review_cache_ttl: Duration,
-
-    /// HTTP ingestion: the most TokenReview (and SubjectAccessReview) answers kept.
-    #[arg(long, env = "KUBE_NOTIFY_REVIEW_CACHE_SIZE", default_value = "10000")]
-    pub review_cache_size: usize,
-
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StandaloneArgs {
+    /// A manifest file or a folder of them (*.yaml, *.yml, *.json): the
+    /// NotificationIntegration, NotificationContact and Secret objects you
+    /// would `kubectl apply`. Reloaded when they change.
+    #[arg(long, short = 'f', env = "KUBE_NOTIFY_MANIFESTS")]
+    pub manifests: std::path::PathBuf,
+
+    /// The state folder: the database of events and status (one process at a time).
+    #[arg(long, env = "KUBE_NOTIFY_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: std::path::PathBuf,
+
+    /// The namespace of manifests that name none.
+    #[arg(long, short = 'n', env = "KUBE_NOTIFY_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+
+    /// HTTP ingestion endpoint. Without --token-file only a loopback address is accepted.
+    #[arg(long, env = "KUBE_NOTIFY_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+
+    /// Admin endpoints: /livez, /readyz, /metrics.
+    #[arg(long, env = "KUBE_NOTIFY_ADMIN_ADDR", default_value = "127.0.0.1:8081")]
+    pub admin_addr: SocketAddr,
+
+    /// A file holding the bearer token callers must present (required to
+    /// listen beyond loopback).
+    #[arg(long, env = "KUBE_NOTIFY_TOKEN_FILE")]
+    pub token_file: Option<std::path::PathBuf>,
+
+    /// How often the manifests are checked for changes.
+    #[arg(long, env = "KUBE_NOTIFY_RELOAD_PERIOD", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub reload_period: Duration,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// The state folder when none is given.
+pub const DEFAULT_STATE_DIR: &str = "kube-notify-state";
+
+/// What `get` prints.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GetKind {
+    #[value(alias = "integration", alias = "ni", alias = "notificationintegrations")]
+    Integrations,
+    #[value(alias = "event", alias = "nev", alias = "notificationevents")]
+    Events,
+    #[value(alias = "contact", alias = "ncontact", alias = "notificationcontacts")]
+    Contacts,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GetArgs {
+    /// integrations (ni), events (nev) or contacts (ncontact).
+    #[arg(value_enum)]
+    pub kind: GetKind,
+
+    /// Only this object.
+    pub name: Option<String>,
+
+    /// The namespace.
+    #[arg(long, short = 'n', default_value = "default")]
+    pub namespace: String,
+
+    /// Every namespace.
+    #[arg(long, short = 'A')]
+    pub all_namespaces: bool,
+
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value = "table")]
+    pub output: crate::printer::Output,
+
+    /// The state folder of the standalone process.
+    #[arg(long, env = "KUBE_NOTIFY_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: std::path::PathBuf,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -182,18 +272,17 @@ mod tests {
         let Command::Run(args) = cli.command else { panic!("expected run") };
         assert_eq!(args.admin_addr.to_string(), "0.0.0.0:8081");
         assert_eq!(args.http_addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(args.namespace, None);
+        let args = args.engine;
         assert_eq!(args.slack_api_url.as_str(), "https://slack.com/api");
         assert_eq!(args.chatwork_api_url.as_str(), "https://api.chatwork.com/v2");
         assert_eq!(args.revalidate_period, Duration::from_secs(6 * 3600));
         assert!(args.allow_endpoint.is_empty());
-        assert_eq!(args.namespace, None);
         assert_eq!(args.event_deadline, Duration::from_secs(3600));
         assert_eq!(args.event_ttl, Duration::from_secs(24 * 3600));
         assert_eq!(args.max_body_bytes, 1024 * 1024);
         assert_eq!(args.ingest_rate.get(), 50);
         assert_eq!(args.send_timeout, Duration::from_secs(30));
-        assert_eq!(args.review_cache_ttl, Duration::from_secs(10));
-        assert_eq!(args.review_cache_size, 10_000);
     }
 
     #[test]
@@ -224,7 +313,21 @@ mod tests {
         ])
         .unwrap();
         let Command::Run(args) = cli.command else { panic!("expected run") };
-        assert_eq!(args.allow_endpoint.len(), 2);
-        assert_eq!(args.revalidate_period, Duration::from_secs(1800));
+        assert_eq!(args.engine.allow_endpoint.len(), 2);
+        assert_eq!(args.engine.revalidate_period, Duration::from_secs(1800));
+    }
+
+    #[test]
+    fn standalone_listens_on_loopback_by_default() {
+        let cli = Cli::try_parse_from(["kube-notify", "standalone", "-f", "examples/"]).unwrap();
+        let Command::Standalone(args) = cli.command else { panic!("expected standalone") };
+        assert!(args.http_addr.ip().is_loopback() && args.admin_addr.ip().is_loopback());
+        assert_eq!(args.state_dir, std::path::PathBuf::from(DEFAULT_STATE_DIR));
+        assert_eq!(args.namespace, "default");
+        assert!(args.token_file.is_none());
+        let cli = Cli::try_parse_from(["kube-notify", "get", "ni", "-A", "-o", "yaml"]).unwrap();
+        let Command::Get(args) = cli.command else { panic!("expected get") };
+        assert_eq!(args.kind, GetKind::Integrations);
+        assert!(args.all_namespaces);
     }
 }

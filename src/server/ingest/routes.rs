@@ -73,11 +73,23 @@ impl Ingest {
         Ingest { ctx, leadership, callers, limiter, config, requests: AtomicU64::new(0) }
     }
 
-    /// Authenticate (401), rate-limit by username (429), authorize (403).
+    /// Authenticate (401), rate-limit by username (429), authorize (403) on NotificationEvents.
     async fn admit(
         &self,
         headers: &HeaderMap,
         verb: &str,
+        namespace: &str,
+        name: Option<&str>,
+    ) -> Result<User, ApiError> {
+        self.admit_on(headers, verb, super::auth::RESOURCE, namespace, name).await
+    }
+
+    /// [`Ingest::admit`] for `resource` of the group.
+    async fn admit_on(
+        &self,
+        headers: &HeaderMap,
+        verb: &str,
+        resource: &'static str,
         namespace: &str,
         name: Option<&str>,
     ) -> Result<User, ApiError> {
@@ -86,7 +98,7 @@ impl Ingest {
             Callers::Kubernetes(reviewer) => {
                 let user = reviewer.authenticate(authorization).await?;
                 self.check_rate(&user.username)?;
-                reviewer.authorize(&user, verb, namespace, name).await?;
+                reviewer.authorize_on(&user, verb, resource, namespace, name).await?;
                 Ok(user)
             }
             Callers::Token(access) => {
@@ -144,6 +156,8 @@ pub fn router(state: Arc<Ingest>) -> Router {
         .route("/v1/namespaces/{ns}/events", post(create_event).fallback(errors::wrong_method))
         .route("/v1/namespaces/{ns}/events/{name}", get(get_event).fallback(errors::wrong_method))
         .route("/v1/namespaces/{ns}/integrations/{name}/send", post(send).fallback(errors::wrong_method))
+        .route("/v1/namespaces/{ns}/integrations", get(list_integrations).fallback(errors::wrong_method))
+        .route("/v1/integrations", get(list_all_integrations).fallback(errors::wrong_method))
         .fallback(errors::no_route)
         .with_state(state)
 }
@@ -170,6 +184,56 @@ async fn get_event(
     s.admit(&headers, "get", &ns, Some(&name)).await?;
     s.served(&ns)?;
     read(s.ctx.store.events.as_ref(), &ns, &name, Acting::Operator).await.map(Json)
+}
+
+/// The integrations of a namespace with their status, from the cache every
+/// replica keeps: what `kubectl get ni -o json` would give, without the spec's
+/// Secret reference resolved.
+async fn list_integrations(
+    State(s): State<Arc<Ingest>>,
+    Path(ns): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    s.admit_on(&headers, "list", INTEGRATIONS, &ns, None).await?;
+    s.served(&ns)?;
+    Ok(Json(integrations(&s.ctx, Some(&ns))))
+}
+
+/// [`list_integrations`] in every namespace served.
+async fn list_all_integrations(State(s): State<Arc<Ingest>>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    match &s.config.namespace {
+        Some(only) => {
+            s.admit_on(&headers, "list", INTEGRATIONS, only, None).await?;
+            Ok(Json(integrations(&s.ctx, Some(only))))
+        }
+        None => {
+            s.admit_on(&headers, "list", INTEGRATIONS, "", None).await?;
+            Ok(Json(integrations(&s.ctx, None)))
+        }
+    }
+}
+
+const INTEGRATIONS: &str = "notificationintegrations";
+
+fn integrations(ctx: &Context, namespace: Option<&str>) -> Value {
+    let mut items: Vec<_> =
+        ctx.integrations.state().into_iter().filter(|ni| namespace.is_none_or(|ns| ni.metadata.namespace.as_deref() == Some(ns))).collect();
+    items.sort_by(|a, b| (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name)));
+    let items: Vec<Value> = items
+        .iter()
+        .map(|ni| {
+            let status = ni.status.clone().unwrap_or_default();
+            json!({
+                "namespace": ni.metadata.namespace,
+                "name": ni.metadata.name,
+                "service": ni.spec.service,
+                "disabled": ni.spec.disabled,
+                "ready": matches!(receivable(Some(ni.as_ref())), Receivable::Ready),
+                "status": status,
+            })
+        })
+        .collect();
+    json!({ "items": items })
 }
 
 async fn send(

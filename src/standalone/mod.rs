@@ -1,0 +1,85 @@
+//! Standalone mode: the engine without Kubernetes. Integrations, contacts
+//! and Secrets come from manifest files (the ones `kubectl apply` takes),
+//! reloaded when they change; events and status live in the embedded store
+//! of a state folder.
+
+pub mod get;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use crate::manifests::{self, ManifestError, Manifests};
+use crate::store::embedded::{Desired, Embedded};
+
+/// Open the state folder and apply the manifests: invalid manifests at
+/// start are an error (every problem listed).
+pub fn open(state_dir: &Path, manifests: &Path, namespace: &str) -> anyhow::Result<Arc<Embedded>> {
+    let desired = load(manifests, namespace).map_err(|errors| anyhow::anyhow!(listed(&errors)))?;
+    let store = Embedded::open(state_dir).map_err(anyhow::Error::msg)?;
+    apply(&store, desired)?;
+    Ok(Arc::new(store))
+}
+
+fn load(path: &Path, namespace: &str) -> Result<Manifests, Vec<ManifestError>> {
+    manifests::load(path, namespace)
+}
+
+fn apply(store: &Embedded, m: Manifests) -> anyhow::Result<()> {
+    let counts = (m.integrations.len(), m.contacts.len(), m.secrets.len());
+    store
+        .apply(Desired { integrations: m.integrations, contacts: m.contacts, secrets: m.secrets })
+        .map_err(|e| anyhow::anyhow!("applying the manifests: {e}"))?;
+    info!(integrations = counts.0, contacts = counts.1, secrets = counts.2, "manifests applied");
+    Ok(())
+}
+
+fn listed(errors: &[ManifestError]) -> String {
+    let mut s = format!("the manifests have {} problem(s):", errors.len());
+    for e in errors {
+        s.push_str("\n  ");
+        s.push_str(&e.to_string());
+    }
+    s
+}
+
+/// Check the manifests every `period`; apply them when their content
+/// changed. Invalid manifests change nothing (the last valid ones stay,
+/// as with a failed `kubectl apply`) and are reported once per change.
+pub async fn reload(store: Arc<Embedded>, path: PathBuf, namespace: String, period: Duration) {
+    let mut applied = fingerprint(&path);
+    let mut every = tokio::time::interval(period.max(Duration::from_millis(50)));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let now = fingerprint(&path);
+        if now == applied {
+            continue;
+        }
+        applied = now;
+        match load(&path, &namespace) {
+            Ok(m) => {
+                if let Err(e) = apply(&store, m) {
+                    warn!(error = %e, "could not apply the changed manifests");
+                }
+            }
+            Err(errors) => warn!("the changed manifests were not applied: {}", listed(&errors)),
+        }
+    }
+}
+
+/// A digest of the manifest files' names and contents (None when unreadable).
+fn fingerprint(path: &Path) -> Option<Vec<u8>> {
+    let mut h = Sha256::new();
+    for file in manifests::files(path).ok()? {
+        h.update(file.to_string_lossy().as_bytes());
+        h.update([0]);
+        h.update(std::fs::read(&file).ok()?);
+        h.update([0]);
+    }
+    Some(h.finalize().to_vec())
+}
