@@ -10,6 +10,7 @@ pub mod leader;
 pub mod metrics;
 pub mod notifier;
 pub mod operator;
+pub mod printer;
 pub mod redact;
 pub mod server;
 pub mod store;

@@ -1,0 +1,589 @@
+//! What `kube-notify get` prints: the table, `-o wide`, `-o yaml` and `-o json`
+//! output of `kubectl get` (1.3x) for our resources, from the CRDs'
+//! `additionalPrinterColumns`. Pure: objects in, text out.
+//!
+//! Sources reproduced (kubernetes/kubernetes, `staging/src/k8s.io/...`):
+//! - `apiextensions-apiserver/pkg/registry/customresource/tableconvertor/tableconvertor.go`:
+//!   the server turns each printer column into a cell; a missing value, a failed
+//!   JSONPath or a value of the wrong type is a `nil` cell; `date` is an age.
+//! - `cli-runtime/pkg/printers/tableprinter.go` (`printTable`, `decorateTable`):
+//!   headers upper-cased, `priority != 0` columns only with `-o wide`, a `nil`
+//!   cell prints as nothing (an empty cell, not `<none>`), a string is cut at its
+//!   first `\f`, `\n` or `\r` and followed by `...`, ESC prints as `^[`
+//!   (`terminal.go`), no header and no rows for an empty list, `-A` puts
+//!   `NAMESPACE` first.
+//! - `cli-runtime/pkg/printers/tabwriter.go`: Go's `text/tabwriter` with
+//!   minwidth 6, padding 3, pad char `' '`, no flags.
+//! - `apimachinery/pkg/util/duration/duration.go` (`HumanDuration`): ages.
+//! - `kubectl/pkg/cmd/get/get.go` (`printGeneric`), `cli-runtime/pkg/printers/json.go`
+//!   and `yaml.go`: `-o json|yaml` of a list is a `v1` `List` with sorted keys and
+//!   `metadata.resourceVersion: ""`, JSON indented by 4 spaces with Go's HTML
+//!   escaping, YAML by `sigs.k8s.io/yaml` (go-yaml v2); `managedFields` are left
+//!   out (`--show-managed-fields=false`).
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceColumnDefinition, CustomResourceDefinition,
+};
+use serde::Serialize as _;
+use serde_json::Value;
+
+/// How `get` prints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// The columns of `kubectl get`.
+    #[default]
+    Table,
+    /// The table with the `priority > 0` columns too (`kubectl get -o wide`).
+    Wide,
+    /// A `v1` `List` as YAML (`kubectl get -o yaml`).
+    Yaml,
+    /// A `v1` `List` as JSON (`kubectl get -o json`).
+    Json,
+}
+
+/// Render `objects` (full JSON objects as the API returns them) of the kind
+/// `crd` describes, as `kubectl get` does: sorted by namespace then name,
+/// with the printer columns of the CRD's storage (else first served) version.
+/// `all_namespaces` adds a `NAMESPACE` column first (`kubectl get -A`; not for
+/// cluster-scoped kinds). `now` makes ages deterministic. An empty list renders
+/// as an empty table (the caller says "No resources found").
+pub fn render(
+    crd: &CustomResourceDefinition,
+    objects: &[Value],
+    output: Output,
+    all_namespaces: bool,
+    now: jiff::Timestamp,
+) -> String {
+    let objects = sorted_by_namespace_and_name(objects);
+    match output {
+        Output::Table | Output::Wide => {
+            let with_namespace = all_namespaces && crd.spec.scope != "Cluster";
+            render_table(printer_columns(crd), &objects, output == Output::Wide, with_namespace, now)
+        }
+        Output::Json => render_json(list_of(&objects)),
+        Output::Yaml => render_yaml(&list_of(&objects)),
+    }
+}
+
+/// The printer columns `kubectl get` shows for `crd`: those of the storage
+/// version if it is served, else of the first served version.
+fn printer_columns(crd: &CustomResourceDefinition) -> &[CustomResourceColumnDefinition] {
+    let versions = &crd.spec.versions;
+    versions
+        .iter()
+        .find(|v| v.served && v.storage)
+        .or_else(|| versions.iter().find(|v| v.served))
+        .and_then(|v| v.additional_printer_columns.as_deref())
+        .unwrap_or_default()
+}
+
+fn metadata_str<'a>(object: &'a Value, field: &str) -> &'a str {
+    object.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// The order the API server lists in (its storage keys): namespace, then name.
+fn sorted_by_namespace_and_name(objects: &[Value]) -> Vec<&Value> {
+    fn key(o: &Value) -> (&str, &str) {
+        (metadata_str(o, "namespace"), metadata_str(o, "name"))
+    }
+    let mut sorted: Vec<&Value> = objects.iter().collect();
+    sorted.sort_by(|a, b| key(a).cmp(&key(b)));
+    sorted
+}
+
+// ---------------------------------------------------------------- table ----
+
+fn render_table(
+    columns: &[CustomResourceColumnDefinition],
+    objects: &[&Value],
+    wide: bool,
+    with_namespace: bool,
+    now: jiff::Timestamp,
+) -> String {
+    if objects.is_empty() {
+        return String::new();
+    }
+    let columns: Vec<&CustomResourceColumnDefinition> =
+        columns.iter().filter(|c| wide || c.priority.unwrap_or(0) == 0).collect();
+
+    let mut header: Vec<String> = Vec::with_capacity(columns.len() + 2);
+    if with_namespace {
+        header.push("NAMESPACE".into());
+    }
+    header.push("NAME".into());
+    header.extend(columns.iter().map(|c| c.name.to_uppercase()));
+
+    let mut text = header.join("\t");
+    text.push('\n');
+    for object in objects {
+        let mut row: Vec<String> = Vec::with_capacity(header.len());
+        if with_namespace {
+            row.push(printable_cell(metadata_str(object, "namespace")));
+        }
+        row.push(printable_cell(metadata_str(object, "name")));
+        row.extend(columns.iter().map(|c| column_cell(c, object, now).map(|v| printable_cell(&v)).unwrap_or_default()));
+        text.push_str(&row.join("\t"));
+        text.push('\n');
+    }
+    align_columns(&text)
+}
+
+/// The server's cell for one printer column (`None`: a `nil` cell, printed
+/// empty): the JSONPath's first result, rendered by the column's type.
+fn column_cell(column: &CustomResourceColumnDefinition, object: &Value, now: jiff::Timestamp) -> Option<String> {
+    let value = json_path(object, &column.json_path)?;
+    match column.type_.as_str() {
+        // JSONPath's PrintResults: strings as they are, maps and lists as JSON.
+        "string" => match value {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) if n.is_f64() => n.as_f64().map(go_float),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Array(_) | Value::Object(_) => Some(go_json(&mut value.clone())),
+            Value::Null => None,
+        },
+        // Go converts a float64 to int64 by truncation.
+        "integer" => value.as_i64().or_else(|| value.as_f64().map(|f| f as i64)).map(|i| i.to_string()),
+        "number" => value.as_f64().map(go_float),
+        "boolean" => value.as_bool().map(|b| b.to_string()),
+        "date" => value.as_str().map(|s| age(s, now)),
+        _ => None,
+    }
+}
+
+/// The value at `path`, in the subset of JSONPath our printer columns use:
+/// `.field` steps and `[?(@.key=="value")]` filters on lists (the first match
+/// wins, as the table convertor takes the first result). Anything else, a
+/// missing field or `null`: `None`.
+fn json_path<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut nodes: Vec<&Value> = vec![root];
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(after_dot) = rest.strip_prefix('.') {
+            let end = after_dot.find(['.', '[']).unwrap_or(after_dot.len());
+            let (field, tail) = after_dot.split_at(end);
+            if field.is_empty() {
+                return None;
+            }
+            nodes = nodes.into_iter().filter_map(|n| n.as_object()?.get(field)).collect();
+            rest = tail;
+        } else if let Some(filter) = rest.strip_prefix("[?(@.") {
+            let (key, tail) = filter.split_once("==")?;
+            let quote = tail.chars().next().filter(|q| *q == '"' || *q == '\'')?;
+            let (wanted, tail) = tail[1..].split_once(quote)?;
+            rest = tail.strip_prefix(")]")?;
+            let key = key.trim();
+            nodes = nodes
+                .into_iter()
+                .filter_map(Value::as_array)
+                .flatten()
+                .filter(|item| item.get(key).and_then(Value::as_str) == Some(wanted))
+                .collect();
+        } else {
+            return None;
+        }
+    }
+    nodes.into_iter().next().filter(|v| !v.is_null())
+}
+
+/// kubectl's age of a `date` column: `<unknown>` for an empty or zero time,
+/// `<invalid>` for one that is not RFC 3339.
+fn age(timestamp: &str, now: jiff::Timestamp) -> String {
+    if timestamp.is_empty() || timestamp == "null" {
+        return "<unknown>".into();
+    }
+    let Ok(at) = timestamp.parse::<jiff::Timestamp>() else {
+        return "<invalid>".into();
+    };
+    // Go's zero time.Time, 0001-01-01T00:00:00Z.
+    if at.as_second() == -62_135_596_800 && at.subsec_nanosecond() == 0 {
+        return "<unknown>".into();
+    }
+    human_duration(now.duration_since(at))
+}
+
+/// `HumanDuration` of k8s.io/apimachinery: a duration in 2-3 significant
+/// figures ("45s", "3m20s", "15m", "5h10m", "20h", "3d4h", "40d", "3y20d", "9y");
+/// up to 2 s in the future is "0s" (clock skew), further is "<invalid>".
+pub fn human_duration(elapsed: jiff::SignedDuration) -> String {
+    // A Go time.Duration: nanoseconds in an i64, saturated.
+    let nanos = elapsed.as_nanos().clamp(i64::MIN.into(), i64::MAX.into()) as i64;
+    let seconds = nanos / 1_000_000_000;
+    if seconds < -1 {
+        return "<invalid>".into();
+    }
+    if seconds < 0 {
+        return "0s".into();
+    }
+    if seconds < 60 * 2 {
+        return format!("{seconds}s");
+    }
+    let minutes = seconds / 60;
+    if minutes < 10 {
+        return match seconds % 60 {
+            0 => format!("{minutes}m"),
+            s => format!("{minutes}m{s}s"),
+        };
+    }
+    if minutes < 60 * 3 {
+        return format!("{minutes}m");
+    }
+    let hours = minutes / 60;
+    if hours < 8 {
+        return match minutes % 60 {
+            0 => format!("{hours}h"),
+            m => format!("{hours}h{m}m"),
+        };
+    }
+    if hours < 48 {
+        return format!("{hours}h");
+    }
+    if hours < 24 * 8 {
+        return match hours % 24 {
+            0 => format!("{}d", hours / 24),
+            h => format!("{}d{h}h", hours / 24),
+        };
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{}d", hours / 24);
+    }
+    if hours < 24 * 365 * 8 {
+        return match (hours / 24) % 365 {
+            0 => format!("{}y", hours / 24 / 365),
+            d => format!("{}y{d}d", hours / 24 / 365),
+        };
+    }
+    format!("{}y", hours / 24 / 365)
+}
+
+/// Go's `%v` of a float64: shortest digits, exponent form below 1e-4 and from 1e6.
+fn go_float(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "+Inf" } else { "-Inf" }.into();
+    }
+    let scientific = format!("{f:e}");
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    if (-4..6).contains(&exponent) {
+        format!("{f}")
+    } else {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exponent.abs())
+    }
+}
+
+/// kubectl's client side of a cell: cut at the first line break (then `...`),
+/// ESC shown as `^[` so no cell can drive the terminal.
+fn printable_cell(value: &str) -> String {
+    let (shown, cut) = match value.find(['\u{c}', '\n', '\r']) {
+        Some(at) => (&value[..at], true),
+        None => (value, false),
+    };
+    let mut cell = shown.replace('\u{1b}', "^[");
+    if cut {
+        cell.push_str("...");
+    }
+    cell
+}
+
+/// kubectl's tabwriter (`tabwriter.NewWriter(out, 6, 4, 3, ' ', 0)`): Go's
+/// elastic tabstops over tab-terminated cells; a column is as wide as its
+/// widest cell (in runes) plus 3, at least 6; a line's last cell is not padded.
+fn align_columns(text: &str) -> String {
+    let lines: Vec<Vec<&str>> = text.split('\n').map(|line| line.split(['\t', '\u{b}']).collect()).collect();
+    let mut out = String::with_capacity(text.len() * 2);
+    align_block(&lines, &mut Vec::new(), 0, lines.len(), &mut out);
+    out
+}
+
+const TABWRITER_MIN_WIDTH: usize = 6;
+const TABWRITER_PADDING: usize = 3;
+
+/// Go's `tabwriter.(*Writer).format`: lays out column `widths.len()` for each
+/// block of consecutive lines that have a cell in it, then the columns right of it.
+fn align_block(lines: &[Vec<&str>], widths: &mut Vec<usize>, first: usize, end: usize, out: &mut String) {
+    let column = widths.len();
+    let mut unwritten = first;
+    let mut line = first;
+    while line < end {
+        if column + 1 >= lines[line].len() {
+            line += 1;
+            continue;
+        }
+        write_lines(lines, widths, unwritten, line, out);
+        let block = line;
+        let mut width = TABWRITER_MIN_WIDTH;
+        while line < end && column + 1 < lines[line].len() {
+            width = width.max(lines[line][column].chars().count() + TABWRITER_PADDING);
+            line += 1;
+        }
+        widths.push(width);
+        align_block(lines, widths, block, line, out);
+        widths.pop();
+        unwritten = line;
+    }
+    write_lines(lines, widths, unwritten, end, out);
+}
+
+fn write_lines(lines: &[Vec<&str>], widths: &[usize], first: usize, end: usize, out: &mut String) {
+    for (index, cells) in lines.iter().enumerate().take(end).skip(first) {
+        for (column, cell) in cells.iter().enumerate() {
+            out.push_str(cell);
+            if let Some(width) = widths.get(column) {
+                let padding = width.saturating_sub(cell.chars().count());
+                out.extend(std::iter::repeat_n(' ', padding));
+            }
+        }
+        if index + 1 < lines.len() {
+            out.push('\n');
+        }
+    }
+}
+
+// ------------------------------------------------------------ json, yaml ----
+
+/// The `v1` `List` kubectl prints for `-o json|yaml`, without `managedFields`.
+fn list_of(objects: &[&Value]) -> Value {
+    let items: Vec<Value> = objects
+        .iter()
+        .map(|object| {
+            let mut object = (*object).clone();
+            if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+                metadata.remove("managedFields");
+            }
+            object
+        })
+        .collect();
+    serde_json::json!({
+        "apiVersion": "v1",
+        "items": items,
+        "kind": "List",
+        "metadata": {"resourceVersion": ""},
+    })
+}
+
+/// `json.MarshalIndent(list, "", "    ")` and a newline, as kubectl's JSON printer.
+fn render_json(mut list: Value) -> String {
+    list.sort_all_objects();
+    let mut bytes = Vec::new();
+    let mut serializer =
+        serde_json::Serializer::with_formatter(&mut bytes, serde_json::ser::PrettyFormatter::with_indent(b"    "));
+    list.serialize(&mut serializer).expect("a JSON value always serializes");
+    let mut text = go_html_escape(String::from_utf8(bytes).expect("serde_json writes UTF-8"));
+    text.push('\n');
+    text
+}
+
+/// Go's compact `json.Marshal` (sorted keys, HTML escaping).
+fn go_json(value: &mut Value) -> String {
+    value.sort_all_objects();
+    go_html_escape(value.to_string())
+}
+
+/// Go's encoding/json escapes `<`, `>`, `&`, U+2028 and U+2029 in strings.
+/// None of them can occur outside a string in JSON text, so the whole text is
+/// escaped at once.
+fn go_html_escape(json: String) -> String {
+    if !json.contains(['<', '>', '&', '\u{2028}', '\u{2029}']) {
+        return json;
+    }
+    let mut escaped = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        match c {
+            '<' => escaped.push_str("\\u003c"),
+            '>' => escaped.push_str("\\u003e"),
+            '&' => escaped.push_str("\\u0026"),
+            '\u{2028}' => escaped.push_str("\\u2028"),
+            '\u{2029}' => escaped.push_str("\\u2029"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+/// The list as kubectl's YAML: serde_yaml's layout (the same libyaml emitter
+/// go-yaml v2 ports), with go-yaml v2's quoting: a string that would read back
+/// as another type under YAML 1.1 (`"True"`, `""`, `"yes"`, `"123"`, a
+/// timestamp) is double-quoted. Known differences: go-yaml folds long strings
+/// at 80 columns and sorts keys "naturally" (`a2` before `a10`); this keeps
+/// each string on one line and sorts keys by bytes.
+fn render_yaml(list: &Value) -> String {
+    // A marker no string of the list contains, for strings to double-quote.
+    let mut marker = String::from("kubenotifygoquoted");
+    while contains_text(list, &marker) {
+        marker.push('q');
+    }
+    let mut quoted = Vec::new();
+    let yaml = yaml_value(list, &marker, &mut quoted);
+    let text = serde_yaml::to_string(&yaml).expect("a YAML value of JSON always serializes");
+    if quoted.is_empty() {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + quoted.len() * 2);
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find(&marker) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + marker.len()..];
+        let digits = after.find(|c: char| !c.is_ascii_digit()).unwrap_or(after.len());
+        let index: usize = after[..digits].parse().expect("the marker is always followed by its index");
+        out.push('"');
+        out.push_str(&quoted[index].replace('\\', "\\\\").replace('"', "\\\""));
+        out.push('"');
+        rest = &after[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn contains_text(value: &Value, text: &str) -> bool {
+    match value {
+        Value::String(s) => s.contains(text),
+        Value::Array(items) => items.iter().any(|v| contains_text(v, text)),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains(text) || contains_text(v, text)),
+        _ => false,
+    }
+}
+
+/// `value` as a YAML value, each string go-yaml v2 would double-quote replaced
+/// by `marker` and its index in `quoted`.
+fn yaml_value(value: &Value, marker: &str, quoted: &mut Vec<String>) -> serde_yaml::Value {
+    let string = |s: &str, quoted: &mut Vec<String>| {
+        if !s.contains('\n') && go_yaml_reads_as_non_string(s) {
+            quoted.push(s.to_owned());
+            serde_yaml::Value::String(format!("{marker}{}", quoted.len() - 1))
+        } else {
+            serde_yaml::Value::String(s.to_owned())
+        }
+    };
+    match value {
+        Value::Null => serde_yaml::Value::Null,
+        Value::Bool(b) => serde_yaml::Value::Bool(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => serde_yaml::Value::Number(i.into()),
+            (None, Some(u), _) => serde_yaml::Value::Number(u.into()),
+            (None, None, f) => serde_yaml::Value::Number(f.unwrap_or_default().into()),
+        },
+        Value::String(s) => string(s, quoted),
+        Value::Array(items) => items.iter().map(|v| yaml_value(v, marker, quoted)).collect(),
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by_key(|(k, _)| k.as_str());
+            let mut mapping = serde_yaml::Mapping::with_capacity(entries.len());
+            for (k, v) in entries {
+                let key = string(k, quoted);
+                mapping.insert(key, yaml_value(v, marker, quoted));
+            }
+            serde_yaml::Value::Mapping(mapping)
+        }
+    }
+}
+
+/// go-yaml v2's `resolve` (and `isBase60Float`): whether `s`, written plain,
+/// would read back as a null, bool, number or timestamp under YAML 1.1.
+fn go_yaml_reads_as_non_string(s: &str) -> bool {
+    const KEYWORDS: &[&str] = &[
+        "", "~", "null", "Null", "NULL", "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True",
+        "TRUE", "false", "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF", ".nan", ".NaN", ".NAN", ".inf",
+        ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF",
+    ];
+    if KEYWORDS.contains(&s) || is_base60_float(s) {
+        return true;
+    }
+    match s.as_bytes()[0] {
+        b'.' => s.parse::<f64>().is_ok_and(f64::is_finite),
+        b'0'..=b'9' | b'+' | b'-' => {
+            let plain = s.replace('_', "");
+            looks_like_timestamp(s) || is_go_int(&plain) || is_yaml_float(&plain)
+        }
+        _ => false,
+    }
+}
+
+/// go-yaml v2's `parseTimestamp`: `YYYY-` then an RFC 3339 time, a date and
+/// time without zone, or a date (approximated with jiff's parsers).
+fn looks_like_timestamp(s: &str) -> bool {
+    let year_digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    year_digits == 4
+        && s.as_bytes().get(4) == Some(&b'-')
+        && (s.parse::<jiff::Timestamp>().is_ok()
+            || s.parse::<jiff::civil::DateTime>().is_ok()
+            || s.parse::<jiff::civil::Date>().is_ok())
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)` or `ParseUint(s, 0, 64)` succeeds.
+fn is_go_int(s: &str) -> bool {
+    let (sign, unsigned) = match s.as_bytes().first() {
+        Some(b'+') | Some(b'-') => (s.as_bytes()[0], &s[1..]),
+        _ => (b' ', s),
+    };
+    let lower = unsigned.to_ascii_lowercase();
+    let (radix, digits) = if let Some(hex) = lower.strip_prefix("0x") {
+        (16, hex)
+    } else if let Some(octal) = lower.strip_prefix("0o") {
+        (8, octal)
+    } else if let Some(binary) = lower.strip_prefix("0b") {
+        (2, binary)
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, &lower[1..])
+    } else {
+        (10, lower.as_str())
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return false;
+    }
+    match u64::from_str_radix(digits, radix) {
+        Ok(value) => match sign {
+            b'-' => value <= 1 << 63,
+            b'+' => value <= i64::MAX as u64,
+            _ => true,
+        },
+        Err(_) => false,
+    }
+}
+
+/// go-yaml v2's `yamlStyleFloat` (`^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`)
+/// and a finite `ParseFloat`.
+fn is_yaml_float(s: &str) -> bool {
+    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let (number, exponent) = match body.find(['e', 'E']) {
+        Some(at) => (&body[..at], Some(&body[at + 1..])),
+        None => (body, None),
+    };
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    let number_ok = match number.split_once('.') {
+        Some(("", fraction)) => digits(fraction),
+        Some((whole, fraction)) => digits(whole) && (fraction.is_empty() || digits(fraction)),
+        None => digits(number),
+    };
+    let exponent_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['+', '-']).unwrap_or(e)));
+    number_ok && exponent_ok && s.parse::<f64>().is_ok_and(f64::is_finite)
+}
+
+/// go-yaml v2's `^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$`, quoted
+/// for YAML 1.1 readers ("1:20").
+fn is_base60_float(s: &str) -> bool {
+    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let (sexagesimal, fraction) = match body.split_once('.') {
+        Some((head, fraction)) => (head, Some(fraction)),
+        None => (body, None),
+    };
+    let mut parts = sexagesimal.split(':');
+    let head = parts.next().unwrap_or_default();
+    let head_ok =
+        head.starts_with(|c: char| c.is_ascii_digit()) && head.bytes().all(|b| b.is_ascii_digit() || b == b'_');
+    let mut sexagesimal_parts = 0;
+    let parts_ok = parts.all(|part| {
+        sexagesimal_parts += 1;
+        let b = part.as_bytes();
+        match b.len() {
+            1 => b[0].is_ascii_digit(),
+            2 => (b'0'..=b'5').contains(&b[0]) && b[1].is_ascii_digit(),
+            _ => false,
+        }
+    });
+    let fraction_ok = fraction.is_none_or(|f| f.bytes().all(|b| b.is_ascii_digit() || b == b'_'));
+    head_ok && sexagesimal_parts > 0 && parts_ok && fraction_ok
+}
