@@ -2,6 +2,7 @@
 //! Chatwork, Microsoft Teams and webhooks, validates their credentials, and
 //! shows each integration's health in its status.
 
+pub mod admission;
 pub mod cli;
 pub mod controller;
 pub mod crd;
