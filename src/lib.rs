@@ -8,6 +8,7 @@ pub mod controller;
 pub mod crd;
 pub mod delivery;
 pub mod leader;
+pub mod manifests;
 pub mod metrics;
 pub mod notifier;
 pub mod operator;

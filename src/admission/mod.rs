@@ -12,7 +12,7 @@ pub mod secret;
 
 pub use cause::{Cause, value_repr};
 pub use cel_rules::SUPPORTED_FUNCTIONS;
-pub use schema::Schema;
+pub use schema::{Schema, type_name};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::Value;

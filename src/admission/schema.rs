@@ -76,7 +76,9 @@ fn flag(v: &Value, key: &str) -> bool {
     v.get(key).and_then(Value::as_bool).unwrap_or(false)
 }
 
-pub(super) fn type_name(v: &Value) -> &'static str {
+/// The JSON type of a value as the API server names it (`integer` for
+/// whole numbers).
+pub fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
