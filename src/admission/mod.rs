@@ -89,3 +89,110 @@ impl Admission {
 /// The reason of a cause for a field the schema does not know (the API
 /// server answers these as a strict decoding error, not a field error).
 pub const UNKNOWN_FIELD: &str = "FieldValueUnknown";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn crd(spec_schema: Value) -> CustomResourceDefinition {
+        serde_json::from_value(json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {
+                "group": "example.com",
+                "names": {"kind": "Widget", "plural": "widgets"},
+                "scope": "Namespaced",
+                "versions": [
+                    {"name": "v1beta1", "served": false, "storage": false, "schema": {"openAPIV3Schema": {"type": "object"}}},
+                    {"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
+                     "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                        "spec": spec_schema,
+                        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}
+                ]
+            }
+        }))
+        .unwrap()
+    }
+
+    fn widget(spec: Value) -> Value {
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": spec})
+    }
+
+    #[test]
+    fn every_crd_of_the_project_compiles() {
+        for (file, crd) in crate::crd::all() {
+            let a = Admission::new(&crd).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(a.api_version(), "kube-notify.io/v1alpha1");
+            assert_eq!(a.kind(), crd.spec.names.kind);
+        }
+    }
+
+    #[test]
+    fn admit_prunes_defaults_and_validates() {
+        let a = Admission::new(&crd(json!({"type": "object", "properties": {
+            "size": {"type": "integer", "default": 3, "minimum": 1},
+            "name": {"type": "string", "maxLength": 3}}})))
+        .unwrap();
+        assert_eq!(a.api_version(), "example.com/v1");
+        let mut ok = widget(json!({}));
+        ok["status"] = json!({"x": 1});
+        a.admit(&mut ok, None).unwrap();
+        assert_eq!(ok["spec"], json!({"size": 3}));
+        assert!(ok.get("status").is_none(), "status is not written through the main resource");
+
+        let mut bad = widget(json!({"size": 0, "name": "long", "other": true}));
+        bad["metadata"]["name"] = json!("Not_A_Name");
+        let mut causes: Vec<(String, String)> =
+            a.admit(&mut bad, None).unwrap_err().into_iter().map(|c| (c.field, c.reason)).collect();
+        causes.sort();
+        let want = [
+            ("metadata.name", "FieldValueInvalid"),
+            ("spec.name", "FieldValueTooLong"),
+            ("spec.other", UNKNOWN_FIELD),
+            ("spec.size", "FieldValueInvalid"),
+        ];
+        assert_eq!(causes, want.map(|(f, r)| (f.to_string(), r.to_string())));
+        assert!(bad["spec"].get("other").is_none(), "unknown fields are pruned");
+    }
+
+    #[test]
+    fn cel_rules_run_after_the_schema_and_see_the_old_object() {
+        let a = Admission::new(&crd(json!({"type": "object", "properties": {
+            "mode": {"type": "string", "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "is immutable"}]},
+            "max": {"type": "integer"}, "min": {"type": "integer"}},
+            "x-kubernetes-validations": [{"rule": "self.min <= self.max", "message": "min must not exceed max", "fieldPath": ".min"}]})))
+        .unwrap();
+        let old = widget(json!({"mode": "a", "min": 1, "max": 2}));
+        a.admit(&mut old.clone(), None).unwrap();
+        a.admit(&mut old.clone(), Some(&old)).unwrap();
+        let causes = a.admit(&mut widget(json!({"mode": "b", "min": 3, "max": 2})), Some(&old)).unwrap_err();
+        let shown: Vec<String> = causes.iter().map(Cause::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "spec.min: Invalid value: \"object\": min must not exceed max",
+                "spec.mode: Invalid value: \"string\": is immutable"
+            ]
+        );
+        // A schema error: the rules are not evaluated.
+        let causes = a.admit(&mut widget(json!({"mode": 1, "min": 3, "max": 2})), None).unwrap_err();
+        assert_eq!(causes.len(), 1, "{causes:?}");
+        assert_eq!(causes[0].field, "spec.mode");
+    }
+
+    #[test]
+    fn a_bad_schema_or_rule_is_refused_when_compiled() {
+        let e =
+            Admission::new(&crd(json!({"type": "object", "x-kubernetes-validations": [{"rule": "self.nope == 1"}]})))
+                .unwrap_err();
+        assert!(
+            e.contains("Widget: spec.versions[v1].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0]"),
+            "{e}"
+        );
+        assert!(e.contains("undefined field 'nope'"), "{e}");
+        let e = Admission::new(&crd(json!({"properties": {"a": {"type": "string"}}}))).unwrap_err();
+        assert!(e.contains("type: Required value"), "{e}");
+    }
+}
