@@ -2,11 +2,13 @@
 //! Chatwork, Microsoft Teams and webhooks, validates their credentials, and
 //! shows each integration's health in its status.
 
+pub mod admission;
 pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod delivery;
 pub mod leader;
+pub mod manifests;
 pub mod metrics;
 pub mod notifier;
 pub mod operator;

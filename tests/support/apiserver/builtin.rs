@@ -5,7 +5,7 @@
 use super::errors::{ApiError, ApiResult, Cause};
 use super::meta::{is_config_key, is_qualified_name};
 use super::store::{Behavior, ResourceType};
-use base64::Engine;
+use kube_notify::admission::secret;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
@@ -253,23 +253,7 @@ fn s<'a>(v: &'a Value, p: &str) -> &'a str {
 /// Create-time mutations of built-ins (Secret stringData, defaults).
 pub(crate) fn mutate(behavior: Behavior, v: &mut Value) {
     match behavior {
-        Behavior::Secret => {
-            if let Some(sd) = v.as_object_mut().and_then(|o| o.remove("stringData"))
-                && let Some(sd) = sd.as_object()
-            {
-                let data = v.as_object_mut().expect("object").entry("data").or_insert_with(|| json!({}));
-                if !data.is_object() {
-                    *data = json!({});
-                }
-                for (k, x) in sd {
-                    let enc = base64::engine::general_purpose::STANDARD.encode(x.as_str().unwrap_or("").as_bytes());
-                    data[k] = Value::String(enc);
-                }
-            }
-            if s(v, "/type").is_empty() {
-                v["type"] = json!("Opaque");
-            }
-        }
+        Behavior::Secret => secret::normalize(v),
         Behavior::Namespace => {
             if s(v, "/status/phase").is_empty() {
                 v["status"] = json!({"phase": "Active"});
@@ -298,7 +282,8 @@ fn data_size(v: &Value) -> usize {
 pub(crate) fn validate(behavior: Behavior, v: &Value, old: Option<&Value>, namespace: &str) -> Vec<Cause> {
     let mut c = Vec::new();
     match behavior {
-        Behavior::Secret | Behavior::ConfigMap => {
+        Behavior::Secret => c.extend(secret::validate(v, old)),
+        Behavior::ConfigMap => {
             for field in ["data", "binaryData"] {
                 if let Some(m) = v.get(field).and_then(Value::as_object) {
                     for k in m.keys() {
@@ -312,9 +297,8 @@ pub(crate) fn validate(behavior: Behavior, v: &Value, old: Option<&Value>, names
                     }
                 }
             }
-            if behavior == Behavior::ConfigMap
-                && let (Some(d), Some(b)) =
-                    (v.get("data").and_then(Value::as_object), v.get("binaryData").and_then(Value::as_object))
+            if let (Some(d), Some(b)) =
+                (v.get("data").and_then(Value::as_object), v.get("binaryData").and_then(Value::as_object))
             {
                 for k in d.keys().filter(|k| b.contains_key(*k)) {
                     c.push(Cause::invalid(&format!("data[{k}]"), &json!(k), "duplicate of key present in binaryData"));
@@ -323,41 +307,15 @@ pub(crate) fn validate(behavior: Behavior, v: &Value, old: Option<&Value>, names
             if data_size(v) > 1024 * 1024 {
                 c.push(Cause::too_long("data", 1024 * 1024));
             }
-            if behavior == Behavior::Secret {
-                let ty = s(v, "/type");
-                let has = |k: &str| v.pointer(&format!("/data/{k}")).is_some();
-                match ty {
-                    "kubernetes.io/tls" => {
-                        for k in ["tls.crt", "tls.key"] {
-                            if !has(k) {
-                                c.push(Cause::required(&format!("data[{k}]"), ""));
-                            }
-                        }
-                    }
-                    "kubernetes.io/dockerconfigjson" if !has(".dockerconfigjson") => {
-                        c.push(Cause::required("data[.dockerconfigjson]", ""));
-                    }
-                    "kubernetes.io/basic-auth" if !has("username") && !has("password") => {
-                        c.push(Cause::required("data[username]", ""));
-                    }
-                    "kubernetes.io/ssh-auth" if !has("ssh-privatekey") => {
-                        c.push(Cause::required("data[ssh-privatekey]", ""));
-                    }
-                    _ => {}
+            if let Some(old) = old
+                && old.get("immutable").and_then(Value::as_bool) == Some(true)
+            {
+                if v.get("immutable").and_then(Value::as_bool) != Some(true) {
+                    c.push(Cause::forbidden("immutable", "field is immutable when `immutable` is set"));
                 }
-            }
-            if let Some(old) = old {
-                if behavior == Behavior::Secret && s(old, "/type") != s(v, "/type") {
-                    c.push(Cause::invalid("type", &v["type"], "field is immutable"));
-                }
-                if old.get("immutable").and_then(Value::as_bool) == Some(true) {
-                    if v.get("immutable").and_then(Value::as_bool) != Some(true) {
-                        c.push(Cause::forbidden("immutable", "field is immutable when `immutable` is set"));
-                    }
-                    for f in ["data", "binaryData"] {
-                        if old.get(f) != v.get(f) {
-                            c.push(Cause::forbidden(f, "field is immutable when `immutable` is set"));
-                        }
+                for f in ["data", "binaryData"] {
+                    if old.get(f) != v.get(f) {
+                        c.push(Cause::forbidden(f, "field is immutable when `immutable` is set"));
                     }
                 }
             }

@@ -1,8 +1,8 @@
 //! CustomResourceDefinition checks and registration.
 
 use super::meta::is_dns_label;
-use super::schema::Schema;
 use super::store::{Behavior, ResourceType};
+use kube_notify::admission::Schema;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -190,7 +190,7 @@ pub(crate) fn parse_crd(crd: &Value) -> Result<Vec<Arc<ResourceType>>, String> {
                     ));
                 }
                 match schema.resolve(&steps) {
-                    Ok(Some(node)) if matches!(node.ty.as_deref(), Some("string" | "integer" | "boolean")) => {}
+                    Ok(Some(node)) if matches!(node.type_(), Some("string" | "integer" | "boolean")) => {}
                     _ => {
                         return Err(format!(
                             "spec.versions[{i}].selectableFields[{j}].jsonPath: Invalid value: {jp:?}: must point to a field of type string, boolean or integer"

@@ -2,67 +2,11 @@
 
 use serde_json::{Value, json};
 
+pub(crate) use kube_notify::admission::Cause;
+
 /// One entry of `details.causes[]`.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Cause {
-    pub field: String,
-    pub reason: String,
-    pub message: String,
-}
-
-/// How Go's `%#v`-ish rendering used in field errors shows a value.
-pub(crate) fn value_repr(v: &Value) -> String {
-    match v {
-        Value::String(s) => format!("{s:?}"),
-        Value::Null => "null".to_string(),
-        Value::Object(_) => "\"object\"".to_string(),
-        Value::Array(_) => "\"array\"".to_string(),
-        other => other.to_string(),
-    }
-}
-
-impl Cause {
-    pub fn new(field: &str, reason: &str, message: String) -> Cause {
-        Cause { field: field.to_string(), reason: reason.to_string(), message }
-    }
-    pub fn required(field: &str, detail: &str) -> Cause {
-        let message =
-            if detail.is_empty() { "Required value".to_string() } else { format!("Required value: {detail}") };
-        Cause::new(field, "FieldValueRequired", message)
-    }
-    pub fn invalid(field: &str, value: &Value, detail: &str) -> Cause {
-        Cause::new(field, "FieldValueInvalid", format!("Invalid value: {}: {detail}", value_repr(value)))
-    }
-    pub fn invalid_type_name(field: &str, type_name: &str, detail: &str) -> Cause {
-        Cause::new(field, "FieldValueInvalid", format!("Invalid value: {type_name:?}: {detail}"))
-    }
-    pub fn not_supported(field: &str, value: &Value, supported: &[Value]) -> Cause {
-        let list: Vec<String> = supported.iter().map(value_repr).collect();
-        Cause::new(
-            field,
-            "FieldValueNotSupported",
-            format!("Unsupported value: {}: supported values: {}", value_repr(value), list.join(", ")),
-        )
-    }
-    pub fn forbidden(field: &str, detail: &str) -> Cause {
-        Cause::new(field, "FieldValueForbidden", format!("Forbidden: {detail}"))
-    }
-    pub fn too_long(field: &str, max: u64) -> Cause {
-        let unit = if max == 1 { "byte" } else { "bytes" };
-        Cause::new(field, "FieldValueTooLong", format!("Too long: may not be more than {max} {unit}"))
-    }
-    pub fn too_many(field: &str, actual: usize, max: u64) -> Cause {
-        Cause::new(field, "FieldValueTooMany", format!("Too many: {actual}: must have at most {max} items"))
-    }
-    pub fn duplicate(field: &str, value: &Value) -> Cause {
-        Cause::new(field, "FieldValueDuplicate", format!("Duplicate value: {}", value_repr(value)))
-    }
-    pub fn full(&self) -> String {
-        if self.field.is_empty() { self.message.clone() } else { format!("{}: {}", self.field, self.message) }
-    }
-    pub fn to_json(&self) -> Value {
-        json!({"reason": self.reason, "message": self.message, "field": self.field})
-    }
+fn cause_json(cause: &Cause) -> Value {
+    json!({"reason": cause.reason, "message": cause.message, "field": cause.field})
 }
 
 /// An API error, rendered as a `Status` object.
@@ -131,15 +75,15 @@ impl ApiError {
     pub fn invalid(kind: &str, group: &str, name: &str, causes: &[Cause]) -> ApiError {
         let what = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
         let errs = if causes.len() == 1 {
-            causes[0].full()
+            causes[0].to_string()
         } else {
-            format!("[{}]", causes.iter().map(Cause::full).collect::<Vec<_>>().join(", "))
+            format!("[{}]", causes.iter().map(Cause::to_string).collect::<Vec<_>>().join(", "))
         };
         ApiError::new(422, "Invalid", format!("{what} {name:?} is invalid: {errs}")).with_details(json!({
             "name": name,
             "group": group,
             "kind": kind,
-            "causes": causes.iter().map(Cause::to_json).collect::<Vec<_>>(),
+            "causes": causes.iter().map(cause_json).collect::<Vec<_>>(),
         }))
     }
     pub fn bad_request(message: impl Into<String>) -> ApiError {

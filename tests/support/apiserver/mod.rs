@@ -10,7 +10,7 @@
 //!
 //! - No RBAC: every known identity may do everything (usage is recorded so a
 //!   test can compare it with the chart's RBAC instead).
-//! - CEL: only the functions in `celrules::SUPPORTED_FUNCTIONS` exist (no
+//! - CEL: only the functions in `kube_notify::admission::SUPPORTED_FUNCTIONS` exist (no
 //!   Kubernetes libraries such as `isURL`, `quantity`, `url`, optionals,
 //!   `optionalOldSelf`); a CRD using others is refused by `install_crd`.
 //!   No CEL cost estimation (a real server may refuse a rule as too
@@ -46,7 +46,6 @@
 //!   (`ECONNREFUSED`). Faults apply per request, after authentication.
 
 mod builtin;
-mod celrules;
 mod conn;
 mod crd;
 mod discovery;
@@ -57,7 +56,6 @@ mod meta;
 mod ops;
 mod reviews;
 mod routes;
-mod schema;
 mod selectors;
 mod ssa;
 mod store;

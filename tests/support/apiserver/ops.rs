@@ -62,8 +62,7 @@ pub(crate) fn present(rt: &ResourceType, stored: &Value) -> Value {
         o.insert("kind".into(), json!(rt.kind));
     }
     if let Some(schema) = &rt.schema {
-        let mut dropped = Vec::new();
-        schema.prune(&mut v, "", true, &mut dropped);
+        schema.prune(&mut v);
         schema.apply_defaults(&mut v);
     }
     v
@@ -142,8 +141,7 @@ fn decode(w: &WriteCtx, v: Value, warnings: &mut Vec<String>) -> ApiResult<Value
         .map_err(|e| ApiError::bad_request(format!("error decoding metadata: {e}")))?;
     v["metadata"] = m;
     if let Some(schema) = &w.rt.schema {
-        let mut dropped = Vec::new();
-        schema.prune(&mut v, "", true, &mut dropped);
+        let dropped = schema.prune(&mut v);
         if !dropped.is_empty() {
             match w.validation {
                 FieldValidation::Strict => {
@@ -295,12 +293,7 @@ fn admit(w: &WriteCtx, old: Option<&Value>, mut new: Value, sub: &str) -> ApiRes
         }
     }
     if let Some(schema) = &rt.schema {
-        let mut sc = Vec::new();
-        schema.validate(&new, "", &mut sc);
-        if sc.is_empty() {
-            schema.validate_rules(&new, old, "", &mut sc);
-        }
-        causes.extend(sc);
+        causes.extend(schema.validate(&new, old));
     }
     causes.extend(builtin::validate(rt.behavior, &new, old, &w.ns));
     let mut crd_change = None;
@@ -697,8 +690,7 @@ fn apply_patch(
     let mut warnings = Vec::new();
     if rt.is_custom() {
         if let Some(schema) = &rt.schema {
-            let mut dropped = Vec::new();
-            schema.prune(&mut applied, "", true, &mut dropped);
+            let dropped = schema.prune(&mut applied);
             if !dropped.is_empty() {
                 match w.validation {
                     FieldValidation::Strict => {

@@ -5,7 +5,7 @@
 //! `x-kubernetes-list-type: set|map`; `metadata.finalizers` is a set and
 //! `metadata.ownerReferences` a map keyed by uid, as in Kubernetes.
 
-use super::schema::Schema;
+use kube_notify::admission::Schema;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 
@@ -48,15 +48,13 @@ enum Cursor<'a> {
 impl<'a> Cursor<'a> {
     fn child(self, key: &str) -> Cursor<'a> {
         match self {
-            Cursor::Schema(s) => {
-                s.properties.get(key).or(s.additional.as_deref()).map(Cursor::Schema).unwrap_or(Cursor::None)
-            }
+            Cursor::Schema(s) => s.property(key).map(Cursor::Schema).unwrap_or(Cursor::None),
             _ => Cursor::None,
         }
     }
     fn items(self) -> Cursor<'a> {
         match self {
-            Cursor::Schema(s) => s.items.as_deref().map(Cursor::Schema).unwrap_or(Cursor::None),
+            Cursor::Schema(s) => s.items().map(Cursor::Schema).unwrap_or(Cursor::None),
             _ => Cursor::None,
         }
     }
@@ -67,10 +65,10 @@ impl<'a> Cursor<'a> {
                 "ownerReferences" => ListKind::Map(&OWNER_REF_KEYS),
                 _ => ListKind::Atomic,
             },
-            Cursor::Schema(s) => match s.properties.get(key).or(s.additional.as_deref()) {
-                Some(c) => match c.list_type.as_deref() {
+            Cursor::Schema(s) => match s.property(key) {
+                Some(c) => match c.list_type() {
                     Some("set") => ListKind::Set,
-                    Some("map") => ListKind::Map(&c.list_map_keys),
+                    Some("map") => ListKind::Map(c.list_map_keys()),
                     _ => ListKind::Atomic,
                 },
                 None => ListKind::Atomic,
@@ -79,7 +77,7 @@ impl<'a> Cursor<'a> {
         }
     }
     fn atomic_map(self) -> bool {
-        matches!(self, Cursor::Schema(s) if s.map_type.as_deref() == Some("atomic"))
+        matches!(self, Cursor::Schema(s) if s.map_type() == Some("atomic"))
     }
 }
 

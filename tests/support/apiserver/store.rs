@@ -1,8 +1,8 @@
 //! The object store: a global resourceVersion counter, objects, and the
 //! change history that watches and consistent (paged / exact) lists read.
 
-use super::schema::Schema;
 use super::ssa::ManagerEntry;
+use kube_notify::admission::Schema;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,47 +1,49 @@
 //! Structural OpenAPI v3 schemas of CRDs: the structural checks done when a
 //! CRD is created, pruning, defaulting, and validation of objects.
 
-use super::celrules::{self, CelRule};
-use super::errors::Cause;
+use super::Cause;
+use super::cel_rules::{self, CelRule};
 use regex::Regex;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
+/// One node of a structural schema (`openAPIV3Schema` of a CRD version),
+/// compiled: patterns and CEL rules are checked when it is parsed.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct Schema {
-    pub ty: Option<String>,
-    pub properties: BTreeMap<String, Schema>,
-    pub additional: Option<Box<Schema>>,
-    pub additional_any: bool,
-    pub items: Option<Box<Schema>>,
-    pub required: Vec<String>,
-    pub enum_: Option<Vec<Value>>,
-    pub minimum: Option<f64>,
-    pub maximum: Option<f64>,
-    pub exclusive_minimum: bool,
-    pub exclusive_maximum: bool,
-    pub multiple_of: Option<f64>,
-    pub min_length: Option<u64>,
-    pub max_length: Option<u64>,
-    pub min_items: Option<u64>,
-    pub max_items: Option<u64>,
-    pub min_properties: Option<u64>,
-    pub max_properties: Option<u64>,
-    pub pattern: Option<(String, Regex)>,
-    pub format: Option<String>,
-    pub nullable: bool,
-    pub default: Option<Value>,
-    pub int_or_string: bool,
-    pub preserve_unknown: bool,
-    pub embedded: bool,
-    pub list_type: Option<String>,
-    pub list_map_keys: Vec<String>,
-    pub map_type: Option<String>,
-    pub all_of: Vec<Schema>,
-    pub any_of: Vec<Schema>,
-    pub one_of: Vec<Schema>,
-    pub not: Option<Box<Schema>>,
-    pub rules: Vec<CelRule>,
+pub struct Schema {
+    pub(super) ty: Option<String>,
+    pub(super) properties: BTreeMap<String, Schema>,
+    pub(super) additional: Option<Box<Schema>>,
+    pub(super) additional_any: bool,
+    pub(super) items: Option<Box<Schema>>,
+    pub(super) required: Vec<String>,
+    pub(super) enum_: Option<Vec<Value>>,
+    pub(super) minimum: Option<f64>,
+    pub(super) maximum: Option<f64>,
+    pub(super) exclusive_minimum: bool,
+    pub(super) exclusive_maximum: bool,
+    pub(super) multiple_of: Option<f64>,
+    pub(super) min_length: Option<u64>,
+    pub(super) max_length: Option<u64>,
+    pub(super) min_items: Option<u64>,
+    pub(super) max_items: Option<u64>,
+    pub(super) min_properties: Option<u64>,
+    pub(super) max_properties: Option<u64>,
+    pub(super) pattern: Option<(String, Regex)>,
+    pub(super) format: Option<String>,
+    pub(super) nullable: bool,
+    pub(super) default: Option<Value>,
+    pub(super) int_or_string: bool,
+    pub(super) preserve_unknown: bool,
+    pub(super) embedded: bool,
+    pub(super) list_type: Option<String>,
+    pub(super) list_map_keys: Vec<String>,
+    pub(super) map_type: Option<String>,
+    pub(super) all_of: Vec<Schema>,
+    pub(super) any_of: Vec<Schema>,
+    pub(super) one_of: Vec<Schema>,
+    pub(super) not: Option<Box<Schema>>,
+    pub(super) rules: Vec<CelRule>,
 }
 
 #[derive(Clone, Copy)]
@@ -74,7 +76,9 @@ fn flag(v: &Value, key: &str) -> bool {
     v.get(key).and_then(Value::as_bool).unwrap_or(false)
 }
 
-pub(crate) fn type_name(v: &Value) -> &'static str {
+/// The JSON type of a value as the API server names it (`integer` for
+/// whole numbers).
+pub fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
@@ -91,6 +95,58 @@ fn child_path(path: &str, key: &str) -> String {
 }
 
 impl Schema {
+    /// Drops unknown fields (unless preserved) and nulls of non-nullable
+    /// fields of an object (`apiVersion`, `kind` and `metadata` are left
+    /// alone); returns the paths of the unknown fields dropped.
+    pub fn prune(&self, object: &mut Value) -> Vec<String> {
+        let mut dropped = Vec::new();
+        self.prune_node(object, "", true, &mut dropped);
+        dropped
+    }
+
+    /// Validates an object: the OpenAPI value checks, then (when they all
+    /// pass, as on a real server) the CEL rules; `old` is the stored object
+    /// for transition rules (`oldSelf`). Every cause, with its field path.
+    pub fn validate(&self, object: &Value, old: Option<&Value>) -> Vec<Cause> {
+        let mut causes = Vec::new();
+        self.check_values(object, "", &mut causes);
+        if causes.is_empty() {
+            self.check_rules(object, old, "", &mut causes);
+        }
+        causes
+    }
+
+    /// The schema of an object's property `key` (or of its additional
+    /// properties).
+    pub fn property(&self, key: &str) -> Option<&Schema> {
+        self.properties.get(key).or(self.additional.as_deref())
+    }
+
+    /// The schema of an array's items.
+    pub fn items(&self) -> Option<&Schema> {
+        self.items.as_deref()
+    }
+
+    /// `type`, unless unset (int-or-string, preserved unknown fields).
+    pub fn type_(&self) -> Option<&str> {
+        self.ty.as_deref()
+    }
+
+    /// `x-kubernetes-list-type` (`atomic`, `set`, `map`).
+    pub fn list_type(&self) -> Option<&str> {
+        self.list_type.as_deref()
+    }
+
+    /// `x-kubernetes-list-map-keys`.
+    pub fn list_map_keys(&self) -> &[String] {
+        &self.list_map_keys
+    }
+
+    /// `x-kubernetes-map-type` (`atomic`, `granular`).
+    pub fn map_type(&self) -> Option<&str> {
+        self.map_type.as_deref()
+    }
+
     /// Parses and structurally checks `openAPIV3Schema`.
     pub fn parse_root(v: &Value) -> Result<Schema, String> {
         let s =
@@ -369,7 +425,7 @@ impl Schema {
         if let Some(rules) = v.get("x-kubernetes-validations") {
             let rules = rules.as_array().ok_or_else(|| format!("{path}.x-kubernetes-validations: must be a list"))?;
             for (i, r) in rules.iter().enumerate() {
-                let compiled = celrules::compile_rule(r, &s, ctx.root, ctx.correlatable)
+                let compiled = cel_rules::compile_rule(r, &s, ctx.root, ctx.correlatable)
                     .map_err(|e| format!("{path}.x-kubernetes-validations[{i}]: {e}"))?;
                 s.rules.push(compiled);
             }
@@ -423,7 +479,7 @@ impl Schema {
             }
             let mut pruned = d.clone();
             let mut dropped = Vec::new();
-            self.prune(&mut pruned, "", false, &mut dropped);
+            self.prune_node(&mut pruned, "", false, &mut dropped);
             if !dropped.is_empty() || pruned != *d {
                 return Err(format!(
                     "{path}.default: Invalid value: {}: must not have unknown fields ({})",
@@ -433,11 +489,7 @@ impl Schema {
             }
             let mut defaulted = d.clone();
             self.apply_defaults(&mut defaulted);
-            let mut causes = Vec::new();
-            self.validate(&defaulted, "", &mut causes);
-            if causes.is_empty() {
-                self.validate_rules(&defaulted, None, "", &mut causes);
-            }
+            let causes = self.validate(&defaulted, None);
             if !causes.is_empty() {
                 return Err(format!(
                     "{path}.default: Invalid value: {}: {}",
@@ -486,9 +538,8 @@ impl Schema {
         Err(format!("field {first:?} does not exist in the schema"))
     }
 
-    /// Drops unknown fields (unless preserved) and nulls of non-nullable
-    /// fields, recording the paths of dropped unknown fields.
-    pub fn prune(&self, v: &mut Value, path: &str, root: bool, pruned: &mut Vec<String>) {
+    /// [`Schema::prune`] at `path`; `root` for the object itself.
+    fn prune_node(&self, v: &mut Value, path: &str, root: bool, pruned: &mut Vec<String>) {
         match v {
             Value::Object(map) => {
                 let keys: Vec<String> = map.keys().cloned().collect();
@@ -503,11 +554,11 @@ impl Schema {
                             continue;
                         }
                         if let Some(child) = map.get_mut(&k) {
-                            ps.prune(child, &cp, false, pruned);
+                            ps.prune_node(child, &cp, false, pruned);
                         }
                     } else if let Some(ap) = &self.additional {
                         if let Some(child) = map.get_mut(&k) {
-                            ap.prune(child, &cp, false, pruned);
+                            ap.prune_node(child, &cp, false, pruned);
                         }
                     } else if self.additional_any || self.preserve_unknown {
                         // kept as is
@@ -520,7 +571,7 @@ impl Schema {
             Value::Array(items) => {
                 if let Some(it) = &self.items {
                     for (i, x) in items.iter_mut().enumerate() {
-                        it.prune(x, &format!("{path}[{i}]"), false, pruned);
+                        it.prune_node(x, &format!("{path}[{i}]"), false, pruned);
                     }
                 }
             }
@@ -528,6 +579,7 @@ impl Schema {
         }
     }
 
+    /// Sets the schema's defaults of fields that are absent, at every depth.
     pub fn apply_defaults(&self, v: &mut Value) {
         match v {
             Value::Object(map) => {
@@ -575,7 +627,7 @@ impl Schema {
     }
 
     /// OpenAPI value validation; `path` is the field path ("spec.x").
-    pub fn validate(&self, v: &Value, path: &str, causes: &mut Vec<Cause>) {
+    fn check_values(&self, v: &Value, path: &str, causes: &mut Vec<Cause>) {
         let shown = if path.is_empty() { "<root>" } else { path };
         if v.is_null() {
             if self.nullable || (self.ty.is_none() && !self.int_or_string) {
@@ -681,7 +733,7 @@ impl Schema {
             }
             if let Some(it) = &self.items {
                 for (i, x) in items.iter().enumerate() {
-                    it.validate(x, &format!("{path}[{i}]"), causes);
+                    it.check_values(x, &format!("{path}[{i}]"), causes);
                 }
             }
             match self.list_type.as_deref() {
@@ -721,9 +773,9 @@ impl Schema {
             }
             for (k, x) in map {
                 if let Some(ps) = self.properties.get(k) {
-                    ps.validate(x, &child_path(path, k), causes);
+                    ps.check_values(x, &child_path(path, k), causes);
                 } else if let Some(ap) = &self.additional {
-                    ap.validate(x, &child_path(path, k), causes);
+                    ap.check_values(x, &child_path(path, k), causes);
                 }
             }
             if self.embedded {
@@ -735,13 +787,13 @@ impl Schema {
             }
         }
         for b in &self.all_of {
-            b.validate(v, path, causes);
+            b.check_values(v, path, causes);
         }
         if !self.any_of.is_empty() {
             let mut first = None;
             let ok = self.any_of.iter().any(|b| {
                 let mut c = Vec::new();
-                b.validate(v, path, &mut c);
+                b.check_values(v, path, &mut c);
                 if first.is_none() {
                     first = Some(c.clone());
                 }
@@ -762,7 +814,7 @@ impl Schema {
                 .iter()
                 .filter(|b| {
                     let mut c = Vec::new();
-                    b.validate(v, path, &mut c);
+                    b.check_values(v, path, &mut c);
                     c.is_empty()
                 })
                 .count();
@@ -776,7 +828,7 @@ impl Schema {
         }
         if let Some(n) = &self.not {
             let mut c = Vec::new();
-            n.validate(v, path, &mut c);
+            n.check_values(v, path, &mut c);
             if c.is_empty() {
                 causes.push(Cause::invalid(path, v, &format!("{shown} in body must not validate the schema (not)")));
             }
@@ -792,7 +844,7 @@ impl Schema {
     }
 
     /// Evaluates `x-kubernetes-validations` over the value tree.
-    pub fn validate_rules(&self, v: &Value, old: Option<&Value>, path: &str, causes: &mut Vec<Cause>) {
+    fn check_rules(&self, v: &Value, old: Option<&Value>, path: &str, causes: &mut Vec<Cause>) {
         if v.is_null() {
             return;
         }
@@ -800,7 +852,7 @@ impl Schema {
             if rule.uses_old_self && old.is_none() && !rule.optional_old_self {
                 continue;
             }
-            if let Some(c) = celrules::evaluate(rule, self, v, old, path) {
+            if let Some(c) = cel_rules::evaluate(rule, self, v, old, path) {
                 causes.push(c);
             }
         }
@@ -810,7 +862,7 @@ impl Schema {
                     let child = self.properties.get(k).or(self.additional.as_deref());
                     if let Some(ps) = child {
                         let o = old.and_then(|o| o.get(k));
-                        ps.validate_rules(x, o, &child_path(path, k), causes);
+                        ps.check_rules(x, o, &child_path(path, k), causes);
                     }
                 }
             }
@@ -824,7 +876,7 @@ impl Schema {
                         } else {
                             None
                         };
-                        it.validate_rules(x, o, &format!("{path}[{i}]"), causes);
+                        it.check_rules(x, o, &format!("{path}[{i}]"), causes);
                     }
                 }
             }
@@ -845,7 +897,7 @@ fn fmt_num(n: f64) -> String {
 }
 
 fn format_ok(format: &str, s: &str) -> bool {
-    use super::meta::is_dns_subdomain;
+    use super::object_meta::is_dns_subdomain;
     match format {
         // The real server checks kube-openapi's strfmt rule; a value must
         // also be a real instant (stricter: strfmt takes Feb 30).

@@ -8,7 +8,7 @@
 //! names fields that exist in the schema — like the type-checking a real
 //! server does when the CRD is created.
 
-use super::errors::Cause;
+use super::Cause;
 use super::schema::{Schema, type_name};
 use cel::common::ast::{EntryExpr, Expr, IdedExpr, operators};
 use cel::objects::{Key, Map as CelMap};
@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 #[derive(Debug, Clone)]
-pub(crate) struct CelRule {
+pub(super) struct CelRule {
     pub rule: String,
     pub message: Option<String>,
     pub message_expression: Option<String>,
@@ -29,7 +29,7 @@ pub(crate) struct CelRule {
 }
 
 /// Non-operator functions accepted in rules.
-pub(crate) const SUPPORTED_FUNCTIONS: &[&str] = &[
+pub const SUPPORTED_FUNCTIONS: &[&str] = &[
     "size",
     "contains",
     "startsWith",
@@ -186,7 +186,7 @@ impl<'a> Checker<'a> {
                 let f = call.func_name.as_str();
                 if !OPERATORS.contains(&f) && !SUPPORTED_FUNCTIONS.contains(&f) {
                     return Err(format!(
-                        "compilation failed: ERROR: undeclared reference to '{f}' (not supported by the emulated API server's CEL environment)"
+                        "compilation failed: ERROR: undeclared reference to '{f}' (not supported by kube-notify's CEL environment)"
                     ));
                 }
                 let target = match &call.target {
@@ -274,7 +274,7 @@ fn check_source(src: &str, node: &Schema, root: bool, correlatable: bool) -> Res
 }
 
 /// Compiles and checks one `x-kubernetes-validations` entry for `node`.
-pub(crate) fn compile_rule(raw: &Value, node: &Schema, root: bool, correlatable: bool) -> Result<CelRule, String> {
+pub(super) fn compile_rule(raw: &Value, node: &Schema, root: bool, correlatable: bool) -> Result<CelRule, String> {
     let rule = raw
         .get("rule")
         .and_then(Value::as_str)
@@ -315,7 +315,7 @@ pub(crate) fn compile_rule(raw: &Value, node: &Schema, root: bool, correlatable:
     }
     let optional_old_self = raw.get("optionalOldSelf").and_then(Value::as_bool).unwrap_or(false);
     if optional_old_self {
-        return Err("optionalOldSelf: Forbidden: optional oldSelf is not supported by the emulated API server".into());
+        return Err("optionalOldSelf: Forbidden: optional oldSelf is not supported by kube-notify's admission".into());
     }
     Ok(CelRule { rule, message, message_expression, reason, field_path, uses_old_self, optional_old_self })
 }
@@ -376,7 +376,7 @@ fn run(src: &str, node: &Schema, v: &Value, old: Option<&Value>, root: bool) -> 
 }
 
 /// Evaluates one rule at `path`; `Some(cause)` when it fails.
-pub(crate) fn evaluate(rule: &CelRule, node: &Schema, v: &Value, old: Option<&Value>, path: &str) -> Option<Cause> {
+pub(super) fn evaluate(rule: &CelRule, node: &Schema, v: &Value, old: Option<&Value>, path: &str) -> Option<Cause> {
     let root = path.is_empty();
     let ty = type_name(v);
     let mut field = path.to_string();
