@@ -85,22 +85,7 @@ pub fn load(path: &Path, default_namespace: &str) -> Result<Manifests, Vec<Manif
     let mut loader = Loader::new(default_namespace)?;
     let read_error =
         |p: &Path, e: std::io::Error| ManifestError::Read { origin: p.display().to_string(), message: e.to_string() };
-    let files = if path.is_dir() {
-        let entries = std::fs::read_dir(path).map_err(|e| vec![read_error(path, e)])?;
-        let mut files = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| vec![read_error(path, e)])?;
-            let p = entry.path();
-            let manifest = p.extension().and_then(|e| e.to_str()).is_some_and(|e| ["yaml", "yml", "json"].contains(&e));
-            if manifest && p.is_file() {
-                files.push(p);
-            }
-        }
-        files.sort();
-        files
-    } else {
-        vec![path.to_path_buf()]
-    };
+    let files = files(path).map_err(|e| vec![read_error(path, e)])?;
     for file in files {
         match std::fs::read_to_string(&file) {
             Ok(text) => loader.parse(&text, &file.display().to_string()),
@@ -108,6 +93,24 @@ pub fn load(path: &Path, default_namespace: &str) -> Result<Manifests, Vec<Manif
         }
     }
     loader.finish()
+}
+
+/// The manifest files at `path`: the file itself, or every `*.yaml`,
+/// `*.yml` and `*.json` file directly in the folder, sorted by name.
+pub fn files(path: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(path)? {
+        let p = entry?.path();
+        let manifest = p.extension().and_then(|e| e.to_str()).is_some_and(|e| ["yaml", "yml", "json"].contains(&e));
+        if manifest && p.is_file() {
+            files.push(p);
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// Admits the objects of one file's text, as [`load`] does; `origin` names

@@ -345,6 +345,20 @@ fn write_lines(lines: &[Vec<&str>], widths: &[usize], first: usize, end: usize, 
 
 // ------------------------------------------------------------ json, yaml ----
 
+/// One object asked for by name, as `kubectl get KIND NAME` prints it: the
+/// object itself for `-o json|yaml` (not a `List`), the table otherwise.
+pub fn render_one(crd: &CustomResourceDefinition, object: &Value, output: Output, now: jiff::Timestamp) -> String {
+    let mut object = object.clone();
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.remove("managedFields");
+    }
+    match output {
+        Output::Json => render_json(object),
+        Output::Yaml => render_yaml(&object),
+        Output::Table | Output::Wide => render(crd, std::slice::from_ref(&object), output, false, now),
+    }
+}
+
 /// The `v1` `List` kubectl prints for `-o json|yaml`, without `managedFields`.
 fn list_of(objects: &[&Value]) -> Value {
     let items: Vec<Value> = objects

@@ -53,12 +53,7 @@ pub fn render(args: &GetArgs, stored: Vec<String>, now: jiff::Timestamp) -> anyh
     }
     // One object by name: the object itself, as `kubectl get KIND NAME -o yaml`.
     if args.name.is_some() && matches!(args.output, Output::Yaml | Output::Json) {
-        let obj = &objects[0];
-        let text = match args.output {
-            Output::Json => printer::to_json(obj),
-            _ => serde_yaml::to_string(obj)?,
-        };
-        return Ok((text, None));
+        return Ok((printer::render_one(&crd, &objects[0], args.output, now), None));
     }
     Ok((printer::render(&crd, &objects, args.output, args.all_namespaces, now), None))
 }
