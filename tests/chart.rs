@@ -91,18 +91,18 @@ fn values_defaults_are_the_binary_defaults() {
         humantime::parse_duration(config[key].as_str().unwrap_or_else(|| panic!("config.{key} is not a string")))
             .unwrap_or_else(|e| panic!("config.{key}: {e}"))
     };
-    let log_format = match defaults.log.log_format {
+    let log_format = match defaults.engine.log.log_format {
         LogFormat::Text => "text",
         LogFormat::Json => "json",
     };
     assert_eq!(config["logFormat"], log_format);
-    assert_eq!(config["logFilter"], defaults.log.log.as_str());
+    assert_eq!(config["logFilter"], defaults.engine.log.log.as_str());
     assert_eq!(config["allowEndpoints"], serde_json::json!([]));
-    assert_eq!(config["slackApiUrl"], defaults.slack_api_url.as_str());
-    assert_eq!(config["chatworkApiUrl"], defaults.chatwork_api_url.as_str());
-    assert_eq!(duration("revalidatePeriod"), defaults.revalidate_period);
-    assert_eq!(duration("httpTimeout"), defaults.http_timeout);
-    assert_eq!(config["validationRate"], defaults.validation_rate.get());
+    assert_eq!(config["slackApiUrl"], defaults.engine.slack_api_url.as_str());
+    assert_eq!(config["chatworkApiUrl"], defaults.engine.chatwork_api_url.as_str());
+    assert_eq!(duration("revalidatePeriod"), defaults.engine.revalidate_period);
+    assert_eq!(duration("httpTimeout"), defaults.engine.http_timeout);
+    assert_eq!(config["validationRate"], defaults.engine.validation_rate.get());
     // Passed only when set: the binary's own defaults apply otherwise.
     for key in ["eventDeadline", "eventTtl", "retryMaxDelay"] {
         assert_eq!(config[key], "", "config.{key} is unset by default");
@@ -394,23 +394,23 @@ fn deployment_settings_parse_with_the_cli() {
             }
             "namespaced" => {
                 assert_eq!(args.namespace.as_deref(), Some("team-a"));
-                assert_eq!(args.log.log_format, LogFormat::Json);
+                assert_eq!(args.engine.log.log_format, LogFormat::Json);
                 assert_eq!(
-                    args.allow_endpoint,
+                    args.engine.allow_endpoint,
                     ["http://alerts.team-a.svc:9000/hooks/", "https://hooks.internal.example/"]
                 );
-                assert_eq!(args.revalidate_period, std::time::Duration::from_secs(30 * 60));
-                assert_eq!(args.http_timeout, std::time::Duration::from_secs(5));
-                assert_eq!(args.validation_rate.get(), 2, "extraArgs win over the values' environment");
-                assert_eq!(args.event_deadline, std::time::Duration::from_secs(2 * 3600));
-                assert_eq!(args.event_ttl, std::time::Duration::from_secs(72 * 3600));
-                assert_eq!(args.delivery_attempts, 3);
-                assert_eq!(args.retry_max_delay, std::time::Duration::from_secs(120));
-                assert_eq!(args.max_body_bytes, 4 * 1024 * 1024, "large numbers are not rendered as floats");
-                assert_eq!(args.ingest_rate.get(), 10);
-                assert_eq!(args.send_timeout, std::time::Duration::from_secs(10));
+                assert_eq!(args.engine.revalidate_period, std::time::Duration::from_secs(30 * 60));
+                assert_eq!(args.engine.http_timeout, std::time::Duration::from_secs(5));
+                assert_eq!(args.engine.validation_rate.get(), 2, "extraArgs win over the values' environment");
+                assert_eq!(args.engine.event_deadline, std::time::Duration::from_secs(2 * 3600));
+                assert_eq!(args.engine.event_ttl, std::time::Duration::from_secs(72 * 3600));
+                assert_eq!(args.engine.delivery_attempts, 3);
+                assert_eq!(args.engine.retry_max_delay, std::time::Duration::from_secs(120));
+                assert_eq!(args.engine.max_body_bytes, 4 * 1024 * 1024, "large numbers are not rendered as floats");
+                assert_eq!(args.engine.ingest_rate.get(), 10);
+                assert_eq!(args.engine.send_timeout, std::time::Duration::from_secs(10));
                 assert_eq!(args.review_cache_ttl, std::time::Duration::ZERO);
-                kube_notify::notifier::endpoint::EndpointPolicy::new(&args.allow_endpoint)
+                kube_notify::notifier::endpoint::EndpointPolicy::new(&args.engine.allow_endpoint)
                     .expect("the allowed endpoints are valid prefixes");
             }
             _ => unreachable!(),

@@ -18,14 +18,18 @@ use crate::store::embedded::{Desired, Embedded};
 /// Open the state folder and apply the manifests: invalid manifests at
 /// start are an error (every problem listed).
 pub fn open(state_dir: &Path, manifests: &Path, namespace: &str) -> anyhow::Result<Arc<Embedded>> {
-    let desired = load(manifests, namespace).map_err(|errors| anyhow::anyhow!(listed(&errors)))?;
+    // Checked before the state folder is touched.
+    manifests::load(manifests, namespace).map_err(|errors| anyhow::anyhow!(listed(&errors)))?;
     let store = Embedded::open(state_dir).map_err(anyhow::Error::msg)?;
-    apply(&store, desired)?;
+    apply_from(&store, manifests, namespace)?;
     Ok(Arc::new(store))
 }
 
-fn load(path: &Path, namespace: &str) -> Result<Manifests, Vec<ManifestError>> {
-    manifests::load(path, namespace)
+/// Read the manifests at `path` and make the store hold what they hold
+/// (nothing changes when they are invalid: the error lists every problem).
+pub fn apply_from(store: &Embedded, path: &Path, namespace: &str) -> anyhow::Result<()> {
+    let m = manifests::load(path, namespace).map_err(|errors| anyhow::anyhow!(listed(&errors)))?;
+    apply(store, m)
 }
 
 fn apply(store: &Embedded, m: Manifests) -> anyhow::Result<()> {
@@ -61,13 +65,8 @@ pub async fn reload(store: Arc<Embedded>, path: PathBuf, namespace: String, peri
             continue;
         }
         applied = now;
-        match load(&path, &namespace) {
-            Ok(m) => {
-                if let Err(e) = apply(&store, m) {
-                    warn!(error = %e, "could not apply the changed manifests");
-                }
-            }
-            Err(errors) => warn!("the changed manifests were not applied: {}", listed(&errors)),
+        if let Err(e) = apply_from(&store, &path, &namespace) {
+            warn!("the changed manifests were not applied: {e:#}");
         }
     }
 }

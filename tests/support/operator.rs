@@ -19,6 +19,8 @@ use kube_notify::notifier::endpoint::EndpointPolicy;
 use kube_notify::operator::{Backend, Operator, OperatorConfig, RunConfig};
 use kube_notify::server::admin::Readiness;
 use kube_notify::server::ingest::IngestConfig;
+use kube_notify::server::ingest::token::TokenAccess;
+use kube_notify::store::embedded::Embedded;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
@@ -129,7 +131,74 @@ impl Drop for Replica {
 }
 
 /// The emulated world plus a running operator.
+/// Where a [`World`]'s operator keeps its state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// The API emulation, as on a cluster.
+    Kubernetes,
+    /// Standalone: the embedded store in a temporary state folder, objects
+    /// from manifest files.
+    Standalone,
+}
+
+/// A standalone world's state folder and manifests.
+pub struct Standalone {
+    pub store: Arc<Embedded>,
+    /// The state folder and the manifests file in it.
+    pub dir: tempfile::TempDir,
+    /// The objects the manifests file holds, by (kind, namespace, name).
+    documents: Mutex<std::collections::BTreeMap<(String, String, String), Value>>,
+}
+
+impl Standalone {
+    pub fn manifests_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("manifests.yaml")
+    }
+
+    /// Put `doc` in the manifests (replacing the object of that kind and
+    /// name), write the file and apply it as the reload does.
+    pub fn put(&self, doc: Value) {
+        let key = (
+            doc["kind"].as_str().unwrap().to_string(),
+            doc["metadata"]["namespace"].as_str().unwrap_or(NS).to_string(),
+            doc["metadata"]["name"].as_str().unwrap().to_string(),
+        );
+        self.documents.lock().unwrap().insert(key, doc);
+        self.write_and_apply();
+    }
+
+    /// Change the object's document with `edit`, write and apply.
+    pub fn edit(&self, kind: &str, name: &str, edit: impl FnOnce(&mut Value)) {
+        {
+            let mut docs = self.documents.lock().unwrap();
+            let doc = docs.get_mut(&(kind.to_string(), NS.to_string(), name.to_string())).expect("in the manifests");
+            edit(doc);
+        }
+        self.write_and_apply();
+    }
+
+    /// Remove the object from the manifests, write and apply.
+    pub fn remove(&self, kind: &str, name: &str) {
+        self.documents.lock().unwrap().remove(&(kind.to_string(), NS.to_string(), name.to_string()));
+        self.write_and_apply();
+    }
+
+    /// The manifests file's text.
+    pub fn text(&self) -> String {
+        let docs = self.documents.lock().unwrap();
+        docs.values().map(|d| serde_yaml::to_string(d).unwrap()).collect::<Vec<_>>().join("---\n")
+    }
+
+    fn write_and_apply(&self) {
+        std::fs::write(self.manifests_path(), self.text()).unwrap();
+        kube_notify::standalone::apply_from(&self.store, &self.manifests_path(), NS).expect("the manifests apply");
+    }
+}
+
 pub struct World {
+    pub place: Place,
+    /// Set when the world is standalone.
+    pub standalone: Option<Arc<Standalone>>,
     pub api: ApiServer,
     pub admin: Client,
     pub slack: SlackEmulator,
@@ -190,8 +259,21 @@ impl World {
         world
     }
 
+    /// Start on `place` with test settings and `adjust`ed config.
+    pub async fn start_on(place: Place, adjust: impl FnOnce(&mut OperatorConfig)) -> World {
+        let mut world = Self::without_operator_on(place).await;
+        adjust(&mut world.config);
+        world.start_operator();
+        world
+    }
+
     /// The emulators and CRDs, but no operator yet.
     pub async fn without_operator() -> World {
+        Self::without_operator_on(Place::Kubernetes).await
+    }
+
+    /// [`World::without_operator`] on `place`.
+    pub async fn without_operator_on(place: Place) -> World {
         capture_logs();
         let api = ApiServer::start().await;
         api.add_user(OPERATOR_TOKEN, OPERATOR_USER, &["system:serviceaccounts", "system:authenticated"]);
@@ -215,7 +297,14 @@ impl World {
             instance: Some("kube-notify-test".into()),
         };
         let admin = api.client();
+        let standalone = (place == Place::Standalone).then(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Arc::new(Embedded::open(dir.path()).unwrap());
+            Arc::new(Standalone { store, dir, documents: Mutex::default() })
+        });
         World {
+            place,
+            standalone,
             api,
             admin,
             slack,
@@ -262,8 +351,11 @@ impl World {
         };
         let ((admin, admin_url), (http, http_url)) = (listen(), listen());
         let config = RunConfig { operator: launch.operator, leader: launch.leader, ingest: launch.ingest, admin, http };
-        let operator =
-            Operator::new(Backend::Kubernetes(self.api.client_as(&launch.token)), config, self.metrics.clone());
+        let backend = match &self.standalone {
+            None => Backend::Kubernetes(self.api.client_as(&launch.token)),
+            Some(s) => Backend::Embedded { store: s.store.clone(), access: TokenAccess::LoopbackOnly },
+        };
+        let operator = Operator::new(backend, config, self.metrics.clone());
         let (ctx, readiness, leadership) =
             (operator.context().clone(), operator.readiness().clone(), operator.leadership().clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -347,6 +439,11 @@ impl World {
     pub async fn put_secret_in(&self, ns: &str, name: &str, data: &[(&str, &str)]) {
         let string_data: serde_json::Map<String, Value> =
             data.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect();
+        if let Some(s) = &self.standalone {
+            s.put(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns},
+                         "stringData": string_data}));
+            return;
+        }
         let api = self.secrets_in(ns);
         match api.get_opt(name).await.unwrap() {
             None => {
@@ -372,18 +469,51 @@ impl World {
     }
 
     pub async fn create_integration_labeled(&self, name: &str, labels: Value, spec: Value) -> NotificationIntegration {
-        let ni: NotificationIntegration = serde_json::from_value(json!({
+        let doc = json!({
             "apiVersion": "kube-notify.io/v1alpha1", "kind": "NotificationIntegration",
             "metadata": {"name": name, "namespace": NS, "labels": labels},
             "spec": spec,
-        }))
-        .unwrap();
+        });
+        if let Some(s) = &self.standalone {
+            s.put(doc);
+            return self.integration(name).await.expect("applied");
+        }
+        let ni: NotificationIntegration = serde_json::from_value(doc).unwrap();
         self.integrations().create(&PostParams::default(), &ni).await.unwrap()
     }
 
-    /// Merge-patch an integration's spec.
+    /// The integration as stored now.
+    pub async fn integration(&self, name: &str) -> Option<NotificationIntegration> {
+        match &self.standalone {
+            Some(s) => s.store.integrations.get(NS, name).map(|ni| (*ni).clone()),
+            None => self.integrations().get_opt(name).await.unwrap(),
+        }
+    }
+
+    /// The event as stored now.
+    pub async fn event(&self, name: &str) -> Option<NotificationEvent> {
+        match &self.standalone {
+            Some(s) => s.store.events.get(NS, name).map(|ev| (*ev).clone()),
+            None => self.events().get_opt(name).await.unwrap(),
+        }
+    }
+
+    /// Merge-patch an integration (on a cluster) or its manifest (standalone).
     pub async fn patch_integration(&self, name: &str, patch: Value) {
+        if let Some(s) = &self.standalone {
+            s.edit("NotificationIntegration", name, |doc| json_patch::merge(doc, &patch));
+            return;
+        }
         self.integrations().patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    }
+
+    /// Delete an integration (standalone: remove it from the manifests).
+    pub async fn delete_integration(&self, name: &str) {
+        if let Some(s) = &self.standalone {
+            s.remove("NotificationIntegration", name);
+            return;
+        }
+        self.integrations().delete(name, &Default::default()).await.unwrap();
     }
 
     /// Wait until the integration satisfies `pred`; fail after [`WAIT`] with its last state.
@@ -393,7 +523,11 @@ impl World {
         what: &str,
         pred: impl Fn(&NotificationIntegration) -> bool,
     ) -> NotificationIntegration {
-        wait_object(self.integrations(), name, what, pred, |o| serde_json::to_string_pretty(&o.status).unwrap()).await
+        let show = |o: &NotificationIntegration| serde_json::to_string_pretty(&o.status).unwrap();
+        match &self.standalone {
+            Some(s) => wait_stored(s.store.store().integrations.as_ref(), name, what, pred, show).await,
+            None => wait_object(self.integrations(), name, what, pred, show).await,
+        }
     }
 
     /// Wait until the condition `type_` has `status` (and `reason`, when given).
@@ -419,6 +553,10 @@ impl World {
             "spec": spec,
         }))
         .unwrap();
+        if let Some(s) = &self.standalone {
+            // As the HTTP routes create events in standalone mode.
+            return s.store.store().events.create(NS, ev).await.unwrap();
+        }
         self.events().create(&PostParams::default(), &ev).await.unwrap()
     }
 
@@ -429,7 +567,11 @@ impl World {
         what: &str,
         pred: impl Fn(&NotificationEvent) -> bool,
     ) -> NotificationEvent {
-        wait_object(self.events(), name, what, pred, |o| serde_json::to_string_pretty(&o.status).unwrap()).await
+        let show = |o: &NotificationEvent| serde_json::to_string_pretty(&o.status).unwrap();
+        match &self.standalone {
+            Some(s) => wait_stored(s.store.store().events.as_ref(), name, what, pred, show).await,
+            None => wait_object(self.events(), name, what, pred, show).await,
+        }
     }
 
     /// Wait until the event is in `phase`.
@@ -440,6 +582,15 @@ impl World {
 
     /// Wait until the event with this uid is deleted.
     pub async fn wait_event_deleted(&self, name: &str, uid: &str) {
+        if let Some(s) = &self.standalone {
+            let gone = |ev: Option<&NotificationEvent>| ev.is_none_or(|ev| ev.metadata.uid.as_deref() != Some(uid));
+            let events = s.store.store().events;
+            tokio::time::timeout(WAIT, kube_notify::store::await_condition(events.as_ref(), NS, name, gone))
+                .await
+                .unwrap_or_else(|_| panic!("event {name} was not deleted"))
+                .unwrap();
+            return;
+        }
         let api = self.events();
         tokio::time::timeout(WAIT, await_condition(api, name, kube::runtime::wait::conditions::is_deleted(uid)))
             .await
@@ -520,6 +671,27 @@ where
                 "{name}: timed out waiting for {what} ({other:?}); last state: {}",
                 last.map(|o| show(&o)).unwrap_or_default()
             )
+        }
+    }
+}
+
+/// [`wait_object`] in a store (standalone's).
+pub async fn wait_stored<K>(
+    objects: &dyn kube_notify::store::Objects<K>,
+    name: &str,
+    what: &str,
+    pred: impl Fn(&K) -> bool,
+    show: impl Fn(&K) -> String,
+) -> K
+where
+    K: Clone + Send + 'static,
+{
+    let cond = |obj: Option<&K>| obj.is_some_and(&pred);
+    match tokio::time::timeout(WAIT, kube_notify::store::await_condition(objects, NS, name, cond)).await {
+        Ok(Ok(Some(obj))) => obj,
+        _ => {
+            let last = objects.get(NS, name).await.ok().flatten();
+            panic!("{name}: timed out waiting for {what}; last state: {}", last.map(|o| show(&o)).unwrap_or_default())
         }
     }
 }

@@ -216,8 +216,12 @@ async fn list_all_integrations(State(s): State<Arc<Ingest>>, headers: HeaderMap)
 const INTEGRATIONS: &str = "notificationintegrations";
 
 fn integrations(ctx: &Context, namespace: Option<&str>) -> Value {
-    let mut items: Vec<_> =
-        ctx.integrations.state().into_iter().filter(|ni| namespace.is_none_or(|ns| ni.metadata.namespace.as_deref() == Some(ns))).collect();
+    let mut items: Vec<_> = ctx
+        .integrations
+        .state()
+        .into_iter()
+        .filter(|ni| namespace.is_none_or(|ns| ni.metadata.namespace.as_deref() == Some(ns)))
+        .collect();
     items.sort_by(|a, b| (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name)));
     let items: Vec<Value> = items
         .iter()
