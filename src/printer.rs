@@ -431,10 +431,14 @@ fn render_yaml(list: &Value) -> String {
         out.push_str(&rest[..at]);
         let after = &rest[at + marker.len()..];
         let digits = after.find(|c: char| !c.is_ascii_digit()).unwrap_or(after.len());
-        let index: usize = after[..digits].parse().expect("the marker is always followed by its index");
-        out.push('"');
-        out.push_str(&quoted[index].replace('\\', "\\\\").replace('"', "\\\""));
-        out.push('"');
+        match after[..digits].parse::<usize>().ok().and_then(|index| quoted.get(index)) {
+            Some(original) => {
+                out.push('"');
+                out.push_str(&original.replace('\\', "\\\\").replace('"', "\\\""));
+                out.push('"');
+            }
+            None => out.push_str(&rest[at..at + marker.len() + digits]),
+        }
         rest = &after[digits..];
     }
     out.push_str(rest);
@@ -495,9 +499,9 @@ fn go_yaml_reads_as_non_string(s: &str) -> bool {
     if KEYWORDS.contains(&s) || is_base60_float(s) {
         return true;
     }
-    match s.as_bytes()[0] {
-        b'.' => s.parse::<f64>().is_ok_and(f64::is_finite),
-        b'0'..=b'9' | b'+' | b'-' => {
+    match s.as_bytes().first() {
+        Some(b'.') => s.parse::<f64>().is_ok_and(f64::is_finite),
+        Some(b'0'..=b'9' | b'+' | b'-') => {
             let plain = s.replace('_', "");
             looks_like_timestamp(s) || is_go_int(&plain) || is_yaml_float(&plain)
         }
