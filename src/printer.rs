@@ -156,6 +156,9 @@ fn column_cell(column: &CustomResourceColumnDefinition, object: &Value, now: jif
 /// wins, as the table convertor takes the first result). Anything else, a
 /// missing field or `null`: `None`.
 fn json_path<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
+    if path.is_empty() {
+        return None;
+    }
     let mut nodes: Vec<&Value> = vec![root];
     let mut rest = path;
     while !rest.is_empty() {
@@ -442,10 +445,14 @@ fn render_yaml(list: &Value) -> String {
         out.push_str(&rest[..at]);
         let after = &rest[at + marker.len()..];
         let digits = after.find(|c: char| !c.is_ascii_digit()).unwrap_or(after.len());
-        let index: usize = after[..digits].parse().expect("the marker is always followed by its index");
-        out.push('"');
-        out.push_str(&quoted[index].replace('\\', "\\\\").replace('"', "\\\""));
-        out.push('"');
+        match after[..digits].parse::<usize>().ok().and_then(|index| quoted.get(index)) {
+            Some(original) => {
+                out.push('"');
+                out.push_str(&original.replace('\\', "\\\\").replace('"', "\\\""));
+                out.push('"');
+            }
+            None => out.push_str(&rest[at..at + marker.len() + digits]),
+        }
         rest = &after[digits..];
     }
     out.push_str(rest);
@@ -506,9 +513,9 @@ fn go_yaml_reads_as_non_string(s: &str) -> bool {
     if KEYWORDS.contains(&s) || is_base60_float(s) {
         return true;
     }
-    match s.as_bytes()[0] {
-        b'.' => s.parse::<f64>().is_ok_and(f64::is_finite),
-        b'0'..=b'9' | b'+' | b'-' => {
+    match s.as_bytes().first() {
+        Some(b'.') => s.parse::<f64>().is_ok_and(f64::is_finite),
+        Some(b'0'..=b'9' | b'+' | b'-') => {
             let plain = s.replace('_', "");
             looks_like_timestamp(s) || is_go_int(&plain) || is_yaml_float(&plain)
         }
@@ -600,4 +607,443 @@ fn is_base60_float(s: &str) -> bool {
     });
     let fraction_ok = fraction.is_none_or(|f| f.bytes().all(|b| b.is_ascii_digit() || b == b'_'));
     head_ok && sexagesimal_parts > 0 && parts_ok && fraction_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::CustomResourceExt;
+    use serde_json::json;
+
+    use super::*;
+    use crate::crd::{NotificationContact, NotificationEvent, NotificationIntegration};
+
+    fn now() -> jiff::Timestamp {
+        "2025-06-01T12:00:00Z".parse().unwrap()
+    }
+
+    /// The creation time `seconds` before `now()`.
+    fn created(seconds: i64) -> String {
+        (now() - jiff::SignedDuration::from_secs(seconds)).to_string()
+    }
+
+    fn condition(kind: &str, status: &str) -> Value {
+        json!({"type": kind, "status": status, "reason": "Test", "message": "", "lastTransitionTime": created(60)})
+    }
+
+    fn integration(namespace: &str, name: &str, service: &str, age: i64, status: Option<Value>) -> Value {
+        let mut object = json!({
+            "apiVersion": "kube-notify.io/v1alpha1",
+            "kind": "NotificationIntegration",
+            "metadata": {"name": name, "namespace": namespace, "creationTimestamp": created(age)},
+            "spec": {"service": service, "secretRef": {"name": name}},
+        });
+        if let Some(status) = status {
+            object["status"] = status;
+        }
+        object
+    }
+
+    /// Ready True; Ready False after errors; no status yet (the operator has not seen it).
+    fn integrations() -> Vec<Value> {
+        vec![
+            integration(
+                "default",
+                "team-slack",
+                "slack",
+                3 * 86_400,
+                Some(json!({
+                    "conditions": [condition("Ready", "True"), condition("Disabled", "False")],
+                    "consecutiveErrors": 0,
+                })),
+            ),
+            integration(
+                "default",
+                "hr-chatwork",
+                "chatwork",
+                5 * 3_600,
+                Some(json!({
+                    "conditions": [condition("Disabled", "False"), condition("Ready", "False")],
+                    "consecutiveErrors": 2,
+                    "lastError": {"message": "Chatwork answered 401\nsecond line", "reason": "Unauthorized"},
+                })),
+            ),
+            integration("default", "ops-teams", "msteams", 600, None),
+        ]
+    }
+
+    #[test]
+    fn integrations_table_has_the_crd_columns_empty_cells_for_missing_values_and_ages() {
+        let table = render(&NotificationIntegration::crd(), &integrations(), Output::Table, false, now());
+        assert_eq!(
+            table,
+            concat!(
+                "NAME          SERVICE    READY   DISABLED   ERRORS   AGE\n",
+                "hr-chatwork   chatwork   False   False      2        5h\n",
+                "ops-teams     msteams                                10m\n",
+                "team-slack    slack      True    False      0        3d\n",
+            )
+        );
+    }
+
+    #[test]
+    fn wide_adds_the_priority_columns_and_cuts_a_cell_at_its_first_line_break() {
+        let table = render(&NotificationIntegration::crd(), &integrations(), Output::Wide, false, now());
+        assert_eq!(
+            table,
+            concat!(
+                "NAME          SERVICE    READY   DISABLED   ERRORS   AGE   LAST ERROR\n",
+                "hr-chatwork   chatwork   False   False      2        5h    Chatwork answered 401...\n",
+                "ops-teams     msteams                                10m   \n",
+                "team-slack    slack      True    False      0        3d    \n",
+            )
+        );
+    }
+
+    #[test]
+    fn all_namespaces_puts_namespace_first_and_sorts_by_namespace_then_name() {
+        let objects = vec![
+            integration("team-b", "alerts", "webhook", 30, None),
+            integration("team-a", "zeta", "slack", 90_000, None),
+            integration("team-a", "alpha", "slack", 200, None),
+        ];
+        let table = render(&NotificationIntegration::crd(), &objects, Output::Table, true, now());
+        assert_eq!(
+            table,
+            concat!(
+                "NAMESPACE   NAME     SERVICE   READY   DISABLED   ERRORS   AGE\n",
+                "team-a      alpha    slack                                 3m20s\n",
+                "team-a      zeta     slack                                 25h\n",
+                "team-b      alerts   webhook                               30s\n",
+            )
+        );
+        let single = render(&NotificationIntegration::crd(), &objects, Output::Table, false, now());
+        assert!(single.starts_with("NAME     SERVICE"), "{single}");
+        assert!(single.lines().nth(1).unwrap().starts_with("alpha "), "{single}");
+    }
+
+    #[test]
+    fn events_table_shows_phase_and_target() {
+        let event = |name: &str, phase: Option<&str>, target: Option<&str>, age: i64| {
+            let mut object = json!({
+                "apiVersion": "kube-notify.io/v1alpha1",
+                "kind": "NotificationEvent",
+                "metadata": {"name": name, "namespace": "default", "creationTimestamp": created(age)},
+                "spec": {"title": "Deploy", "body": "done"},
+            });
+            if let Some(target) = target {
+                object["spec"]["integrationRef"] = json!({"name": target});
+            }
+            if let Some(phase) = phase {
+                object["status"] = json!({"phase": phase});
+            }
+            object
+        };
+        let objects = vec![
+            event("deploy-2", Some("PartiallyDelivered"), None, 50 * 3_600),
+            event("deploy-1", Some("Delivered"), Some("team-slack"), 400 * 86_400),
+            event("deploy-3", None, Some("team-slack"), 1),
+        ];
+        let table = render(&NotificationEvent::crd(), &objects, Output::Table, false, now());
+        assert_eq!(
+            table,
+            concat!(
+                "NAME       PHASE                TARGET       AGE\n",
+                "deploy-1   Delivered            team-slack   400d\n",
+                "deploy-2   PartiallyDelivered                2d2h\n",
+                "deploy-3                        team-slack   1s\n",
+            )
+        );
+    }
+
+    #[test]
+    fn contacts_table_shows_each_service_id() {
+        let objects = vec![json!({
+            "apiVersion": "kube-notify.io/v1alpha1",
+            "kind": "NotificationContact",
+            "metadata": {"name": "alice", "namespace": "default", "creationTimestamp": created(3 * 365 * 86_400)},
+            "spec": {"email": "alice@example.com", "slack": {"userId": "U012AB3CD"}, "msteams": {"id": "alice@example.com"}},
+        })];
+        let table = render(&NotificationContact::crd(), &objects, Output::Table, false, now());
+        assert_eq!(
+            table,
+            concat!(
+                "NAME    EMAIL               SLACK       CHATWORK   TEAMS               AGE\n",
+                "alice   alice@example.com   U012AB3CD              alice@example.com   3y\n",
+            )
+        );
+    }
+
+    #[test]
+    fn no_objects_is_an_empty_table() {
+        for (_, crd) in crate::crd::all() {
+            assert_eq!(render(&crd, &[], Output::Table, false, now()), "");
+            assert_eq!(render(&crd, &[], Output::Wide, true, now()), "");
+        }
+    }
+
+    #[test]
+    fn human_duration_follows_apimachinery_at_each_boundary() {
+        let cases: &[(i64, &str)] = &[
+            (-3_000, "<invalid>"),
+            (-2_000, "<invalid>"),
+            (-1_999, "0s"),
+            (-1_000, "0s"),
+            (0, "0s"),
+            (1_999, "1s"),
+            (119_999, "119s"),
+            (120_000, "2m"),
+            (125_000, "2m5s"),
+            (599_000, "9m59s"),
+            (600_000, "10m"),
+            (10_799_000, "179m"),
+            (10_800_000, "3h"),
+            (10_860_000, "3h1m"),
+            (28_799_000, "7h59m"),
+            (28_800_000, "8h"),
+            (172_799_000, "47h"),
+            (172_800_000, "2d"),
+            (176_400_000, "2d1h"),
+            (691_199_000, "7d23h"),
+            (691_200_000, "8d"),
+            (63_071_999_000, "729d"),
+            (63_072_000_000, "2y"),
+            (63_158_400_000, "2y1d"),
+            (252_287_999_000, "7y364d"),
+            (252_288_000_000, "8y"),
+            (3_153_600_000_000, "100y"),
+        ];
+        for &(millis, expected) in cases {
+            let elapsed = jiff::SignedDuration::from_millis(millis);
+            assert_eq!(human_duration(elapsed), expected, "{millis} ms");
+        }
+        // A Go time.Duration saturates at about 292 years.
+        assert_eq!(human_duration(jiff::SignedDuration::MAX), "292y");
+    }
+
+    #[test]
+    fn date_cells_of_bad_or_zero_times() {
+        assert_eq!(age("yesterday", now()), "<invalid>");
+        assert_eq!(age("", now()), "<unknown>");
+        assert_eq!(age("0001-01-01T00:00:00Z", now()), "<unknown>");
+        assert_eq!(age("2025-06-01T11:59:00.5+00:00", now()), "59s");
+        assert_eq!(age("2025-06-01T12:00:05Z", now()), "<invalid>");
+    }
+
+    #[test]
+    fn json_path_subset() {
+        let object = json!({
+            "metadata": {"name": "x"},
+            "status": {
+                "conditions": [{"type": "Disabled", "status": "False"}, {"type": "Ready", "status": "True"}, {"type": "Ready", "status": "Later"}],
+                "count": 3,
+                "empty": null,
+            },
+        });
+        let path = |p: &str| json_path(&object, p).cloned();
+        assert_eq!(path(".metadata.name"), Some(json!("x")));
+        assert_eq!(path(r#".status.conditions[?(@.type=="Ready")].status"#), Some(json!("True")));
+        assert_eq!(path(".status.conditions[?(@.type=='Disabled')].status"), Some(json!("False")));
+        assert_eq!(path(r#".status.conditions[?(@.type=="Gone")].status"#), None);
+        assert_eq!(path(".status.count"), Some(json!(3)));
+        assert_eq!(path(".status.empty"), None);
+        assert_eq!(path(".status.missing.deeper"), None);
+        assert_eq!(path(".metadata.name.deeper"), None);
+        assert_eq!(path(r#".metadata[?(@.type=="Ready")].status"#), None);
+        for unsupported in [
+            "",
+            ".",
+            "status",
+            ".status..count",
+            ".status.conditions[0]",
+            "{.metadata.name}",
+            ".status.conditions[?(@.type==Ready)]",
+            ".status.conditions[?(@.type==\"Ready\"",
+        ] {
+            assert_eq!(path(unsupported), None, "{unsupported:?}");
+        }
+    }
+
+    #[test]
+    fn cells_render_by_column_type() {
+        let column = |kind: &str| CustomResourceColumnDefinition {
+            name: "X".into(),
+            type_: kind.into(),
+            json_path: ".v".into(),
+            ..Default::default()
+        };
+        let cell = |kind: &str, v: Value| column_cell(&column(kind), &json!({"v": v}), now());
+        assert_eq!(cell("integer", json!(7)), Some("7".into()));
+        assert_eq!(cell("integer", json!(7.9)), Some("7".into()));
+        assert_eq!(cell("integer", json!("7")), None);
+        assert_eq!(cell("string", json!(7)), Some("7".into()));
+        assert_eq!(cell("string", json!(true)), Some("true".into()));
+        assert_eq!(cell("string", json!({"b": "<", "a": 1})), Some(r#"{"a":1,"b":"\u003c"}"#.into()));
+        assert_eq!(cell("number", json!(1.5)), Some("1.5".into()));
+        assert_eq!(cell("number", json!(2_000_000)), Some("2e+06".into()));
+        assert_eq!(cell("number", json!(0.00001)), Some("1e-05".into()));
+        assert_eq!(cell("boolean", json!(false)), Some("false".into()));
+        assert_eq!(cell("boolean", json!("false")), None);
+        assert_eq!(cell("date", json!(5)), None);
+        assert_eq!(cell("unknown", json!("x")), None);
+    }
+
+    #[test]
+    fn cells_cannot_break_the_table_or_drive_the_terminal() {
+        assert_eq!(printable_cell("plain"), "plain");
+        assert_eq!(printable_cell("one\ntwo"), "one...");
+        assert_eq!(printable_cell("one\r\ntwo"), "one...");
+        assert_eq!(printable_cell("\u{c}x"), "...");
+        assert_eq!(printable_cell("red \u{1b}[31m"), "red ^[[31m");
+    }
+
+    #[test]
+    fn align_columns_is_gos_tabwriter_with_kubectls_settings() {
+        assert_eq!(align_columns("A\tB\nx\ty\n"), "A     B\nx     y\n");
+        assert_eq!(align_columns("NAME\tAGE\nlonger-name\t1s\n"), "NAME          AGE\nlonger-name   1s\n");
+        // Widths count runes; a cell with a tab in it starts a new column, as in kubectl.
+        assert_eq!(align_columns("ÄÖÜÄÖÜÄ\tx\na\tb\tc\n"), "ÄÖÜÄÖÜÄ   x\na         b     c\n");
+        assert_eq!(align_columns("only\none\n"), "only\none\n");
+    }
+
+    #[test]
+    fn json_is_kubectls_list_with_four_space_indent() {
+        let mut object = integration("default", "a<b", "slack", 10, None);
+        object["metadata"]["managedFields"] = json!([{"manager": "kubectl"}]);
+        let text = render(&NotificationIntegration::crd(), &[object.clone()], Output::Json, false, now());
+        let parsed: Value = serde_json::from_str(&text).unwrap();
+        object["metadata"].as_object_mut().unwrap().remove("managedFields");
+        assert_eq!(
+            parsed,
+            json!({"apiVersion": "v1", "items": [object], "kind": "List", "metadata": {"resourceVersion": ""}})
+        );
+        assert!(text.starts_with("{\n    \"apiVersion\": \"v1\",\n    \"items\": [\n        {\n            \"apiVersion\": \"kube-notify.io/v1alpha1\",\n"), "{text}");
+        assert!(text.contains("\"name\": \"a\\u003cb\""), "{text}");
+        assert!(
+            text.ends_with(
+                "    ],\n    \"kind\": \"List\",\n    \"metadata\": {\n        \"resourceVersion\": \"\"\n    }\n}\n"
+            ),
+            "{text}"
+        );
+
+        let empty = render(&NotificationIntegration::crd(), &[], Output::Json, false, now());
+        assert_eq!(
+            empty,
+            "{\n    \"apiVersion\": \"v1\",\n    \"items\": [],\n    \"kind\": \"List\",\n    \"metadata\": {\n        \"resourceVersion\": \"\"\n    }\n}\n"
+        );
+    }
+
+    #[test]
+    fn json_lists_in_namespace_then_name_order() {
+        let objects = vec![integration("b", "a", "slack", 1, None), integration("a", "z", "slack", 1, None)];
+        let text = render(&NotificationIntegration::crd(), &objects, Output::Json, true, now());
+        let parsed: Value = serde_json::from_str(&text).unwrap();
+        let names: Vec<&str> = parsed["items"].as_array().unwrap().iter().map(|o| metadata_str(o, "name")).collect();
+        assert_eq!(names, ["z", "a"]);
+    }
+
+    #[test]
+    fn yaml_is_kubectls_list_with_go_yaml_quoting() {
+        let objects = integrations();
+        let text = render(&NotificationIntegration::crd(), &objects, Output::Yaml, false, now());
+        let parsed: Value = serde_yaml::from_str(&text).unwrap();
+        let sorted: Vec<&Value> = sorted_by_namespace_and_name(&objects);
+        assert_eq!(parsed, list_of(&sorted));
+
+        let one = vec![integration(
+            "default",
+            "team-slack",
+            "slack",
+            3_600,
+            Some(json!({"conditions": [condition("Ready", "True")], "consecutiveErrors": 0})),
+        )];
+        let text = render(&NotificationIntegration::crd(), &one, Output::Yaml, false, now());
+        assert_eq!(
+            text,
+            concat!(
+                "apiVersion: v1\n",
+                "items:\n",
+                "- apiVersion: kube-notify.io/v1alpha1\n",
+                "  kind: NotificationIntegration\n",
+                "  metadata:\n",
+                "    creationTimestamp: \"2025-06-01T11:00:00Z\"\n",
+                "    name: team-slack\n",
+                "    namespace: default\n",
+                "  spec:\n",
+                "    secretRef:\n",
+                "      name: team-slack\n",
+                "    service: slack\n",
+                "  status:\n",
+                "    conditions:\n",
+                "    - lastTransitionTime: \"2025-06-01T11:59:00Z\"\n",
+                "      message: \"\"\n",
+                "      reason: Test\n",
+                "      status: \"True\"\n",
+                "      type: Ready\n",
+                "    consecutiveErrors: 0\n",
+                "kind: List\n",
+                "metadata:\n",
+                "  resourceVersion: \"\"\n",
+            )
+        );
+
+        let empty = render(&NotificationIntegration::crd(), &[], Output::Yaml, false, now());
+        assert_eq!(empty, "apiVersion: v1\nitems: []\nkind: List\nmetadata:\n  resourceVersion: \"\"\n");
+    }
+
+    #[test]
+    fn yaml_round_trips_odd_strings_and_keys() {
+        let mut object = integration("default", "odd", "slack", 1, None);
+        object["metadata"]["labels"] = json!({
+            "yes": "on", "123": "0x1F", "quote\"d": "say \"hi\"", "kubenotifygoquoted0": "kubenotifygoquoted1",
+            "multi": "line one\nline two", "time": "12:30", "plain": "a: b", "float": "1e5",
+        });
+        let text = render(&NotificationIntegration::crd(), &[object.clone()], Output::Yaml, false, now());
+        let parsed: Value = serde_yaml::from_str(&text).unwrap();
+        assert_eq!(parsed["items"][0], object, "{text}");
+        for line in ["\"yes\": \"on\"", "\"123\": \"0x1F\"", "time: \"12:30\"", "float: \"1e5\"", "plain: 'a: b'"] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+    }
+
+    #[test]
+    fn go_yaml_resolution() {
+        for s in [
+            "",
+            "~",
+            "null",
+            "True",
+            "no",
+            "OFF",
+            "y",
+            ".inf",
+            "-.Inf",
+            ".5",
+            "0",
+            "-12",
+            "+3",
+            "1_000",
+            "0x1f",
+            "0o17",
+            "0b101",
+            "017",
+            "08",
+            "1.5",
+            "1e3",
+            "-2.5E-3",
+            "99999999999999999999",
+            "1:20",
+            "-1:20:30.5",
+            "2025-06-01T12:00:00Z",
+            "2025-06-01",
+            "2025-06-01 12:00:00",
+        ] {
+            assert!(go_yaml_reads_as_non_string(s), "{s:?} reads as a non-string");
+        }
+        for s in [
+            "slack", "nope", "0x", "0b", "1e", "1.2.3", "1:60", "-", "+", ".", "12-30", "2025-06", "nan", "inf",
+            "1e400", "v1", "10m", "1.5Gi",
+        ] {
+            assert!(!go_yaml_reads_as_non_string(s), "{s:?} reads as a string");
+        }
+    }
 }
