@@ -12,4 +12,5 @@ pub mod notifier;
 pub mod operator;
 pub mod redact;
 pub mod server;
+pub mod status;
 pub mod telemetry;

@@ -9,7 +9,6 @@
 //! are written together by the next one.
 
 pub mod outcomes;
-pub mod plan;
 pub mod worker;
 
 use std::collections::HashSet;
@@ -27,9 +26,8 @@ use tracing::{debug, info, warn};
 use crate::controller::{Context, Error};
 use crate::crd::event::{REQUESTED_VIA, REQUESTED_VIA_SEND};
 use crate::crd::{DeliveryPhase, EventPhase, NotificationEvent, NotificationEventStatus, NotificationIntegration};
-use crate::delivery::receivable::{Receivable, receivable};
-use outcomes::Known;
-use plan::{PlanInput, reason};
+use crate::status::event::{self as plan, Known, PlanInput, reason};
+use crate::status::integration::{Receivable, receivable};
 use worker::Job;
 
 fn seconds(d: jiff::SignedDuration) -> Duration {
@@ -125,7 +123,7 @@ fn decide(base: &NotificationEvent, uid: &str, ctx: &Context, now: jiff::Timesta
             current.deliveries.push(plan::queued(n));
         }
     }
-    outcomes::apply(&mut current, &known);
+    plan::apply(&mut current, &known);
 
     let targets = names
         .iter()
@@ -290,7 +288,7 @@ pub async fn write_known_outcomes(ctx: &Context, deadline: tokio::time::Instant)
                         status.deliveries.push(plan::queued(&k.integration));
                     }
                 }
-                outcomes::apply(&mut status, &known);
+                plan::apply(&mut status, &known);
                 plan::summarize(&mut status, None, false, &now);
                 (Some(&status) != base.status.as_ref()).then(|| {
                     let mut next = base.clone();

@@ -17,13 +17,12 @@ use kube::Resource;
 use kube::runtime::reflector::ObjectRef;
 use tracing::{debug, info, warn};
 
-use super::outcomes::Known;
 use crate::controller::integration::counters;
 use crate::controller::{Context, Error, mentions, notifiers};
 use crate::crd::NotificationEvent;
-use crate::delivery::Outcome;
-use crate::delivery::receivable::receivable;
 use crate::notifier::Message;
+use crate::status::event::Known;
+use crate::status::integration::{Under, receivable};
 
 /// One delivery to do: an event to one integration.
 #[derive(Clone, Debug)]
@@ -263,10 +262,9 @@ async fn deliver_job(ctx: &Arc<Context>, job: &Job) -> Result<Attempt, Error> {
     ctx.outcomes.record(job.snapshot.clone(), &job.event_uid, known);
     ctx.event_triggers.trigger(ObjectRef::new(&job.event).within(&job.namespace));
     mentions::report(ctx, &ni, notifier.service(), &resolution, Some(job.snapshot.object_ref(&())));
-    info!(namespace = %job.namespace, event = %job.event, integration = %job.integration, attempts = report.attempts, outcome = ?outcome_name(&report.outcome), "delivery finished");
-    ctx.metrics.delivery(notifier.service(), outcome_name(&report.outcome));
-    let under =
-        counters::Under { generation: ni.meta().generation.unwrap_or_default(), secret_version: loaded.secret_version };
+    info!(namespace = %job.namespace, event = %job.event, integration = %job.integration, attempts = report.attempts, outcome = report.outcome.label(), "delivery finished");
+    ctx.metrics.delivery(notifier.service(), report.outcome.label());
+    let under = Under { generation: ni.meta().generation.unwrap_or_default(), secret_version: loaded.secret_version };
     counters::record(ctx, &job.namespace, &job.integration, &report.outcome, under).await;
     Ok(Attempt::Sent)
 }
@@ -287,14 +285,4 @@ fn deadline_instant(created: jiff::Timestamp, deadline: std::time::Duration) -> 
         .unwrap_or(jiff::Timestamp::MAX)
         .duration_since(jiff::Timestamp::now());
     tokio::time::Instant::now() + std::time::Duration::try_from(left).unwrap_or_default()
-}
-
-pub fn outcome_name(outcome: &Outcome) -> &'static str {
-    match outcome {
-        Outcome::Delivered => "delivered",
-        Outcome::Dead(_) => "dead",
-        Outcome::Rejected(_) => "rejected",
-        Outcome::Exhausted(_) => "exhausted",
-        Outcome::DeadlinePassed(_) => "expired",
-    }
 }

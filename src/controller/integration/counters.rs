@@ -22,17 +22,8 @@ use tracing::{info, warn};
 
 use crate::controller::{Context, Error, backoff_delay};
 use crate::crd::NotificationIntegration;
-use crate::delivery::Outcome;
-use crate::delivery::counting::{Batch, DeliveredUnder, record_batch};
-
-/// What a delivery was made with: the spec generation and the Secret version
-/// its notifier was built from (an auto-disable records them, so that a later
-/// fix re-enables).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Under {
-    pub generation: i64,
-    pub secret_version: Option<String>,
-}
+use crate::status::integration::{Batch, Under, record_batch};
+use crate::status::outcome::Outcome;
 
 #[derive(Default)]
 struct Pending {
@@ -213,13 +204,7 @@ async fn write(ctx: &Context, namespace: &str, name: &str, batch: &Batch, under:
         .integration_writes
         .write(&api, &ctx.metrics, base, |ni| {
             let current = ni.status.clone().unwrap_or_default();
-            let under = DeliveredUnder {
-                generation: under.generation,
-                secret_version: under.secret_version.clone(),
-                error_threshold: ni.spec.error_threshold,
-                manually_disabled: ni.spec.disabled,
-            };
-            let (next, newly_disabled) = record_batch(&current, batch, &under, &now);
+            let (next, newly_disabled) = record_batch(&current, batch, under, &ni.spec, &now);
             disabled = Some(newly_disabled);
             (next != current).then(|| {
                 let mut updated = ni.clone();

@@ -8,12 +8,12 @@ use std::time::Duration;
 use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
 
-use super::status::{CredentialsCondition, reason};
 use crate::controller::per_integration::PerIntegration;
 use crate::controller::{Context, Error, notifiers};
 use crate::crd::NotificationIntegration;
 use crate::crd::conditions::ConditionStatus;
 use crate::notifier::classify::Verdict;
+use crate::status::integration::{CredentialsCondition, reason};
 
 /// The last check of one integration and what it was made against.
 #[derive(Clone, Debug)]

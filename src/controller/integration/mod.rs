@@ -3,7 +3,6 @@
 
 pub mod counters;
 pub mod credentials;
-pub mod status;
 
 use std::sync::Arc;
 
@@ -15,7 +14,7 @@ use tracing::{debug, info, warn};
 
 use crate::controller::{Context, Error};
 use crate::crd::NotificationIntegration;
-use status::{StatusInput, desired_status, transition_events};
+use crate::status::integration::{StatusInput, desired_status, ready_of, transition_events};
 
 /// Reconcile one integration.
 pub async fn reconcile(ni: Arc<NotificationIntegration>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -71,7 +70,7 @@ async fn reconcile_integration(cached: Arc<NotificationIntegration>, ctx: &Arc<C
         .await?;
     match (written, transition) {
         (Some(written), Some((current, desired))) => {
-            info!(%namespace, %name, ready = ?status::ready_of(&desired), "integration status updated");
+            info!(%namespace, %name, ready = ?ready_of(&desired), "integration status updated");
             for ev in transition_events(&current, &desired) {
                 ctx.publish(&written.object_ref(&()), ev.warning, ev.reason, ev.note, "ValidateCredentials").await;
             }

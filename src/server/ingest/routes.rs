@@ -28,15 +28,14 @@ use super::body::{self, EventRequest, is_dns_label, is_dns_subdomain};
 use super::errors::{self, ApiError, code};
 use super::finish::FinishOnDrop;
 use super::{IngestConfig, read_body};
-use crate::controller::event::plan::reason as plan;
-use crate::controller::event::worker::outcome_name;
 use crate::controller::integration::counters;
 use crate::controller::{Context, mentions, notifiers};
 use crate::crd::DeliveryPhase;
 use crate::crd::{NotificationEvent, NotificationIntegration};
-use crate::delivery::receivable::{Receivable, receivable};
-use crate::delivery::{Outcome, Report};
 use crate::leader::Leadership;
+use crate::status::event::reason as plan;
+use crate::status::integration::{Receivable, Under, receivable};
+use crate::status::outcome::{Outcome, Report};
 
 /// The annotation naming the user an event was created for over HTTP.
 pub const REQUESTED_BY: &str = "kube-notify.io/requested-by";
@@ -190,10 +189,8 @@ async fn send(
     if !s.leadership.is_leader() {
         return through_leader(ctx, &ns, &name, &user, content, deadline).await;
     }
-    let under = counters::Under {
-        generation: ni.metadata.generation.unwrap_or_default(),
-        secret_version: loaded.secret_version.clone(),
-    };
+    let under =
+        Under { generation: ni.metadata.generation.unwrap_or_default(), secret_version: loaded.secret_version.clone() };
     let mut message = content.to_message(message_id(), Some(format!("{ns}/http")), jiff::Timestamp::now());
     // The delivery and its bookkeeping finish even when the caller hangs up.
     let (report, unresolved) = {
@@ -205,7 +202,7 @@ async fn send(
                 let resolution = mentions::resolve(&ctx, &ns, notifier.as_ref(), &content.mentions).await;
                 message.mentions = resolution.mentions.clone();
                 let report = ctx.engine.deliver(notifier.as_ref(), &message, deadline).await;
-                ctx.metrics.delivery(notifier.service(), outcome_name(&report.outcome));
+                ctx.metrics.delivery(notifier.service(), report.outcome.label());
                 mentions::report(&ctx, &ni, notifier.service(), &resolution, None);
                 counters::record(&ctx, &ns, &name, &report.outcome, under).await;
                 (report, resolution.unresolved_emails())
@@ -216,7 +213,7 @@ async fn send(
         .map_err(|_| ApiError::internal("the delivery failed unexpectedly"))?
     };
     debug!(namespace = %ns, integration = %name, user = %user.username, attempts = report.attempts,
-        outcome = outcome_name(&report.outcome), "synchronous delivery finished");
+        outcome = report.outcome.label(), "synchronous delivery finished");
     delivered(report, unresolved)
 }
 
