@@ -53,7 +53,7 @@ pub(super) async fn deliver_with_retries(
     let mut last: Option<Failure> = None;
     loop {
         if !engine.limits.acquire(&limits, deadline).await || Instant::now() >= deadline {
-            return Report { outcome: Outcome::DeadlinePassed(last), attempts };
+            return Report { outcome: Outcome::Expired(last), attempts };
         }
         attempts += 1;
         let (failure, hint) = match notifier.deliver(&engine.http, message).await {
@@ -81,7 +81,7 @@ pub(super) async fn deliver_with_retries(
         );
         last = Some(failure);
         if Instant::now() + wait >= deadline {
-            return Report { outcome: Outcome::DeadlinePassed(last), attempts };
+            return Report { outcome: Outcome::Expired(last), attempts };
         }
         tokio::time::sleep(wait).await;
     }
@@ -209,7 +209,7 @@ mod tests {
         let long = Verdict::transient(reason::RATE_LIMITED, "429", Some(Duration::from_secs(60)));
         let n = Scripted::new(vec![long]);
         let r = engine(5).deliver(&n, &message(), Instant::now() + Duration::from_millis(50)).await;
-        assert!(matches!(r.outcome, Outcome::DeadlinePassed(Some(_))));
+        assert!(matches!(r.outcome, Outcome::Expired(Some(_))));
         assert_eq!(n.calls.load(Ordering::SeqCst), 1);
     }
 }

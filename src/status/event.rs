@@ -19,7 +19,7 @@ pub mod reason {
     pub const INTEGRATION_DISABLED: &str = "IntegrationDisabled";
     pub const NO_MATCHING_INTEGRATIONS: &str = "NoMatchingIntegrations";
     pub const INVALID_SELECTOR: &str = "InvalidSelector";
-    pub const EXPIRED: &str = "Expired";
+    pub use crate::status::outcome::reason::EXPIRED;
 }
 
 /// The inputs of a plan.
@@ -182,8 +182,6 @@ pub fn apply(status: &mut NotificationEventStatus, known: &[Known]) {
             other => {
                 let (why, message) = other.failure().expect("not delivered");
                 d.phase = DeliveryPhase::Failed;
-                // Running out of time is the event's deadline passing, whatever the service said.
-                let why = if matches!(other, Outcome::DeadlinePassed(_)) { reason::EXPIRED } else { why };
                 d.reason = Some(why.to_string());
                 d.last_error = Some(message);
             }

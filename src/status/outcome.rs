@@ -1,7 +1,23 @@
-//! How one delivery ended: the engine's answer, and the one source of the
-//! names it goes by (the recorded reason, the metric label).
+//! How one delivery ended: the engine's answer, and the one home of the
+//! names it goes by (the recorded reason, the metric label, the error code
+//! of the synchronous route).
 
 use crate::notifier::classify::Failure;
+
+/// The reason recorded for an outcome the engine itself decides.
+pub mod reason {
+    /// The deadline passed before the service accepted the message.
+    pub const EXPIRED: &str = "Expired";
+}
+
+/// Each outcome's name: its metric label, and the synchronous route's error code.
+pub mod label {
+    pub const DELIVERED: &str = "delivered";
+    pub const DEAD: &str = "dead";
+    pub const REJECTED: &str = "rejected";
+    pub const EXHAUSTED: &str = "exhausted";
+    pub const EXPIRED: &str = "expired";
+}
 
 /// How a delivery ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,7 +30,7 @@ pub enum Outcome {
     /// Transient failures until the retries ran out: counts toward auto-disable.
     Exhausted(Failure),
     /// The deadline passed before the service accepted (rate limits, retries).
-    DeadlinePassed(Option<Failure>),
+    Expired(Option<Failure>),
 }
 
 impl Outcome {
@@ -29,8 +45,8 @@ impl Outcome {
             Outcome::Delivered => None,
             Outcome::Dead(f) | Outcome::Rejected(f) => Some((f.reason, f.message.clone())),
             Outcome::Exhausted(f) => Some((f.reason, format!("gave up after retries: {}", f.message))),
-            Outcome::DeadlinePassed(f) => Some((
-                "DeadlineExceeded",
+            Outcome::Expired(f) => Some((
+                reason::EXPIRED,
                 match f {
                     Some(f) => format!("the deadline passed while retrying: {}", f.message),
                     None => "the deadline passed before the message could be sent".to_string(),
@@ -39,14 +55,14 @@ impl Outcome {
         }
     }
 
-    /// The outcome's name as a metric label.
+    /// The outcome's name (see [`label`]).
     pub fn label(&self) -> &'static str {
         match self {
-            Outcome::Delivered => "delivered",
-            Outcome::Dead(_) => "dead",
-            Outcome::Rejected(_) => "rejected",
-            Outcome::Exhausted(_) => "exhausted",
-            Outcome::DeadlinePassed(_) => "expired",
+            Outcome::Delivered => label::DELIVERED,
+            Outcome::Dead(_) => label::DEAD,
+            Outcome::Rejected(_) => label::REJECTED,
+            Outcome::Exhausted(_) => label::EXHAUSTED,
+            Outcome::Expired(_) => label::EXPIRED,
         }
     }
 }
@@ -56,4 +72,18 @@ impl Outcome {
 pub struct Report {
     pub outcome: Outcome,
     pub attempts: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missed_deadline_has_one_name() {
+        let expired = Outcome::Expired(None);
+        assert_eq!(expired.label(), "expired");
+        assert_eq!(expired.failure().map(|(reason, _)| reason), Some("Expired"));
+        assert_eq!(crate::status::event::reason::EXPIRED, reason::EXPIRED);
+        assert!(!expired.counts_as_error());
+    }
 }

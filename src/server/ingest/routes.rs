@@ -249,7 +249,7 @@ fn delivered(report: Report, unresolved: Vec<String>) -> Result<Response, ApiErr
         Outcome::Dead(_) => NotDelivered::Dead,
         Outcome::Rejected(_) => NotDelivered::Rejected,
         Outcome::Exhausted(_) => NotDelivered::Exhausted,
-        Outcome::DeadlinePassed(_) => NotDelivered::DeadlinePassed,
+        Outcome::Expired(_) => NotDelivered::Expired,
     };
     let (reason, message) = report.outcome.failure().expect("not delivered");
     Err(class.answer(reason, message, attempts))
@@ -271,7 +271,7 @@ enum NotDelivered {
     Dead,
     Rejected,
     Exhausted,
-    DeadlinePassed,
+    Expired,
 }
 
 impl NotDelivered {
@@ -283,7 +283,7 @@ impl NotDelivered {
         match reason {
             why::MESSAGE_REJECTED => NotDelivered::Rejected,
             why::UNAUTHORIZED | why::FORBIDDEN | why::DESTINATION_NOT_FOUND | why::REDIRECTED => NotDelivered::Dead,
-            plan::EXPIRED | DEADLINE_EXCEEDED_REASON => NotDelivered::DeadlinePassed,
+            plan::EXPIRED => NotDelivered::Expired,
             _ => NotDelivered::Exhausted,
         }
     }
@@ -293,7 +293,7 @@ impl NotDelivered {
             NotDelivered::Dead => (StatusCode::BAD_GATEWAY, code::DEAD),
             NotDelivered::Rejected => (StatusCode::BAD_GATEWAY, code::REJECTED),
             NotDelivered::Exhausted => (StatusCode::BAD_GATEWAY, code::EXHAUSTED),
-            NotDelivered::DeadlinePassed => (StatusCode::GATEWAY_TIMEOUT, code::DEADLINE_EXCEEDED),
+            NotDelivered::Expired => (StatusCode::GATEWAY_TIMEOUT, code::EXPIRED),
         };
         ApiError::new(status, code, message)
             .reason(reason)
@@ -301,9 +301,6 @@ impl NotDelivered {
             .with("attempts", json!(attempts))
     }
 }
-
-/// The reason of a send whose deadline passed (as [`Outcome::failure`] gives it).
-const DEADLINE_EXCEEDED_REASON: &str = "DeadlineExceeded";
 
 /// `send` on a follower: the leader alone delivers (so per-destination rate
 /// limits and counters stay in one place), so the message becomes a
@@ -365,8 +362,8 @@ async fn through_leader(
                 }
                 Err(e) => warn!(namespace = %ns, event = %event, error = %e, "could not cancel a send that timed out"),
             }
-            Err(NotDelivered::DeadlinePassed.answer(
-                DEADLINE_EXCEEDED_REASON,
+            Err(NotDelivered::Expired.answer(
+                plan::EXPIRED,
                 "the leader did not deliver the message within the send timeout; it was cancelled".to_string(),
                 attempts_of(&current),
             ))
@@ -392,7 +389,7 @@ fn recorded_answer(ev: &NotificationEvent) -> Result<Response, ApiError> {
         let message = status.message.unwrap_or_else(|| "the event finished without a delivery".to_string());
         return Err(match reason.as_str() {
             plan::INTEGRATION_NOT_FOUND => ApiError::not_found(code::INTEGRATION_NOT_FOUND, message).reason(&reason),
-            plan::EXPIRED => NotDelivered::DeadlinePassed.answer(DEADLINE_EXCEEDED_REASON, message, attempts),
+            plan::EXPIRED => NotDelivered::Expired.answer(&reason, message, attempts),
             _ => ApiError::new(StatusCode::CONFLICT, code::INTEGRATION_NOT_READY, message).reason(&reason),
         });
     };
@@ -400,12 +397,7 @@ fn recorded_answer(ev: &NotificationEvent) -> Result<Response, ApiError> {
     let message = delivery.last_error.clone().unwrap_or_default();
     match delivery.phase {
         DeliveryPhase::Delivered => Ok(delivered_answer(attempts, &delivery.unresolved_mentions)),
-        DeliveryPhase::Failed => {
-            let class = NotDelivered::of_recorded(&reason);
-            // Recorded as the event's `Expired`; answered as `send` answers a deadline.
-            let reason = if class == NotDelivered::DeadlinePassed { DEADLINE_EXCEEDED_REASON } else { &reason };
-            Err(class.answer(reason, message, attempts))
-        }
+        DeliveryPhase::Failed => Err(NotDelivered::of_recorded(&reason).answer(&reason, message, attempts)),
         // Skipped: the integration became disabled or unusable after it was checked.
         DeliveryPhase::Skipped | DeliveryPhase::Pending => Err(ApiError::new(
             StatusCode::CONFLICT,
