@@ -107,14 +107,8 @@ fn set_derived_conditions(
         DesiredCondition::new(DISABLED, ConditionStatus::False, reason::ENABLED, "the integration is enabled")
     };
     let is_disabled = disabled.status == ConditionStatus::True;
-    let creds = conditions::find(&next.conditions, CREDENTIALS_VALID).map(|c| {
-        let status = match c.status.as_str() {
-            "True" => ConditionStatus::True,
-            "False" => ConditionStatus::False,
-            _ => ConditionStatus::Unknown,
-        };
-        (status, c.reason.clone(), c.message.clone())
-    });
+    let creds = conditions::find(&next.conditions, CREDENTIALS_VALID)
+        .map(|c| (ConditionStatus::of(c), c.reason.clone(), c.message.clone()));
     let ready = if is_disabled {
         DesiredCondition::new(READY, ConditionStatus::False, disabled.reason.clone(), disabled.message.clone())
     } else {
@@ -170,12 +164,13 @@ pub struct TransitionEvent {
 /// The Events a status change deserves: a Warning on each transition to
 /// invalid credentials or to disabled, a Normal one on becoming ready.
 pub fn transition_events(old: &IntegrationStatus, new: &IntegrationStatus) -> Vec<TransitionEvent> {
-    let status_of = |s: &IntegrationStatus, t: &str| conditions::find(&s.conditions, t).map(|c| c.status.clone());
+    let turned = |t: &str, to: ConditionStatus| {
+        conditions::status(&new.conditions, t) == Some(to) && conditions::status(&old.conditions, t) != Some(to)
+    };
     let mut events = Vec::new();
     let cred = conditions::find(&new.conditions, CREDENTIALS_VALID);
     if let Some(c) = cred
-        && c.status == "False"
-        && status_of(old, CREDENTIALS_VALID).as_deref() != Some("False")
+        && turned(CREDENTIALS_VALID, ConditionStatus::False)
     {
         events.push(TransitionEvent {
             warning: true,
@@ -184,8 +179,7 @@ pub fn transition_events(old: &IntegrationStatus, new: &IntegrationStatus) -> Ve
         });
     }
     if let Some(d) = conditions::find(&new.conditions, DISABLED)
-        && d.status == "True"
-        && status_of(old, DISABLED).as_deref() != Some("True")
+        && turned(DISABLED, ConditionStatus::True)
     {
         events.push(TransitionEvent {
             warning: true,
@@ -193,7 +187,7 @@ pub fn transition_events(old: &IntegrationStatus, new: &IntegrationStatus) -> Ve
             note: format!("{}: {}", d.reason, d.message),
         });
     }
-    if conditions::is_true(&new.conditions, READY) && !conditions::is_true(&old.conditions, READY) {
+    if turned(READY, ConditionStatus::True) {
         events.push(TransitionEvent {
             warning: false,
             reason: event_reason::INTEGRATION_READY,
@@ -204,8 +198,8 @@ pub fn transition_events(old: &IntegrationStatus, new: &IntegrationStatus) -> Ve
 }
 
 /// The `Ready` condition's status, for logs.
-pub fn ready_of(status: &IntegrationStatus) -> Option<&str> {
-    conditions::find(&status.conditions, READY).map(|c| c.status.as_str())
+pub fn ready_of(status: &IntegrationStatus) -> Option<ConditionStatus> {
+    conditions::status(&status.conditions, READY)
 }
 
 // Counting: what each delivery outcome does to the status.
@@ -317,11 +311,11 @@ pub fn receivable(ni: Option<&NotificationIntegration>) -> Receivable {
     if ni.spec.disabled {
         return Receivable::Disabled { reason: reason::MANUAL.into(), message: "spec.disabled is true".into() };
     }
-    if let Some(d) = conditions::find(conds, DISABLED).filter(|d| d.status == ConditionStatus::True.as_str()) {
+    if let Some(d) = conditions::find(conds, DISABLED).filter(|d| ConditionStatus::of(d) == ConditionStatus::True) {
         return Receivable::Disabled { reason: d.reason.clone(), message: d.message.clone() };
     }
     match conditions::find(conds, READY) {
-        Some(r) if r.status != ConditionStatus::True.as_str() => {
+        Some(r) if ConditionStatus::of(r) != ConditionStatus::True => {
             Receivable::NotReady { reason: r.reason.clone(), message: r.message.clone() }
         }
         Some(r) if r.observed_generation == ni.meta().generation => Receivable::Ready,
@@ -382,7 +376,7 @@ mod tests {
         let i = input(ConditionStatus::True, "Valid", true);
         let s1 = desired_status(&IntegrationStatus::default(), &i, &t("2026-01-01T00:00:00Z"));
         let ready = conditions::find(&s1.conditions, READY).unwrap();
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", reason::MANUAL));
+        assert_eq!((ConditionStatus::of(ready), ready.reason.as_str()), (ConditionStatus::False, reason::MANUAL));
         assert_eq!(s1.disabled_at, Some(t("2026-01-01T00:00:00Z")));
         let s2 = desired_status(&s1, &i, &t("2026-01-02T00:00:00Z"));
         assert_eq!(s2.disabled_at, Some(t("2026-01-01T00:00:00Z")));
@@ -399,13 +393,13 @@ mod tests {
             &t("2026-01-01T00:00:00Z"),
         );
         let ready = conditions::find(&s.conditions, READY).unwrap();
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "SecretNotFound"));
+        assert_eq!((ConditionStatus::of(ready), ready.reason.as_str()), (ConditionStatus::False, "SecretNotFound"));
         let s = desired_status(
             &IntegrationStatus::default(),
             &input(ConditionStatus::Unknown, "ServiceUnavailable", false),
             &t("2026-01-01T00:00:00Z"),
         );
-        assert_eq!(conditions::find(&s.conditions, READY).unwrap().status, "Unknown");
+        assert_eq!(conditions::status(&s.conditions, READY), Some(ConditionStatus::Unknown));
     }
 
     #[test]
@@ -480,7 +474,10 @@ mod counting_tests {
         assert_eq!(next.consecutive_errors, 3);
         assert_eq!(next.total_errors, 3);
         let d = conditions::find(&next.conditions, DISABLED).unwrap();
-        assert_eq!((d.status.as_str(), d.reason.as_str()), ("True", "ErrorThreshold"));
+        assert_eq!(
+            (ConditionStatus::of(d), d.reason.as_str()),
+            (ConditionStatus::True, super::reason::ERROR_THRESHOLD)
+        );
         assert!(!conditions::is_true(&next.conditions, READY));
         assert_eq!(next.disabled_at, Some(now.clone()));
         assert_eq!(next.auto_disabled.as_ref().unwrap().secret_resource_version.as_deref(), Some("10"));
