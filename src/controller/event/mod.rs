@@ -25,7 +25,9 @@ use tracing::{debug, info, warn};
 
 use crate::controller::{Context, Error};
 use crate::crd::event::{REQUESTED_VIA, REQUESTED_VIA_SEND};
-use crate::crd::{DeliveryPhase, EventPhase, NotificationEvent, NotificationEventStatus, NotificationIntegration};
+use crate::crd::{
+    DeliveryPhase, EventPhase, IntegrationKey, NotificationEvent, NotificationEventStatus, NotificationIntegration,
+};
 use crate::status::event::{self as plan, Known, PlanInput, reason};
 use crate::status::integration::{Receivable, receivable};
 use worker::Job;
@@ -382,7 +384,7 @@ fn deliverability(ni: &NotificationIntegration) -> Deliverability {
 /// (not every counter update) send its waiting events back to the controller.
 #[derive(Default)]
 pub struct IntegrationChanges {
-    seen: std::sync::Mutex<std::collections::HashMap<(Option<String>, String), Deliverability>>,
+    seen: std::sync::Mutex<std::collections::HashMap<IntegrationKey, Deliverability>>,
 }
 
 impl IntegrationChanges {
@@ -392,7 +394,7 @@ impl IntegrationChanges {
         events: &kube::runtime::reflector::Store<NotificationEvent>,
         ni: &NotificationIntegration,
     ) -> Vec<ObjectRef<NotificationEvent>> {
-        let key = (ni.namespace(), ni.name_any());
+        let key = IntegrationKey::of(ni);
         let now = deliverability(ni);
         if self.seen.lock().unwrap().insert(key, now.clone()).as_ref() == Some(&now) {
             return Vec::new();

@@ -13,7 +13,7 @@ use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
 use crate::controller::{Context, Error};
-use crate::crd::NotificationIntegration;
+use crate::crd::{IntegrationKey, NotificationIntegration};
 use crate::status::integration::{StatusInput, desired_status, ready_of, transition_events};
 
 /// Reconcile one integration.
@@ -36,8 +36,9 @@ async fn reconcile_integration(cached: Arc<NotificationIntegration>, ctx: &Arc<C
     let namespace = ni.namespace().unwrap_or_default();
     let name = ni.name_any();
     if ni.meta().deletion_timestamp.is_some() {
-        ctx.checks.forget(&namespace, &name);
-        ctx.notifiers.forget(&namespace, &name);
+        let key = IntegrationKey::new(&namespace, &name);
+        ctx.checks.forget(&key);
+        ctx.notifiers.forget(&key);
         return Ok(Action::await_change());
     }
     let checked = credentials::check(&ni, ctx).await?;

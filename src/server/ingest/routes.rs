@@ -31,7 +31,7 @@ use super::{IngestConfig, read_body};
 use crate::controller::integration::counters;
 use crate::controller::{Context, mentions, notifiers};
 use crate::crd::DeliveryPhase;
-use crate::crd::{NotificationEvent, NotificationIntegration};
+use crate::crd::{IntegrationKey, NotificationEvent, NotificationIntegration};
 use crate::leader::Leadership;
 use crate::status::event::reason as plan;
 use crate::status::integration::{Receivable, Under, receivable};
@@ -204,7 +204,7 @@ async fn send(
                 let report = ctx.engine.deliver(notifier.as_ref(), &message, deadline).await;
                 ctx.metrics.delivery(notifier.service(), report.outcome.label());
                 mentions::report(&ctx, &ni, notifier.service(), &resolution, None);
-                counters::record(&ctx, &ns, &name, &report.outcome, under).await;
+                counters::record(&ctx, IntegrationKey::new(&ns, &name), &report.outcome, under).await;
                 (report, resolution.unresolved_emails())
             })
             .catch_unwind(),
