@@ -19,9 +19,7 @@ use super::Context;
 use crate::crd::{IntegrationKey, Mention, NotificationContact, NotificationIntegration, Service};
 use crate::notifier::Notifier;
 use crate::notifier::mentions::{Resolution, Unresolved, contact_field, why};
-
-pub const MENTION_UNRESOLVED: &str = "MentionUnresolved";
-pub const MENTION_LOOKUP_NOT_ALLOWED: &str = "MentionLookupNotAllowed";
+use crate::status::integration::event_reason::{MENTION_LOOKUP_NOT_ALLOWED, MENTION_UNRESOLVED};
 
 /// Resolve `mentions` for `notifier`'s service with the contacts of `namespace`.
 pub async fn resolve(ctx: &Context, namespace: &str, notifier: &dyn Notifier, mentions: &[Mention]) -> Resolution {

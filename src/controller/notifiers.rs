@@ -15,8 +15,7 @@ use super::{Context, Error};
 use crate::controller::per_integration::PerIntegration;
 use crate::crd::{IntegrationKey, NotificationIntegration};
 use crate::notifier::{self, Notifier, classify::Failure};
-
-pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
+use crate::status::integration::reason;
 
 /// A notifier, or why there is none, and the Secret version it came from.
 #[derive(Clone)]
@@ -64,7 +63,7 @@ pub async fn load(ni: &NotificationIntegration, ctx: &Context) -> Result<Loaded,
         None => Loaded {
             secret_version: None,
             notifier: Err(Failure::new(
-                SECRET_NOT_FOUND,
+                reason::SECRET_NOT_FOUND,
                 format!("Secret {secret_name:?} was not found in namespace {namespace:?}"),
             )),
         },

@@ -28,6 +28,8 @@ pub mod event_reason {
     pub const CREDENTIALS_INVALID: &str = "CredentialsInvalid";
     pub const INTEGRATION_DISABLED: &str = "IntegrationDisabled";
     pub const INTEGRATION_READY: &str = "IntegrationReady";
+    pub const MENTION_UNRESOLVED: &str = "MentionUnresolved";
+    pub const MENTION_LOOKUP_NOT_ALLOWED: &str = "MentionLookupNotAllowed";
 }
 
 /// The outcome of the credential check, as the `CredentialsValid` condition says it.
