@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::crd::{Delivery, DeliveryPhase, EventPhase, NotificationEventStatus};
+use crate::crd::{Delivery, DeliveryPhase, EventPhase, NotificationEvent, NotificationEventStatus};
 use crate::status::integration::Receivable;
 use crate::status::outcome::{Outcome, Report};
 
@@ -61,6 +61,16 @@ fn pending(d: &mut Delivery, reason: &str, message: String) {
     d.phase = DeliveryPhase::Pending;
     d.reason = Some(reason.to_string());
     d.last_error = Some(message);
+}
+
+/// The event's deadline: creation plus `--event-deadline`.
+pub fn deadline_of(ev: &NotificationEvent, deadline: std::time::Duration, now: jiff::Timestamp) -> jiff::Timestamp {
+    let created = ev.metadata.creation_timestamp.as_ref().map(|t| t.0).unwrap_or(now);
+    // A deadline beyond the representable future never passes.
+    jiff::SignedDuration::try_from(deadline)
+        .ok()
+        .and_then(|d| created.checked_add(d).ok())
+        .unwrap_or(jiff::Timestamp::MAX)
 }
 
 /// Plan an event that is not finished yet.
@@ -310,6 +320,20 @@ mod tests {
         let p = run(&p.status, vec![], true);
         assert_eq!(p.status.phase, Some(EventPhase::Failed));
         assert_eq!(p.status.reason.as_deref(), Some(reason::EXPIRED));
+    }
+
+    #[test]
+    fn the_deadline_counts_from_creation_and_a_huge_one_never_passes() {
+        let ev: NotificationEvent = serde_json::from_value(serde_json::json!({
+            "apiVersion": "kube-notify.io/v1alpha1", "kind": "NotificationEvent",
+            "metadata": {"name": "e", "namespace": "n", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"integrationRef": {"name": "a"}, "message": "m"},
+        }))
+        .unwrap();
+        let now: jiff::Timestamp = "2026-01-01T00:30:00Z".parse().unwrap();
+        let hour = std::time::Duration::from_secs(3600);
+        assert_eq!(deadline_of(&ev, hour, now), "2026-01-01T01:00:00Z".parse().unwrap());
+        assert_eq!(deadline_of(&ev, std::time::Duration::MAX, now), jiff::Timestamp::MAX);
     }
 
     #[test]

@@ -28,7 +28,7 @@ use crate::crd::event::{REQUESTED_VIA, REQUESTED_VIA_SEND};
 use crate::crd::{
     DeliveryPhase, EventPhase, IntegrationKey, NotificationEvent, NotificationEventStatus, NotificationIntegration,
 };
-use crate::status::event::{self as plan, Known, PlanInput, reason};
+use crate::status::event::{self as plan, Known, PlanInput, deadline_of, reason};
 use crate::status::integration::{Receivable, receivable};
 use worker::Job;
 
@@ -60,16 +60,6 @@ struct Decision {
     in_flight: bool,
     /// The status may wait: every target is queued and the event is young.
     defer: bool,
-}
-
-/// The event's deadline: creation plus `--event-deadline`.
-fn deadline_of(ev: &NotificationEvent, deadline: Duration, now: jiff::Timestamp) -> jiff::Timestamp {
-    let created = ev.meta().creation_timestamp.as_ref().map(|t| t.0).unwrap_or(now);
-    // A deadline beyond the representable future never passes.
-    jiff::SignedDuration::try_from(deadline)
-        .ok()
-        .and_then(|d| created.checked_add(d).ok())
-        .unwrap_or(jiff::Timestamp::MAX)
 }
 
 /// Plan `ev` (as `base` says it is now) with the known outcomes merged in.
