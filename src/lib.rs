@@ -17,5 +17,6 @@ pub mod printer;
 pub mod redact;
 pub mod server;
 pub mod standalone;
+pub mod status;
 pub mod store;
 pub mod telemetry;

@@ -16,12 +16,10 @@ use std::time::{Duration, Instant};
 use kube::{Resource, ResourceExt};
 
 use super::Context;
-use crate::crd::{Mention, NotificationContact, NotificationIntegration, Service};
+use crate::crd::{IntegrationKey, Mention, NotificationContact, NotificationIntegration, Service};
 use crate::notifier::Notifier;
 use crate::notifier::mentions::{Resolution, Unresolved, contact_field, why};
-
-pub const MENTION_UNRESOLVED: &str = "MentionUnresolved";
-pub const MENTION_LOOKUP_NOT_ALLOWED: &str = "MentionLookupNotAllowed";
+use crate::status::integration::event_reason::{MENTION_LOOKUP_NOT_ALLOWED, MENTION_UNRESOLVED};
 
 /// Resolve `mentions` for `notifier`'s service with the contacts of `namespace`.
 pub async fn resolve(ctx: &Context, namespace: &str, notifier: &dyn Notifier, mentions: &[Mention]) -> Resolution {
@@ -38,25 +36,19 @@ pub const MENTION_EVENT_INTERVAL: Duration = Duration::from_secs(60);
 /// Addresses remembered as warned about, at most.
 const REMEMBERED_WARNINGS: usize = 10_000;
 
-/// When each (namespace, integration, email) was last named in a warning,
+/// When each (integration, lowercased email) was last named in a warning,
 /// and when each integration last got one.
 #[derive(Default)]
 pub struct Warned {
-    last: Mutex<HashMap<(String, String, String), Instant>>,
-    integrations: Mutex<HashMap<(String, String), Instant>>,
+    last: Mutex<HashMap<(IntegrationKey, String), Instant>>,
+    integrations: Mutex<HashMap<IntegrationKey, Instant>>,
 }
 
 impl Warned {
     /// The addresses of `emails` a warning on `integration` should name now
     /// (noted as named): none while the integration had one within
     /// `interval`, else those not named within `period`.
-    fn due(
-        &self,
-        integration: (String, String),
-        emails: &[String],
-        period: Duration,
-        interval: Duration,
-    ) -> Vec<String> {
+    fn due(&self, integration: IntegrationKey, emails: &[String], period: Duration, interval: Duration) -> Vec<String> {
         let now = Instant::now();
         let mut integrations = self.integrations.lock().unwrap();
         if integrations.get(&integration).is_some_and(|at| now.duration_since(*at) < interval) {
@@ -75,7 +67,7 @@ impl Warned {
         }
         let mut due = Vec::new();
         for email in emails {
-            let key = (integration.0.clone(), integration.1.clone(), email.to_ascii_lowercase());
+            let key = (integration.clone(), email.to_ascii_lowercase());
             if last.get(&key).is_none_or(|at| now.duration_since(*at) >= period) && !due.contains(email) {
                 last.insert(key, now);
                 due.push(email.clone());
@@ -104,7 +96,6 @@ pub fn report(
     ctx.metrics.mentions(service, "resolved", resolution.resolved() as u64);
     ctx.metrics.mentions(service, "unresolved", resolution.unresolved.len() as u64);
     let namespace = ni.namespace().unwrap_or_default();
-    let name = ni.name_any();
     let mut events = Vec::new();
     if resolution.lookup_not_allowed {
         events.push((
@@ -117,7 +108,7 @@ pub fn report(
     }
     let emails: Vec<String> = resolution.unresolved.iter().map(|u| u.email.clone()).collect();
     let due = ctx.mention_warnings.due(
-        (namespace.clone(), name.clone()),
+        IntegrationKey::of(ni),
         &emails,
         ctx.settings.mention_warning_period,
         MENTION_EVENT_INTERVAL,
@@ -174,12 +165,12 @@ mod tests {
     #[test]
     fn warnings_name_each_address_once_per_period_and_come_at_most_once_per_interval() {
         let warned = Warned::default();
-        let ni = || ("ns".to_string(), "ni".to_string());
+        let ni = || IntegrationKey::new("ns", "ni");
         let (hour, none) = (Duration::from_secs(3600), Duration::ZERO);
         let emails = |e: &[&str]| e.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(warned.due(ni(), &emails(&["a@b.co", "c@d.co"]), hour, none), emails(&["a@b.co", "c@d.co"]));
         assert_eq!(warned.due(ni(), &emails(&["A@b.co", "e@f.co"]), hour, none), emails(&["e@f.co"]), "named once");
-        assert!(warned.due(("ns".into(), "other".into()), &emails(&["a@b.co"]), hour, none).len() == 1);
+        assert!(warned.due(IntegrationKey::new("ns", "other"), &emails(&["a@b.co"]), hour, none).len() == 1);
         // Within the interval nothing is named, and what was held back comes next.
         assert!(warned.due(ni(), &emails(&["g@h.co"]), hour, hour).is_empty());
         assert_eq!(warned.due(ni(), &emails(&["g@h.co"]), hour, none), emails(&["g@h.co"]));

@@ -17,7 +17,7 @@ use kube::runtime::reflector::Store;
 
 use kube::runtime::reflector::ObjectRef;
 
-use crate::crd::{NotificationContact, NotificationEvent, NotificationIntegration, Service};
+use crate::crd::{IntegrationKey, NotificationContact, NotificationEvent, NotificationIntegration, Service};
 use crate::delivery::Engine;
 use crate::metrics::Metrics;
 use crate::notifier::ServiceEndpoints;
@@ -149,10 +149,9 @@ impl Context {
     /// check records, counter writers) for integrations no longer in the
     /// watch cache. Run periodically: deletions need no finalizer for it.
     pub fn prune_deleted(&self) -> usize {
-        use kube::ResourceExt;
-        let live: std::collections::HashSet<(String, String)> =
-            self.integrations.state().iter().map(|ni| (ni.namespace().unwrap_or_default(), ni.name_any())).collect();
-        let exists = |k: &(String, String)| live.contains(k);
+        let live: std::collections::HashSet<IntegrationKey> =
+            self.integrations.state().iter().map(|ni| IntegrationKey::of(ni)).collect();
+        let exists = |k: &IntegrationKey| live.contains(k);
         let dropped = self.notifiers.retain(exists) + self.checks.retain(exists) + self.counters.retain(exists);
         if let Some(events) = self.events.get() {
             // Outcomes of events deleted before they were final on record.

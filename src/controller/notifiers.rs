@@ -11,10 +11,9 @@ use kube::{Resource, ResourceExt};
 
 use super::{Context, Error};
 use crate::controller::per_integration::PerIntegration;
-use crate::crd::NotificationIntegration;
+use crate::crd::{IntegrationKey, NotificationIntegration};
 use crate::notifier::{self, Notifier, classify::Failure};
-
-pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
+use crate::status::integration::reason;
 
 /// A notifier, or why there is none, and the Secret version it came from.
 #[derive(Clone)]
@@ -33,15 +32,11 @@ pub struct Entry {
 /// Notifiers built per integration, reused while nothing changed.
 pub type NotifierCache = PerIntegration<Entry>;
 
-fn key(ni: &NotificationIntegration) -> (String, String) {
-    (ni.namespace().unwrap_or_default(), ni.name_any())
-}
-
 impl NotifierCache {
     /// The cached notifier if the integration and its Secret are unchanged.
     fn fresh(&self, ni: &NotificationIntegration, seen_secret_version: &Option<String>) -> Option<Loaded> {
         let entries = self.lock();
-        let e = entries.get(&key(ni))?;
+        let e = entries.get(&IntegrationKey::of(ni))?;
         (e.uid == ni.meta().uid
             && e.generation == ni.meta().generation
             && &e.loaded.secret_version == seen_secret_version)
@@ -65,7 +60,7 @@ pub async fn load(ni: &NotificationIntegration, ctx: &Context) -> Result<Loaded,
         None => Loaded {
             secret_version: None,
             notifier: Err(Failure::new(
-                SECRET_NOT_FOUND,
+                reason::SECRET_NOT_FOUND,
                 format!("Secret {secret_name:?} was not found in namespace {namespace:?}"),
             )),
         },
@@ -79,7 +74,7 @@ pub async fn load(ni: &NotificationIntegration, ctx: &Context) -> Result<Loaded,
         }
     };
     ctx.notifiers.lock().insert(
-        key(ni),
+        IntegrationKey::of(ni),
         Entry { uid: ni.meta().uid.clone(), generation: ni.meta().generation, loaded: loaded.clone() },
     );
     Ok(loaded)

@@ -1,12 +1,14 @@
-//! What the operator keeps in memory per integration, keyed by
-//! `(namespace, name)`, and dropped when the integration is deleted.
+//! What the operator keeps in memory per integration, and drops when the
+//! integration is deleted.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-/// A map from `(namespace, name)` of an integration to what is kept for it.
+use crate::crd::IntegrationKey;
+
+/// A map from an integration to what is kept for it.
 pub struct PerIntegration<V> {
-    map: Mutex<HashMap<(String, String), V>>,
+    map: Mutex<HashMap<IntegrationKey, V>>,
 }
 
 impl<V> Default for PerIntegration<V> {
@@ -16,16 +18,16 @@ impl<V> Default for PerIntegration<V> {
 }
 
 impl<V> PerIntegration<V> {
-    pub fn lock(&self) -> MutexGuard<'_, HashMap<(String, String), V>> {
+    pub fn lock(&self) -> MutexGuard<'_, HashMap<IntegrationKey, V>> {
         self.map.lock().unwrap()
     }
 
-    pub fn forget(&self, namespace: &str, name: &str) {
-        self.lock().remove(&(namespace.to_string(), name.to_string()));
+    pub fn forget(&self, key: &IntegrationKey) {
+        self.lock().remove(key);
     }
 
     /// Keep only the integrations `keep` says exist; how many were dropped.
-    pub fn retain(&self, keep: impl Fn(&(String, String)) -> bool) -> usize {
+    pub fn retain(&self, keep: impl Fn(&IntegrationKey) -> bool) -> usize {
         let mut map = self.lock();
         let before = map.len();
         map.retain(|k, _| keep(k));

@@ -27,6 +27,15 @@ impl ConditionStatus {
     pub fn from_bool(b: bool) -> Self {
         if b { ConditionStatus::True } else { ConditionStatus::False }
     }
+
+    /// A condition's `status` as written: anything but `True` or `False` is `Unknown`.
+    pub fn of(condition: &Condition) -> Self {
+        match condition.status.as_str() {
+            "True" => ConditionStatus::True,
+            "False" => ConditionStatus::False,
+            _ => ConditionStatus::Unknown,
+        }
+    }
 }
 
 /// What a condition should say; the time is filled in by [`set_condition`].
@@ -59,7 +68,7 @@ pub fn set_condition(
 ) {
     let existing = conditions.iter().position(|c| c.type_ == desired.type_);
     let last_transition_time = match existing.map(|i| &conditions[i]) {
-        Some(c) if c.status == desired.status.as_str() => c.last_transition_time.clone(),
+        Some(c) if ConditionStatus::of(c) == desired.status => c.last_transition_time.clone(),
         _ => now.clone(),
     };
     let condition = Condition {
@@ -81,9 +90,14 @@ pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Conditio
     conditions.iter().find(|c| c.type_ == type_)
 }
 
+/// The status of the condition of type `type_`, if present.
+pub fn status(conditions: &[Condition], type_: &str) -> Option<ConditionStatus> {
+    find(conditions, type_).map(ConditionStatus::of)
+}
+
 /// Whether the condition of type `type_` is `True`.
 pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
-    find(conditions, type_).is_some_and(|c| c.status == "True")
+    status(conditions, type_) == Some(ConditionStatus::True)
 }
 
 #[cfg(test)]
@@ -118,6 +132,18 @@ mod tests {
             &t3,
         );
         assert_eq!(conds[0].last_transition_time, t3);
+        assert!(!is_true(&conds, READY));
+    }
+
+    #[test]
+    fn statuses_are_read_typed() {
+        let now = time("2026-01-01T00:00:00Z");
+        let mut conds = Vec::new();
+        set_condition(&mut conds, DesiredCondition::new(READY, ConditionStatus::False, "R", "m"), None, &now);
+        assert_eq!(status(&conds, READY), Some(ConditionStatus::False));
+        assert_eq!(status(&conds, DISABLED), None);
+        conds[0].status = "Maybe".into();
+        assert_eq!(status(&conds, READY), Some(ConditionStatus::Unknown), "what is not True or False is Unknown");
         assert!(!is_true(&conds, READY));
     }
 }

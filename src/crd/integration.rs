@@ -200,3 +200,28 @@ pub struct LastError {
     /// What went wrong, for a person (never contains credentials).
     pub message: String,
 }
+
+/// Names one integration: its namespace and name. Shown as `namespace/name`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IntegrationKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl IntegrationKey {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        IntegrationKey { namespace: namespace.into(), name: name.into() }
+    }
+
+    /// The key of `ni`.
+    pub fn of(ni: &NotificationIntegration) -> Self {
+        use kube::ResourceExt;
+        IntegrationKey::new(ni.namespace().unwrap_or_default(), ni.name_any())
+    }
+}
+
+impl std::fmt::Display for IntegrationKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}

@@ -14,8 +14,8 @@ pub use event::{
     NotificationEventSpec, NotificationEventStatus, Severity,
 };
 pub use integration::{
-    AutoDisabled, ChatworkSpec, IntegrationStatus, LastError, NotificationIntegration, NotificationIntegrationSpec,
-    SecretRef, Service, SlackSpec,
+    AutoDisabled, ChatworkSpec, IntegrationKey, IntegrationStatus, LastError, NotificationIntegration,
+    NotificationIntegrationSpec, SecretRef, Service, SlackSpec,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

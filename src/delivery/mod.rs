@@ -1,17 +1,16 @@
 //! The delivery engine both paths share (NotificationEvents and the
 //! synchronous HTTP route): rate limits per destination, retries with
-//! backoff that honour the service's wait hints, and the error counting that
-//! decides auto-disable.
+//! backoff that honour the service's wait hints. What an outcome does to
+//! an integration's status is [`crate::status::integration`]'s.
 
-pub mod counting;
 pub mod ratelimit;
-pub mod receivable;
 pub mod retry;
 
-pub use retry::{Outcome, Report, RetryPolicy};
+pub use retry::RetryPolicy;
 
 use crate::notifier::http::HttpClient;
 use crate::notifier::{Message, Notifier};
+use crate::status::outcome::Report;
 
 /// Sends messages: waits for the destination's rate limits, retries
 /// transient failures. Shared by every worker.

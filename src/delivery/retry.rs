@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use super::Engine;
 use crate::notifier::classify::{Failure, Verdict, reason};
 use crate::notifier::{Message, Notifier};
+use crate::status::outcome::{Outcome, Report};
 
 /// How hard to try.
 #[derive(Clone, Debug)]
@@ -33,50 +34,6 @@ impl Default for RetryPolicy {
     }
 }
 
-/// How a delivery ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Delivered,
-    /// The destination is gone or refuses us: counts toward auto-disable.
-    Dead(Failure),
-    /// This message will never be accepted: fails the message only.
-    Rejected(Failure),
-    /// Transient failures until the retries ran out: counts toward auto-disable.
-    Exhausted(Failure),
-    /// The deadline passed before the service accepted (rate limits, retries).
-    DeadlinePassed(Option<Failure>),
-}
-
-impl Outcome {
-    /// Whether the failure counts against the integration.
-    pub fn counts_as_error(&self) -> bool {
-        matches!(self, Outcome::Dead(_) | Outcome::Exhausted(_))
-    }
-
-    /// A short reason and a message for a person (never a credential).
-    pub fn failure(&self) -> Option<(&'static str, String)> {
-        match self {
-            Outcome::Delivered => None,
-            Outcome::Dead(f) | Outcome::Rejected(f) => Some((f.reason, f.message.clone())),
-            Outcome::Exhausted(f) => Some((f.reason, format!("gave up after retries: {}", f.message))),
-            Outcome::DeadlinePassed(f) => Some((
-                "DeadlineExceeded",
-                match f {
-                    Some(f) => format!("the deadline passed while retrying: {}", f.message),
-                    None => "the deadline passed before the message could be sent".to_string(),
-                },
-            )),
-        }
-    }
-}
-
-/// The outcome and how many times the service was called.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Report {
-    pub outcome: Outcome,
-    pub attempts: u32,
-}
-
 pub(super) async fn deliver_with_retries(
     engine: &Engine,
     notifier: &dyn Notifier,
@@ -96,7 +53,7 @@ pub(super) async fn deliver_with_retries(
     let mut last: Option<Failure> = None;
     loop {
         if !engine.limits.acquire(&limits, deadline).await || Instant::now() >= deadline {
-            return Report { outcome: Outcome::DeadlinePassed(last), attempts };
+            return Report { outcome: Outcome::Expired(last), attempts };
         }
         attempts += 1;
         let (failure, hint) = match notifier.deliver(&engine.http, message).await {
@@ -124,7 +81,7 @@ pub(super) async fn deliver_with_retries(
         );
         last = Some(failure);
         if Instant::now() + wait >= deadline {
-            return Report { outcome: Outcome::DeadlinePassed(last), attempts };
+            return Report { outcome: Outcome::Expired(last), attempts };
         }
         tokio::time::sleep(wait).await;
     }
@@ -252,7 +209,7 @@ mod tests {
         let long = Verdict::transient(reason::RATE_LIMITED, "429", Some(Duration::from_secs(60)));
         let n = Scripted::new(vec![long]);
         let r = engine(5).deliver(&n, &message(), Instant::now() + Duration::from_millis(50)).await;
-        assert!(matches!(r.outcome, Outcome::DeadlinePassed(Some(_))));
+        assert!(matches!(r.outcome, Outcome::Expired(Some(_))));
         assert_eq!(n.calls.load(Ordering::SeqCst), 1);
     }
 }

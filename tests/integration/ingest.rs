@@ -436,8 +436,8 @@ async fn send_reports_each_error_class() {
     // Deadline: the service asks for a wait longer than the request deadline.
     t.w.webhook.push_response(RequestMatcher::path(&hook), ScriptedResponse::status(429).with_retry_after(600));
     let a = t.post(&send_path("hook"), ALICE, message("x")).await;
-    assert_eq!(a.code(), (504, "deadline_exceeded"), "{a:?}");
-    assert_eq!(a.error("reason"), "DeadlineExceeded");
+    assert_eq!(a.code(), (504, "expired"), "{a:?}");
+    assert_eq!(a.error("reason"), "Expired");
 
     // Dead: the endpoint is gone; counted against the integration.
     t.w.webhook.set_gone(&hook);
@@ -460,7 +460,7 @@ async fn send_deadline_is_a_flag() {
     t.w.webhook.push_responses(RequestMatcher::path(&hook), ScriptedResponse::status(429).with_retry_after(2), 1);
     let started = std::time::Instant::now();
     let a = t.post(&send_path("slow"), ALICE, message("x")).await;
-    assert_eq!(a.code(), (504, "deadline_exceeded"), "{a:?}");
+    assert_eq!(a.code(), (504, "expired"), "{a:?}");
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
 }
 
@@ -828,8 +828,8 @@ async fn a_follower_send_times_out_and_cancels_its_event() {
         .push_response(RequestMatcher::path(&hook), ScriptedResponse::delayed_passthrough(Duration::from_millis(1200)));
     t.w.create_event("blocker", json!({"integrationRef": {"name": "busy"}, "message": "blocker"})).await;
     let a = t.post(&send_path("busy"), ALICE, message("late")).await;
-    assert_eq!(a.code(), (504, "deadline_exceeded"), "{a:?}");
-    assert_eq!((a.error("reason"), a.body["delivered"].as_bool()), ("DeadlineExceeded", Some(false)));
+    assert_eq!(a.code(), (504, "expired"), "{a:?}");
+    assert_eq!((a.error("reason"), a.body["delivered"].as_bool()), ("Expired", Some(false)));
     assert!(
         t.w.api.requests().iter().any(|r| r.verb == "delete" && r.resource == "notificationevents" && r.code < 300),
         "the event was cancelled"
@@ -851,6 +851,6 @@ async fn a_follower_send_answers_the_recorded_expiry_as_a_deadline() {
     // A wait hint beyond the event deadline: the leader records it Expired.
     t.w.webhook.push_responses(RequestMatcher::path(&hook), ScriptedResponse::status(429).with_retry_after(600), 1);
     let a = t.post(&send_path("slow"), ALICE, message("x")).await;
-    assert_eq!(a.code(), (504, "deadline_exceeded"), "{a:?}");
-    assert_eq!((a.error("reason"), a.body["delivered"].as_bool()), ("DeadlineExceeded", Some(false)));
+    assert_eq!(a.code(), (504, "expired"), "{a:?}");
+    assert_eq!((a.error("reason"), a.body["delivered"].as_bool()), ("Expired", Some(false)));
 }

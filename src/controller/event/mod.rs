@@ -9,7 +9,6 @@
 //! are written together by the next one.
 
 pub mod outcomes;
-pub mod plan;
 pub mod worker;
 
 use std::collections::HashSet;
@@ -25,11 +24,12 @@ use tracing::{debug, info, warn};
 
 use crate::controller::{Context, Error};
 use crate::crd::event::{REQUESTED_VIA, REQUESTED_VIA_SEND};
-use crate::crd::{DeliveryPhase, EventPhase, NotificationEvent, NotificationEventStatus, NotificationIntegration};
-use crate::delivery::receivable::{Receivable, receivable};
+use crate::crd::{
+    DeliveryPhase, EventPhase, IntegrationKey, NotificationEvent, NotificationEventStatus, NotificationIntegration,
+};
+use crate::status::event::{self as plan, Known, PlanInput, deadline_of, reason};
+use crate::status::integration::{Receivable, receivable};
 use crate::store::Objects;
-use outcomes::Known;
-use plan::{PlanInput, reason};
 use worker::Job;
 
 fn seconds(d: jiff::SignedDuration) -> Duration {
@@ -60,16 +60,6 @@ struct Decision {
     in_flight: bool,
     /// The status may wait: every target is queued and the event is young.
     defer: bool,
-}
-
-/// The event's deadline: creation plus `--event-deadline`.
-fn deadline_of(ev: &NotificationEvent, deadline: Duration, now: jiff::Timestamp) -> jiff::Timestamp {
-    let created = ev.meta().creation_timestamp.as_ref().map(|t| t.0).unwrap_or(now);
-    // A deadline beyond the representable future never passes.
-    jiff::SignedDuration::try_from(deadline)
-        .ok()
-        .and_then(|d| created.checked_add(d).ok())
-        .unwrap_or(jiff::Timestamp::MAX)
 }
 
 /// Plan `ev` (as `base` says it is now) with the known outcomes merged in.
@@ -125,7 +115,7 @@ fn decide(base: &NotificationEvent, uid: &str, ctx: &Context, now: jiff::Timesta
             current.deliveries.push(plan::queued(n));
         }
     }
-    outcomes::apply(&mut current, &known);
+    plan::apply(&mut current, &known);
 
     let targets = names
         .iter()
@@ -289,7 +279,7 @@ pub async fn write_known_outcomes(ctx: &Context, deadline: tokio::time::Instant)
                         status.deliveries.push(plan::queued(&k.integration));
                     }
                 }
-                outcomes::apply(&mut status, &known);
+                plan::apply(&mut status, &known);
                 plan::summarize(&mut status, None, false, &now);
                 (Some(&status) != base.status.as_ref()).then(|| {
                     let mut next = base.clone();
@@ -380,7 +370,7 @@ fn deliverability(ni: &NotificationIntegration) -> Deliverability {
 /// (not every counter update) send its waiting events back to the controller.
 #[derive(Default)]
 pub struct IntegrationChanges {
-    seen: std::sync::Mutex<std::collections::HashMap<(Option<String>, String), Deliverability>>,
+    seen: std::sync::Mutex<std::collections::HashMap<IntegrationKey, Deliverability>>,
 }
 
 impl IntegrationChanges {
@@ -390,7 +380,7 @@ impl IntegrationChanges {
         events: &kube::runtime::reflector::Store<NotificationEvent>,
         ni: &NotificationIntegration,
     ) -> Vec<ObjectRef<NotificationEvent>> {
-        let key = (ni.namespace(), ni.name_any());
+        let key = IntegrationKey::of(ni);
         let now = deliverability(ni);
         if self.seen.lock().unwrap().insert(key, now.clone()).as_ref() == Some(&now) {
             return Vec::new();

@@ -9,22 +9,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-
-use super::plan::reason;
-use crate::crd::{DeliveryPhase, NotificationEvent, NotificationEventStatus};
-use crate::delivery::{Outcome, Report};
-
-/// One known outcome of the delivery of an event to an integration.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Known {
-    pub integration: String,
-    pub report: Report,
-    /// When the service answered.
-    pub at: Time,
-    /// The emails of the mentions the message showed unresolved.
-    pub unresolved: Vec<String>,
-}
+use crate::crd::NotificationEvent;
+use crate::status::event::Known;
 
 struct Entry {
     known: Known,
@@ -118,52 +104,11 @@ impl KnownOutcomes {
     }
 }
 
-/// Put known outcomes into `status` (pure). An outcome replaces only a
-/// delivery that is still `Pending`: what is on record already stays.
-pub fn apply(status: &mut NotificationEventStatus, known: &[Known]) {
-    for k in known {
-        let Some(d) = status.deliveries.iter_mut().find(|d| d.integration == k.integration) else { continue };
-        if d.phase != DeliveryPhase::Pending {
-            continue;
-        }
-        d.attempts = d.attempts.saturating_add(i32::try_from(k.report.attempts).unwrap_or(i32::MAX));
-        d.unresolved_mentions = k.unresolved.clone();
-        match &k.report.outcome {
-            Outcome::Delivered => {
-                d.phase = DeliveryPhase::Delivered;
-                d.reason = Some(reason::DELIVERED.into());
-                d.last_error = None;
-                d.delivered_at = Some(k.at.clone());
-            }
-            other => {
-                let (why, message) = other.failure().expect("not delivered");
-                d.phase = DeliveryPhase::Failed;
-                // Running out of time is the event's deadline passing, whatever the service said.
-                let why = if matches!(other, Outcome::DeadlinePassed(_)) { reason::EXPIRED } else { why };
-                d.reason = Some(why.to_string());
-                d.last_error = Some(message);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::Delivery;
-    use crate::notifier::classify::{Failure, reason as failure};
-
-    fn pending(name: &str) -> Delivery {
-        Delivery {
-            integration: name.into(),
-            phase: DeliveryPhase::Pending,
-            attempts: 0,
-            last_error: None,
-            reason: Some("Queued".into()),
-            delivered_at: None,
-            unresolved_mentions: Vec::new(),
-        }
-    }
+    use crate::status::outcome::{Outcome, Report};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn known(name: &str, outcome: Outcome) -> Known {
         Known {
@@ -172,21 +117,6 @@ mod tests {
             at: Time("2026-01-01T00:00:00Z".parse().unwrap()),
             unresolved: Vec::new(),
         }
-    }
-
-    #[test]
-    fn outcomes_fill_pending_deliveries_only() {
-        let mut s = NotificationEventStatus { deliveries: vec![pending("a"), pending("b")], ..Default::default() };
-        s.deliveries[1].phase = DeliveryPhase::Delivered;
-        let dead = Outcome::Dead(Failure::new(failure::UNAUTHORIZED, "revoked"));
-        let dead = Known { unresolved: vec!["jane@example.com".into()], ..known("a", dead) };
-        apply(&mut s, &[dead, known("b", Outcome::Rejected(Failure::new("X", "y"))), known("zz", Outcome::Delivered)]);
-        assert_eq!(s.deliveries[0].unresolved_mentions, vec!["jane@example.com".to_string()]);
-        assert_eq!(s.deliveries[0].phase, DeliveryPhase::Failed);
-        assert_eq!(s.deliveries[0].reason.as_deref(), Some("Unauthorized"));
-        assert_eq!(s.deliveries[0].attempts, 2);
-        assert_eq!(s.deliveries[1].phase, DeliveryPhase::Delivered, "what is on record stays");
-        assert_eq!(s.deliveries.len(), 2);
     }
 
     #[test]

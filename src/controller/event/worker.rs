@@ -17,13 +17,12 @@ use kube::Resource;
 use kube::runtime::reflector::ObjectRef;
 use tracing::{debug, info, warn};
 
-use super::outcomes::Known;
 use crate::controller::integration::counters;
 use crate::controller::{Context, Error, mentions, notifiers};
-use crate::crd::NotificationEvent;
-use crate::delivery::Outcome;
-use crate::delivery::receivable::receivable;
+use crate::crd::{IntegrationKey, NotificationEvent};
 use crate::notifier::Message;
+use crate::status::event::Known;
+use crate::status::integration::{Under, receivable};
 
 /// One delivery to do: an event to one integration.
 #[derive(Clone, Debug)]
@@ -48,20 +47,19 @@ struct Queue {
 
 #[derive(Default)]
 struct Queues {
-    /// By (namespace, integration).
-    by_integration: HashMap<(String, String), Queue>,
+    by_integration: HashMap<IntegrationKey, Queue>,
     /// The integrations each (namespace, event) is queued for or being delivered to.
     by_event: HashMap<(String, String), HashSet<String>>,
 }
 
 impl Queues {
-    fn leave(&mut self, key: &(String, String), event: &str) {
+    fn leave(&mut self, key: &IntegrationKey, event: &str) {
         if let Some(queue) = self.by_integration.get_mut(key) {
             queue.members.remove(event);
         }
-        let event_key = (key.0.clone(), event.to_string());
+        let event_key = (key.namespace.clone(), event.to_string());
         if let Some(set) = self.by_event.get_mut(&event_key) {
-            set.remove(&key.1);
+            set.remove(&key.name);
             if set.is_empty() {
                 self.by_event.remove(&event_key);
             }
@@ -98,7 +96,7 @@ impl Dispatcher {
         if !self.accepting() || ctx.outcomes.has(&job.event_uid, &job.integration) {
             return;
         }
-        let key = (job.namespace.clone(), job.integration.clone());
+        let key = IntegrationKey::new(&job.namespace, &job.integration);
         let mut queues = self.queues.lock().unwrap();
         let start = !queues.by_integration.contains_key(&key);
         let queue = queues.by_integration.entry(key.clone()).or_default();
@@ -107,7 +105,7 @@ impl Dispatcher {
         }
         let event_key = (job.namespace.clone(), job.event.clone());
         queue.waiting.insert((created, job.event.clone()), job);
-        queues.by_event.entry(event_key).or_default().insert(key.1.clone());
+        queues.by_event.entry(event_key).or_default().insert(key.name.clone());
         if start {
             let this = self.clone();
             let ctx = ctx.clone();
@@ -136,8 +134,8 @@ impl Dispatcher {
         tokio::time::timeout(timeout, wait).await.is_ok()
     }
 
-    async fn work(self: Arc<Self>, ctx: Arc<Context>, key: (String, String)) {
-        let backoff_key = format!("queue/{}/{}", key.0, key.1);
+    async fn work(self: Arc<Self>, ctx: Arc<Context>, key: IntegrationKey) {
+        let backoff_key = format!("queue/{key}");
         loop {
             let job = {
                 let mut queues = self.queues.lock().unwrap();
@@ -263,11 +261,10 @@ async fn deliver_job(ctx: &Arc<Context>, job: &Job) -> Result<Attempt, Error> {
     ctx.outcomes.record(job.snapshot.clone(), &job.event_uid, known);
     ctx.event_triggers.trigger(ObjectRef::new(&job.event).within(&job.namespace));
     mentions::report(ctx, &ni, notifier.service(), &resolution, Some(job.snapshot.object_ref(&())));
-    info!(namespace = %job.namespace, event = %job.event, integration = %job.integration, attempts = report.attempts, outcome = ?outcome_name(&report.outcome), "delivery finished");
-    ctx.metrics.delivery(notifier.service(), outcome_name(&report.outcome));
-    let under =
-        counters::Under { generation: ni.meta().generation.unwrap_or_default(), secret_version: loaded.secret_version };
-    counters::record(ctx, &job.namespace, &job.integration, &report.outcome, under).await;
+    info!(namespace = %job.namespace, event = %job.event, integration = %job.integration, attempts = report.attempts, outcome = report.outcome.label(), "delivery finished");
+    ctx.metrics.delivery(notifier.service(), report.outcome.label());
+    let under = Under { generation: ni.meta().generation.unwrap_or_default(), secret_version: loaded.secret_version };
+    counters::record(ctx, IntegrationKey::new(&job.namespace, &job.integration), &report.outcome, under).await;
     Ok(Attempt::Sent)
 }
 
@@ -287,14 +284,4 @@ fn deadline_instant(created: jiff::Timestamp, deadline: std::time::Duration) -> 
         .unwrap_or(jiff::Timestamp::MAX)
         .duration_since(jiff::Timestamp::now());
     tokio::time::Instant::now() + std::time::Duration::try_from(left).unwrap_or_default()
-}
-
-pub fn outcome_name(outcome: &Outcome) -> &'static str {
-    match outcome {
-        Outcome::Delivered => "delivered",
-        Outcome::Dead(_) => "dead",
-        Outcome::Rejected(_) => "rejected",
-        Outcome::Exhausted(_) => "exhausted",
-        Outcome::DeadlinePassed(_) => "expired",
-    }
 }

@@ -20,17 +20,9 @@ use kube::runtime::reflector::ObjectRef;
 use tracing::{info, warn};
 
 use crate::controller::{Context, Error, backoff_delay};
-use crate::delivery::Outcome;
-use crate::delivery::counting::{Batch, DeliveredUnder, record_batch};
-
-/// What a delivery was made with: the spec generation and the Secret version
-/// its notifier was built from (an auto-disable records them, so that a later
-/// fix re-enables).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Under {
-    pub generation: i64,
-    pub secret_version: Option<String>,
-}
+use crate::crd::IntegrationKey;
+use crate::status::integration::{Batch, Under, record_batch};
+use crate::status::outcome::Outcome;
 
 #[derive(Default)]
 struct Pending {
@@ -45,21 +37,21 @@ type Writer = Arc<tokio::sync::Mutex<()>>;
 /// Successes waiting to be written, per integration.
 #[derive(Default)]
 pub struct CounterBatches {
-    pending: Mutex<HashMap<(String, String), Pending>>,
+    pending: Mutex<HashMap<IntegrationKey, Pending>>,
     /// One writer per integration at a time, so that outcomes are applied in
     /// the order they happened (a success flushed after a later failure would
     /// wrongly reset `consecutiveErrors`).
-    writers: Mutex<HashMap<(String, String), Writer>>,
+    writers: Mutex<HashMap<IntegrationKey, Writer>>,
 }
 
 impl CounterBatches {
-    fn writer(&self, key: &(String, String)) -> Writer {
+    fn writer(&self, key: &IntegrationKey) -> Writer {
         self.writers.lock().unwrap().entry(key.clone()).or_default().clone()
     }
 
     /// Drop the writers of integrations `keep` says are gone, unless a
     /// write is pending or in progress; how many were dropped.
-    pub fn retain(&self, keep: impl Fn(&(String, String)) -> bool) -> usize {
+    pub fn retain(&self, keep: impl Fn(&IntegrationKey) -> bool) -> usize {
         let pending = self.pending.lock().unwrap();
         let mut writers = self.writers.lock().unwrap();
         let before = writers.len();
@@ -76,7 +68,7 @@ impl CounterBatches {
         self.pending.lock().unwrap().values().map(|p| p.batch.delivered).sum()
     }
 
-    fn take(&self, key: &(String, String)) -> (Batch, Under) {
+    fn take(&self, key: &IntegrationKey) -> (Batch, Under) {
         let mut pending = self.pending.lock().unwrap();
         match pending.remove(key) {
             Some(p) => (p.batch, p.under),
@@ -85,7 +77,7 @@ impl CounterBatches {
     }
 
     /// Put back successes whose write failed (newer ones may have come meanwhile).
-    fn put_back(&self, key: &(String, String), batch: Batch, under: Under) {
+    fn put_back(&self, key: &IntegrationKey, batch: Batch, under: Under) {
         let mut pending = self.pending.lock().unwrap();
         let p = pending.entry(key.clone()).or_insert_with(|| Pending { under, ..Pending::default() });
         p.batch.delivered += batch.delivered;
@@ -96,11 +88,10 @@ impl CounterBatches {
     }
 }
 
-/// Record `outcome` on integration `namespace/name`. Returns once a counted
-/// failure is on record (retrying API errors with backoff); successes are
-/// only queued for the next flush.
-pub async fn record(ctx: &Arc<Context>, namespace: &str, name: &str, outcome: &Outcome, under: Under) {
-    let key = (namespace.to_string(), name.to_string());
+/// Record `outcome` on integration `key`. Returns once a counted failure is
+/// on record (retrying API errors with backoff); successes are only queued
+/// for the next flush.
+pub async fn record(ctx: &Arc<Context>, key: IntegrationKey, outcome: &Outcome, under: Under) {
     match outcome {
         Outcome::Delivered => {
             let schedule = {
@@ -122,10 +113,10 @@ pub async fn record(ctx: &Arc<Context>, namespace: &str, name: &str, outcome: &O
             let (mut batch, _) = ctx.counters.take(&key);
             batch.failure = Some(o.clone());
             let mut failures = 0;
-            while let Err(e) = write(ctx, namespace, name, &batch, &under).await {
+            while let Err(e) = write(ctx, &key.namespace, &key.name, &batch, &under).await {
                 failures += 1;
                 let wait = backoff_delay(ctx.settings.error_requeue, ctx.settings.error_requeue_max, failures);
-                warn!(%namespace, %name, error = %e, retry_in_ms = wait.as_millis() as u64, "could not record a failed delivery; retrying");
+                warn!(integration = %key, error = %e, retry_in_ms = wait.as_millis() as u64, "could not record a failed delivery; retrying");
                 tokio::time::sleep(wait).await;
             }
         }
@@ -135,7 +126,7 @@ pub async fn record(ctx: &Arc<Context>, namespace: &str, name: &str, outcome: &O
 
 /// Write an integration's batched successes after `counter_flush`, and again
 /// after a backoff for as long as the write fails.
-async fn flush_later(ctx: &Arc<Context>, key: (String, String)) {
+async fn flush_later(ctx: &Arc<Context>, key: IntegrationKey) {
     let mut wait = ctx.settings.counter_flush;
     let mut failures = 0;
     loop {
@@ -146,12 +137,12 @@ async fn flush_later(ctx: &Arc<Context>, key: (String, String)) {
         if batch.delivered == 0 {
             return;
         }
-        match write(ctx, &key.0, &key.1, &batch, &under).await {
+        match write(ctx, &key.namespace, &key.name, &batch, &under).await {
             Ok(()) => return,
             Err(e) => {
                 failures += 1;
                 wait = backoff_delay(ctx.settings.error_requeue, ctx.settings.error_requeue_max, failures);
-                warn!(namespace = %key.0, name = %key.1, error = %e, retry_in_ms = wait.as_millis() as u64, "could not record deliveries; retrying");
+                warn!(integration = %key, error = %e, retry_in_ms = wait.as_millis() as u64, "could not record deliveries; retrying");
                 ctx.counters.put_back(&key, batch, under);
             }
         }
@@ -163,7 +154,7 @@ async fn flush_later(ctx: &Arc<Context>, key: (String, String)) {
 pub async fn flush_all(ctx: &Context, deadline: tokio::time::Instant) -> bool {
     let mut failures = 0;
     loop {
-        let keys: Vec<(String, String)> = ctx.counters.pending.lock().unwrap().keys().cloned().collect();
+        let keys: Vec<IntegrationKey> = ctx.counters.pending.lock().unwrap().keys().cloned().collect();
         let mut all = true;
         for key in keys {
             let writer = ctx.counters.writer(&key);
@@ -172,8 +163,8 @@ pub async fn flush_all(ctx: &Context, deadline: tokio::time::Instant) -> bool {
             if batch.delivered == 0 {
                 continue;
             }
-            if let Err(e) = write(ctx, &key.0, &key.1, &batch, &under).await {
-                warn!(namespace = %key.0, name = %key.1, error = %e, "could not record deliveries before stopping");
+            if let Err(e) = write(ctx, &key.namespace, &key.name, &batch, &under).await {
+                warn!(integration = %key, error = %e, "could not record deliveries before stopping");
                 ctx.counters.put_back(&key, batch, under);
                 all = false;
             }
@@ -211,13 +202,7 @@ async fn write(ctx: &Context, namespace: &str, name: &str, batch: &Batch, under:
         .integration_writes
         .write(api, &ctx.metrics, base, |ni| {
             let current = ni.status.clone().unwrap_or_default();
-            let under = DeliveredUnder {
-                generation: under.generation,
-                secret_version: under.secret_version.clone(),
-                error_threshold: ni.spec.error_threshold,
-                manually_disabled: ni.spec.disabled,
-            };
-            let (next, newly_disabled) = record_batch(&current, batch, &under, &now);
+            let (next, newly_disabled) = record_batch(&current, batch, under, &ni.spec, &now);
             disabled = Some(newly_disabled);
             (next != current).then(|| {
                 let mut updated = ni.clone();

@@ -5,15 +5,15 @@
 
 use std::time::Duration;
 
-use kube::{Resource, ResourceExt};
+use kube::Resource;
 use tokio::time::Instant;
 
-use super::status::{CredentialsCondition, reason};
 use crate::controller::per_integration::PerIntegration;
 use crate::controller::{Context, Error, notifiers};
-use crate::crd::NotificationIntegration;
 use crate::crd::conditions::ConditionStatus;
+use crate::crd::{IntegrationKey, NotificationIntegration};
 use crate::notifier::classify::Verdict;
+use crate::status::integration::{CredentialsCondition, reason};
 
 /// The last check of one integration and what it was made against.
 #[derive(Clone, Debug)]
@@ -26,7 +26,6 @@ pub struct CheckRecord {
     transient_failures: u32,
 }
 
-/// Per-integration check results, keyed by namespace/name.
 /// The last credential check per integration.
 pub type CheckCache = PerIntegration<CheckRecord>;
 
@@ -42,7 +41,7 @@ pub struct Checked {
 
 /// The credentials condition for `ni`, and when it should be checked again.
 pub async fn check(ni: &NotificationIntegration, ctx: &Context) -> Result<Checked, Error> {
-    let key = (ni.namespace().unwrap_or_default(), ni.name_any());
+    let key = IntegrationKey::of(ni);
     let uid = ni.meta().uid.clone();
     let generation = ni.meta().generation;
     let now = Instant::now();

@@ -3,7 +3,6 @@
 
 pub mod counters;
 pub mod credentials;
-pub mod status;
 
 use std::sync::Arc;
 
@@ -13,8 +12,8 @@ use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
 use crate::controller::{Context, Error};
-use crate::crd::NotificationIntegration;
-use status::{StatusInput, desired_status, transition_events};
+use crate::crd::{IntegrationKey, NotificationIntegration};
+use crate::status::integration::{StatusInput, desired_status, ready_of, transition_events};
 
 /// Reconcile one integration.
 pub async fn reconcile(ni: Arc<NotificationIntegration>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -36,8 +35,9 @@ async fn reconcile_integration(cached: Arc<NotificationIntegration>, ctx: &Arc<C
     let namespace = ni.namespace().unwrap_or_default();
     let name = ni.name_any();
     if ni.meta().deletion_timestamp.is_some() {
-        ctx.checks.forget(&namespace, &name);
-        ctx.notifiers.forget(&namespace, &name);
+        let key = IntegrationKey::new(&namespace, &name);
+        ctx.checks.forget(&key);
+        ctx.notifiers.forget(&key);
         return Ok(Action::await_change());
     }
     let checked = credentials::check(&ni, ctx).await?;
@@ -70,7 +70,7 @@ async fn reconcile_integration(cached: Arc<NotificationIntegration>, ctx: &Arc<C
         .await?;
     match (written, transition) {
         (Some(written), Some((current, desired))) => {
-            info!(%namespace, %name, ready = ?status::ready_of(&desired), "integration status updated");
+            info!(%namespace, %name, ready = ?ready_of(&desired), "integration status updated");
             for ev in transition_events(&current, &desired) {
                 ctx.publish(&written.object_ref(&()), ev.warning, ev.reason, ev.note, "ValidateCredentials").await;
             }

@@ -25,11 +25,11 @@ pub mod code {
     pub const EVENT_NOT_FOUND: &str = "event_not_found";
     pub const INTEGRATION_DISABLED: &str = "integration_disabled";
     pub const INTEGRATION_NOT_READY: &str = "integration_not_ready";
-    /// Delivery outcomes of the synchronous route (the engine's classes).
-    pub const DEAD: &str = "dead";
-    pub const REJECTED: &str = "rejected";
-    pub const EXHAUSTED: &str = "exhausted";
-    pub const DEADLINE_EXCEEDED: &str = "deadline_exceeded";
+    /// Delivery outcomes of the synchronous route: the engine's outcome names.
+    pub const DEAD: &str = crate::status::outcome::label::DEAD;
+    pub const REJECTED: &str = crate::status::outcome::label::REJECTED;
+    pub const EXHAUSTED: &str = crate::status::outcome::label::EXHAUSTED;
+    pub const EXPIRED: &str = crate::status::outcome::label::EXPIRED;
     /// The Kubernetes API could not be asked (authentication, authorization or a write).
     pub const UNAVAILABLE: &str = "unavailable";
     pub const INTERNAL: &str = "internal";

@@ -27,16 +27,15 @@ use super::errors::{self, ApiError, code};
 use super::finish::FinishOnDrop;
 use super::token::TokenAccess;
 use super::{IngestConfig, read_body};
-use crate::controller::event::plan::reason as plan;
-use crate::controller::event::worker::outcome_name;
 use crate::controller::integration::counters;
 use crate::controller::{Context, mentions, notifiers};
 use crate::crd::DeliveryPhase;
-use crate::crd::{NotificationEvent, NotificationIntegration};
-use crate::delivery::receivable::{Receivable, receivable};
-use crate::delivery::{Outcome, Report};
+use crate::crd::{IntegrationKey, NotificationEvent, NotificationIntegration};
 use crate::leader::Leadership;
 use crate::store::{Objects, await_condition};
+use crate::status::event::reason as plan;
+use crate::status::integration::{Receivable, Under, receivable};
+use crate::status::outcome::{Outcome, Report};
 
 /// The annotation naming the user an event was created for over HTTP.
 pub const REQUESTED_BY: &str = "kube-notify.io/requested-by";
@@ -274,10 +273,8 @@ async fn send(
     if !s.leadership.is_leader() {
         return through_leader(ctx, &ns, &name, &user, content, deadline).await;
     }
-    let under = counters::Under {
-        generation: ni.metadata.generation.unwrap_or_default(),
-        secret_version: loaded.secret_version.clone(),
-    };
+    let under =
+        Under { generation: ni.metadata.generation.unwrap_or_default(), secret_version: loaded.secret_version.clone() };
     let mut message = content.to_message(message_id(), Some(format!("{ns}/http")), jiff::Timestamp::now());
     // The delivery and its bookkeeping finish even when the caller hangs up.
     let (report, unresolved) = {
@@ -289,9 +286,9 @@ async fn send(
                 let resolution = mentions::resolve(&ctx, &ns, notifier.as_ref(), &content.mentions).await;
                 message.mentions = resolution.mentions.clone();
                 let report = ctx.engine.deliver(notifier.as_ref(), &message, deadline).await;
-                ctx.metrics.delivery(notifier.service(), outcome_name(&report.outcome));
+                ctx.metrics.delivery(notifier.service(), report.outcome.label());
                 mentions::report(&ctx, &ni, notifier.service(), &resolution, None);
-                counters::record(&ctx, &ns, &name, &report.outcome, under).await;
+                counters::record(&ctx, IntegrationKey::new(&ns, &name), &report.outcome, under).await;
                 (report, resolution.unresolved_emails())
             })
             .catch_unwind(),
@@ -300,7 +297,7 @@ async fn send(
         .map_err(|_| ApiError::internal("the delivery failed unexpectedly"))?
     };
     debug!(namespace = %ns, integration = %name, user = %user.username, attempts = report.attempts,
-        outcome = outcome_name(&report.outcome), "synchronous delivery finished");
+        outcome = report.outcome.label(), "synchronous delivery finished");
     delivered(report, unresolved)
 }
 
@@ -336,7 +333,7 @@ fn delivered(report: Report, unresolved: Vec<String>) -> Result<Response, ApiErr
         Outcome::Dead(_) => NotDelivered::Dead,
         Outcome::Rejected(_) => NotDelivered::Rejected,
         Outcome::Exhausted(_) => NotDelivered::Exhausted,
-        Outcome::DeadlinePassed(_) => NotDelivered::DeadlinePassed,
+        Outcome::Expired(_) => NotDelivered::Expired,
     };
     let (reason, message) = report.outcome.failure().expect("not delivered");
     Err(class.answer(reason, message, attempts))
@@ -358,7 +355,7 @@ enum NotDelivered {
     Dead,
     Rejected,
     Exhausted,
-    DeadlinePassed,
+    Expired,
 }
 
 impl NotDelivered {
@@ -370,7 +367,7 @@ impl NotDelivered {
         match reason {
             why::MESSAGE_REJECTED => NotDelivered::Rejected,
             why::UNAUTHORIZED | why::FORBIDDEN | why::DESTINATION_NOT_FOUND | why::REDIRECTED => NotDelivered::Dead,
-            plan::EXPIRED | DEADLINE_EXCEEDED_REASON => NotDelivered::DeadlinePassed,
+            plan::EXPIRED => NotDelivered::Expired,
             _ => NotDelivered::Exhausted,
         }
     }
@@ -380,7 +377,7 @@ impl NotDelivered {
             NotDelivered::Dead => (StatusCode::BAD_GATEWAY, code::DEAD),
             NotDelivered::Rejected => (StatusCode::BAD_GATEWAY, code::REJECTED),
             NotDelivered::Exhausted => (StatusCode::BAD_GATEWAY, code::EXHAUSTED),
-            NotDelivered::DeadlinePassed => (StatusCode::GATEWAY_TIMEOUT, code::DEADLINE_EXCEEDED),
+            NotDelivered::Expired => (StatusCode::GATEWAY_TIMEOUT, code::EXPIRED),
         };
         ApiError::new(status, code, message)
             .reason(reason)
@@ -388,9 +385,6 @@ impl NotDelivered {
             .with("attempts", json!(attempts))
     }
 }
-
-/// The reason of a send whose deadline passed (as [`Outcome::failure`] gives it).
-const DEADLINE_EXCEEDED_REASON: &str = "DeadlineExceeded";
 
 /// `send` on a follower: the leader alone delivers (so per-destination rate
 /// limits and counters stay in one place), so the message becomes a
@@ -451,8 +445,8 @@ async fn through_leader(
                 }
                 Err(e) => warn!(namespace = %ns, event = %event, error = %e, "could not cancel a send that timed out"),
             }
-            Err(NotDelivered::DeadlinePassed.answer(
-                DEADLINE_EXCEEDED_REASON,
+            Err(NotDelivered::Expired.answer(
+                plan::EXPIRED,
                 "the leader did not deliver the message within the send timeout; it was cancelled".to_string(),
                 attempts_of(&current),
             ))
@@ -478,7 +472,7 @@ fn recorded_answer(ev: &NotificationEvent) -> Result<Response, ApiError> {
         let message = status.message.unwrap_or_else(|| "the event finished without a delivery".to_string());
         return Err(match reason.as_str() {
             plan::INTEGRATION_NOT_FOUND => ApiError::not_found(code::INTEGRATION_NOT_FOUND, message).reason(&reason),
-            plan::EXPIRED => NotDelivered::DeadlinePassed.answer(DEADLINE_EXCEEDED_REASON, message, attempts),
+            plan::EXPIRED => NotDelivered::Expired.answer(&reason, message, attempts),
             _ => ApiError::new(StatusCode::CONFLICT, code::INTEGRATION_NOT_READY, message).reason(&reason),
         });
     };
@@ -486,12 +480,7 @@ fn recorded_answer(ev: &NotificationEvent) -> Result<Response, ApiError> {
     let message = delivery.last_error.clone().unwrap_or_default();
     match delivery.phase {
         DeliveryPhase::Delivered => Ok(delivered_answer(attempts, &delivery.unresolved_mentions)),
-        DeliveryPhase::Failed => {
-            let class = NotDelivered::of_recorded(&reason);
-            // Recorded as the event's `Expired`; answered as `send` answers a deadline.
-            let reason = if class == NotDelivered::DeadlinePassed { DEADLINE_EXCEEDED_REASON } else { &reason };
-            Err(class.answer(reason, message, attempts))
-        }
+        DeliveryPhase::Failed => Err(NotDelivered::of_recorded(&reason).answer(&reason, message, attempts)),
         // Skipped: the integration became disabled or unusable after it was checked.
         DeliveryPhase::Skipped | DeliveryPhase::Pending => Err(ApiError::new(
             StatusCode::CONFLICT,

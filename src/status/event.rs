@@ -1,12 +1,14 @@
-//! What an event's status should say and which deliveries to start, as a
-//! pure function of its current status and its targets' states.
+//! An event's status as pure functions: which deliveries to start and what
+//! the status says, from its current status and its targets' states, and
+//! the known delivery outcomes merged into it.
 
 use std::collections::HashSet;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::crd::{Delivery, DeliveryPhase, EventPhase, NotificationEventStatus};
-use crate::delivery::receivable::Receivable;
+use crate::crd::{Delivery, DeliveryPhase, EventPhase, NotificationEvent, NotificationEventStatus};
+use crate::status::integration::Receivable;
+use crate::status::outcome::{Outcome, Report};
 
 /// Reasons on events and deliveries.
 pub mod reason {
@@ -17,7 +19,7 @@ pub mod reason {
     pub const INTEGRATION_DISABLED: &str = "IntegrationDisabled";
     pub const NO_MATCHING_INTEGRATIONS: &str = "NoMatchingIntegrations";
     pub const INVALID_SELECTOR: &str = "InvalidSelector";
-    pub const EXPIRED: &str = "Expired";
+    pub use crate::status::outcome::reason::EXPIRED;
 }
 
 /// The inputs of a plan.
@@ -59,6 +61,16 @@ fn pending(d: &mut Delivery, reason: &str, message: String) {
     d.phase = DeliveryPhase::Pending;
     d.reason = Some(reason.to_string());
     d.last_error = Some(message);
+}
+
+/// The event's deadline: creation plus `--event-deadline`.
+pub fn deadline_of(ev: &NotificationEvent, deadline: std::time::Duration, now: jiff::Timestamp) -> jiff::Timestamp {
+    let created = ev.metadata.creation_timestamp.as_ref().map(|t| t.0).unwrap_or(now);
+    // A deadline beyond the representable future never passes.
+    jiff::SignedDuration::try_from(deadline)
+        .ok()
+        .and_then(|d| created.checked_add(d).ok())
+        .unwrap_or(jiff::Timestamp::MAX)
 }
 
 /// Plan an event that is not finished yet.
@@ -149,9 +161,48 @@ pub fn summarize(status: &mut NotificationEventStatus, no_targets: Option<(&str,
     status.message = Some(message);
 }
 
+/// One known outcome of the delivery of an event to an integration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Known {
+    pub integration: String,
+    pub report: Report,
+    /// When the service answered.
+    pub at: Time,
+    /// The emails of the mentions the message showed unresolved.
+    pub unresolved: Vec<String>,
+}
+
+/// Put known outcomes into `status`. An outcome replaces only a
+/// delivery that is still `Pending`: what is on record already stays.
+pub fn apply(status: &mut NotificationEventStatus, known: &[Known]) {
+    for k in known {
+        let Some(d) = status.deliveries.iter_mut().find(|d| d.integration == k.integration) else { continue };
+        if d.phase != DeliveryPhase::Pending {
+            continue;
+        }
+        d.attempts = d.attempts.saturating_add(i32::try_from(k.report.attempts).unwrap_or(i32::MAX));
+        d.unresolved_mentions = k.unresolved.clone();
+        match &k.report.outcome {
+            Outcome::Delivered => {
+                d.phase = DeliveryPhase::Delivered;
+                d.reason = Some(reason::DELIVERED.into());
+                d.last_error = None;
+                d.delivered_at = Some(k.at.clone());
+            }
+            other => {
+                let (why, message) = other.failure().expect("not delivered");
+                d.phase = DeliveryPhase::Failed;
+                d.reason = Some(why.to_string());
+                d.last_error = Some(message);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notifier::classify::{Failure, reason as failure};
 
     fn t() -> Time {
         Time("2026-01-01T00:00:00Z".parse().unwrap())
@@ -168,6 +219,42 @@ mod tests {
             no_targets: None,
             now: &t(),
         })
+    }
+
+    fn pending(name: &str) -> Delivery {
+        Delivery {
+            integration: name.into(),
+            phase: DeliveryPhase::Pending,
+            attempts: 0,
+            last_error: None,
+            reason: Some("Queued".into()),
+            delivered_at: None,
+            unresolved_mentions: Vec::new(),
+        }
+    }
+
+    fn known(name: &str, outcome: Outcome) -> Known {
+        Known {
+            integration: name.into(),
+            report: Report { outcome, attempts: 2 },
+            at: Time("2026-01-01T00:00:00Z".parse().unwrap()),
+            unresolved: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn outcomes_fill_pending_deliveries_only() {
+        let mut s = NotificationEventStatus { deliveries: vec![pending("a"), pending("b")], ..Default::default() };
+        s.deliveries[1].phase = DeliveryPhase::Delivered;
+        let dead = Outcome::Dead(Failure::new(failure::UNAUTHORIZED, "revoked"));
+        let dead = Known { unresolved: vec!["jane@example.com".into()], ..known("a", dead) };
+        apply(&mut s, &[dead, known("b", Outcome::Rejected(Failure::new("X", "y"))), known("zz", Outcome::Delivered)]);
+        assert_eq!(s.deliveries[0].unresolved_mentions, vec!["jane@example.com".to_string()]);
+        assert_eq!(s.deliveries[0].phase, DeliveryPhase::Failed);
+        assert_eq!(s.deliveries[0].reason.as_deref(), Some("Unauthorized"));
+        assert_eq!(s.deliveries[0].attempts, 2);
+        assert_eq!(s.deliveries[1].phase, DeliveryPhase::Delivered, "what is on record stays");
+        assert_eq!(s.deliveries.len(), 2);
     }
 
     #[test]
@@ -233,6 +320,20 @@ mod tests {
         let p = run(&p.status, vec![], true);
         assert_eq!(p.status.phase, Some(EventPhase::Failed));
         assert_eq!(p.status.reason.as_deref(), Some(reason::EXPIRED));
+    }
+
+    #[test]
+    fn the_deadline_counts_from_creation_and_a_huge_one_never_passes() {
+        let ev: NotificationEvent = serde_json::from_value(serde_json::json!({
+            "apiVersion": "kube-notify.io/v1alpha1", "kind": "NotificationEvent",
+            "metadata": {"name": "e", "namespace": "n", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"integrationRef": {"name": "a"}, "message": "m"},
+        }))
+        .unwrap();
+        let now: jiff::Timestamp = "2026-01-01T00:30:00Z".parse().unwrap();
+        let hour = std::time::Duration::from_secs(3600);
+        assert_eq!(deadline_of(&ev, hour, now), "2026-01-01T01:00:00Z".parse().unwrap());
+        assert_eq!(deadline_of(&ev, std::time::Duration::MAX, now), jiff::Timestamp::MAX);
     }
 
     #[test]
