@@ -18,8 +18,11 @@ use std::path::Path;
 /// The admitted objects of one or more manifest files.
 #[derive(Debug, Default, Clone)]
 pub struct Manifests {
+    /// In the order read (files by name, then documents).
     pub integrations: Vec<NotificationIntegration>,
+    /// In the order read.
     pub contacts: Vec<NotificationContact>,
+    /// Normalized: `stringData` merged into `data`, `type` set.
     pub secrets: Vec<Secret>,
 }
 
@@ -27,8 +30,11 @@ pub struct Manifests {
 /// position in it and, inside a `List`, the item's 0-based index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
+    /// The file's path (or the origin given to [`parse`]).
     pub origin: String,
+    /// The document's position in the file, from 1.
     pub document: usize,
+    /// The index in a `List`'s `items`, from 0.
     pub item: Option<usize>,
 }
 
@@ -65,6 +71,9 @@ pub enum ManifestError {
     /// A field is invalid (one error per cause, the field in `cause.field`).
     #[error("{at}: {kind} {name:?}: {cause}")]
     Invalid { at: Location, kind: String, name: String, cause: Cause },
+    /// One of kube-notify's own CRDs does not compile (a bug, caught by tests).
+    #[error("kube-notify's CRD does not compile: {message}")]
+    Crd { message: String },
     /// Two objects with the same kind, namespace and name.
     #[error("{kind} {namespace}/{name} is defined twice: at {first} and at {second}")]
     Duplicate { kind: String, namespace: String, name: String, first: Location, second: Location },
@@ -167,10 +176,7 @@ struct Loader {
 
 impl Loader {
     fn new(default_namespace: &str) -> Result<Self, Vec<ManifestError>> {
-        let admission = |crd| {
-            Admission::new(&crd)
-                .map_err(|message| vec![ManifestError::Read { origin: "the built-in CRDs".into(), message }])
-        };
+        let admission = |crd| Admission::new(&crd).map_err(|message| vec![ManifestError::Crd { message }]);
         Ok(Loader {
             default_namespace: default_namespace.to_string(),
             integrations: admission(NotificationIntegration::crd())?,
@@ -189,13 +195,9 @@ impl Loader {
         let (docs, syntax_error) = documents(text, origin);
         for (document, doc) in docs {
             let at = Location { origin: origin.to_string(), document, item: None };
-            let is_list = doc.get("kind").and_then(Value::as_str).is_some_and(|k| k == "List" || k.ends_with("List"))
-                && doc.get("items").is_some();
-            if !is_list {
-                self.object(doc, at);
-                continue;
-            }
-            match doc.get("items") {
+            let is_list = doc.get("kind").and_then(Value::as_str).is_some_and(|k| k == "List" || k.ends_with("List"));
+            match doc.get("items").filter(|_| is_list) {
+                None => self.object(doc, at),
                 Some(Value::Array(items)) => {
                     for (i, item) in items.iter().enumerate() {
                         self.object(item.clone(), Location { item: Some(i), ..at.clone() });
@@ -203,7 +205,6 @@ impl Loader {
                 }
                 Some(Value::Null) => {}
                 Some(_) => self.errors.push(ManifestError::NotAnObject { at, message: "items: must be a list".into() }),
-                None => unreachable!("checked above"),
             }
         }
         self.errors.extend(syntax_error);

@@ -1,9 +1,9 @@
 //! The manifests under examples/: each parses as its kind without losing a
-//! field, each custom resource passes its CRD's schema (types, required,
-//! enums, patterns, lengths, bounds, unknown fields, CEL rules), each
-//! Secret + integration pair is accepted by the operator's own credential
-//! parsing, and together they show every service, an event, a fan-out event
-//! and the sidecar.
+//! field, each custom resource passes its CRD's admission (kube-notify's,
+//! as the API server's: types, required, enums, patterns, lengths, bounds,
+//! unknown fields, CEL rules), each Secret + integration pair is accepted by
+//! the operator's own credential parsing, and together they show every
+//! service, an event, a fan-out event and the sidecar.
 
 mod packaging;
 
@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube_notify::admission::Admission;
 use kube_notify::crd::{NotificationContact, NotificationEvent, NotificationIntegration, Service};
 use kube_notify::notifier::{self, ServiceEndpoints};
 use packaging::{describe, read, root, roundtrip_exact, roundtrip_subset, selects, yaml_docs};
@@ -44,110 +45,18 @@ fn examples() -> Vec<Example> {
     out
 }
 
-/// The CRD's schema for a kind (the stored version).
-fn crd_schema(kind: &str) -> Value {
-    for (_, crd) in kube_notify::crd::all() {
-        if crd.spec.names.kind == kind {
-            let json = serde_json::to_value(&crd).unwrap();
-            return json["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone();
-        }
-    }
-    panic!("no CRD for kind {kind}")
-}
-
-/// A structural check of `value` against an OpenAPI v3 schema as the API
-/// server applies it to a custom resource. `apiVersion`, `kind` and
-/// `metadata` are left to the server.
-fn validate(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
-    if value.is_null() {
-        if schema["nullable"] != true {
-            errors.push(format!("{path}: null is not allowed"));
-        }
-        return;
-    }
-    let ty = schema["type"].as_str().unwrap_or_default();
-    let type_ok = match ty {
-        "object" => value.is_object(),
-        "array" => value.is_array(),
-        "string" => value.is_string(),
-        "integer" => value.is_i64() || value.is_u64(),
-        "number" => value.is_number(),
-        "boolean" => value.is_boolean(),
-        "" => true,
-        other => panic!("{path}: schema type {other} is not handled by this check"),
-    };
-    if !type_ok {
-        errors.push(format!("{path}: expected {ty}, got {value}"));
-        return;
-    }
-    if let Some(options) = schema["enum"].as_array()
-        && !options.contains(value)
-    {
-        errors.push(format!("{path}: {value} is not one of {options:?}"));
-    }
-    if let Some(s) = value.as_str() {
-        let chars = s.chars().count() as u64;
-        if schema["minLength"].as_u64().is_some_and(|m| chars < m) {
-            errors.push(format!("{path}: shorter than {}", schema["minLength"]));
-        }
-        if schema["maxLength"].as_u64().is_some_and(|m| chars > m) {
-            errors.push(format!("{path}: longer than {}", schema["maxLength"]));
-        }
-        if let Some(pattern) = schema["pattern"].as_str()
-            && !regex::Regex::new(pattern).unwrap().is_match(s)
-        {
-            errors.push(format!("{path}: {s:?} does not match {pattern}"));
-        }
-    }
-    if let Some(n) = value.as_f64() {
-        if schema["minimum"].as_f64().is_some_and(|m| n < m) {
-            errors.push(format!("{path}: below the minimum {}", schema["minimum"]));
-        }
-        if schema["maximum"].as_f64().is_some_and(|m| n > m) {
-            errors.push(format!("{path}: above the maximum {}", schema["maximum"]));
-        }
-    }
-    if let Some(items) = value.as_array() {
-        if schema["maxItems"].as_u64().is_some_and(|m| items.len() as u64 > m) {
-            errors.push(format!("{path}: more than {} items", schema["maxItems"]));
-        }
-        if schema["minItems"].as_u64().is_some_and(|m| (items.len() as u64) < m) {
-            errors.push(format!("{path}: fewer than {} items", schema["minItems"]));
-        }
-        for (i, item) in items.iter().enumerate() {
-            validate(&schema["items"], item, &format!("{path}[{i}]"), errors);
-        }
-    }
-    if let Some(fields) = value.as_object() {
-        for required in schema["required"].as_array().into_iter().flatten() {
-            if !fields.contains_key(required.as_str().unwrap()) {
-                errors.push(format!("{path}: {required} is required"));
-            }
-        }
-        let props = schema["properties"].as_object();
-        for (k, v) in fields {
-            let here = format!("{path}.{k}");
-            if path.is_empty() && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
-                continue; // the API server's own business
-            }
-            match (props.and_then(|p| p.get(k)), schema.get("additionalProperties")) {
-                (Some(sub), _) => validate(sub, v, &here, errors),
-                (None, Some(extra)) if extra.is_object() => validate(extra, v, &here, errors),
-                _ if schema["x-kubernetes-preserve-unknown-fields"] == true => {}
-                _ => errors.push(format!("{here}: unknown field (the API server would drop it)")),
-            }
-        }
-    }
-    for rule in schema["x-kubernetes-validations"].as_array().into_iter().flatten() {
-        let source = rule["rule"].as_str().unwrap();
-        let program = cel::Program::compile(source).unwrap_or_else(|e| panic!("{path}: CEL {source:?}: {e:?}"));
-        let mut context = cel::Context::default();
-        context.add_variable("self", value.clone()).unwrap();
-        match program.execute(&context) {
-            Ok(cel::Value::Bool(true)) => {}
-            Ok(other) => errors.push(format!("{path}: {} (rule {source:?} gave {other:?})", rule["message"])),
-            Err(e) => errors.push(format!("{path}: rule {source:?} failed: {e:?}")),
-        }
+/// What the CRD's admission (kube-notify's, as the API server admits:
+/// unknown fields, types, required, enums, patterns, lengths, bounds, CEL
+/// rules, metadata) finds wrong in `obj`.
+fn admission_causes(kind: &str, obj: &Value) -> Vec<String> {
+    let (_, crd) = kube_notify::crd::all()
+        .into_iter()
+        .find(|(_, crd)| crd.spec.names.kind == kind)
+        .unwrap_or_else(|| panic!("no CRD for kind {kind}"));
+    let admission = Admission::new(&crd).unwrap_or_else(|e| panic!("{kind}: {e}"));
+    match admission.admit(&mut obj.clone(), None) {
+        Ok(()) => Vec::new(),
+        Err(causes) => causes.iter().map(ToString::to_string).collect(),
     }
 }
 
@@ -175,8 +84,7 @@ fn every_example_parses_as_its_kind() {
                     "NotificationEvent" => drop(roundtrip_subset::<NotificationEvent>(obj, file)),
                     _ => drop(roundtrip_subset::<NotificationContact>(obj, file)),
                 }
-                let mut errors = Vec::new();
-                validate(&crd_schema(kind), obj, "", &mut errors);
+                let errors = admission_causes(kind, obj);
                 assert!(errors.is_empty(), "{file}: {} fails its CRD's schema: {errors:#?}", describe(obj));
             }
             (api, kind) => panic!("{file}: unexpected {api} {kind}"),
@@ -186,13 +94,10 @@ fn every_example_parses_as_its_kind() {
 
 #[test]
 fn the_schema_check_catches_mistakes() {
-    let schema = crd_schema("NotificationIntegration");
     let check = |spec: Value| {
         let obj = serde_json::json!({"apiVersion": "kube-notify.io/v1alpha1", "kind": "NotificationIntegration",
                                      "metadata": {"name": "x"}, "spec": spec});
-        let mut errors = Vec::new();
-        validate(&schema, &obj, "", &mut errors);
-        errors
+        admission_causes("NotificationIntegration", &obj)
     };
     assert!(check(serde_json::json!({"service": "slack", "secretRef": {"name": "s"}})).is_empty());
     assert!(!check(serde_json::json!({"service": "slack", "secretRef": {"nmae": "s"}})).is_empty());

@@ -3,15 +3,17 @@
 //!
 //! It is meant to be stricter, never kinder, than a real API server. What it
 //! reproduces is tested in `tests/apiserver_emulation.rs`; each part
-//! documents itself (`ops`: admission pipeline, `schema`/`celrules`: CRD
-//! validation, `watch`, `ssa`: managedFields and apply, `builtin`,
+//! documents itself (`ops`: admission pipeline, with CRD schemas, CEL
+//! rules, metadata and Secret checks from the crate's `kube_notify::admission`
+//! (the standalone mode admits manifests with the same code), `watch`,
+//! `ssa`: managedFields and apply, `builtin`,
 //! `gc`, `faults`: injected failures, `conn`: connections). Known
 //! differences from a real server:
 //!
 //! - No RBAC: every known identity may do everything (usage is recorded so a
 //!   test can compare it with the chart's RBAC instead).
-//! - CEL: only the functions in `kube_notify::admission::SUPPORTED_FUNCTIONS` exist (no
-//!   Kubernetes libraries such as `isURL`, `quantity`, `url`, optionals,
+//! - CEL: only the functions in `kube_notify::admission::SUPPORTED_FUNCTIONS`
+//!   exist (no Kubernetes libraries such as `isURL`, `quantity`, `url`, optionals,
 //!   `optionalOldSelf`); a CRD using others is refused by `install_crd`.
 //!   No CEL cost estimation (a real server may refuse a rule as too
 //!   expensive that is accepted here), no type checking beyond field names,
