@@ -392,8 +392,12 @@ spec:
     fn the_examples_load() {
         let dir = examples_dir();
         let mut integrations = 0;
-        for entry in std::fs::read_dir(&dir).unwrap() {
+        let standalone = std::fs::read_dir(dir.join("standalone")).unwrap();
+        for entry in std::fs::read_dir(&dir).unwrap().chain(standalone) {
             let path = entry.unwrap().path();
+            if path.is_dir() {
+                continue;
+            }
             let text = std::fs::read_to_string(&path).unwrap();
             integrations += text.matches("\nkind: NotificationIntegration").count();
             if let Err(errs) = load(&path, "default") {

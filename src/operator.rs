@@ -113,7 +113,11 @@ impl Operator {
         let (store, callers, client, leader) = match backend {
             Backend::Kubernetes(client) => (
                 kubernetes::store(client.clone(), config.namespace.clone(), reporter),
-                Callers::Kubernetes(Reviewer::new(client.clone(), ingest.review_cache_ttl, ingest.review_cache_size)),
+                Callers::Kubernetes(Box::new(Reviewer::new(
+                    client.clone(),
+                    ingest.review_cache_ttl,
+                    ingest.review_cache_size,
+                ))),
                 Some(client),
                 leader,
             ),

@@ -51,10 +51,26 @@ fn listed(errors: &[ManifestError]) -> String {
 }
 
 /// Check the manifests every `period`; apply them when their content
-/// changed. Invalid manifests change nothing (the last valid ones stay,
-/// as with a failed `kubectl apply`) and are reported once per change.
-pub async fn reload(store: Arc<Embedded>, path: PathBuf, namespace: String, period: Duration) {
-    let mut applied = fingerprint(&path);
+/// changed from what they are now. Invalid manifests change nothing (the
+/// last valid ones stay, as with a failed `kubectl apply`) and are reported
+/// once per change.
+pub fn reload(
+    store: Arc<Embedded>,
+    path: PathBuf,
+    namespace: String,
+    period: Duration,
+) -> impl std::future::Future<Output = ()> + Send {
+    let applied = fingerprint(&path);
+    watch_manifests(store, path, namespace, period, applied)
+}
+
+async fn watch_manifests(
+    store: Arc<Embedded>,
+    path: PathBuf,
+    namespace: String,
+    period: Duration,
+    mut applied: Option<Vec<u8>>,
+) {
     let mut every = tokio::time::interval(period.max(Duration::from_millis(50)));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     every.tick().await;

@@ -2,16 +2,14 @@
 
 use serde_json::json;
 
-use crate::support::operator::{NS, World, assert_no_secret, captured_logs, condition};
+use crate::support::operator::{NS, assert_no_secret, captured_logs, condition};
 use crate::support::services::{RequestMatcher, ScriptedResponse};
 
 fn slack_spec(secret: &str) -> serde_json::Value {
     json!({"service": "slack", "secretRef": {"name": secret}})
 }
 
-#[tokio::test]
-async fn live_slack_webhook_is_valid_and_nothing_is_posted() {
-    let w = World::start().await;
+on_both_stores! { async fn live_slack_webhook_is_valid_and_nothing_is_posted(w) {
     let url = w.slack.add_webhook("T1", "B1");
     w.put_secret("slack", &[("webhookUrl", &url)]).await;
     w.create_integration("slack", slack_spec("slack")).await;
@@ -27,11 +25,9 @@ async fn live_slack_webhook_is_valid_and_nothing_is_posted() {
     assert!(probes.iter().all(|r| r.json() == Some(json!({}))));
     assert!(w.slack.messages().is_empty());
     w.wait_k8s_event("slack", "IntegrationReady").await;
-}
+}}
 
-#[tokio::test]
-async fn dead_slack_webhooks_are_invalid_with_precise_reasons() {
-    let w = World::start().await;
+on_both_stores! { async fn dead_slack_webhooks_are_invalid_with_precise_reasons(w) {
     let cases = [
         ("revoked", "invalid_token", "Unauthorized"),
         ("deleted", "no_service", "DestinationNotFound"),
@@ -58,11 +54,9 @@ async fn dead_slack_webhooks_are_invalid_with_precise_reasons() {
     }
     let secrets: Vec<&str> = urls.iter().map(String::as_str).collect();
     assert_no_secret(&captured_logs(), &secrets, "the logs");
-}
+}}
 
-#[tokio::test]
-async fn secret_problems_name_the_secret_and_key() {
-    let w = World::start().await;
+on_both_stores! { async fn secret_problems_name_the_secret_and_key(w) {
     w.create_integration("nosecret", slack_spec("missing")).await;
     let ni = w.wait_condition("nosecret", "CredentialsValid", "False", Some("SecretNotFound")).await;
     assert!(condition(&ni, "CredentialsValid").unwrap().2.contains("\"missing\""));
@@ -84,11 +78,9 @@ async fn secret_problems_name_the_secret_and_key() {
     let url = w.slack.add_webhook("T1", "B3");
     w.put_secret("missing", &[("webhookUrl", &url)]).await;
     w.wait_condition("nosecret", "Ready", "True", None).await;
-}
+}}
 
-#[tokio::test]
-async fn a_secret_is_read_only_from_the_integrations_namespace() {
-    let w = World::start().await;
+on_both_stores! { async fn a_secret_is_read_only_from_the_integrations_namespace(w) {
     let url = w.slack.add_webhook("T1", "B1");
     w.put_secret_in("other", "shared", &[("webhookUrl", &url)]).await;
     w.create_integration("cross", slack_spec("shared")).await;
@@ -101,11 +93,9 @@ async fn a_secret_is_read_only_from_the_integrations_namespace() {
         .filter(|r| !r.namespace.is_empty() && r.namespace != NS && !r.name.is_empty())
         .count();
     assert_eq!(reads_elsewhere, 0, "the operator read a Secret outside the integration's namespace");
-}
+}}
 
-#[tokio::test]
-async fn secret_rotation_revalidates_within_seconds() {
-    let w = World::start().await;
+on_both_stores! { async fn secret_rotation_revalidates_within_seconds(w) {
     let good = w.slack.add_webhook("T1", "B1");
     let dead = w.slack.add_webhook("T1", "B2");
     w.slack.kill_webhook(&dead, "no_service");
@@ -119,11 +109,9 @@ async fn secret_rotation_revalidates_within_seconds() {
     let good2 = w.slack.add_webhook("T1", "B3");
     w.put_secret("rotating", &[("webhookUrl", &good2)]).await;
     w.wait_condition("rotating", "Ready", "True", None).await;
-}
+}}
 
-#[tokio::test]
-async fn url_shape_and_endpoint_policy() {
-    let w = World::start().await;
+on_both_stores! { async fn url_shape_and_endpoint_policy(w) {
     let cases = [
         ("notaurl", "slack", "not a url", "InvalidURL"),
         ("badshape", "slack", "https://hooks.slack.com/workflows/T1/abc", "InvalidURL"),
@@ -156,11 +144,9 @@ async fn url_shape_and_endpoint_policy() {
             assert!(msg.contains("Workflows"), "the message tells the user what to do: {msg}");
         }
     }
-}
+}}
 
-#[tokio::test]
-async fn teams_workflows_and_generic_webhooks_are_checked_without_a_call() {
-    let w = World::start().await;
+on_both_stores! { async fn teams_workflows_and_generic_webhooks_are_checked_without_a_call(w) {
     let flow = w.teams.add_workflow();
     w.put_secret("teams", &[("webhookUrl", &flow)]).await;
     w.create_integration("teams", json!({"service": "msteams", "secretRef": {"name": "teams"}})).await;
@@ -174,11 +160,9 @@ async fn teams_workflows_and_generic_webhooks_are_checked_without_a_call() {
     w.wait_condition("badsig", "CredentialsValid", "False", Some("InvalidSigningSecret")).await;
     assert!(w.teams.requests().is_empty(), "a Teams probe would run the flow");
     assert!(w.webhook.requests().is_empty());
-}
+}}
 
-#[tokio::test]
-async fn slack_bot_token_and_channel() {
-    let w = World::start().await;
+on_both_stores! { async fn slack_bot_token_and_channel(w) {
     let token = "xoxb-1111-2222-abcdefabcdef";
     w.slack.add_bot_token(token);
     w.slack.add_channel("C0GOOD", "alerts", false, true);
@@ -204,11 +188,9 @@ async fn slack_bot_token_and_channel() {
     assert!(auth >= 4);
     assert!(w.slack.messages().is_empty());
     assert_no_secret(&captured_logs(), &[token, revoked, "xoxp-user-token-value"], "the logs");
-}
+}}
 
-#[tokio::test]
-async fn chatwork_token_room_and_role() {
-    let w = World::start().await;
+on_both_stores! { async fn chatwork_token_room_and_role(w) {
     w.chatwork.add_token("cw-good-token-0001", 1001, "bot");
     w.chatwork.add_token("cw-revoked-token-02", 1002, "gone");
     w.chatwork.revoke_token("cw-revoked-token-02");
@@ -237,11 +219,9 @@ async fn chatwork_token_room_and_role() {
     w.wait_condition("revoked", "CredentialsValid", "False", Some("Unauthorized")).await;
     assert!(w.chatwork.messages().is_empty());
     assert_no_secret(&captured_logs(), &["cw-good-token-0001", "cw-revoked-token-02"], "the logs");
-}
+}}
 
-#[tokio::test]
-async fn transient_failures_leave_unknown_and_retry() {
-    let w = World::start().await;
+on_both_stores! { async fn transient_failures_leave_unknown_and_retry(w) {
     let url = w.slack.add_webhook("T1", "B1");
     // Two 503s then a 429 with a wait hint, then the real answer.
     let m = RequestMatcher::url(&url);
@@ -254,21 +234,20 @@ async fn transient_failures_leave_unknown_and_retry() {
     assert_eq!(condition(&ni, "Ready").unwrap().0, "Unknown");
     w.wait_condition("flaky", "Ready", "True", None).await;
     assert!(w.slack.requests().len() >= 4);
-}
+}}
 
-#[tokio::test]
-async fn a_transient_failure_never_invalidates_valid_credentials() {
-    let w = World::start_with(|c| c.settings.revalidate_period = std::time::Duration::from_millis(300)).await;
+on_both_stores! { async fn a_transient_failure_never_invalidates_valid_credentials(w, |c| c.settings.revalidate_period = std::time::Duration::from_millis(300)) {
     let url = w.slack.add_webhook("T1", "B1");
     w.put_secret("steady", &[("webhookUrl", &url)]).await;
     w.create_integration("steady", slack_spec("steady")).await;
     w.wait_condition("steady", "Ready", "True", None).await;
-    let writes = w.api.writes_to("notificationintegrations", "status", NS, "steady");
+    // Any write, on either store, changes the resource version.
+    let version = w.integration("steady").await.unwrap().metadata.resource_version;
     let before = w.slack.requests().len();
     w.slack.push_responses(RequestMatcher::url(&url), ScriptedResponse::status(503), 3);
     // The periodic re-check meets the 503s and then succeeds.
     w.slack.wait_for_requests(before + 4, crate::support::operator::WAIT).await;
-    let ni = w.integrations().get("steady").await.unwrap();
+    let ni = w.integration("steady").await.unwrap();
     assert_eq!(condition(&ni, "CredentialsValid").unwrap().0, "True");
-    assert_eq!(w.api.writes_to("notificationintegrations", "status", NS, "steady"), writes, "no status write");
-}
+    assert_eq!(ni.metadata.resource_version, version, "no status write");
+}}

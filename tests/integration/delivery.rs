@@ -25,9 +25,7 @@ fn event_to(integration: &str, message: &str) -> serde_json::Value {
            "fields": [{"name": "env", "value": "prod"}], "links": [{"text": "run", "url": "https://ci.example.com/1"}]})
 }
 
-#[tokio::test]
-async fn slack_webhook_delivery_and_counters() {
-    let w = World::start().await;
+on_both_stores! { async fn slack_webhook_delivery_and_counters(w) {
     ready_slack(&w, "slack", 5).await;
     w.create_event("ev1", event_to("slack", "rolled out <v2> & done")).await;
     let ev = w.wait_event_phase("ev1", EventPhase::Delivered).await;
@@ -46,11 +44,9 @@ async fn slack_webhook_delivery_and_counters() {
     let s = ni.status.unwrap();
     assert_eq!(s.consecutive_errors, 0);
     assert!(s.last_delivery_time.is_some());
-}
+}}
 
-#[tokio::test]
-async fn slack_bot_chatwork_and_teams_deliveries() {
-    let w = World::start().await;
+on_both_stores! { async fn slack_bot_chatwork_and_teams_deliveries(w) {
     let token = "xoxb-9-9-deliverytoken";
     w.slack.add_bot_token(token);
     w.slack.add_channel("C0ALERTS", "alerts", false, true);
@@ -85,11 +81,9 @@ async fn slack_bot_chatwork_and_teams_deliveries() {
     assert_eq!(teams.len(), 1);
     assert_eq!(teams[0].card()["type"], "AdaptiveCard");
     assert_no_secret(&captured_logs(), &[token, "cw-delivery-token", &flow], "the logs");
-}
+}}
 
-#[tokio::test]
-async fn signed_webhook_with_a_stable_id_across_retries() {
-    let w = World::start().await;
+on_both_stores! { async fn signed_webhook_with_a_stable_id_across_retries(w) {
     let url = w.webhook.add_endpoint("/hooks/signed");
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     w.webhook.set_signing_secret("/hooks/signed", secret);
@@ -106,11 +100,9 @@ async fn signed_webhook_with_a_stable_id_across_retries() {
     let delivered = w.webhook.messages();
     assert_eq!(delivered.len(), 1, "the emulator verified the signature");
     assert_eq!(delivered[0].json().unwrap()["data"]["message"], "payload");
-}
+}}
 
-#[tokio::test]
-async fn error_classes_count_or_not() {
-    let w = World::start().await;
+on_both_stores! { async fn error_classes_count_or_not(w) {
     // Dead: the webhook dies after it was validated.
     let dead = ready_slack(&w, "dead", 5).await;
     w.slack.kill_webhook(&dead, "no_service");
@@ -132,7 +124,7 @@ async fn error_classes_count_or_not() {
     w.create_event("to-rejecting", event_to("rejecting", "x")).await;
     let ev = w.wait_event_phase("to-rejecting", EventPhase::Failed).await;
     assert_eq!(ev.status.unwrap().deliveries[0].reason.as_deref(), Some("MessageRejected"));
-    let ni = w.integrations().get("rejecting").await.unwrap();
+    let ni = w.integration("rejecting").await.unwrap();
     assert_eq!(ni.status.unwrap().consecutive_errors, 0);
 
     // Transient until the retries run out (3 attempts in the tests): counts.
@@ -143,11 +135,9 @@ async fn error_classes_count_or_not() {
     let d = &ev.status.unwrap().deliveries[0];
     assert_eq!((d.attempts, d.reason.as_deref()), (3, Some("ServiceUnavailable")));
     w.wait_integration("flaky", "one error", |ni| ni.status.as_ref().is_some_and(|s| s.consecutive_errors == 1)).await;
-}
+}}
 
-#[tokio::test]
-async fn wait_hints_are_honoured_and_not_failures() {
-    let w = World::start().await;
+on_both_stores! { async fn wait_hints_are_honoured_and_not_failures(w) {
     let url = ready_slack(&w, "limited", 5).await;
     // More 429s than attempts: waiting for a rate limit does not use them up.
     w.slack.push_responses(
@@ -160,18 +150,16 @@ async fn wait_hints_are_honoured_and_not_failures() {
     let ev = w.wait_event_phase("patient", EventPhase::Delivered).await;
     assert_eq!(ev.status.unwrap().deliveries[0].attempts, 5);
     assert!(started.elapsed() >= Duration::from_secs(4), "Retry-After was not honoured");
-    let ni = w.integrations().get("limited").await.unwrap();
+    let ni = w.integration("limited").await.unwrap();
     assert_eq!(ni.status.unwrap().total_errors, 0);
-}
+}}
 
-#[tokio::test]
-async fn auto_disable_at_the_threshold_then_skip_then_re_enable() {
-    let w = World::start().await;
+on_both_stores! { async fn auto_disable_at_the_threshold_then_skip_then_re_enable(w) {
     let url = ready_slack(&w, "fragile", 2).await;
     w.slack.kill_webhook(&url, "invalid_token");
     w.create_event("f1", event_to("fragile", "1")).await;
     w.wait_event_phase("f1", EventPhase::Failed).await;
-    let ni = w.integrations().get("fragile").await.unwrap();
+    let ni = w.integration("fragile").await.unwrap();
     assert_eq!(condition(&ni, "Disabled").unwrap().0, "False", "one error is below the threshold of 2");
     w.create_event("f2", event_to("fragile", "2")).await;
     w.wait_event_phase("f2", EventPhase::Failed).await;
@@ -209,11 +197,9 @@ async fn auto_disable_at_the_threshold_then_skip_then_re_enable() {
     w.patch_integration("fragile", json!({"spec": {"errorThreshold": 3}})).await;
     let ni = w.wait_condition("fragile", "Ready", "True", None).await;
     assert_eq!(ni.status.unwrap().consecutive_errors, 0);
-}
+}}
 
-#[tokio::test]
-async fn manual_disable_wins_over_everything() {
-    let w = World::start().await;
+on_both_stores! { async fn manual_disable_wins_over_everything(w) {
     ready_slack(&w, "off", 5).await;
     w.patch_integration("off", json!({"spec": {"disabled": true}})).await;
     w.wait_condition("off", "Disabled", "True", Some("Manual")).await;
@@ -221,11 +207,9 @@ async fn manual_disable_wins_over_everything() {
     w.create_event("muted", event_to("off", "x")).await;
     w.wait_event_phase("muted", EventPhase::Skipped).await;
     assert_eq!(w.slack.requests().len(), calls);
-}
+}}
 
-#[tokio::test]
-async fn a_restart_never_sends_twice() {
-    let mut w = World::start().await;
+on_both_stores! { async fn a_restart_never_sends_twice(w) {
     ready_slack(&w, "once", 5).await;
     w.create_event("once", event_to("once", "only once")).await;
     w.wait_event_phase("once", EventPhase::Delivered).await;
@@ -242,11 +226,9 @@ async fn a_restart_never_sends_twice() {
     w.wait_event_phase("after", EventPhase::Delivered).await;
     let texts: Vec<String> = w.slack.messages().iter().filter_map(|m| m.text.clone()).collect();
     assert_eq!(texts.iter().filter(|t| t.contains("only once")).count(), 1, "{texts:?}");
-}
+}}
 
-#[tokio::test]
-async fn fan_out_with_mixed_results() {
-    let w = World::start().await;
+on_both_stores! { async fn fan_out_with_mixed_results(w) {
     for name in ["live", "dying", "off"] {
         let url = w.slack.add_webhook("T1", &format!("B{name}"));
         w.put_secret(name, &[("webhookUrl", &url)]).await;
@@ -286,22 +268,18 @@ async fn fan_out_with_mixed_results() {
             ("off".to_string(), DeliveryPhase::Skipped)
         ]
     );
-}
+}}
 
-#[tokio::test]
-async fn waiting_events_expire_at_the_deadline() {
+on_both_stores! { async fn waiting_events_expire_at_the_deadline(w, |c| c.settings.event_deadline = Duration::from_secs(2)) {
     // creationTimestamp has whole seconds: a 2 s deadline is 1-2 s after creation.
-    let w = World::start_with(|c| c.settings.event_deadline = Duration::from_secs(2)).await;
     w.create_event("lost", event_to("nobody", "x")).await;
     let ev = w.wait_event_phase("lost", EventPhase::Failed).await;
     let s = ev.status.unwrap();
     assert_eq!(s.reason.as_deref(), Some("Expired"));
     assert!(s.message.unwrap().contains("does not exist"));
-}
+}}
 
-#[tokio::test]
-async fn a_pending_event_is_delivered_once_its_integration_appears() {
-    let w = World::start().await;
+on_both_stores! { async fn a_pending_event_is_delivered_once_its_integration_appears(w) {
     w.create_event("early", event_to("later", "x")).await;
     let ev = w
         .wait_event("early", "pending", |ev| ev.status.as_ref().and_then(|s| s.phase) == Some(EventPhase::Pending))
@@ -311,11 +289,9 @@ async fn a_pending_event_is_delivered_once_its_integration_appears() {
     assert!(status.message.unwrap().contains("\"later\" does not exist"));
     ready_slack(&w, "later", 5).await;
     w.wait_event_phase("early", EventPhase::Delivered).await;
-}
+}}
 
-#[tokio::test]
-async fn finished_events_are_deleted_after_their_ttl() {
-    let w = World::start().await;
+on_both_stores! { async fn finished_events_are_deleted_after_their_ttl(w) {
     ready_slack(&w, "ttl", 5).await;
     let mut spec = event_to("ttl", "x");
     spec["ttlSecondsAfterFinished"] = json!(0);
@@ -325,11 +301,9 @@ async fn finished_events_are_deleted_after_their_ttl() {
     // Without a TTL (and the operator's default off in tests) it stays.
     w.create_event("kept", event_to("ttl", "y")).await;
     w.wait_event_phase("kept", EventPhase::Delivered).await;
-}
+}}
 
-#[tokio::test]
-async fn one_integration_in_creation_order_and_others_not_held_up() {
-    let w = World::start_with(|c| c.http_timeout = Duration::from_secs(10)).await;
+on_both_stores! { async fn one_integration_in_creation_order_and_others_not_held_up(w, |c| c.http_timeout = Duration::from_secs(10)) {
     let slow = ready_slack(&w, "slow", 5).await;
     ready_slack(&w, "fast", 5).await;
     w.slack.push_response(RequestMatcher::url(&slow), ScriptedResponse::delayed_passthrough(Duration::from_secs(5)));
@@ -352,11 +326,9 @@ async fn one_integration_in_creation_order_and_others_not_held_up() {
         .map(|t| t.rsplit(": ").next().unwrap().to_string())
         .collect();
     assert_eq!(order, ["s0", "s1", "s2", "s3"]);
-}
+}}
 
-#[tokio::test]
-async fn the_operator_stays_within_chatworks_room_limit() {
-    let w = World::start().await;
+on_both_stores! { async fn the_operator_stays_within_chatworks_room_limit(w) {
     w.chatwork.add_token("cw-rate-token", 8, "bot");
     w.chatwork.add_room(5, "busy");
     w.chatwork.set_role(5, "cw-rate-token", "member");
@@ -376,11 +348,9 @@ async fn the_operator_stays_within_chatworks_room_limit() {
     let limited = w.chatwork.requests().iter().filter(|r| r.status == Some(429)).count();
     assert_eq!(limited, 0, "the operator's own rate limiter should prevent 429s");
     assert_eq!(w.chatwork.messages().len(), 11);
-}
+}}
 
-#[tokio::test]
-async fn a_stopping_operator_finishes_deliveries_in_flight() {
-    let w = World::start().await;
+on_both_stores! { async fn a_stopping_operator_finishes_deliveries_in_flight(w) {
     let url = ready_slack(&w, "draining", 5).await;
     w.slack.push_response(RequestMatcher::url(&url), ScriptedResponse::delayed_passthrough(Duration::from_millis(800)));
     let before = w.slack.requests().len();
@@ -389,15 +359,13 @@ async fn a_stopping_operator_finishes_deliveries_in_flight() {
     w.slack.wait_for_requests(before + 1, WAIT).await;
     assert!(w.context().drain(WAIT).await, "drained");
     // Drained means sent and recorded: the next leader won't send it again.
-    let ev = w.events().get("in-flight").await.unwrap();
+    let ev = w.event("in-flight").await.unwrap();
     assert_eq!(ev.status.unwrap().phase, Some(EventPhase::Delivered));
-}
+}}
 
-/// What the operator keeps in memory per integration (notifier, credential
-/// check record, counter writer) goes once the integration is deleted.
-#[tokio::test]
-async fn a_deleted_integration_is_forgotten() {
-    let w = World::start().await;
+// What the operator keeps in memory per integration (notifier, credential
+// check record, counter writer) goes once the integration is deleted.
+on_both_stores! { async fn a_deleted_integration_is_forgotten(w) {
     for name in ["kept", "gone"] {
         ready_slack(&w, name, 5).await;
         w.create_event(&format!("ev-{name}"), event_to(name, "hello")).await;
@@ -409,7 +377,7 @@ async fn a_deleted_integration_is_forgotten() {
     assert_eq!((ctx.notifiers.len(), ctx.checks.len(), ctx.counters.writers()), (2, 2, 2));
     assert_eq!(ctx.prune_deleted(), 0, "nothing is dropped while both exist");
 
-    w.integrations().delete("gone", &Default::default()).await.unwrap();
+    w.delete_integration("gone").await;
     let key = kube::runtime::reflector::ObjectRef::new("gone").within(NS);
     let deadline = tokio::time::Instant::now() + WAIT;
     while ctx.integrations.get(&key).is_some() {
@@ -421,4 +389,4 @@ async fn a_deleted_integration_is_forgotten() {
     // The one left still delivers.
     w.create_event("ev-kept-2", event_to("kept", "again")).await;
     w.wait_event_phase("ev-kept-2", EventPhase::Delivered).await;
-}
+}}

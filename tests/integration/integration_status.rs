@@ -30,13 +30,11 @@ async fn no_status_write_or_probe_when_nothing_changed() {
     }
     assert_eq!(w.api.writes_to("notificationintegrations", "status", NS, "quiet"), writes);
     assert_eq!(w.slack.requests().len(), probes, "no new probe without a change");
-    let ni = w.integrations().get("quiet").await.unwrap();
+    let ni = w.integration("quiet").await.unwrap();
     assert_eq!(ni.metadata.generation, Some(1));
 }
 
-#[tokio::test]
-async fn the_disabled_flag_switches_the_integration_off_and_on() {
-    let w = World::start().await;
+on_both_stores! { async fn the_disabled_flag_switches_the_integration_off_and_on(w) {
     let url = w.slack.add_webhook("T1", "B1");
     w.put_secret("switch", &[("webhookUrl", &url)]).await;
     w.create_integration("switch", json!({"service": "slack", "secretRef": {"name": "switch"}})).await;
@@ -48,14 +46,14 @@ async fn the_disabled_flag_switches_the_integration_off_and_on() {
     let status = ni.status.unwrap();
     assert_eq!(status.observed_generation, Some(2));
     assert!(status.disabled_at.is_some());
-    assert_eq!(condition(&w.integrations().get("switch").await.unwrap(), "CredentialsValid").unwrap().0, "True");
+    assert_eq!(condition(&w.integration("switch").await.unwrap(), "CredentialsValid").unwrap().0, "True");
     let ev = w.wait_k8s_event("switch", "IntegrationDisabled").await;
     assert_eq!(ev.type_.as_deref(), Some("Warning"));
 
     w.patch_integration("switch", json!({"spec": {"disabled": false}})).await;
     let ni = w.wait_condition("switch", "Ready", "True", None).await;
     assert_eq!(ni.status.unwrap().disabled_at, None);
-}
+}}
 
 #[tokio::test]
 async fn ready_once_the_caches_have_synced() {

@@ -612,6 +612,20 @@ impl World {
 
     /// Wait until a Kubernetes Event with `reason` about `name` exists (watched, not polled).
     pub async fn wait_k8s_event(&self, name: &str, reason: &str) -> k8s_openapi::api::events::v1::Event {
+        if let Some(s) = &self.standalone {
+            // Standalone mode logs them, and keeps the latest.
+            let found = s.store.notices.wait_for(|n| n.reason == reason && n.about.name.as_deref() == Some(name));
+            let n = tokio::time::timeout(WAIT, found).await.unwrap_or_else(|_| {
+                panic!("no notice about {name} with reason {reason}; notices: {:?}", s.store.notices.recent())
+            });
+            return k8s_openapi::api::events::v1::Event {
+                reason: Some(n.reason),
+                note: Some(n.note),
+                type_: Some(if n.warning { "Warning" } else { "Normal" }.to_string()),
+                regarding: Some(n.about),
+                ..Default::default()
+            };
+        }
         use futures::StreamExt;
         use kube::runtime::{WatchStreamExt, watcher};
         let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.admin.clone(), NS);

@@ -32,10 +32,10 @@ use crate::controller::{Context, mentions, notifiers};
 use crate::crd::DeliveryPhase;
 use crate::crd::{IntegrationKey, NotificationEvent, NotificationIntegration};
 use crate::leader::Leadership;
-use crate::store::{Objects, await_condition};
 use crate::status::event::reason as plan;
 use crate::status::integration::{Receivable, Under, receivable};
 use crate::status::outcome::{Outcome, Report};
+use crate::store::{Objects, await_condition};
 
 /// The annotation naming the user an event was created for over HTTP.
 pub const REQUESTED_BY: &str = "kube-notify.io/requested-by";
@@ -51,7 +51,7 @@ pub const SEND_EVENT_TTL_SECONDS: i64 = 60;
 /// Who may call the routes, and how that is checked.
 pub enum Callers {
     /// On a cluster: a TokenReview and a SubjectAccessReview for each caller (cached briefly).
-    Kubernetes(Reviewer),
+    Kubernetes(Box<Reviewer>),
     /// Standalone: one bearer token, or none on loopback.
     Token(TokenAccess),
 }

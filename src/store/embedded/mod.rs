@@ -61,6 +61,8 @@ pub struct Embedded {
     pub contacts: Arc<Table<NotificationContact>>,
     pub events: Arc<Table<NotificationEvent>>,
     secrets: Arc<Table<Secret>>,
+    /// Kubernetes Events about the objects (logged; the latest kept).
+    pub notices: Arc<LogNotices>,
     shared: Arc<Shared>,
     _lock: Option<File>,
 }
@@ -107,6 +109,7 @@ impl Embedded {
             contacts: Arc::new(Table::new("NotificationContact", true, shared.clone())),
             events: Arc::new(Table::new("NotificationEvent", true, shared.clone())),
             secrets: Arc::new(Table::new("Secret", false, shared.clone())),
+            notices: Arc::default(),
             shared,
             _lock: lock,
         };
@@ -123,7 +126,7 @@ impl Embedded {
             events: Arc::new(Served { table: self.events.clone() }),
             contacts: Arc::new(Served { table: self.contacts.clone() }),
             secrets: Arc::new(SecretTable(self.secrets.clone())),
-            notices: Arc::new(LogNotices),
+            notices: self.notices.clone(),
         }
     }
 
@@ -238,8 +241,43 @@ impl Secrets for SecretTable {
     }
 }
 
-/// Kubernetes Events, in standalone mode: log lines.
-struct LogNotices;
+/// The most recent notices kept in memory.
+const RECENT_NOTICES: usize = 1000;
+
+/// A Kubernetes Event of standalone mode: logged, and the latest kept.
+#[derive(Clone, Debug)]
+pub struct Notice {
+    pub about: ObjectReference,
+    pub warning: bool,
+    pub reason: String,
+    pub note: String,
+}
+
+/// Kubernetes Events, in standalone mode: log lines, the latest
+/// [`RECENT_NOTICES`] kept in memory.
+#[derive(Default)]
+pub struct LogNotices {
+    recent: std::sync::Mutex<std::collections::VecDeque<Notice>>,
+    published: tokio::sync::Notify,
+}
+
+impl LogNotices {
+    /// The notices kept, oldest first.
+    pub fn recent(&self) -> Vec<Notice> {
+        self.recent.lock().unwrap().iter().cloned().collect()
+    }
+
+    /// The first kept notice `pred` accepts, waiting for it.
+    pub async fn wait_for(&self, pred: impl Fn(&Notice) -> bool) -> Notice {
+        loop {
+            let published = self.published.notified();
+            if let Some(n) = self.recent().into_iter().find(&pred) {
+                return n;
+            }
+            published.await;
+        }
+    }
+}
 
 impl Notices for LogNotices {
     fn publish<'a>(
@@ -247,6 +285,19 @@ impl Notices for LogNotices {
         about: &'a ObjectReference,
         event: kube::runtime::events::Event,
     ) -> BoxFuture<'a, StoreResult<()>> {
+        {
+            let mut recent = self.recent.lock().unwrap();
+            if recent.len() == RECENT_NOTICES {
+                recent.pop_front();
+            }
+            recent.push_back(Notice {
+                about: about.clone(),
+                warning: matches!(event.type_, kube::runtime::events::EventType::Warning),
+                reason: event.reason.clone(),
+                note: event.note.clone().unwrap_or_default(),
+            });
+        }
+        self.published.notify_waiters();
         let kind = about.kind.as_deref().unwrap_or_default();
         let namespace = about.namespace.as_deref().unwrap_or_default();
         let name = about.name.as_deref().unwrap_or_default();
