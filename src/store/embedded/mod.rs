@@ -161,15 +161,15 @@ impl Embedded {
     fn apply_secret(&self, mut secret: Secret) -> StoreResult<()> {
         let (namespace, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
         let digest = secret_digest(&secret);
+        if self.secrets.get(&namespace, &name).is_some_and(|s| secret_digest(&s) == digest) {
+            return Ok(());
+        }
         let version = match &self.shared.db {
             Some(db) => db
                 .secret_version(&namespace, &name, &digest, self.shared.next_version())
                 .map_err(|e| super::api_error(500, "InternalError", format!("the state database: {e}")))?,
             None => self.shared.next_version(),
         };
-        if self.secrets.get(&namespace, &name).is_some_and(|s| s.resource_version() == Some(version.to_string())) {
-            return Ok(());
-        }
         secret.metadata.resource_version = Some(version.to_string());
         secret.metadata.uid.get_or_insert_with(table::new_uid);
         self.secrets.update(&namespace, &name, |_| Ok(Some(Write::Put(secret))))?;
@@ -317,4 +317,194 @@ impl Notices for LogNotices {
 /// The database file of the state folder `dir`.
 pub fn db_path(dir: &Path) -> PathBuf {
     dir.join(DB_FILE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use futures::StreamExt;
+
+    fn integration(name: &str, threshold: i32) -> NotificationIntegration {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "kube-notify.io/v1alpha1", "kind": "NotificationIntegration",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"service": "webhook", "secretRef": {"name": "s"}, "errorThreshold": threshold},
+        }))
+        .unwrap()
+    }
+
+    fn event(spec: serde_json::Value) -> NotificationEvent {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "kube-notify.io/v1alpha1", "kind": "NotificationEvent",
+            "metadata": {"generateName": "http-", "namespace": "default"}, "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    fn secret(url: &str) -> Secret {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "default"},
+            "data": {"webhookUrl": base64_of(url)},
+        }))
+        .unwrap()
+    }
+
+    fn base64_of(s: &str) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(s)
+    }
+
+    fn code(e: kube::Error) -> u16 {
+        match e {
+            kube::Error::Api(s) => s.code,
+            other => panic!("not an API error: {other}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_api_servers_rules_for_versions_status_and_conflicts() {
+        let store = Embedded::in_memory().store();
+        let ev = store
+            .events
+            .create("default", event(serde_json::json!({"integrationRef": {"name": "a"}, "message": "m"})))
+            .await
+            .unwrap();
+        let name = ev.metadata.name.clone().unwrap();
+        assert!(name.starts_with("http-") && name.len() == 10, "{name}");
+        assert_eq!(ev.metadata.generation, Some(1));
+        assert!(ev.metadata.uid.is_some() && ev.metadata.creation_timestamp.is_some());
+
+        // A status write on the current version goes; one on an older version is a conflict.
+        let mut next = ev.clone();
+        next.status = Some(crate::crd::NotificationEventStatus {
+            phase: Some(crate::crd::EventPhase::Delivered),
+            ..Default::default()
+        });
+        let written = store.events.replace_status("default", next.clone()).await.unwrap();
+        assert_ne!(written.metadata.resource_version, ev.metadata.resource_version);
+        assert_eq!(code(store.events.replace_status("default", next).await.unwrap_err()), 409);
+        // The same status again: no write, the version stays.
+        let same = store.events.replace_status("default", written.clone()).await.unwrap();
+        assert_eq!(same.metadata.resource_version, written.metadata.resource_version);
+
+        // Deletes honour preconditions.
+        let wrong_uid = kube::api::Preconditions { uid: Some("other".into()), resource_version: None };
+        assert_eq!(code(store.events.delete("default", &name, wrong_uid).await.unwrap_err()), 409);
+        store.events.delete("default", &name, Default::default()).await.unwrap();
+        assert_eq!(code(store.events.delete("default", &name, Default::default()).await.unwrap_err()), 404);
+    }
+
+    #[tokio::test]
+    async fn a_create_is_admitted_as_the_api_server_would() {
+        let store = Embedded::in_memory().store();
+        // Neither a target nor a message: the CRD's rules refuse it, naming the fields.
+        let err = store.events.create("default", event(serde_json::json!({"message": "m"}))).await.unwrap_err();
+        let kube::Error::Api(s) = err else { panic!() };
+        assert_eq!(s.code, 422);
+        assert!(s.message.contains("spec"), "{}", s.message);
+    }
+
+    #[tokio::test]
+    async fn manifests_keep_status_and_bump_the_generation_on_a_spec_change() {
+        let e = Embedded::in_memory();
+        e.apply(Desired {
+            integrations: vec![integration("a", 5)],
+            secrets: vec![secret("https://x/1")],
+            ..Default::default()
+        })
+        .unwrap();
+        let first = e.integrations.get("default", "a").unwrap();
+        let mut with_status = (*first).clone();
+        with_status.status = Some(crate::crd::IntegrationStatus { consecutive_errors: 2, ..Default::default() });
+        e.store().integrations.replace_status("default", with_status).await.unwrap();
+        let secret_version = e.secrets.get("default", "s").unwrap().metadata.resource_version.clone();
+
+        // The same manifests: nothing written.
+        let before = e.integrations.get("default", "a").unwrap().metadata.resource_version.clone();
+        e.apply(Desired {
+            integrations: vec![integration("a", 5)],
+            secrets: vec![secret("https://x/1")],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(e.integrations.get("default", "a").unwrap().metadata.resource_version, before);
+        assert_eq!(e.secrets.get("default", "s").unwrap().metadata.resource_version, secret_version);
+
+        // A spec change: generation 2, uid and status kept; a Secret change: a new version.
+        e.apply(Desired {
+            integrations: vec![integration("a", 3)],
+            secrets: vec![secret("https://x/2")],
+            ..Default::default()
+        })
+        .unwrap();
+        let now = e.integrations.get("default", "a").unwrap();
+        assert_eq!(now.metadata.generation, Some(2));
+        assert_eq!(now.metadata.uid, first.metadata.uid);
+        assert_eq!(now.status.as_ref().unwrap().consecutive_errors, 2);
+        assert_ne!(e.secrets.get("default", "s").unwrap().metadata.resource_version, secret_version);
+
+        // Gone from the manifests: deleted.
+        e.apply(Desired::default()).unwrap();
+        assert!(e.integrations.get("default", "a").is_none() && e.secrets.get("default", "s").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_watch_lists_then_follows_without_a_gap() {
+        let e = Embedded::in_memory();
+        e.apply(Desired { integrations: vec![integration("a", 5)], ..Default::default() }).unwrap();
+        let mut watch = e.store().integrations.watch();
+        assert!(matches!(watch.next().await, Some(Ok(watcher::Event::Init))));
+        assert!(
+            matches!(watch.next().await, Some(Ok(watcher::Event::InitApply(ni))) if ni.metadata.name.as_deref() == Some("a"))
+        );
+        assert!(matches!(watch.next().await, Some(Ok(watcher::Event::InitDone))));
+        e.apply(Desired { integrations: vec![integration("a", 5), integration("b", 5)], ..Default::default() })
+            .unwrap();
+        assert!(
+            matches!(watch.next().await, Some(Ok(watcher::Event::Apply(ni))) if ni.metadata.name.as_deref() == Some("b"))
+        );
+        e.apply(Desired { integrations: vec![integration("b", 5)], ..Default::default() }).unwrap();
+        assert!(
+            matches!(watch.next().await, Some(Ok(watcher::Event::Delete(ni))) if ni.metadata.name.as_deref() == Some("a"))
+        );
+    }
+
+    #[tokio::test]
+    async fn state_survives_a_reopen_and_one_process_holds_a_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = {
+            let e = Embedded::open(dir.path()).unwrap();
+            let Err(busy) = Embedded::open(dir.path()) else { panic!("a second open of the folder") };
+            assert!(busy.contains("in use by another kube-notify process"), "{busy}");
+            e.apply(Desired {
+                integrations: vec![integration("a", 5)],
+                secrets: vec![secret("https://x/1")],
+                ..Default::default()
+            })
+            .unwrap();
+            let ev = e
+                .store()
+                .events
+                .create("default", event(serde_json::json!({"integrationRef": {"name": "a"}, "message": "m"})))
+                .await
+                .unwrap();
+            ev.metadata.name.unwrap()
+        };
+        let e = Embedded::open(dir.path()).unwrap();
+        assert!(e.events.get("default", &name).is_some(), "the event survived");
+        let ni = e.integrations.get("default", "a").unwrap();
+        // Versions only go up: a new write gets a version above every stored one.
+        e.apply(Desired { integrations: vec![integration("a", 4)], ..Default::default() }).unwrap();
+        let after: u64 =
+            e.integrations.get("default", "a").unwrap().metadata.resource_version.clone().unwrap().parse().unwrap();
+        assert!(after > ni.metadata.resource_version.clone().unwrap().parse::<u64>().unwrap());
+        // No credential on disk.
+        let db = std::fs::read(dir.path().join(DB_FILE)).unwrap();
+        let wal = std::fs::read(dir.path().join("kube-notify.db-wal")).unwrap_or_default();
+        for bytes in [db, wal] {
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains("https://x/1") && !text.contains(&base64_of("https://x/1")));
+        }
+    }
 }

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 
 use super::Shared;
+use crate::admission::Admission;
 use crate::store::{Objects, StoreResult, WatchStream, api_error};
 
 /// Changes a watcher may fall behind by before it lists again.
@@ -36,6 +37,8 @@ pub struct Table<K> {
     /// Written to the database (Secrets are not).
     durable: bool,
     shared: Arc<Shared>,
+    /// What the API server would check on a create (CRD schema and rules).
+    admission: Option<Admission>,
     objects: Mutex<BTreeMap<Key, Arc<K>>>,
     changes: broadcast::Sender<Change<K>>,
 }
@@ -51,7 +54,31 @@ where
     K: Resource<Scope = NamespaceResourceScope> + Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     pub fn new(kind: &'static str, durable: bool, shared: Arc<Shared>) -> Self {
-        Table { kind, durable, shared, objects: Mutex::default(), changes: broadcast::channel(WATCH_BUFFER).0 }
+        let admission = crate::crd::all()
+            .into_iter()
+            .find(|(_, crd)| crd.spec.names.kind == kind)
+            .and_then(|(_, crd)| Admission::new(&crd).ok());
+        Table {
+            kind,
+            durable,
+            shared,
+            admission,
+            objects: Mutex::default(),
+            changes: broadcast::channel(WATCH_BUFFER).0,
+        }
+    }
+
+    /// `obj` as the API server would store it on a create: defaults applied,
+    /// 422 naming every invalid field.
+    fn admitted(&self, obj: K) -> StoreResult<K> {
+        let Some(admission) = &self.admission else { return Ok(obj) };
+        let mut v = serde_json::to_value(&obj).map_err(|e| api_error(400, "BadRequest", e.to_string()))?;
+        if let Err(causes) = admission.admit(&mut v, None) {
+            let name = obj.meta().name.clone().unwrap_or_default();
+            let causes: Vec<String> = causes.iter().map(ToString::to_string).collect();
+            return Err(api_error(422, "Invalid", format!("{} {name:?} is invalid: {}", self.kind, causes.join("; "))));
+        }
+        serde_json::from_value(v).map_err(|e| api_error(422, "Invalid", e.to_string()))
     }
 
     /// Fill from the database (at start, before anything watches).
@@ -263,6 +290,7 @@ where
         meta.creation_timestamp = Some(Time(jiff::Timestamp::now()));
         meta.managed_fields = None;
         meta.deletion_timestamp = None;
+        let obj = self.admitted(obj)?;
         let kind = self.kind;
         let written = self.update(namespace, &name, |current| match current {
             Some(_) => Err(api_error(
