@@ -507,9 +507,18 @@ async fn bench_sync() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: needs prometheus-alertmanager on PATH (or BENCH_ALERTMANAGER_URL)"]
 async fn bench_alertmanager() {
+    alertmanager_send(env_or("BENCH_CONNECTIONS", 64), env_or("BENCH_SECONDS", 10.0)).await;
+}
+
+/// Alertmanager's figures of one [`bench_alertmanager`] run.
+struct AlertmanagerRun {
+    delivered_per_second: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+async fn alertmanager_send(connections: usize, seconds: f64) -> AlertmanagerRun {
     use std::sync::{Arc, Mutex};
-    let connections: usize = env_or("BENCH_CONNECTIONS", 64);
-    let seconds: f64 = env_or("BENCH_SECONDS", 10.0);
     let epoch = Instant::now();
     // The sink: one webhook per notification; each alert carries its posting time.
     let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
@@ -606,4 +615,229 @@ async fn bench_alertmanager() {
     );
     drop(process);
     let _ = std::fs::remove_dir_all(&dir);
+    AlertmanagerRun {
+        delivered_per_second: l.len() as f64 / total,
+        p50: percentile(&l, 0.50),
+        p99: percentile(&l, 0.99),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Standalone mode: the real `kube-notify standalone` binary next to
+// Alertmanager, in the same run.
+
+/// Resident memory of a process (Linux `/proc`), in bytes.
+fn rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// `n` generic-webhook integrations (and their Secrets) to `sink`, as one manifest file.
+fn webhook_manifests(n: usize, sink: &str) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: sink-{i}\nstringData:\n  webhookUrl: {sink}/hook/{i}\n---\n\
+                 apiVersion: kube-notify.io/v1alpha1\nkind: NotificationIntegration\nmetadata:\n  name: sink-{i}\n\
+                 spec:\n  service: webhook\n  secretRef:\n    name: sink-{i}\n"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+/// A `kube-notify standalone` process on a fresh state folder; ready and
+/// every integration Ready when this returns, with how long that took.
+async fn start_standalone(
+    dir: &std::path::Path,
+    manifests: &str,
+    sink: &str,
+    integrations: usize,
+) -> (Process, String, Duration) {
+    std::fs::create_dir_all(dir).unwrap();
+    let file = dir.join("manifests.yaml");
+    std::fs::write(&file, manifests).unwrap();
+    let (http_port, admin_port) = (free_port(), free_port());
+    let started = Instant::now();
+    let process = Process(
+        std::process::Command::new(env!("CARGO_BIN_EXE_kube-notify"))
+            .args(["standalone", "--ingest-rate=1000000", "--ingest-burst=1000000"])
+            .arg("-f")
+            .arg(&file)
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .arg(format!("--allow-endpoint={sink}/"))
+            .arg(format!("--http-addr=127.0.0.1:{http_port}"))
+            .arg(format!("--admin-addr=127.0.0.1:{admin_port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the kube-notify binary runs"),
+    );
+    let url = format!("http://127.0.0.1:{http_port}");
+    let list = format!("{url}/v1/integrations");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(r) = reqwest::get(&list).await
+            && let Ok(v) = r.json::<serde_json::Value>().await
+            && v["items"]
+                .as_array()
+                .is_some_and(|items| items.len() == integrations && items.iter().all(|i| i["ready"] == true))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the integrations never became Ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (process, url, started.elapsed())
+}
+
+/// Standalone mode in one run next to Alertmanager:
+/// 1. `send` msg/s with 64 connections (as `bench_sync`, without the
+///    Kubernetes API: nothing to review, the embedded store);
+/// 2. events/s: 2000 events posted to `POST …/events` (32 at a time) over
+///    50 integrations, until the sink has them all (each event is created
+///    in, and its final status written to, the SQLite store, fsynced);
+/// 3. Alertmanager's `bench_alertmanager` load;
+/// 4. idle RSS and time to Ready with 1000 webhook integrations, and
+///    Alertmanager's idle RSS with 1000 webhook receivers and routes.
+///
+/// `apt-get install prometheus-alertmanager` then
+/// `cargo test --release --test integration bench_standalone -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: needs prometheus-alertmanager on PATH"]
+async fn bench_standalone() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let connections: usize = env_or("BENCH_CONNECTIONS", 64);
+    let seconds: f64 = env_or("BENCH_SECONDS", 10.0);
+    let received = Arc::new(AtomicU64::new(0));
+    let counted = received.clone();
+    let (sink, _sink) = start_sink("127.0.0.1:0", move |_| {
+        counted.fetch_add(1, Ordering::Relaxed);
+    })
+    .await;
+    let root =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-standalone-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+
+    // 1 and 2: one process, 50 integrations.
+    let (process, url, _) = start_standalone(&root.join("load"), &webhook_manifests(50, &sink), &sink, 50).await;
+    let body = bytes::Bytes::from(
+        json!({"title": "bench", "message": "a synchronous notification", "severity": "info",
+               "fields": [{"name": "env", "value": "bench"}]})
+        .to_string(),
+    );
+    let send = {
+        let (url, body) = (url.clone(), body.clone());
+        move |_: usize| post_json(&format!("{url}/v1/namespaces/default/integrations/sink-0/send"), None, body.clone())
+    };
+    load(connections, 1.0, send.clone()).await;
+    let cpu_before = process.cpu();
+    let started = Instant::now();
+    let (latencies, errors) = load(connections, seconds, send).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = process.cpu().zip(cpu_before).map(|(a, b)| a - b).unwrap_or_default();
+    let send_rate = latencies.len() as f64 / elapsed;
+    println!(
+        "BENCH standalone send connections={connections} rate={send_rate:.0} msg/s p50={:.2}ms p99={:.2}ms errors={errors} cpu={:.0}us/msg",
+        ms(percentile(&latencies, 0.50)),
+        ms(percentile(&latencies, 0.99)),
+        cpu.as_secs_f64() * 1e6 / latencies.len().max(1) as f64,
+    );
+
+    let events = 2000usize;
+    let before = received.load(Ordering::Relaxed);
+    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let started = Instant::now();
+    futures::stream::iter(0..events)
+        .map(|i| {
+            let body =
+                json!({"integration": format!("sink-{}", i % 50), "title": "bench", "message": format!("event {i}")});
+            let request = post_json(&format!("{url}/v1/namespaces/default/events"), None, body.to_string());
+            let http = http.clone();
+            async move {
+                let r = http.request(request).await.unwrap();
+                assert_eq!(r.status(), 202);
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    let accepted = started.elapsed().as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while received.load(Ordering::Relaxed) - before < events as u64 {
+        assert!(Instant::now() < deadline, "not every event arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let events_rate = events as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "BENCH standalone events n={events} accepted_in={accepted:.1}s ({:.0}/s) delivered_all_in={:.1}s rate={events_rate:.0} events/s",
+        events as f64 / accepted,
+        started.elapsed().as_secs_f64()
+    );
+    drop(process);
+
+    // 3: Alertmanager, the same run.
+    let am = alertmanager_send(connections, seconds).await;
+
+    // 4: idle with 1000 integrations.
+    let (process, _, ready_in) =
+        start_standalone(&root.join("idle"), &webhook_manifests(1000, &sink), &sink, 1000).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let ours = rss(process.0.id()).unwrap_or_default();
+    drop(process);
+    let am_rss = alertmanager_idle_rss(1000, &sink, &root.join("am-idle")).await;
+    println!(
+        "BENCH standalone idle integrations=1000 ready_in={:.1}s rss={:.1}MiB alertmanager_rss={:.1}MiB",
+        ready_in.as_secs_f64(),
+        mib(ours),
+        mib(am_rss)
+    );
+    println!(
+        "BENCH standalone summary send/alertmanager={:.2} events/alertmanager={:.2} send_p99={:.1}ms alertmanager_p99={:.1}ms rss/alertmanager={:.2}",
+        send_rate / am.delivered_per_second,
+        events_rate / am.delivered_per_second,
+        ms(percentile(&latencies, 0.99)),
+        ms(am.p99),
+        ours as f64 / am_rss.max(1) as f64,
+    );
+    let _ = (am.p50, errors);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Alertmanager's RSS, idle, with `receivers` webhook receivers, each with its route.
+async fn alertmanager_idle_rss(receivers: usize, sink: &str, dir: &std::path::Path) -> u64 {
+    std::fs::create_dir_all(dir).unwrap();
+    let routes: Vec<String> =
+        (0..receivers).map(|i| format!("    - {{receiver: r{i}, matchers: ['team=\"t{i}\"']}}")).collect();
+    let list: Vec<String> =
+        (0..receivers).map(|i| format!("  - {{name: r{i}, webhook_configs: [{{url: '{sink}/am/{i}'}}]}}")).collect();
+    let config = format!("route:\n  receiver: r0\n  routes:\n{}\nreceivers:\n{}\n", routes.join("\n"), list.join("\n"));
+    std::fs::write(dir.join("am.yml"), config).unwrap();
+    let port = free_port();
+    let process = Process(
+        std::process::Command::new("prometheus-alertmanager")
+            .arg(format!("--config.file={}", dir.join("am.yml").display()))
+            .arg(format!("--storage.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prometheus-alertmanager on PATH"),
+    );
+    let ready = format!("http://127.0.0.1:{port}/-/ready");
+    let deadline = Instant::now() + WAIT;
+    while !reqwest::get(&ready).await.is_ok_and(|r| r.status().is_success()) {
+        assert!(Instant::now() < deadline, "Alertmanager never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    rss(process.0.id()).unwrap_or_default()
 }
