@@ -47,7 +47,7 @@ pub struct LogArgs {
     #[arg(long, env = "KUBE_NOTIFY_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
     /// Log filter (tracing EnvFilter syntax).
-    #[arg(long, env = "KUBE_NOTIFY_LOG", default_value = "info,kube=warn")]
+    #[arg(long, env = "KUBE_NOTIFY_LOG", default_value = "info,kube=warn,kube_notify=info")]
     pub log: String,
 }
 

@@ -424,6 +424,7 @@ spec:
         ] {
             std::fs::copy(dir.join(file), ok.join(file)).unwrap();
         }
+        std::fs::copy(dir.join("standalone/local-webhook.yaml"), ok.join("local-webhook.yaml")).unwrap();
         let m = load(&ok, "my-team").unwrap();
         assert_eq!(m.integrations.len(), integrations);
         assert_eq!(m.secrets.len(), integrations);

@@ -25,6 +25,17 @@ pub enum Access {
 
 pub type DbResult<T> = Result<T, rusqlite::Error>;
 
+/// How far a write is on disk when it is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// fsynced: survives a power loss (an accepted event).
+    Synced,
+    /// written to the WAL, fsynced with the next synced write or checkpoint:
+    /// survives the process being killed, not a power loss (status writes,
+    /// manifests, which are re-applied at start).
+    Written,
+}
+
 impl Db {
     pub fn open(path: &Path, access: Access) -> DbResult<Db> {
         let conn = match access {
@@ -36,9 +47,8 @@ impl Db {
         };
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         if access == Access::ReadWrite {
-            // WAL: readers (`kube-notify get`) never block the writer. FULL:
-            // a commit is on disk before the write is answered (an event
-            // answered 202 survives a crash of the machine, not only of the process).
+            // WAL: readers (`kube-notify get`) never block the writer. Each
+            // write says how durable it must be (see [`Durability`]).
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "FULL")?;
             conn.execute_batch(
@@ -72,8 +82,21 @@ impl Db {
 
     /// Store (`Some(body)`) or remove (`None`) one object, and the version
     /// this write was given, in one transaction.
-    pub fn write(&self, kind: &str, namespace: &str, name: &str, body: Option<&str>, version: u64) -> DbResult<()> {
+    pub fn write(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        body: Option<&str>,
+        version: u64,
+        durability: Durability,
+    ) -> DbResult<()> {
         let mut conn = self.conn.lock().unwrap();
+        let synchronous = match durability {
+            Durability::Synced => "FULL",
+            Durability::Written => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", synchronous)?;
         let tx = conn.transaction()?;
         match body {
             Some(body) => tx.execute(

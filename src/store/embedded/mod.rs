@@ -172,7 +172,7 @@ impl Embedded {
         };
         secret.metadata.resource_version = Some(version.to_string());
         secret.metadata.uid.get_or_insert_with(table::new_uid);
-        self.secrets.update(&namespace, &name, |_| Ok(Some(Write::Put(secret))))?;
+        self.secrets.update(&namespace, &name, db::Durability::Written, |_| Ok(Some(Write::Put(secret))))?;
         Ok(())
     }
 }
@@ -304,10 +304,10 @@ impl Notices for LogNotices {
         let note = event.note.as_deref().unwrap_or_default();
         match event.type_ {
             kube::runtime::events::EventType::Warning => {
-                warn!(kind, namespace, name, reason = %event.reason, note, "event")
+                warn!(kind, namespace, name, reason = %event.reason, note, "Kubernetes Event (logged in standalone mode)")
             }
             kube::runtime::events::EventType::Normal => {
-                info!(kind, namespace, name, reason = %event.reason, note, "event")
+                info!(kind, namespace, name, reason = %event.reason, note, "Kubernetes Event (logged in standalone mode)")
             }
         }
         Box::pin(async { Ok(()) })

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 
 use super::Shared;
+use super::db::Durability;
 use crate::admission::Admission;
 use crate::store::{Objects, StoreResult, WatchStream, api_error};
 
@@ -110,6 +111,7 @@ where
         &self,
         namespace: &str,
         name: &str,
+        durability: Durability,
         decide: impl FnOnce(Option<&Arc<K>>) -> StoreResult<Option<Write<K>>>,
     ) -> StoreResult<Option<Arc<K>>> {
         let k = (namespace.to_string(), name.to_string());
@@ -123,14 +125,14 @@ where
                 if self.durable || obj.meta().resource_version.is_none() {
                     obj.meta_mut().resource_version = Some(version.to_string());
                 }
-                self.persist(&k, Some(&obj), version)?;
+                self.persist(&k, Some(&obj), version, durability)?;
                 let obj = Arc::new(obj);
                 objects.insert(k, obj.clone());
                 Change::Apply(obj)
             }
             Write::Remove => {
                 let Some(gone) = objects.remove(&k) else { return Ok(None) };
-                if let Err(e) = self.persist(&k, None, version) {
+                if let Err(e) = self.persist(&k, None, version, durability) {
                     objects.insert(k, gone);
                     return Err(e);
                 }
@@ -145,13 +147,13 @@ where
         Ok(written)
     }
 
-    fn persist(&self, k: &Key, obj: Option<&K>, version: u64) -> StoreResult<()> {
+    fn persist(&self, k: &Key, obj: Option<&K>, version: u64, durability: Durability) -> StoreResult<()> {
         let Some(db) = self.shared.db.as_ref().filter(|_| self.durable) else { return Ok(()) };
         let body = obj
             .map(serde_json::to_string)
             .transpose()
             .map_err(|e| api_error(500, "InternalError", format!("cannot encode a {}: {e}", self.kind)))?;
-        db.write(self.kind, &k.0, &k.1, body.as_deref(), version)
+        db.write(self.kind, &k.0, &k.1, body.as_deref(), version, durability)
             .map_err(|e| api_error(500, "InternalError", format!("the state database refused a write: {e}")))
     }
 
@@ -292,7 +294,8 @@ where
         meta.deletion_timestamp = None;
         let obj = self.admitted(obj)?;
         let kind = self.kind;
-        let written = self.update(namespace, &name, |current| match current {
+        // An accepted event must survive a power loss.
+        let written = self.update(namespace, &name, Durability::Synced, |current| match current {
             Some(_) => Err(api_error(
                 409,
                 "AlreadyExists",
@@ -309,7 +312,7 @@ where
     pub fn apply(&self, obj: K) -> StoreResult<Arc<K>> {
         let (namespace, name) = key(&obj);
         let obj = without_status(obj)?;
-        let written = self.update(&namespace, &name, |current| {
+        let written = self.update(&namespace, &name, Durability::Written, |current| {
             let Some(current) = current else {
                 let mut obj = obj;
                 let meta = obj.meta_mut();
@@ -338,7 +341,7 @@ where
     pub fn replace_status(&self, namespace: &str, obj: K) -> StoreResult<Arc<K>> {
         let name = obj.meta().name.clone().unwrap_or_default();
         let kind = self.kind;
-        let written = self.update(namespace, &name, |current| {
+        let written = self.update(namespace, &name, Durability::Written, |current| {
             let Some(current) = current else {
                 return Err(api_error(404, "NotFound", format!("{kind} {name:?} not found")));
             };
@@ -370,7 +373,7 @@ where
     pub fn delete(&self, namespace: &str, name: &str, preconditions: Preconditions) -> StoreResult<()> {
         let kind = self.kind;
         let Preconditions { uid, resource_version } = preconditions;
-        self.update(namespace, name, |current| match current {
+        self.update(namespace, name, Durability::Written, |current| match current {
             None => Err(api_error(404, "NotFound", format!("{kind} {name:?} not found"))),
             Some(c) if uid.is_some() && c.meta().uid != uid => Err(api_error(
                 409,
