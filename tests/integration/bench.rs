@@ -549,27 +549,10 @@ async fn alertmanager_send(connections: usize, seconds: f64) -> AlertmanagerRun 
                 ),
             )
             .unwrap();
-            let port = free_port();
-            let process = Process(
-                std::process::Command::new("prometheus-alertmanager")
-                    .arg(format!("--config.file={}", config.display()))
-                    .arg(format!("--storage.path={}", dir.join("data").display()))
-                    .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                    .arg("--cluster.listen-address=")
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .spawn()
-                    .expect("prometheus-alertmanager on PATH (apt-get install prometheus-alertmanager)"),
-            );
-            (format!("http://127.0.0.1:{port}"), Some(process))
+            let (process, url) = start_alertmanager(&dir).await;
+            (url, Some(process))
         }
     };
-    let ready = format!("{alertmanager}/-/ready");
-    let deadline = Instant::now() + WAIT;
-    while !reqwest::get(&ready).await.is_ok_and(|r| r.status().is_success()) {
-        assert!(Instant::now() < deadline, "Alertmanager never became ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let url = format!("{alertmanager}/api/v2/alerts");
     let post = move |n: usize| {
         let alert = json!([{
@@ -826,6 +809,13 @@ async fn alertmanager_idle_rss(receivers: usize, sink: &str, dir: &std::path::Pa
         (0..receivers).map(|i| format!("  - {{name: r{i}, webhook_configs: [{{url: '{sink}/am/{i}'}}]}}")).collect();
     let config = format!("route:\n  receiver: r0\n  routes:\n{}\nreceivers:\n{}\n", routes.join("\n"), list.join("\n"));
     std::fs::write(dir.join("am.yml"), config).unwrap();
+    let (process, _) = start_alertmanager(dir).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    rss(process.0.id()).unwrap_or_default()
+}
+
+/// Alertmanager with the configuration `dir/am.yml`, once ready; its URL.
+async fn start_alertmanager(dir: &std::path::Path) -> (Process, String) {
     let port = free_port();
     let process = Process(
         std::process::Command::new("prometheus-alertmanager")
@@ -836,14 +826,14 @@ async fn alertmanager_idle_rss(receivers: usize, sink: &str, dir: &std::path::Pa
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("prometheus-alertmanager on PATH"),
+            .expect("prometheus-alertmanager on PATH (apt-get install prometheus-alertmanager)"),
     );
-    let ready = format!("http://127.0.0.1:{port}/-/ready");
+    let url = format!("http://127.0.0.1:{port}");
+    let ready = format!("{url}/-/ready");
     let deadline = Instant::now() + WAIT;
     while !reqwest::get(&ready).await.is_ok_and(|r| r.status().is_success()) {
         assert!(Instant::now() < deadline, "Alertmanager never became ready");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    rss(process.0.id()).unwrap_or_default()
+    (process, url)
 }

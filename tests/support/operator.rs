@@ -381,6 +381,17 @@ impl World {
         self.operator = None;
     }
 
+    /// The store the operator uses, seen with the admin's rights.
+    pub fn store(&self) -> kube_notify::store::Store {
+        match &self.standalone {
+            Some(s) => s.store.store(),
+            None => {
+                let reporter = kube::runtime::events::Reporter { controller: "test".into(), instance: None };
+                kube_notify::store::kubernetes::store(self.admin.clone(), Some(NS.into()), reporter)
+            }
+        }
+    }
+
     pub fn integrations(&self) -> Api<NotificationIntegration> {
         Api::namespaced(self.admin.clone(), NS)
     }
@@ -524,10 +535,7 @@ impl World {
         pred: impl Fn(&NotificationIntegration) -> bool,
     ) -> NotificationIntegration {
         let show = |o: &NotificationIntegration| serde_json::to_string_pretty(&o.status).unwrap();
-        match &self.standalone {
-            Some(s) => wait_stored(s.store.store().integrations.as_ref(), name, what, pred, show).await,
-            None => wait_object(self.integrations(), name, what, pred, show).await,
-        }
+        wait_stored(self.store().integrations.as_ref(), name, what, pred, show).await
     }
 
     /// Wait until the condition `type_` has `status` (and `reason`, when given).
@@ -568,10 +576,7 @@ impl World {
         pred: impl Fn(&NotificationEvent) -> bool,
     ) -> NotificationEvent {
         let show = |o: &NotificationEvent| serde_json::to_string_pretty(&o.status).unwrap();
-        match &self.standalone {
-            Some(s) => wait_stored(s.store.store().events.as_ref(), name, what, pred, show).await,
-            None => wait_object(self.events(), name, what, pred, show).await,
-        }
+        wait_stored(self.store().events.as_ref(), name, what, pred, show).await
     }
 
     /// Wait until the event is in `phase`.
@@ -663,33 +668,8 @@ impl World {
     }
 }
 
-/// Wait (watching, not polling) until object `name` satisfies `pred`; fail
-/// after [`WAIT`] showing its last state.
-pub async fn wait_object<K>(
-    api: Api<K>,
-    name: &str,
-    what: &str,
-    pred: impl Fn(&K) -> bool,
-    show: impl Fn(&K) -> String,
-) -> K
-where
-    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
-    K::DynamicType: Default,
-{
-    let cond = |obj: Option<&K>| obj.is_some_and(&pred);
-    match tokio::time::timeout(WAIT, await_condition(api.clone(), name, cond)).await {
-        Ok(Ok(Some(obj))) => obj,
-        other => {
-            let last = api.get_opt(name).await.ok().flatten();
-            panic!(
-                "{name}: timed out waiting for {what} ({other:?}); last state: {}",
-                last.map(|o| show(&o)).unwrap_or_default()
-            )
-        }
-    }
-}
-
-/// [`wait_object`] in a store (standalone's).
+/// Wait (watching, not polling) until object `name` in [`NS`] of `objects`
+/// satisfies `pred`; fail after [`WAIT`] showing its last state.
 pub async fn wait_stored<K>(
     objects: &dyn kube_notify::store::Objects<K>,
     name: &str,
