@@ -837,3 +837,90 @@ async fn start_alertmanager(dir: &std::path::Path) -> (Process, String) {
     }
     (process, url)
 }
+
+/// The operator idle with `BENCH_INTEGRATIONS` (1000) webhook integrations
+/// and their Secrets: the real `kube-notify run` binary against the API
+/// emulation, time until every integration is Ready after they were applied
+/// and RSS after 5 s idle, next to Alertmanager's idle RSS with as many
+/// webhook receivers and routes, in the same run.
+///
+/// `cargo test --release --test integration bench_idle_operator -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: needs prometheus-alertmanager on PATH"]
+async fn bench_idle_operator() {
+    let integrations: usize = env_or("BENCH_INTEGRATIONS", 1000);
+    let (sink, _sink) = start_sink("127.0.0.1:0", |_| {}).await;
+    let w = World::without_operator().await;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-idle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: e, cluster: {{server: \"{}\"}}}}]\n\
+             users: [{{name: op, user: {{token: {OPERATOR_TOKEN}}}}}]\n\
+             contexts: [{{name: e, context: {{cluster: e, user: op}}}}]\ncurrent-context: e\n",
+            w.api.url()
+        ),
+    )
+    .unwrap();
+    let (http_port, admin_port) = (free_port(), free_port());
+    let operator = Process(
+        std::process::Command::new(env!("CARGO_BIN_EXE_kube-notify"))
+            .args(["run", "--leader-election=false"])
+            .arg(format!("--allow-endpoint={sink}/"))
+            .arg(format!("--http-addr=127.0.0.1:{http_port}"))
+            .arg(format!("--admin-addr=127.0.0.1:{admin_port}"))
+            .env("KUBECONFIG", &kubeconfig)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the kube-notify binary runs"),
+    );
+    let ready = format!("http://127.0.0.1:{admin_port}/readyz");
+    let deadline = Instant::now() + WAIT;
+    while !reqwest::get(&ready).await.is_ok_and(|r| r.status().is_success()) {
+        assert!(Instant::now() < deadline, "the operator never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let empty_rss = rss(operator.0.id()).unwrap_or_default();
+    // Applied as `kubectl apply -f` of a folder would: one after the other.
+    let applied = Instant::now();
+    for i in 0..integrations {
+        let name = format!("sink-{i}");
+        w.put_secret(&name, &[("webhookUrl", &format!("{sink}/hook/{i}"))]).await;
+        w.create_integration(&name, json!({"service": "webhook", "secretRef": {"name": name}})).await;
+    }
+    let apply_took = applied.elapsed();
+    let api = w.integrations();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let list = api.list(&Default::default()).await.unwrap();
+        let ready = list
+            .items
+            .iter()
+            .filter(|ni| crate::support::operator::condition(ni, "Ready").is_some_and(|(s, _, _)| s == "True"))
+            .count();
+        if ready == integrations {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {ready} of {integrations} Ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ready_after_applied = applied.elapsed();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let idle_rss = rss(operator.0.id()).unwrap_or_default();
+    drop(operator);
+    let am = alertmanager_idle_rss(integrations, &sink, &dir.join("am")).await;
+    println!(
+        "BENCH idle operator integrations={integrations} applied_in={:.1}s all_ready_in={:.1}s (from the first apply) \
+         rss_empty={:.1}MiB rss_idle={:.1}MiB alertmanager_rss={:.1}MiB ratio={:.2}",
+        apply_took.as_secs_f64(),
+        ready_after_applied.as_secs_f64(),
+        mib(empty_rss),
+        mib(idle_rss),
+        mib(am),
+        idle_rss as f64 / am.max(1) as f64
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
