@@ -2,8 +2,6 @@
 
 pub mod event;
 pub mod integration;
-pub mod mentions;
-pub mod notifiers;
 pub mod per_integration;
 pub mod status_writes;
 
@@ -93,7 +91,7 @@ pub struct Context {
     pub secrets: Store<PartialObjectMeta<Secret>>,
     pub checks: integration::credentials::CheckCache,
     /// Notifiers built from each integration's spec and Secret.
-    pub notifiers: notifiers::NotifierCache,
+    pub notifiers: crate::delivery::notifiers::NotifierCache,
     /// Spreads credential checks so that thousands of integrations never burst at a service.
     pub validation_limiter: DefaultKeyedRateLimiter<Service>,
     /// Every integration, from the shared watch.
@@ -103,17 +101,17 @@ pub struct Context {
     /// Resolves mentions: lookups, their caches and rate limits.
     pub mentioner: crate::notifier::mentions::Mentioner,
     /// When each unresolved mention was last warned about.
-    pub mention_warnings: mentions::Warned,
+    pub mention_warnings: crate::delivery::mentions::Warned,
     /// Sends messages: rate limits and retries.
     pub engine: Engine,
     /// The per-integration delivery queues.
-    pub dispatcher: Arc<event::worker::Dispatcher>,
+    pub dispatcher: Arc<crate::delivery::queues::Dispatcher>,
     /// Successes waiting to be added to integrations' counters.
-    pub counters: integration::counters::CounterBatches,
+    pub counters: crate::delivery::counters::CounterBatches,
     /// Asks the event controller to look at an event again.
     pub event_triggers: Triggers<NotificationEvent>,
     /// Delivery outcomes known but not written yet.
-    pub outcomes: event::outcomes::KnownOutcomes,
+    pub outcomes: crate::delivery::outcomes::KnownOutcomes,
     /// The event status writer's memory of its own writes.
     pub event_writes: status_writes::StatusWrites<NotificationEvent>,
     /// The integration status writers' (credentials and counters) memory of their own writes.
@@ -180,8 +178,9 @@ impl Context {
         let delivered = self.dispatcher.drain(timeout).await;
         let events = event::write_known_outcomes(self, deadline).await;
         // A counter writer may be retrying a failure against an API that is down.
-        let counters =
-            tokio::time::timeout_at(deadline, integration::counters::flush_all(self, deadline)).await.unwrap_or(false);
+        let counters = tokio::time::timeout_at(deadline, crate::delivery::counters::flush_all(self, deadline))
+            .await
+            .unwrap_or(false);
         if !(delivered && events && counters) {
             tracing::warn!(delivered, events, counters, "could not put everything on record before stopping");
         }

@@ -3,6 +3,11 @@
 //! backoff that honour the service's wait hints. What an outcome does to
 //! an integration's status is [`crate::status::integration`]'s.
 
+pub mod counters;
+pub mod mentions;
+pub mod notifiers;
+pub mod outcomes;
+pub mod queues;
 pub mod ratelimit;
 pub mod retry;
 

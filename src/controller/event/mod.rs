@@ -5,11 +5,8 @@
 //!
 //! The reconcile is the one writer of an event's status (kube-runtime never
 //! runs two reconciles of one object at once): the workers only report
-//! outcomes ([`outcomes`]), and outcomes that arrive while a reconcile runs
+//! outcomes ([`outcomes`](crate::delivery::outcomes)), and outcomes that arrive while a reconcile runs
 //! are written together by the next one.
-
-pub mod outcomes;
-pub mod worker;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -27,10 +24,10 @@ use crate::crd::event::{REQUESTED_VIA, REQUESTED_VIA_SEND};
 use crate::crd::{
     DeliveryPhase, EventPhase, IntegrationKey, NotificationEvent, NotificationEventStatus, NotificationIntegration,
 };
+use crate::delivery::queues::Job;
 use crate::status::event::{self as plan, Known, PlanInput, deadline_of, reason};
 use crate::status::integration::{Receivable, receivable};
 use crate::store::Objects;
-use worker::Job;
 
 fn seconds(d: jiff::SignedDuration) -> Duration {
     Duration::try_from(d).unwrap_or_default()

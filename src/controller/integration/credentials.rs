@@ -9,9 +9,10 @@ use kube::Resource;
 use tokio::time::Instant;
 
 use crate::controller::per_integration::PerIntegration;
-use crate::controller::{Context, Error, notifiers};
+use crate::controller::{Context, Error};
 use crate::crd::conditions::ConditionStatus;
 use crate::crd::{IntegrationKey, NotificationIntegration};
+use crate::delivery::notifiers;
 use crate::notifier::classify::Verdict;
 use crate::status::integration::{CredentialsCondition, reason};
 

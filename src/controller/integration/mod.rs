@@ -1,7 +1,6 @@
 //! The integration controller: validate credentials, compute the status,
 //! write it only when it changed, publish an Event on each bad transition.
 
-pub mod counters;
 pub mod credentials;
 
 use std::sync::Arc;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
-use super::{Context, Error};
 use crate::controller::per_integration::PerIntegration;
+use crate::controller::{Context, Error};
 use crate::crd::{IntegrationKey, NotificationIntegration};
 use crate::notifier::{self, Notifier, classify::Failure};
 use crate::status::integration::reason;

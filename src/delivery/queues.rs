@@ -17,9 +17,9 @@ use kube::Resource;
 use kube::runtime::reflector::ObjectRef;
 use tracing::{debug, info, warn};
 
-use crate::controller::integration::counters;
-use crate::controller::{Context, Error, mentions, notifiers};
+use crate::controller::{Context, Error};
 use crate::crd::{IntegrationKey, NotificationEvent};
+use crate::delivery::{counters, mentions, notifiers};
 use crate::notifier::Message;
 use crate::status::event::Known;
 use crate::status::integration::{Under, receivable};

@@ -3,7 +3,7 @@
 //! NotificationContacts (from the watch, so a new or fixed contact applies
 //! to the next delivery), then counted and reported: a Warning Event
 //! `MentionUnresolved` on the integration that lists the addresses no
-//! warning named within [`Settings::mention_warning_period`](super::Settings)
+//! warning named within [`Settings::mention_warning_period`](crate::controller::Settings)
 //! (one Event per message, related to its NotificationEvent, and at most one
 //! per integration per [`MENTION_EVENT_INTERVAL`]; addresses held back by
 //! that are named by the next one), and `MentionLookupNotAllowed` once when
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use kube::{Resource, ResourceExt};
 
-use super::Context;
+use crate::controller::Context;
 use crate::crd::{IntegrationKey, Mention, NotificationContact, NotificationIntegration, Service};
 use crate::notifier::Notifier;
 use crate::notifier::mentions::{Resolution, Unresolved, contact_field, why};
