@@ -6,13 +6,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
-use crate::controller::per_integration::PerIntegration;
-use crate::controller::{Context, Error};
+use super::Delivery;
+use crate::caches::PerIntegration;
 use crate::crd::{IntegrationKey, NotificationIntegration};
 use crate::notifier::{self, Notifier, classify::Failure};
+use crate::record::Error;
 use crate::status::integration::reason;
 
 /// A notifier, or why there is none, and the Secret version it came from.
@@ -44,46 +44,41 @@ impl NotifierCache {
     }
 }
 
-/// The Secret's `resourceVersion` as the metadata watch last saw it (no API call).
-pub fn seen_secret_version(ni: &NotificationIntegration, ctx: &Context) -> Option<String> {
-    let namespace = ni.namespace().unwrap_or_default();
-    ctx.secrets
-        .get(&ObjectRef::new(&ni.spec.secret_ref.name).within(&namespace))
-        .and_then(|m| m.metadata.resource_version.clone())
-}
-
-/// Read the Secret (from the integration's own namespace only) and build the notifier.
-pub async fn load(ni: &NotificationIntegration, ctx: &Context) -> Result<Loaded, Error> {
-    let namespace = ni.namespace().unwrap_or_default();
-    let secret_name = &ni.spec.secret_ref.name;
-    let loaded = match ctx.store.secrets.get(&namespace, secret_name).await.map_err(Error::Kube)? {
-        None => Loaded {
-            secret_version: None,
-            notifier: Err(Failure::new(
-                reason::SECRET_NOT_FOUND,
-                format!("Secret {secret_name:?} was not found in namespace {namespace:?}"),
-            )),
-        },
-        Some(secret) => {
-            let data: BTreeMap<String, Vec<u8>> =
-                secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
-            Loaded {
-                secret_version: secret.metadata.resource_version,
-                notifier: notifier::build(&ni.spec, secret_name, &data, &ctx.endpoints).map(Arc::from),
+impl Delivery {
+    /// Read the Secret (from the integration's own namespace only), build
+    /// the notifier and keep it for the next deliveries.
+    pub async fn load_notifier(&self, ni: &NotificationIntegration) -> Result<Loaded, Error> {
+        let namespace = ni.namespace().unwrap_or_default();
+        let secret_name = &ni.spec.secret_ref.name;
+        let loaded = match self.store.secrets.get(&namespace, secret_name).await.map_err(Error::Kube)? {
+            None => Loaded {
+                secret_version: None,
+                notifier: Err(Failure::new(
+                    reason::SECRET_NOT_FOUND,
+                    format!("Secret {secret_name:?} was not found in namespace {namespace:?}"),
+                )),
+            },
+            Some(secret) => {
+                let data: BTreeMap<String, Vec<u8>> =
+                    secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+                Loaded {
+                    secret_version: secret.metadata.resource_version,
+                    notifier: notifier::build(&ni.spec, secret_name, &data, &self.settings.endpoints).map(Arc::from),
+                }
             }
-        }
-    };
-    ctx.notifiers.lock().insert(
-        IntegrationKey::of(ni),
-        Entry { uid: ni.meta().uid.clone(), generation: ni.meta().generation, loaded: loaded.clone() },
-    );
-    Ok(loaded)
-}
-
-/// The notifier for a delivery: cached when nothing changed, loaded otherwise.
-pub async fn for_delivery(ni: &NotificationIntegration, ctx: &Context) -> Result<Loaded, Error> {
-    if let Some(loaded) = ctx.notifiers.fresh(ni, &seen_secret_version(ni, ctx)) {
-        return Ok(loaded);
+        };
+        self.notifiers.lock().insert(
+            IntegrationKey::of(ni),
+            Entry { uid: ni.meta().uid.clone(), generation: ni.meta().generation, loaded: loaded.clone() },
+        );
+        Ok(loaded)
     }
-    load(ni, ctx).await
+
+    /// The notifier for a delivery: cached when nothing changed, loaded otherwise.
+    pub async fn notifier_for(&self, ni: &NotificationIntegration) -> Result<Loaded, Error> {
+        if let Some(loaded) = self.notifiers.fresh(ni, &self.caches.secret_version(ni)) {
+            return Ok(loaded);
+        }
+        self.load_notifier(ni).await
+    }
 }

@@ -16,7 +16,6 @@ use futures::FutureExt;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use kube::api::ObjectMeta;
-use kube::runtime::reflector::ObjectRef;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -30,7 +29,6 @@ use super::{IngestConfig, read_body};
 use crate::controller::Context;
 use crate::crd::DeliveryPhase;
 use crate::crd::{IntegrationKey, NotificationEvent, NotificationIntegration};
-use crate::delivery::{counters, mentions, notifiers};
 use crate::leader::Leadership;
 use crate::status::event::reason as plan;
 use crate::status::integration::{Receivable, Under, receivable};
@@ -216,6 +214,7 @@ const INTEGRATIONS: &str = "notificationintegrations";
 
 fn integrations(ctx: &Context, namespace: Option<&str>) -> Value {
     let mut items: Vec<_> = ctx
+        .caches
         .integrations
         .state()
         .into_iter()
@@ -249,7 +248,7 @@ async fn send(
     let content = body::parse_send(&bytes)?;
     let deadline = Instant::now() + s.config.send_timeout;
     let ctx = &s.ctx;
-    if tokio::time::timeout_at(deadline, ctx.integrations.wait_until_ready()).await.is_err() {
+    if tokio::time::timeout_at(deadline, ctx.caches.integrations.wait_until_ready()).await.is_err() {
         return Err(ApiError::unavailable("the operator is starting: its caches have not synced yet"));
     }
     let not_found = || {
@@ -261,9 +260,9 @@ async fn send(
     if !is_dns_subdomain(&name) {
         return Err(not_found());
     }
-    let ni = ctx.integrations.get(&ObjectRef::new(&name).within(&ns)).ok_or_else(not_found)?;
+    let ni = ctx.caches.integration(&ns, &name).ok_or_else(not_found)?;
     usable(&ni)?;
-    let loaded = notifiers::for_delivery(&ni, ctx).await.map_err(|e| {
+    let loaded = ctx.delivery.notifier_for(&ni).await.map_err(|e| {
         warn!(namespace = %ns, integration = %name, error = %e, "could not load the integration's notifier");
         ApiError::unavailable("could not read the integration's Secret: the Kubernetes API did not answer")
     })?;
@@ -283,12 +282,12 @@ async fn send(
         // A panic fails this request only (500), like a task's would.
         FinishOnDrop::new(
             AssertUnwindSafe(async move {
-                let resolution = mentions::resolve(&ctx, &ns, notifier.as_ref(), &content.mentions).await;
+                let resolution = ctx.delivery.resolve_mentions(&ns, notifier.as_ref(), &content.mentions).await;
                 message.mentions = resolution.mentions.clone();
-                let report = ctx.engine.deliver(notifier.as_ref(), &message, deadline).await;
+                let report = ctx.delivery.engine().deliver(notifier.as_ref(), &message, deadline).await;
                 ctx.metrics.delivery(notifier.service(), report.outcome.label());
-                mentions::report(&ctx, &ni, notifier.service(), &resolution, None);
-                counters::record(&ctx, IntegrationKey::new(&ns, &name), &report.outcome, under).await;
+                ctx.delivery.report_mentions(&ni, notifier.service(), &resolution, None);
+                ctx.delivery.count(IntegrationKey::new(&ns, &name), &report.outcome, under).await;
                 (report, resolution.unresolved_emails())
             })
             .catch_unwind(),
