@@ -189,7 +189,7 @@ impl Operator {
         }
     }
 
-    /// The controllers' shared context (HTTP ingestion serves from it too).
+    /// The controllers' shared context (HTTP ingestion serves from its parts too).
     pub fn context(&self) -> &Arc<Context> {
         &self.ctx
     }
@@ -226,7 +226,16 @@ impl Operator {
             watches,
         } = self;
         let admin = admin::serve(admin, readiness.clone(), ctx.metrics.clone());
-        let ingestion = ingest::serve(http, ingest::router(ctx.clone(), ingest_config, leadership.clone(), callers));
+        let routes = ingest::router(
+            ctx.store.clone(),
+            ctx.caches.clone(),
+            ctx.delivery.clone(),
+            ctx.metrics.clone(),
+            ingest_config,
+            leadership.clone(),
+            callers,
+        );
+        let ingestion = ingest::serve(http, routes);
         let ready = {
             let ctx = ctx.clone();
             async move {

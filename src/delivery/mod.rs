@@ -6,7 +6,8 @@
 //! - [`mentions`]: mentions resolved just before the send, and reported;
 //! - [`Engine`] ([`retry`], [`ratelimit`]): the send itself, rate-limited and retried;
 //! - [`outcomes`]: what the service answered, kept until the event's status carries it;
-//! - [`counters`]: outcomes counted into the integration's status.
+//! - [`counters`]: outcomes counted into the integration's status;
+//! - [`send_now`]: the synchronous path, one message sent at once.
 //!
 //! The controllers decide what to deliver and call [`Delivery`]; what an
 //! outcome does to a status is [`crate::status`]'s.
@@ -18,6 +19,7 @@ pub mod outcomes;
 pub mod queues;
 pub mod ratelimit;
 pub mod retry;
+pub mod send_now;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -140,11 +142,6 @@ impl Delivery {
     /// The HTTP client every notifier calls its service with.
     pub fn http(&self) -> &HttpClient {
         &self.engine.http
-    }
-
-    /// Sends messages: rate limits and retries.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
     }
 
     /// The per-integration queues.
