@@ -3,6 +3,7 @@
 //! shows each integration's health in its status.
 
 pub mod admission;
+pub mod caches;
 pub mod cli;
 pub mod controller;
 pub mod crd;
@@ -14,6 +15,7 @@ pub mod metrics;
 pub mod notifier;
 pub mod operator;
 pub mod printer;
+pub mod record;
 pub mod redact;
 pub mod server;
 pub mod standalone;

@@ -20,8 +20,10 @@ use kube::{Client, ResourceExt};
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
-use crate::controller::{Context, Settings, Triggers, event, integration};
+use crate::caches::Caches;
+use crate::controller::{Context, Settings, event, integration};
 use crate::crd::{NotificationEvent, NotificationIntegration};
+use crate::delivery::Triggers;
 use crate::leader::{LeaderConfig, Leadership, run_as_leader};
 use crate::metrics::Metrics;
 use crate::notifier::ServiceEndpoints;
@@ -157,15 +159,14 @@ impl Operator {
             futures::future::ready(())
         });
         let (triggers, event_triggers) = Triggers::new();
+        let caches = Caches::new(integration_store, secret_store, contact_store);
         let ctx = Arc::new(Context::new(
             store,
+            caches,
             config.endpoints.clone(),
             HttpClient::new(config.http_timeout),
             metrics,
             config.settings.clone(),
-            secret_store,
-            integration_store,
-            contact_store,
             triggers,
         ));
         let watches = Box::pin(async move {
@@ -188,7 +189,7 @@ impl Operator {
         }
     }
 
-    /// The controllers' shared context (HTTP ingestion serves from it too).
+    /// The controllers' shared context (HTTP ingestion serves from its parts too).
     pub fn context(&self) -> &Arc<Context> {
         &self.ctx
     }
@@ -225,13 +226,22 @@ impl Operator {
             watches,
         } = self;
         let admin = admin::serve(admin, readiness.clone(), ctx.metrics.clone());
-        let ingestion = ingest::serve(http, ingest::router(ctx.clone(), ingest_config, leadership.clone(), callers));
+        let routes = ingest::router(
+            ctx.store.clone(),
+            ctx.caches.clone(),
+            ctx.delivery.clone(),
+            ctx.metrics.clone(),
+            ingest_config,
+            leadership.clone(),
+            callers,
+        );
+        let ingestion = ingest::serve(http, routes);
         let ready = {
             let ctx = ctx.clone();
             async move {
-                let _ = ctx.integrations.wait_until_ready().await;
-                let _ = ctx.secrets.wait_until_ready().await;
-                let _ = ctx.contacts.wait_until_ready().await;
+                let _ = ctx.caches.integrations.wait_until_ready().await;
+                let _ = ctx.caches.secrets.wait_until_ready().await;
+                let _ = ctx.caches.contacts.wait_until_ready().await;
                 info!("caches synced; ready");
                 readiness.set_ready();
             }
@@ -243,7 +253,7 @@ impl Operator {
             move |budget: Duration| async move {
                 // From now on `send` goes through the next leader.
                 leadership.set(false);
-                if !ctx.drain(budget.min(SHUTDOWN_DRAIN)).await {
+                if !ctx.delivery.drain(budget.min(SHUTDOWN_DRAIN)).await {
                     warn!("deliveries not on record at exit; they may be sent again by the next leader");
                 }
             }
@@ -281,36 +291,37 @@ async fn lead(
 ) -> anyhow::Result<()> {
     leadership.set(true);
     // Subscribed once synced, so the controllers start from the whole cache.
-    let _ = ctx.integrations.wait_until_ready().await;
-    let _ = ctx.secrets.wait_until_ready().await;
+    let _ = ctx.caches.integrations.wait_until_ready().await;
+    let _ = ctx.caches.secrets.wait_until_ready().await;
     info!("leading: starting the controllers");
-    let by_secret = ctx.integrations.clone();
-    let integration_controller = Controller::for_shared_stream(integrations.subscribe(), ctx.integrations.clone())
-        .watches_shared_stream(secrets.subscribe(), move |secret| {
-            let namespace = secret.namespace();
-            let name = secret.name_any();
-            by_secret
-                .state()
-                .into_iter()
-                .filter(|ni| ni.namespace() == namespace && ni.spec.secret_ref.name == name)
-                .map(|ni| ObjectRef::from_obj(&*ni))
-                .collect::<Vec<_>>()
-        })
-        .run(
-            |ni, ctx: Arc<Context>| {
-                ctx.metrics.reconciled("NotificationIntegration");
-                integration::reconcile(ni, ctx)
-            },
-            integration::error_policy,
-            ctx.clone(),
-        )
-        .for_each(|_| futures::future::ready(()));
+    let by_secret = ctx.caches.integrations.clone();
+    let integration_controller =
+        Controller::for_shared_stream(integrations.subscribe(), ctx.caches.integrations.clone())
+            .watches_shared_stream(secrets.subscribe(), move |secret| {
+                let namespace = secret.namespace();
+                let name = secret.name_any();
+                by_secret
+                    .state()
+                    .into_iter()
+                    .filter(|ni| ni.namespace() == namespace && ni.spec.secret_ref.name == name)
+                    .map(|ni| ObjectRef::from_obj(&*ni))
+                    .collect::<Vec<_>>()
+            })
+            .run(
+                |ni, ctx: Arc<Context>| {
+                    ctx.metrics.reconciled("NotificationIntegration");
+                    integration::reconcile(ni, ctx)
+                },
+                integration::error_policy,
+                ctx.clone(),
+            )
+            .for_each(|_| futures::future::ready(()));
 
     // A fresh list each time this replica starts leading.
     let (events, event_writer) = reflector::store();
     let event_watch = ctx.store.events.watch().default_backoff().reflect(event_writer).applied_objects();
     let event_controller = Controller::for_stream(event_watch, events.clone());
-    let _ = ctx.events.set(events.clone());
+    let _ = ctx.caches.events.set(events.clone());
     let changes = event::IntegrationChanges::default();
     let event_controller = event_controller
         .watches_shared_stream(integrations.subscribe(), move |ni| changes.events_to_retry(&events, &ni))

@@ -357,7 +357,7 @@ on_both_stores! { async fn a_stopping_operator_finishes_deliveries_in_flight(w) 
     w.create_event("in-flight", event_to("draining", "x")).await;
     // The service has the request; the operator is told to stop.
     w.slack.wait_for_requests(before + 1, WAIT).await;
-    assert!(w.context().drain(WAIT).await, "drained");
+    assert!(w.context().delivery.drain(WAIT).await, "drained");
     // Drained means sent and recorded: the next leader won't send it again.
     let ev = w.event("in-flight").await.unwrap();
     assert_eq!(ev.status.unwrap().phase, Some(EventPhase::Delivered));
@@ -374,18 +374,18 @@ on_both_stores! { async fn a_deleted_integration_is_forgotten(w) {
             .await;
     }
     let ctx = w.context();
-    assert_eq!((ctx.notifiers.len(), ctx.checks.len(), ctx.counters.writers()), (2, 2, 2));
+    assert_eq!((ctx.delivery.notifiers().len(), ctx.credential_checks().len(), ctx.delivery.counters().writers()), (2, 2, 2));
     assert_eq!(ctx.prune_deleted(), 0, "nothing is dropped while both exist");
 
     w.delete_integration("gone").await;
     let key = kube::runtime::reflector::ObjectRef::new("gone").within(NS);
     let deadline = tokio::time::Instant::now() + WAIT;
-    while ctx.integrations.get(&key).is_some() {
+    while ctx.caches.integrations.get(&key).is_some() {
         assert!(tokio::time::Instant::now() < deadline, "the watch never saw the deletion");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(ctx.prune_deleted(), 3);
-    assert_eq!((ctx.notifiers.len(), ctx.checks.len(), ctx.counters.writers()), (1, 1, 1));
+    assert_eq!((ctx.delivery.notifiers().len(), ctx.credential_checks().len(), ctx.delivery.counters().writers()), (1, 1, 1));
     // The one left still delivers.
     w.create_event("ev-kept-2", event_to("kept", "again")).await;
     w.wait_event_phase("ev-kept-2", EventPhase::Delivered).await;

@@ -261,10 +261,10 @@ async fn drain_writes_batched_counters_before_the_lease_goes() {
     w.wait_event_phase("d1", EventPhase::Delivered).await;
     let ni = w.integrations().get("drain-00").await.unwrap();
     assert_eq!(ni.status.unwrap().total_delivered, 0, "still batched");
-    assert!(w.context().drain(WAIT).await, "drained");
+    assert!(w.context().delivery.drain(WAIT).await, "drained");
     let ni = w.integrations().get("drain-00").await.unwrap();
     assert_eq!(ni.status.unwrap().total_delivered, 1, "flushed by the drain");
-    assert_eq!(w.context().counters.unwritten(), 0);
+    assert_eq!(w.context().delivery.counters().unwritten(), 0);
 }
 
 #[tokio::test]
@@ -283,7 +283,7 @@ async fn known_outcomes_are_forgotten_once_their_events_are_final() {
     }
     let ctx = w.context();
     let deadline = tokio::time::Instant::now() + WAIT;
-    while !ctx.outcomes.is_empty() {
+    while !ctx.delivery.outcomes().is_empty() {
         assert!(tokio::time::Instant::now() < deadline, "outcomes of final events are kept");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

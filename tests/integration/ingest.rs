@@ -164,7 +164,7 @@ impl Ingest {
     async fn wait_store(&self, name: &str, what: &str, pred: impl Fn(&NotificationIntegration) -> bool) {
         let key = ObjectRef::new(name).within(NS);
         let deadline = tokio::time::Instant::now() + WAIT;
-        while !self.ctx.integrations.get(&key).is_some_and(|ni| pred(&ni)) {
+        while !self.ctx.caches.integrations.get(&key).is_some_and(|ni| pred(&ni)) {
             assert!(tokio::time::Instant::now() < deadline, "the operator's store never saw {name} {what}");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

@@ -433,7 +433,7 @@ impl World {
         };
         let key = kube::runtime::reflector::ObjectRef::new(name).within(NS);
         let deadline = tokio::time::Instant::now() + WAIT;
-        while ctx.contacts.get(&key).and_then(|c| c.metadata.resource_version.clone())
+        while ctx.caches.contacts.get(&key).and_then(|c| c.metadata.resource_version.clone())
             != stored.metadata.resource_version
         {
             assert!(tokio::time::Instant::now() < deadline, "the operator never saw contact {name}");

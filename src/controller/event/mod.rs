@@ -5,11 +5,8 @@
 //!
 //! The reconcile is the one writer of an event's status (kube-runtime never
 //! runs two reconciles of one object at once): the workers only report
-//! outcomes ([`outcomes`]), and outcomes that arrive while a reconcile runs
+//! outcomes ([`outcomes`](crate::delivery::outcomes)), and outcomes that arrive while a reconcile runs
 //! are written together by the next one.
-
-pub mod outcomes;
-pub mod worker;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -22,15 +19,16 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
-use crate::controller::{Context, Error};
+use crate::controller::Context;
 use crate::crd::event::{REQUESTED_VIA, REQUESTED_VIA_SEND};
 use crate::crd::{
     DeliveryPhase, EventPhase, IntegrationKey, NotificationEvent, NotificationEventStatus, NotificationIntegration,
 };
+use crate::delivery::queues::Job;
+use crate::record::Error;
 use crate::status::event::{self as plan, Known, PlanInput, deadline_of, reason};
 use crate::status::integration::{Receivable, receivable};
 use crate::store::Objects;
-use worker::Job;
 
 fn seconds(d: jiff::SignedDuration) -> Duration {
     Duration::try_from(d).unwrap_or_default()
@@ -68,8 +66,8 @@ fn decide(base: &NotificationEvent, uid: &str, ctx: &Context, now: jiff::Timesta
     // In this order: a worker records its outcome before it leaves the
     // queue, so a delivery not in flight here has its outcome (if any) in
     // `known` below.
-    let in_flight = ctx.dispatcher.in_flight(&namespace, &base.name_any());
-    let known = ctx.outcomes.of(uid);
+    let in_flight = ctx.delivery.queues().in_flight(&namespace, &base.name_any());
+    let known = ctx.delivery.outcomes().of(uid);
     let mut current = base.status.clone().unwrap_or_default();
     let expired = now >= deadline_of(base, ctx.settings.event_deadline, now);
 
@@ -82,6 +80,7 @@ fn decide(base: &NotificationEvent, uid: &str, ctx: &Context, now: jiff::Timesta
         match Selector::try_from(sel.clone()) {
             Ok(selector) => {
                 let mut names: Vec<String> = ctx
+                    .caches
                     .integrations
                     .state()
                     .into_iter()
@@ -120,10 +119,7 @@ fn decide(base: &NotificationEvent, uid: &str, ctx: &Context, now: jiff::Timesta
     let targets = names
         .iter()
         .map(|n| {
-            let ni = ctx
-                .integrations
-                .get(&ObjectRef::new(n).within(&namespace))
-                .map(|ni| ctx.integration_writes.freshest(ni));
+            let ni = ctx.caches.integration(&namespace, n).map(|ni| ctx.writes.integrations.freshest(ni));
             (n.clone(), receivable(ni.as_deref()))
         })
         .collect();
@@ -166,7 +162,7 @@ fn all_queued(status: &NotificationEventStatus, deliver: &[String], in_flight: &
 async fn reconcile_event(cached: Arc<NotificationEvent>, ctx: &Arc<Context>) -> Result<Action, Error> {
     let final_in_cache = cached.status.as_ref().and_then(|s| s.phase).is_some_and(EventPhase::is_final);
     // Our own last write, if the watch has not shown it yet.
-    let ev = ctx.event_writes.freshest(cached);
+    let ev = ctx.writes.events.freshest(cached);
     let namespace = ev.namespace().unwrap_or_default();
     let name = ev.name_any();
     if ev.meta().deletion_timestamp.is_some() {
@@ -179,17 +175,19 @@ async fn reconcile_event(cached: Arc<NotificationEvent>, ctx: &Arc<Context>) -> 
     if status.phase.is_some_and(EventPhase::is_final) {
         if final_in_cache {
             // Every view of it from now on is final: its outcomes can go.
-            ctx.outcomes.forget(&uid);
+            ctx.delivery.outcomes().forget(&uid);
         }
         return expire_finished(&ev, &status, ctx, api, now).await;
     }
 
     // Outcomes of a fan-out that is still going are gathered for a moment.
-    let batch_wait = ctx.outcomes.since_last_write(&uid).and_then(|ago| ctx.settings.outcome_batch.checked_sub(ago));
+    let batch_wait =
+        ctx.delivery.outcomes().since_last_write(&uid).and_then(|ago| ctx.settings.outcome_batch.checked_sub(ago));
     let mut held = false;
     let mut decision = None;
     let written = ctx
-        .event_writes
+        .writes
+        .events
         .write(api, &ctx.metrics, ev.clone(), |base| {
             let d = decide(base, &uid, ctx, now);
             // Only outcomes to add, others still in flight, written a moment ago: wait.
@@ -213,7 +211,7 @@ async fn reconcile_event(cached: Arc<NotificationEvent>, ctx: &Arc<Context>) -> 
             .filter(|k| on_record.iter().any(|d| d.integration == k.integration && d.phase != DeliveryPhase::Pending))
             .cloned()
             .collect();
-        ctx.outcomes.written(&uid, &carried);
+        ctx.delivery.outcomes().written(&uid, &carried);
     }
     let current = written.unwrap_or(ev.clone());
     if written_phase_is_final(&current) {
@@ -232,7 +230,7 @@ async fn reconcile_event(cached: Arc<NotificationEvent>, ctx: &Arc<Context>) -> 
             integration,
             snapshot: current.clone(),
         };
-        ctx.dispatcher.enqueue(ctx, job, created.as_millisecond());
+        ctx.delivery.enqueue(job, created.as_millisecond());
     }
     // Outcomes and integration changes re-trigger this event; otherwise
     // look again when the status is due (deferred) or at the deadline.
@@ -256,57 +254,6 @@ async fn reconcile_event(cached: Arc<NotificationEvent>, ctx: &Arc<Context>) -> 
 
 fn written_phase_is_final(ev: &NotificationEvent) -> bool {
     ev.status.as_ref().and_then(|s| s.phase).is_some_and(EventPhase::is_final)
-}
-
-/// Write the known outcomes no write carried yet, without the planner (the
-/// controllers may have stopped): what a stopping operator does after its
-/// last deliveries, so that the next leader does not send them again.
-/// Returns whether everything was written by `deadline`.
-pub async fn write_known_outcomes(ctx: &Context, deadline: tokio::time::Instant) -> bool {
-    let mut attempt = 0;
-    loop {
-        let mut all = true;
-        for (uid, snapshot, known) in ctx.outcomes.unwritten() {
-            let api = ctx.store.events.as_ref();
-            // The watch's view if there is one (the worker's may be old), and ours over it.
-            let cached = ctx.events.get().and_then(|events| events.get(&ObjectRef::from_obj(snapshot.as_ref())));
-            let base = ctx.event_writes.freshest(cached.unwrap_or(snapshot));
-            let now = Time(jiff::Timestamp::now());
-            let write = ctx.event_writes.write(api, &ctx.metrics, base, |base| {
-                let mut status = base.status.clone().unwrap_or_default();
-                for k in &known {
-                    if !status.deliveries.iter().any(|d| d.integration == k.integration) {
-                        status.deliveries.push(plan::queued(&k.integration));
-                    }
-                }
-                plan::apply(&mut status, &known);
-                plan::summarize(&mut status, None, false, &now);
-                (Some(&status) != base.status.as_ref()).then(|| {
-                    let mut next = base.clone();
-                    next.status = Some(status);
-                    next
-                })
-            });
-            match tokio::time::timeout_at(deadline, write).await {
-                // Written, nothing to write, or the event is gone: either way on record.
-                Ok(Ok(_)) => ctx.outcomes.written(&uid, &known),
-                Ok(Err(e)) => {
-                    all = false;
-                    debug!(error = %e, "could not write a known outcome yet");
-                }
-                Err(_) => return false,
-            }
-        }
-        if all {
-            return true;
-        }
-        attempt += 1;
-        let wait = crate::controller::backoff_delay(Duration::from_millis(100), Duration::from_secs(2), attempt);
-        if tokio::time::Instant::now() + wait >= deadline {
-            return false;
-        }
-        tokio::time::sleep(wait).await;
-    }
 }
 
 /// Delete a finished event once its TTL has passed.

@@ -8,11 +8,14 @@ use std::time::Duration;
 use kube::Resource;
 use tokio::time::Instant;
 
-use crate::controller::per_integration::PerIntegration;
-use crate::controller::{Context, Error, notifiers};
+use governor::{DefaultKeyedRateLimiter, Quota};
+
+use crate::caches::PerIntegration;
+use crate::controller::Context;
 use crate::crd::conditions::ConditionStatus;
-use crate::crd::{IntegrationKey, NotificationIntegration};
+use crate::crd::{IntegrationKey, NotificationIntegration, Service};
 use crate::notifier::classify::Verdict;
+use crate::record::Error;
 use crate::status::integration::{CredentialsCondition, reason};
 
 /// The last check of one integration and what it was made against.
@@ -28,6 +31,25 @@ pub struct CheckRecord {
 
 /// The last credential check per integration.
 pub type CheckCache = PerIntegration<CheckRecord>;
+
+/// The credential checks: their results per integration, and the rate
+/// that spreads them so that thousands of integrations never burst at a service.
+pub struct Credentials {
+    checks: CheckCache,
+    limiter: DefaultKeyedRateLimiter<Service>,
+}
+
+impl Credentials {
+    /// At most `rate` checks per second per service.
+    pub fn new(rate: std::num::NonZeroU32) -> Self {
+        Credentials { checks: CheckCache::default(), limiter: DefaultKeyedRateLimiter::keyed(Quota::per_second(rate)) }
+    }
+
+    /// The last check of each integration.
+    pub fn checks(&self) -> &CheckCache {
+        &self.checks
+    }
+}
 
 /// The result of a credential check.
 #[derive(Clone, Debug)]
@@ -46,8 +68,8 @@ pub async fn check(ni: &NotificationIntegration, ctx: &Context) -> Result<Checke
     let generation = ni.meta().generation;
     let now = Instant::now();
 
-    let seen_version = notifiers::seen_secret_version(ni, ctx);
-    let previous = ctx.checks.lock().get(&key).cloned();
+    let seen_version = ctx.caches.secret_version(ni);
+    let previous = ctx.credentials.checks.lock().get(&key).cloned();
     if let Some(rec) = &previous
         && rec.uid == uid
         && rec.generation == generation
@@ -61,7 +83,7 @@ pub async fn check(ni: &NotificationIntegration, ctx: &Context) -> Result<Checke
         });
     }
 
-    let loaded = notifiers::load(ni, ctx).await?;
+    let loaded = ctx.delivery.load_notifier(ni).await?;
     let secret_version = loaded.secret_version.clone();
     let same_inputs = previous
         .as_ref()
@@ -80,8 +102,8 @@ pub async fn check(ni: &NotificationIntegration, ctx: &Context) -> Result<Checke
             false,
         ),
         Ok(notifier) => {
-            ctx.validation_limiter.until_key_ready(&notifier.service()).await;
-            let verdict = notifier.validate(&ctx.http).await;
+            ctx.credentials.limiter.until_key_ready(&notifier.service()).await;
+            let verdict = notifier.validate(ctx.delivery.http()).await;
             ctx.metrics.credential_check(notifier.service(), &verdict);
             verdict_to_condition(verdict, previous.as_ref().filter(|_| was_valid), ctx)
         }
@@ -96,7 +118,7 @@ pub async fn check(ni: &NotificationIntegration, ctx: &Context) -> Result<Checke
     } else {
         jitter(wait)
     };
-    ctx.checks.lock().insert(
+    ctx.credentials.checks.lock().insert(
         key,
         CheckRecord {
             uid,

@@ -1,7 +1,6 @@
 //! The integration controller: validate credentials, compute the status,
 //! write it only when it changed, publish an Event on each bad transition.
 
-pub mod counters;
 pub mod credentials;
 
 use std::sync::Arc;
@@ -11,8 +10,9 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
-use crate::controller::{Context, Error};
+use crate::controller::Context;
 use crate::crd::{IntegrationKey, NotificationIntegration};
+use crate::record::{Error, Notice};
 use crate::status::integration::{StatusInput, desired_status, ready_of, transition_events};
 
 /// Reconcile one integration.
@@ -31,13 +31,13 @@ fn backoff_key(ni: &NotificationIntegration) -> String {
 
 async fn reconcile_integration(cached: Arc<NotificationIntegration>, ctx: &Arc<Context>) -> Result<Action, Error> {
     // Our own last write (counters) if the watch has not shown it yet.
-    let ni = ctx.integration_writes.freshest(cached);
+    let ni = ctx.writes.integrations.freshest(cached);
     let namespace = ni.namespace().unwrap_or_default();
     let name = ni.name_any();
     if ni.meta().deletion_timestamp.is_some() {
         let key = IntegrationKey::new(&namespace, &name);
-        ctx.checks.forget(&key);
-        ctx.notifiers.forget(&key);
+        ctx.credentials.checks().forget(&key);
+        ctx.delivery.notifiers().forget(&key);
         return Ok(Action::await_change());
     }
     let checked = credentials::check(&ni, ctx).await?;
@@ -54,7 +54,8 @@ async fn reconcile_integration(cached: Arc<NotificationIntegration>, ctx: &Arc<C
     // counter write, from the re-read object.
     let mut transition = None;
     let written = ctx
-        .integration_writes
+        .writes
+        .integrations
         .write(api, &ctx.metrics, ni.clone(), |base| {
             let current = base.status.clone().unwrap_or_default();
             let desired = desired_status(&current, &input, &now);
@@ -72,7 +73,14 @@ async fn reconcile_integration(cached: Arc<NotificationIntegration>, ctx: &Arc<C
         (Some(written), Some((current, desired))) => {
             info!(%namespace, %name, ready = ?ready_of(&desired), "integration status updated");
             for ev in transition_events(&current, &desired) {
-                ctx.publish(&written.object_ref(&()), ev.warning, ev.reason, ev.note, "ValidateCredentials").await;
+                let notice = Notice {
+                    warning: ev.warning,
+                    reason: ev.reason,
+                    note: ev.note,
+                    action: "ValidateCredentials",
+                    related: None,
+                };
+                ctx.publish(&written.object_ref(&()), notice).await;
             }
         }
         _ => debug!(%namespace, %name, "integration status unchanged"),

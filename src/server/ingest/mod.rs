@@ -36,7 +36,8 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use futures::StreamExt;
 
-use crate::controller::Context;
+use crate::caches::Caches;
+use crate::delivery::Delivery;
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use errors::{ApiError, code};
@@ -76,13 +77,19 @@ impl Default for IngestConfig {
     }
 }
 
-/// The ingestion routes, served next to the operator, sharing its [`Context`]
-/// (the integration store, the notifier cache, the delivery engine, the
-/// counters). Every replica serves them; on a follower (`leadership` false)
-/// `send` goes through the leader as a NotificationEvent.
-pub fn router(ctx: Arc<Context>, config: IngestConfig, leadership: Leadership, callers: routes::Callers) -> Router {
-    let metrics = ctx.metrics.clone();
-    routes::router(Arc::new(routes::Ingest::new(ctx, config, leadership, callers)))
+/// The ingestion routes, served next to the operator, sharing its store,
+/// caches and [`Delivery`]. Every replica serves them; on a follower
+/// (`leadership` false) `send` goes through the leader as a NotificationEvent.
+pub fn router(
+    store: crate::store::Store,
+    caches: Caches,
+    delivery: Arc<Delivery>,
+    metrics: Arc<Metrics>,
+    config: IngestConfig,
+    leadership: Leadership,
+    callers: routes::Callers,
+) -> Router {
+    routes::router(Arc::new(routes::Ingest::new(store, caches, delivery, config, leadership, callers)))
         .layer(middleware::from_fn_with_state(metrics, count))
 }
 

@@ -16,7 +16,6 @@ use futures::FutureExt;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use kube::api::ObjectMeta;
-use kube::runtime::reflector::ObjectRef;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -27,15 +26,16 @@ use super::errors::{self, ApiError, code};
 use super::finish::FinishOnDrop;
 use super::token::TokenAccess;
 use super::{IngestConfig, read_body};
-use crate::controller::integration::counters;
-use crate::controller::{Context, mentions, notifiers};
+use crate::caches::Caches;
 use crate::crd::DeliveryPhase;
-use crate::crd::{IntegrationKey, NotificationEvent, NotificationIntegration};
+use crate::crd::{NotificationEvent, NotificationIntegration};
+use crate::delivery::Delivery;
+use crate::delivery::send_now::{NotPrepared, Sent};
 use crate::leader::Leadership;
 use crate::status::event::reason as plan;
-use crate::status::integration::{Receivable, Under, receivable};
+use crate::status::integration::{Receivable, receivable};
 use crate::status::outcome::{Outcome, Report};
-use crate::store::{Objects, await_condition};
+use crate::store::{Objects, Store, await_condition};
 
 /// The annotation naming the user an event was created for over HTTP.
 pub const REQUESTED_BY: &str = "kube-notify.io/requested-by";
@@ -58,7 +58,9 @@ pub enum Callers {
 
 /// The state of the ingestion routes.
 pub struct Ingest {
-    ctx: Arc<Context>,
+    store: Store,
+    caches: Caches,
+    delivery: Arc<Delivery>,
     leadership: Leadership,
     callers: Callers,
     limiter: DefaultKeyedRateLimiter<String>,
@@ -67,9 +69,18 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    pub fn new(ctx: Arc<Context>, config: IngestConfig, leadership: Leadership, callers: Callers) -> Self {
+    /// The routes' state: events are created in and read from `store`,
+    /// integrations read from `caches`, `send` delivered by `delivery`.
+    pub fn new(
+        store: Store,
+        caches: Caches,
+        delivery: Arc<Delivery>,
+        config: IngestConfig,
+        leadership: Leadership,
+        callers: Callers,
+    ) -> Self {
         let limiter = RateLimiter::keyed(Quota::per_second(config.rate).allow_burst(config.burst));
-        Ingest { ctx, leadership, callers, limiter, config, requests: AtomicU64::new(0) }
+        Ingest { store, caches, delivery, leadership, callers, limiter, config, requests: AtomicU64::new(0) }
     }
 
     /// Authenticate (401), rate-limit by username (429), authorize (403) on NotificationEvents.
@@ -170,7 +181,7 @@ async fn create_event(
     let (user, bytes) = s.admit_post(&headers, body, &ns).await?;
     let request = body::parse_event(&bytes)?;
     let annotations = BTreeMap::from([(REQUESTED_BY.to_string(), user.username.clone())]);
-    let name = create(s.ctx.store.events.as_ref(), &ns, &request, "http-", annotations, Acting::Operator).await?;
+    let name = create(s.store.events.as_ref(), &ns, &request, "http-", annotations, Acting::Operator).await?;
     info!(namespace = %ns, event = %name, user = %user.username, "event created over HTTP");
     Ok(accepted(&ns, &name, "/v1/namespaces"))
 }
@@ -182,7 +193,7 @@ async fn get_event(
 ) -> Result<Json<Value>, ApiError> {
     s.admit(&headers, "get", &ns, Some(&name)).await?;
     s.served(&ns)?;
-    read(s.ctx.store.events.as_ref(), &ns, &name, Acting::Operator).await.map(Json)
+    read(s.store.events.as_ref(), &ns, &name, Acting::Operator).await.map(Json)
 }
 
 /// The integrations of a namespace with their status, from the cache every
@@ -195,7 +206,7 @@ async fn list_integrations(
 ) -> Result<Json<Value>, ApiError> {
     s.admit_on(&headers, "list", INTEGRATIONS, &ns, None).await?;
     s.served(&ns)?;
-    Ok(Json(integrations(&s.ctx, Some(&ns))))
+    Ok(Json(integrations(&s.caches, Some(&ns))))
 }
 
 /// [`list_integrations`] in every namespace served.
@@ -203,19 +214,19 @@ async fn list_all_integrations(State(s): State<Arc<Ingest>>, headers: HeaderMap)
     match &s.config.namespace {
         Some(only) => {
             s.admit_on(&headers, "list", INTEGRATIONS, only, None).await?;
-            Ok(Json(integrations(&s.ctx, Some(only))))
+            Ok(Json(integrations(&s.caches, Some(only))))
         }
         None => {
             s.admit_on(&headers, "list", INTEGRATIONS, "", None).await?;
-            Ok(Json(integrations(&s.ctx, None)))
+            Ok(Json(integrations(&s.caches, None)))
         }
     }
 }
 
 const INTEGRATIONS: &str = "notificationintegrations";
 
-fn integrations(ctx: &Context, namespace: Option<&str>) -> Value {
-    let mut items: Vec<_> = ctx
+fn integrations(caches: &Caches, namespace: Option<&str>) -> Value {
+    let mut items: Vec<_> = caches
         .integrations
         .state()
         .into_iter()
@@ -248,8 +259,7 @@ async fn send(
     let (user, bytes) = s.admit_post(&headers, body, &ns).await?;
     let content = body::parse_send(&bytes)?;
     let deadline = Instant::now() + s.config.send_timeout;
-    let ctx = &s.ctx;
-    if tokio::time::timeout_at(deadline, ctx.integrations.wait_until_ready()).await.is_err() {
+    if tokio::time::timeout_at(deadline, s.caches.integrations.wait_until_ready()).await.is_err() {
         return Err(ApiError::unavailable("the operator is starting: its caches have not synced yet"));
     }
     let not_found = || {
@@ -261,41 +271,27 @@ async fn send(
     if !is_dns_subdomain(&name) {
         return Err(not_found());
     }
-    let ni = ctx.integrations.get(&ObjectRef::new(&name).within(&ns)).ok_or_else(not_found)?;
+    let ni = s.caches.integration(&ns, &name).ok_or_else(not_found)?;
     usable(&ni)?;
-    let loaded = notifiers::for_delivery(&ni, ctx).await.map_err(|e| {
-        warn!(namespace = %ns, integration = %name, error = %e, "could not load the integration's notifier");
-        ApiError::unavailable("could not read the integration's Secret: the Kubernetes API did not answer")
+    let prepared = s.delivery.prepare(ni).await.map_err(|e| match e {
+        NotPrepared::Api(e) => {
+            warn!(namespace = %ns, integration = %name, error = %e, "could not load the integration's notifier");
+            ApiError::unavailable("could not read the integration's Secret: the Kubernetes API did not answer")
+        }
+        NotPrepared::Unusable(f) => {
+            ApiError::new(StatusCode::CONFLICT, code::INTEGRATION_NOT_READY, f.message).reason(f.reason)
+        }
     })?;
-    let notifier = loaded
-        .notifier
-        .map_err(|f| ApiError::new(StatusCode::CONFLICT, code::INTEGRATION_NOT_READY, f.message).reason(f.reason))?;
     if !s.leadership.is_leader() {
-        return through_leader(ctx, &ns, &name, &user, content, deadline).await;
+        return through_leader(s.store.events.as_ref(), &ns, &name, &user, content, deadline).await;
     }
-    let under =
-        Under { generation: ni.metadata.generation.unwrap_or_default(), secret_version: loaded.secret_version.clone() };
-    let mut message = content.to_message(message_id(), Some(format!("{ns}/http")), jiff::Timestamp::now());
-    // The delivery and its bookkeeping finish even when the caller hangs up.
-    let (report, unresolved) = {
-        let ctx = ctx.clone();
-        let (ns, name) = (ns.clone(), name.clone());
-        // A panic fails this request only (500), like a task's would.
-        FinishOnDrop::new(
-            AssertUnwindSafe(async move {
-                let resolution = mentions::resolve(&ctx, &ns, notifier.as_ref(), &content.mentions).await;
-                message.mentions = resolution.mentions.clone();
-                let report = ctx.engine.deliver(notifier.as_ref(), &message, deadline).await;
-                ctx.metrics.delivery(notifier.service(), report.outcome.label());
-                mentions::report(&ctx, &ni, notifier.service(), &resolution, None);
-                counters::record(&ctx, IntegrationKey::new(&ns, &name), &report.outcome, under).await;
-                (report, resolution.unresolved_emails())
-            })
-            .catch_unwind(),
-        )
+    let message = content.to_message(message_id(), Some(format!("{ns}/http")), jiff::Timestamp::now());
+    // The delivery and its bookkeeping finish even when the caller hangs up;
+    // a panic fails this request only (500), like a task's would.
+    let sending = s.delivery.clone().send_now(prepared, message, content.mentions, deadline);
+    let Sent { report, unresolved } = FinishOnDrop::new(AssertUnwindSafe(sending).catch_unwind())
         .await
-        .map_err(|_| ApiError::internal("the delivery failed unexpectedly"))?
-    };
+        .map_err(|_| ApiError::internal("the delivery failed unexpectedly"))?;
     debug!(namespace = %ns, integration = %name, user = %user.username, attempts = report.attempts,
         outcome = report.outcome.label(), "synchronous delivery finished");
     delivered(report, unresolved)
@@ -394,7 +390,7 @@ impl NotDelivered {
 /// deadline passes first, the event is deleted so that it is not sent later
 /// (unless its delivery had already started) and the answer is 504.
 async fn through_leader(
-    ctx: &Context,
+    api: &dyn Objects<NotificationEvent>,
     ns: &str,
     name: &str,
     user: &User,
@@ -410,7 +406,6 @@ async fn through_leader(
         (REQUESTED_BY.to_string(), user.username.clone()),
         (REQUESTED_VIA.to_string(), REQUESTED_VIA_SEND.to_string()),
     ]);
-    let api = ctx.store.events.as_ref();
     let event = create(api, ns, &request, "send-", annotations, Acting::Operator).await?;
     debug!(namespace = %ns, integration = %name, event = %event, user = %user.username, "send passed to the leader");
     let finished = |ev: Option<&NotificationEvent>| ev.is_none_or(is_finished);

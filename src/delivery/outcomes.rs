@@ -9,8 +9,16 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::reflector::ObjectRef;
+use tracing::debug;
+
+use super::Delivery;
 use crate::crd::NotificationEvent;
-use crate::status::event::Known;
+use crate::record::backoff_delay;
+use crate::status::event::{self as plan, Known};
 
 struct Entry {
     known: Known,
@@ -101,6 +109,60 @@ impl KnownOutcomes {
 
     pub fn is_empty(&self) -> bool {
         self.by_event.lock().unwrap().is_empty()
+    }
+}
+
+impl Delivery {
+    /// Write the known outcomes no write carried yet, without the planner (the
+    /// controllers may have stopped): what a stopping operator does after its
+    /// last deliveries, so that the next leader does not send them again.
+    /// Returns whether everything was written by `deadline`.
+    pub async fn write_known_outcomes(&self, deadline: tokio::time::Instant) -> bool {
+        let mut attempt = 0;
+        loop {
+            let mut all = true;
+            for (uid, snapshot, known) in self.outcomes.unwritten() {
+                let api = self.store.events.as_ref();
+                // The watch's view if there is one (the worker's may be old), and ours over it.
+                let cached =
+                    self.caches.events.get().and_then(|events| events.get(&ObjectRef::from_obj(snapshot.as_ref())));
+                let base = self.writes.events.freshest(cached.unwrap_or(snapshot));
+                let now = Time(jiff::Timestamp::now());
+                let write = self.writes.events.write(api, &self.metrics, base, |base| {
+                    let mut status = base.status.clone().unwrap_or_default();
+                    for k in &known {
+                        if !status.deliveries.iter().any(|d| d.integration == k.integration) {
+                            status.deliveries.push(plan::queued(&k.integration));
+                        }
+                    }
+                    plan::apply(&mut status, &known);
+                    plan::summarize(&mut status, None, false, &now);
+                    (Some(&status) != base.status.as_ref()).then(|| {
+                        let mut next = base.clone();
+                        next.status = Some(status);
+                        next
+                    })
+                });
+                match tokio::time::timeout_at(deadline, write).await {
+                    // Written, nothing to write, or the event is gone: either way on record.
+                    Ok(Ok(_)) => self.outcomes.written(&uid, &known),
+                    Ok(Err(e)) => {
+                        all = false;
+                        debug!(error = %e, "could not write a known outcome yet");
+                    }
+                    Err(_) => return false,
+                }
+            }
+            if all {
+                return true;
+            }
+            attempt += 1;
+            let wait = backoff_delay(Duration::from_millis(100), Duration::from_secs(2), attempt);
+            if tokio::time::Instant::now() + wait >= deadline {
+                return false;
+            }
+            tokio::time::sleep(wait).await;
+        }
     }
 }
 

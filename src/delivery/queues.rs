@@ -17,10 +17,10 @@ use kube::Resource;
 use kube::runtime::reflector::ObjectRef;
 use tracing::{debug, info, warn};
 
-use crate::controller::integration::counters;
-use crate::controller::{Context, Error, mentions, notifiers};
+use super::Delivery;
 use crate::crd::{IntegrationKey, NotificationEvent};
 use crate::notifier::Message;
+use crate::record::Error;
 use crate::status::event::Known;
 use crate::status::integration::{Under, receivable};
 
@@ -90,27 +90,19 @@ impl Dispatcher {
         !self.draining.load(Ordering::SeqCst)
     }
 
-    /// Queue a job; start the integration's worker if it isn't running.
-    pub fn enqueue(self: &Arc<Self>, ctx: &Arc<Context>, job: Job, created: i64) {
-        // A delivery whose outcome is known is never queued again.
-        if !self.accepting() || ctx.outcomes.has(&job.event_uid, &job.integration) {
-            return;
-        }
+    /// Add a job to its integration's queue; the queue's key when its worker must be started.
+    fn push(&self, job: Job, created: i64) -> Option<IntegrationKey> {
         let key = IntegrationKey::new(&job.namespace, &job.integration);
         let mut queues = self.queues.lock().unwrap();
         let start = !queues.by_integration.contains_key(&key);
         let queue = queues.by_integration.entry(key.clone()).or_default();
         if !queue.members.insert(job.event.clone()) {
-            return;
+            return None;
         }
         let event_key = (job.namespace.clone(), job.event.clone());
         queue.waiting.insert((created, job.event.clone()), job);
         queues.by_event.entry(event_key).or_default().insert(key.name.clone());
-        if start {
-            let this = self.clone();
-            let ctx = ctx.clone();
-            tokio::spawn(async move { this.work(ctx, key).await });
-        }
+        start.then_some(key)
     }
 
     /// Stop starting deliveries and wait (at most `timeout`) for those in
@@ -134,72 +126,157 @@ impl Dispatcher {
         tokio::time::timeout(timeout, wait).await.is_ok()
     }
 
-    async fn work(self: Arc<Self>, ctx: Arc<Context>, key: IntegrationKey) {
+    /// The next job of `key`'s queue, counted as running; None when the
+    /// queue is empty or draining (the queue is then gone).
+    fn next(&self, key: &IntegrationKey) -> Option<Job> {
+        let mut queues = self.queues.lock().unwrap();
+        if !self.accepting() {
+            queues.by_integration.remove(key);
+            return None;
+        }
+        let queue = queues.by_integration.get_mut(key)?;
+        match queue.waiting.pop_first() {
+            Some((_, job)) => {
+                // Counted while the lock is held: a drain that starts now waits for it.
+                self.running.fetch_add(1, Ordering::SeqCst);
+                Some(job)
+            }
+            None => {
+                queues.by_integration.remove(key);
+                None
+            }
+        }
+    }
+
+    /// A job [`Dispatcher::next`] gave is done: it leaves the queue.
+    fn done(&self, key: &IntegrationKey, job: &Job) {
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        self.finished.notify_waiters();
+        self.queues.lock().unwrap().leave(key, &job.event);
+    }
+}
+
+impl Delivery {
+    /// Queue a job; start the integration's worker if it isn't running.
+    pub fn enqueue(self: &Arc<Self>, job: Job, created: i64) {
+        // A delivery whose outcome is known is never queued again.
+        if !self.queues.accepting() || self.outcomes.has(&job.event_uid, &job.integration) {
+            return;
+        }
+        if let Some(key) = self.queues.push(job, created) {
+            let this = self.clone();
+            tokio::spawn(async move { this.work(key).await });
+        }
+    }
+
+    /// The worker of `key`'s queue, until it is empty or draining.
+    async fn work(self: Arc<Self>, key: IntegrationKey) {
         let backoff_key = format!("queue/{key}");
-        loop {
-            let job = {
-                let mut queues = self.queues.lock().unwrap();
-                if !self.accepting() {
-                    queues.by_integration.remove(&key);
-                    return;
-                }
-                let Some(queue) = queues.by_integration.get_mut(&key) else { return };
-                match queue.waiting.pop_first() {
-                    Some((_, job)) => {
-                        // Counted while the lock is held: a drain that starts now waits for it.
-                        self.running.fetch_add(1, Ordering::SeqCst);
-                        job
-                    }
-                    None => {
-                        queues.by_integration.remove(&key);
-                        return;
-                    }
-                }
-            };
+        while let Some(job) = self.queues.next(&key) {
             // Its own task: a panic in one delivery must not leave the queue stuck.
             let result = match tokio::spawn({
-                let ctx = ctx.clone();
+                let this = self.clone();
                 let job = job.clone();
-                async move { deliver_job(&ctx, &job).await }
+                async move { this.deliver_job(&job).await }
             })
             .await
             {
                 Ok(result) => result,
                 Err(e) => Err(Error::Conflict(format!("the delivery task failed: {e}"))),
             };
-            self.running.fetch_sub(1, Ordering::SeqCst);
-            self.finished.notify_waiters();
             // The outcome (if any) is known before the job leaves the queue:
             // the planner never sees it as neither queued nor done.
-            self.queues.lock().unwrap().leave(&key, &job.event);
+            self.queues.done(&key, &job);
             let event = ObjectRef::new(&job.event).within(&job.namespace);
             match result {
                 // The outcome is known; its reconcile was triggered.
-                Ok(Attempt::Sent) => ctx.api_backoff.succeeded(&backoff_key),
+                Ok(Attempt::Sent) => self.backoff.succeeded(&backoff_key),
                 // Nothing to do: the event is gone, or its outcome is known.
                 Ok(Attempt::NotWanted) => {}
                 // Not sent (the integration is not ready or gone): the event
                 // controller decides again.
-                Ok(Attempt::NotReady) => ctx.event_triggers.trigger(event),
+                Ok(Attempt::NotReady) => self.event_triggers.trigger(event),
                 // Ready, but its notifier cannot be built (its Secret changed):
                 // wait before this queue goes on, until the integration
                 // controller has checked it again.
                 Ok(Attempt::Unusable) => {
-                    let wait = ctx.api_backoff.failed(&backoff_key);
-                    ctx.event_triggers.trigger(event);
+                    let wait = self.backoff.failed(&backoff_key);
+                    self.event_triggers.trigger(event);
                     tokio::time::sleep(wait).await;
                 }
                 Err(e) => {
                     // An API error before the send (reading the Secret): wait
                     // before this queue goes on, so a failing API is not hammered.
-                    let wait = ctx.api_backoff.failed(&backoff_key);
+                    let wait = self.backoff.failed(&backoff_key);
                     warn!(namespace = %job.namespace, event = %job.event, integration = %job.integration, error = %e,
                         retry_in_ms = wait.as_millis() as u64, "could not prepare the delivery; retrying");
-                    ctx.event_triggers.trigger(event);
+                    self.event_triggers.trigger(event);
                     tokio::time::sleep(wait).await;
                 }
             }
         }
+    }
+
+    /// Deliver one event to one integration.
+    async fn deliver_job(self: &Arc<Self>, job: &Job) -> Result<Attempt, Error> {
+        if !self.still_wanted(job) || self.outcomes.has(&job.event_uid, &job.integration) {
+            return Ok(Attempt::NotWanted);
+        }
+        let cached = self.caches.integration(&job.namespace, &job.integration);
+        // Our own last write of the integration (a failure that disabled it) counts even before the watch shows it.
+        let Some(ni) = cached.map(|ni| self.writes.integrations.freshest(ni)) else { return Ok(Attempt::NotReady) };
+        if !receivable(Some(&ni)).is_ready() {
+            return Ok(Attempt::NotReady);
+        }
+        let loaded = self.notifier_for(&ni).await.inspect_err(|e| self.metrics.api_error("Secret", e.code_label()))?;
+        let notifier = match loaded.notifier {
+            Ok(n) => n,
+            Err(f) => {
+                debug!(reason = f.reason, "integration not usable; the integration controller will report it");
+                return Ok(Attempt::Unusable);
+            }
+        };
+        let event = &job.snapshot;
+        let created = event.meta().creation_timestamp.as_ref().map(|t| t.0).unwrap_or_else(jiff::Timestamp::now);
+        let mut message = Message::from_event_spec(
+            format!("{}.{}", job.event_uid, job.integration),
+            &event.spec,
+            Some(format!("{}/{}", job.namespace, job.event)),
+            created,
+        );
+        let deadline = deadline_instant(created, self.settings.event_deadline);
+        let resolution = self.resolve_mentions(&job.namespace, notifier.as_ref(), &event.spec.mentions).await;
+        // Looking people up may have taken a moment: still wanted, still leading?
+        if !event.spec.mentions.is_empty() && (!self.still_wanted(job) || !self.queues.accepting()) {
+            return Ok(Attempt::NotWanted);
+        }
+        message.mentions = resolution.mentions.clone();
+        let report = self.engine.deliver(notifier.as_ref(), &message, deadline).await;
+        // First thing after the service answered: the outcome is known.
+        let known = Known {
+            integration: job.integration.clone(),
+            report: report.clone(),
+            at: Time(jiff::Timestamp::now()),
+            unresolved: resolution.unresolved_emails(),
+        };
+        self.outcomes.record(job.snapshot.clone(), &job.event_uid, known);
+        self.event_triggers.trigger(ObjectRef::new(&job.event).within(&job.namespace));
+        self.report_mentions(&ni, notifier.service(), &resolution, Some(job.snapshot.object_ref(&())));
+        info!(namespace = %job.namespace, event = %job.event, integration = %job.integration, attempts = report.attempts, outcome = report.outcome.label(), "delivery finished");
+        self.metrics.delivery(notifier.service(), report.outcome.label());
+        let under =
+            Under { generation: ni.meta().generation.unwrap_or_default(), secret_version: loaded.secret_version };
+        self.count(IntegrationKey::new(&job.namespace, &job.integration), &report.outcome, under).await;
+        Ok(Attempt::Sent)
+    }
+
+    /// Whether the job's event still exists, as the event watch last saw it
+    /// (deleted or replaced by another of the same name: cancelled).
+    fn still_wanted(&self, job: &Job) -> bool {
+        let Some(events) = self.caches.events.get() else { return true };
+        events.get(&ObjectRef::new(&job.event).within(&job.namespace)).is_some_and(|ev| {
+            ev.meta().uid.as_deref() == Some(job.event_uid.as_str()) && ev.meta().deletion_timestamp.is_none()
+        })
     }
 }
 
@@ -213,68 +290,6 @@ enum Attempt {
     NotReady,
     /// The integration looks ready, but its notifier cannot be built.
     Unusable,
-}
-
-/// Deliver one event to one integration.
-async fn deliver_job(ctx: &Arc<Context>, job: &Job) -> Result<Attempt, Error> {
-    if !still_wanted(ctx, job) || ctx.outcomes.has(&job.event_uid, &job.integration) {
-        return Ok(Attempt::NotWanted);
-    }
-    let cached = ctx.integrations.get(&ObjectRef::new(&job.integration).within(&job.namespace));
-    // Our own last write of the integration (a failure that disabled it) counts even before the watch shows it.
-    let Some(ni) = cached.map(|ni| ctx.integration_writes.freshest(ni)) else { return Ok(Attempt::NotReady) };
-    if !receivable(Some(&ni)).is_ready() {
-        return Ok(Attempt::NotReady);
-    }
-    let loaded =
-        notifiers::for_delivery(&ni, ctx).await.inspect_err(|e| ctx.metrics.api_error("Secret", e.code_label()))?;
-    let notifier = match loaded.notifier {
-        Ok(n) => n,
-        Err(f) => {
-            debug!(reason = f.reason, "integration not usable; the integration controller will report it");
-            return Ok(Attempt::Unusable);
-        }
-    };
-    let event = &job.snapshot;
-    let created = event.meta().creation_timestamp.as_ref().map(|t| t.0).unwrap_or_else(jiff::Timestamp::now);
-    let mut message = Message::from_event_spec(
-        format!("{}.{}", job.event_uid, job.integration),
-        &event.spec,
-        Some(format!("{}/{}", job.namespace, job.event)),
-        created,
-    );
-    let deadline = deadline_instant(created, ctx.settings.event_deadline);
-    let resolution = mentions::resolve(ctx, &job.namespace, notifier.as_ref(), &event.spec.mentions).await;
-    // Looking people up may have taken a moment: still wanted, still leading?
-    if !event.spec.mentions.is_empty() && (!still_wanted(ctx, job) || !ctx.dispatcher.accepting()) {
-        return Ok(Attempt::NotWanted);
-    }
-    message.mentions = resolution.mentions.clone();
-    let report = ctx.engine.deliver(notifier.as_ref(), &message, deadline).await;
-    // First thing after the service answered: the outcome is known.
-    let known = Known {
-        integration: job.integration.clone(),
-        report: report.clone(),
-        at: Time(jiff::Timestamp::now()),
-        unresolved: resolution.unresolved_emails(),
-    };
-    ctx.outcomes.record(job.snapshot.clone(), &job.event_uid, known);
-    ctx.event_triggers.trigger(ObjectRef::new(&job.event).within(&job.namespace));
-    mentions::report(ctx, &ni, notifier.service(), &resolution, Some(job.snapshot.object_ref(&())));
-    info!(namespace = %job.namespace, event = %job.event, integration = %job.integration, attempts = report.attempts, outcome = report.outcome.label(), "delivery finished");
-    ctx.metrics.delivery(notifier.service(), report.outcome.label());
-    let under = Under { generation: ni.meta().generation.unwrap_or_default(), secret_version: loaded.secret_version };
-    counters::record(ctx, IntegrationKey::new(&job.namespace, &job.integration), &report.outcome, under).await;
-    Ok(Attempt::Sent)
-}
-
-/// Whether the job's event still exists, as the event watch last saw it
-/// (deleted or replaced by another of the same name: cancelled).
-fn still_wanted(ctx: &Context, job: &Job) -> bool {
-    let Some(events) = ctx.events.get() else { return true };
-    events.get(&ObjectRef::new(&job.event).within(&job.namespace)).is_some_and(|ev| {
-        ev.meta().uid.as_deref() == Some(job.event_uid.as_str()) && ev.meta().deletion_timestamp.is_none()
-    })
 }
 
 /// The deadline as a tokio instant.

@@ -3,32 +3,100 @@
 //! NotificationContacts (from the watch, so a new or fixed contact applies
 //! to the next delivery), then counted and reported: a Warning Event
 //! `MentionUnresolved` on the integration that lists the addresses no
-//! warning named within [`Settings::mention_warning_period`](super::Settings)
+//! warning named within [`DeliverySettings::mention_warning_period`](super::DeliverySettings)
 //! (one Event per message, related to its NotificationEvent, and at most one
 //! per integration per [`MENTION_EVENT_INTERVAL`]; addresses held back by
 //! that are named by the next one), and `MentionLookupNotAllowed` once when
 //! a Slack token cannot look people up.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use kube::{Resource, ResourceExt};
 
-use super::Context;
-use crate::crd::{IntegrationKey, Mention, NotificationContact, NotificationIntegration, Service};
+use super::Delivery;
+use crate::crd::{IntegrationKey, Mention, NotificationIntegration, Service};
 use crate::notifier::Notifier;
-use crate::notifier::mentions::{Resolution, Unresolved, contact_field, why};
+use crate::notifier::http::HttpClient;
+use crate::notifier::mentions::{Mentioner, Resolution, Unresolved, contact_field, why};
+use crate::record::{Notice, publish};
 use crate::status::integration::event_reason::{MENTION_LOOKUP_NOT_ALLOWED, MENTION_UNRESOLVED};
 
-/// Resolve `mentions` for `notifier`'s service with the contacts of `namespace`.
-pub async fn resolve(ctx: &Context, namespace: &str, notifier: &dyn Notifier, mentions: &[Mention]) -> Resolution {
-    if mentions.is_empty() {
-        return Resolution::default();
+/// Mention resolution: lookups with their caches and rate limits, and the
+/// memory of what was warned about.
+pub struct Mentions {
+    mentioner: Mentioner,
+    http: HttpClient,
+    warned: Warned,
+}
+
+impl Mentions {
+    pub fn new(mentioner: Mentioner, http: HttpClient) -> Self {
+        Mentions { mentioner, http, warned: Warned::default() }
     }
-    let contacts: Vec<Arc<NotificationContact>> =
-        ctx.contacts.state().into_iter().filter(|c| c.metadata.namespace.as_deref() == Some(namespace)).collect();
-    ctx.mentioner.resolve(&ctx.http, &notifier.mention_directory(), mentions, &contacts).await
+}
+
+impl Delivery {
+    /// Resolve `mentions` for `notifier`'s service with the contacts of `namespace`.
+    pub async fn resolve_mentions(&self, namespace: &str, notifier: &dyn Notifier, mentions: &[Mention]) -> Resolution {
+        if mentions.is_empty() {
+            return Resolution::default();
+        }
+        let contacts = self.caches.contacts_in(namespace);
+        let m = &self.mentions;
+        m.mentioner.resolve(&m.http, &notifier.mention_directory(), mentions, &contacts).await
+    }
+
+    /// Count the resolution in the metrics and publish its Warning Events (in
+    /// the background: the delivery's queue does not wait for the API).
+    /// `related` is the NotificationEvent the message came from, if any.
+    pub fn report_mentions(
+        &self,
+        ni: &NotificationIntegration,
+        service: Service,
+        resolution: &Resolution,
+        related: Option<k8s_openapi::api::core::v1::ObjectReference>,
+    ) {
+        if resolution.mentions.is_empty() {
+            return;
+        }
+        self.metrics.mentions(service, "resolved", resolution.resolved() as u64);
+        self.metrics.mentions(service, "unresolved", resolution.unresolved.len() as u64);
+        let namespace = ni.namespace().unwrap_or_default();
+        let mut events = Vec::new();
+        if resolution.lookup_not_allowed {
+            events.push((
+                MENTION_LOOKUP_NOT_ALLOWED,
+                "the Slack bot token lacks the users:read.email scope, so people cannot be looked up by email: add the \
+                 scope to the Slack app and reinstall it, or map each person with a NotificationContact \
+                 (spec.slack.userId); until then only NotificationContacts resolve mentions"
+                    .to_string(),
+            ));
+        }
+        let emails: Vec<String> = resolution.unresolved.iter().map(|u| u.email.clone()).collect();
+        let due = self.mentions.warned.due(
+            IntegrationKey::of(ni),
+            &emails,
+            self.settings.mention_warning_period,
+            MENTION_EVENT_INTERVAL,
+        );
+        if !due.is_empty() {
+            let named: Vec<&Unresolved> = resolution.unresolved.iter().filter(|u| due.contains(&u.email)).collect();
+            events.push((MENTION_UNRESOLVED, unresolved_notes(service, &namespace, &named)));
+        }
+        if events.is_empty() {
+            return;
+        }
+        let object = ni.object_ref(&());
+        let notices = self.store.notices.clone();
+        tokio::spawn(async move {
+            for (reason, note) in events {
+                let notice = Notice { warning: true, reason, note, action: "Mention", related: related.clone() };
+                publish(notices.as_ref(), &object, notice).await;
+            }
+        });
+    }
 }
 
 /// At most one `MentionUnresolved` Event per integration this often.
@@ -78,55 +146,6 @@ impl Warned {
         }
         due
     }
-}
-
-/// Count the resolution in the metrics and publish its Warning Events (in
-/// the background: the delivery's queue does not wait for the API).
-/// `related` is the NotificationEvent the message came from, if any.
-pub fn report(
-    ctx: &Arc<Context>,
-    ni: &NotificationIntegration,
-    service: Service,
-    resolution: &Resolution,
-    related: Option<k8s_openapi::api::core::v1::ObjectReference>,
-) {
-    if resolution.mentions.is_empty() {
-        return;
-    }
-    ctx.metrics.mentions(service, "resolved", resolution.resolved() as u64);
-    ctx.metrics.mentions(service, "unresolved", resolution.unresolved.len() as u64);
-    let namespace = ni.namespace().unwrap_or_default();
-    let mut events = Vec::new();
-    if resolution.lookup_not_allowed {
-        events.push((
-            MENTION_LOOKUP_NOT_ALLOWED,
-            "the Slack bot token lacks the users:read.email scope, so people cannot be looked up by email: add the \
-             scope to the Slack app and reinstall it, or map each person with a NotificationContact \
-             (spec.slack.userId); until then only NotificationContacts resolve mentions"
-                .to_string(),
-        ));
-    }
-    let emails: Vec<String> = resolution.unresolved.iter().map(|u| u.email.clone()).collect();
-    let due = ctx.mention_warnings.due(
-        IntegrationKey::of(ni),
-        &emails,
-        ctx.settings.mention_warning_period,
-        MENTION_EVENT_INTERVAL,
-    );
-    if !due.is_empty() {
-        let named: Vec<&Unresolved> = resolution.unresolved.iter().filter(|u| due.contains(&u.email)).collect();
-        events.push((MENTION_UNRESOLVED, unresolved_notes(service, &namespace, &named)));
-    }
-    if events.is_empty() {
-        return;
-    }
-    let object = ni.object_ref(&());
-    let ctx = ctx.clone();
-    tokio::spawn(async move {
-        for (reason, note) in events {
-            ctx.publish_about(&object, related.clone(), true, reason, note, "Mention").await;
-        }
-    });
 }
 
 /// One note for the addresses of one message (the Events API keeps 1 KB).

@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Error;
+use crate::crd::{NotificationEvent, NotificationIntegration};
 use crate::metrics::Metrics;
 use crate::store::Objects;
 
@@ -32,6 +33,34 @@ struct Written<K> {
     /// Versions older than `object`: the bases of our writes.
     replaced: Vec<String>,
     at: Instant,
+}
+
+/// How long our own status writes are remembered at most (for objects
+/// deleted before the watch showed the write).
+const REMEMBER_WRITES: Duration = Duration::from_secs(3600);
+
+/// The status writers of this process, one per kind: the event controller
+/// writes events; the credential checks and the counters write integrations.
+pub struct StatusWriters {
+    pub events: StatusWrites<NotificationEvent>,
+    pub integrations: StatusWrites<NotificationIntegration>,
+}
+
+impl Default for StatusWriters {
+    fn default() -> Self {
+        StatusWriters {
+            events: StatusWrites::new("NotificationEvent"),
+            integrations: StatusWrites::new("NotificationIntegration"),
+        }
+    }
+}
+
+impl StatusWriters {
+    /// Forget writes of objects deleted before the watch showed them.
+    pub fn forget_old(&self) {
+        self.events.forget_older_than(REMEMBER_WRITES);
+        self.integrations.forget_older_than(REMEMBER_WRITES);
+    }
 }
 
 /// Our last status write of each object (by uid), until the cache shows it.
@@ -151,7 +180,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::NotificationEvent;
 
     fn event(rv: &str, phase: Option<&str>) -> Arc<NotificationEvent> {
         let mut v = serde_json::json!({
