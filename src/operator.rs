@@ -146,18 +146,22 @@ impl Operator {
                 .integrations
                 .watch()
                 .default_backoff()
+                .modify(keep_what_is_used)
                 .reflect(integration_writer)
                 .touched_objects()
                 .for_each(move |ni| fanout.publish(ni))
         };
         // Contacts: read at each delivery with mentions, so a new or fixed one applies to the next.
         let (contact_store, contact_writer) = reflector::store();
-        let contact_watch = store.contacts.watch().default_backoff().reflect(contact_writer).for_each(|event| {
-            if let Err(e) = event {
-                debug!(error = %e, "contact watch error; retrying");
-            }
-            futures::future::ready(())
-        });
+        let contact_watch =
+            store.contacts.watch().default_backoff().modify(keep_what_is_used).reflect(contact_writer).for_each(
+                |event| {
+                    if let Err(e) = event {
+                        debug!(error = %e, "contact watch error; retrying");
+                    }
+                    futures::future::ready(())
+                },
+            );
         let (triggers, event_triggers) = Triggers::new();
         let caches = Caches::new(integration_store, secret_store, contact_store);
         let ctx = Arc::new(Context::new(
@@ -319,7 +323,8 @@ async fn lead(
 
     // A fresh list each time this replica starts leading.
     let (events, event_writer) = reflector::store();
-    let event_watch = ctx.store.events.watch().default_backoff().reflect(event_writer).applied_objects();
+    let event_watch =
+        ctx.store.events.watch().default_backoff().modify(keep_what_is_used).reflect(event_writer).applied_objects();
     let event_controller = Controller::for_stream(event_watch, events.clone());
     let _ = ctx.caches.events.set(events.clone());
     let changes = event::IntegrationChanges::default();
@@ -346,6 +351,23 @@ async fn lead(
     };
     futures::join!(integration_controller, event_controller, prune);
     anyhow::bail!("the controllers stopped")
+}
+
+/// The annotation `kubectl apply` fills with a copy of the object.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// What the caches keep of an object: no `managedFields` and no copy of the
+/// object in the `kubectl apply` annotation, which the operator never reads
+/// (status writes go through `/status`, which ignores metadata).
+fn keep_what_is_used<K: kube::Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
 }
 
 /// A watch's objects for subscribers that join later (the controllers, once
