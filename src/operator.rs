@@ -25,6 +25,7 @@ use crate::crd::{NotificationEvent, NotificationIntegration};
 use crate::leader::{LeaderConfig, Leadership, run_as_leader};
 use crate::metrics::Metrics;
 use crate::notifier::ServiceEndpoints;
+use crate::notifier::destination::{DestinationGuard, Resolver};
 use crate::notifier::http::HttpClient;
 use crate::server::admin::{self, Readiness};
 use crate::server::ingest::auth::Reviewer;
@@ -48,6 +49,8 @@ pub struct OperatorConfig {
     pub namespace: Option<String>,
     pub endpoints: ServiceEndpoints,
     pub http_timeout: Duration,
+    /// How deliveries look host names up (the system's resolver; tests inject theirs).
+    pub resolver: Resolver,
     pub settings: Settings,
     /// The name Events are reported under (`reportingInstance`), e.g. the pod name.
     pub instance: Option<String>,
@@ -160,7 +163,7 @@ impl Operator {
         let ctx = Arc::new(Context::new(
             store,
             config.endpoints.clone(),
-            HttpClient::new(config.http_timeout),
+            HttpClient::guarded(config.http_timeout, DestinationGuard::new(&config.endpoints, config.resolver.clone())),
             metrics,
             config.settings.clone(),
             secret_store,

@@ -8,6 +8,7 @@
 
 pub mod chatwork;
 pub mod classify;
+pub mod destination;
 pub mod endpoint;
 pub mod http;
 pub mod mentions;
