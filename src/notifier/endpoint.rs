@@ -46,7 +46,15 @@ impl EndpointPolicy {
 }
 
 /// Parse a URL from a Secret, naming the key in the error (never the value).
+/// Control characters are refused rather than dropped (a URL parser strips
+/// tabs and newlines, which would send to another URL than the one written).
 pub fn parse_url(raw: &str, key: &str) -> Result<Url, Failure> {
+    if raw.trim().chars().any(char::is_control) {
+        return Err(Failure::new(
+            INVALID_URL,
+            format!("the Secret's {key:?} holds control characters (a line break?)"),
+        ));
+    }
     let url = Url::parse(raw.trim())
         .map_err(|e| Failure::new(INVALID_URL, format!("the Secret's {key:?} is not a valid URL ({e})")))?;
     if url.scheme() != "https" && url.scheme() != "http" {
