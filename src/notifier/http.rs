@@ -178,7 +178,7 @@ enum Inner {
         /// For trusted destinations (or every one, without a guard).
         open: Client<Connector, Full<Bytes>>,
         /// For the others: connects only where the guard's resolver allows.
-        guarded: Option<Client<Connector, Full<Bytes>>>,
+        guarded: Option<Box<Client<Connector, Full<Bytes>>>>,
     },
     Proxied(reqwest::Client),
 }
@@ -237,7 +237,7 @@ impl HttpClient {
     pub fn direct_guarded(timeout: Duration, guard: DestinationGuard) -> Self {
         let inner = Inner::Direct {
             open: pooled(guard.open_resolver(), timeout),
-            guarded: Some(pooled(guard.guarded_resolver(), timeout)),
+            guarded: Some(Box::new(pooled(guard.guarded_resolver(), timeout))),
         };
         HttpClient { inner, guard: Some(guard), timeout }
     }
@@ -248,13 +248,16 @@ impl HttpClient {
         HttpClient { inner, guard: None, timeout }
     }
 
-    /// Whether `url` may be sent to: `Err` with [`reason`](super::endpoint::ENDPOINT_NOT_ALLOWED)
-    /// `EndpointNotAllowed` when the guard refuses its host, without
-    /// connecting (a check before any request; connections are checked again).
+    /// Whether `url` may be sent to: `Err` with reason
+    /// [`EndpointNotAllowed`](super::endpoint::ENDPOINT_NOT_ALLOWED) when the
+    /// guard refuses its host, without connecting. A lookup that fails or
+    /// takes longer than the timeout decides nothing: connections are checked
+    /// again.
     pub async fn check_destination(&self, url: &url::Url, service: &str) -> Result<(), Failure> {
-        match &self.guard {
-            Some(guard) => guard.check(url).await.map_err(|f| f.failure(service)),
-            None => Ok(()),
+        let Some(guard) = &self.guard else { return Ok(()) };
+        match tokio::time::timeout(self.timeout, guard.check(url)).await {
+            Ok(checked) => checked.map_err(|f| f.failure(service)),
+            Err(_) => Ok(()),
         }
     }
 
@@ -674,5 +677,25 @@ mod tests {
         let url = answering(head("204 No Content", 0), false).await;
         assert_eq!(post(&client(), &url, None).await.unwrap().status, StatusCode::NO_CONTENT);
         assert!(client().check_destination(&url::Url::parse(&url).unwrap(), "webhook").await.is_ok());
+    }
+
+    /// Behind a proxy the host is checked before the request is handed over:
+    /// a refused one never reaches the proxy.
+    #[tokio::test]
+    async fn a_guarded_proxied_client_checks_the_host_first() {
+        use super::super::destination::StaticResolver;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = format!("http://{}", listener.local_addr().unwrap());
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let plain = guarded(StaticResolver::default().with("loop.example", &[ip("127.0.0.1")]), &[]);
+        let client = HttpClient { guard: plain.guard, ..HttpClient::proxied(Duration::from_secs(2), Some(&proxy)) };
+        for target in ["http://loop.example/hook/secret", "http://10.1.1.1/hook/secret", "https://api.default.svc/x"] {
+            let Err(Verdict::Dead(failure)) = post(&client, target, None).await else {
+                panic!("{target}: expected a refusal")
+            };
+            assert_eq!(failure.reason, super::super::endpoint::ENDPOINT_NOT_ALLOWED);
+            assert!(!failure.message.contains("secret"), "{}", failure.message);
+        }
+        drop(listener);
     }
 }
