@@ -33,6 +33,7 @@ pub fn engine_config(
             policy,
         },
         http_timeout: args.http_timeout,
+        resolver: Default::default(),
         settings: Settings {
             revalidate_period: args.revalidate_period,
             validation_rate: args.validation_rate,

@@ -27,6 +27,7 @@ use crate::delivery::Triggers;
 use crate::leader::{LeaderConfig, Leadership, run_as_leader};
 use crate::metrics::Metrics;
 use crate::notifier::ServiceEndpoints;
+use crate::notifier::destination::{DestinationGuard, Resolver};
 use crate::notifier::http::HttpClient;
 use crate::server::admin::{self, Readiness};
 use crate::server::ingest::auth::Reviewer;
@@ -50,6 +51,8 @@ pub struct OperatorConfig {
     pub namespace: Option<String>,
     pub endpoints: ServiceEndpoints,
     pub http_timeout: Duration,
+    /// How deliveries look host names up (the system's resolver; tests inject theirs).
+    pub resolver: Resolver,
     pub settings: Settings,
     /// The name Events are reported under (`reportingInstance`), e.g. the pod name.
     pub instance: Option<String>,
@@ -168,7 +171,7 @@ impl Operator {
             store,
             caches,
             config.endpoints.clone(),
-            HttpClient::new(config.http_timeout),
+            HttpClient::guarded(config.http_timeout, DestinationGuard::new(&config.endpoints, config.resolver.clone())),
             metrics,
             config.settings.clone(),
             triggers,

@@ -28,6 +28,12 @@ impl EndpointPolicy {
         Ok(EndpointPolicy { prefixes })
     }
 
+    /// These prefixes and `urls` (each a prefix too).
+    pub fn also_allowing<'a>(mut self, urls: impl IntoIterator<Item = &'a Url>) -> Self {
+        self.prefixes.extend(urls.into_iter().map(Url::to_string));
+        self
+    }
+
     /// Whether `url` starts with one of the allowed prefixes, at a path
     /// boundary: `https://h/slack` allows `https://h/slack/x`, not `https://h/slackevil`.
     pub fn allows(&self, url: &Url) -> bool {
@@ -40,7 +46,15 @@ impl EndpointPolicy {
 }
 
 /// Parse a URL from a Secret, naming the key in the error (never the value).
+/// Control characters are refused rather than dropped (a URL parser strips
+/// tabs and newlines, which would send to another URL than the one written).
 pub fn parse_url(raw: &str, key: &str) -> Result<Url, Failure> {
+    if raw.trim().chars().any(char::is_control) {
+        return Err(Failure::new(
+            INVALID_URL,
+            format!("the Secret's {key:?} holds control characters (a line break?)"),
+        ));
+    }
     let url = Url::parse(raw.trim())
         .map_err(|e| Failure::new(INVALID_URL, format!("the Secret's {key:?} is not a valid URL ({e})")))?;
     if url.scheme() != "https" && url.scheme() != "http" {
@@ -111,23 +125,62 @@ pub fn check_teams_workflow(url: &Url, policy: &EndpointPolicy) -> Result<(), Fa
     }
 }
 
-/// Whether the URL names this machine, a private network or a link-local
-/// address literally (cloud metadata endpoints, in-cluster services by IP).
-fn is_internal_literal(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => {
-            ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified() || ip.is_broadcast()
+/// Whether a connection to `ip` would reach this machine, a private or
+/// shared (CGNAT) network, a link-local address (cloud metadata endpoints) or
+/// no single host: loopback, 10/8, 172.16/12, 192.168/16, 100.64/10,
+/// 169.254/16, 0/8, broadcast and multicast; for IPv6 the same through the
+/// IPv4-mapped, IPv4-compatible and NAT64 (64:ff9b::/96) forms, plus ::1, ::,
+/// fc00::/7, fe80::/10 and ff00::/8.
+pub fn is_internal_ip(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(ip) => {
+            let [a, b, ..] = ip.octets();
+            ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || ip.is_multicast()
+                || a == 0
+                || (a == 100 && (b & 0xc0) == 64)
         }
-        Some(url::Host::Ipv6(ip)) => {
+        std::net::IpAddr::V6(ip) => {
+            let s = ip.segments();
+            let embedded_v4 = std::net::Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+            let mapped = s[..5] == [0; 5] && s[5] == 0xffff;
+            let compatible = s[..6] == [0; 6];
+            let nat64 = s[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
             ip.is_loopback()
                 || ip.is_unspecified()
-                || (ip.segments()[0] & 0xfe00) == 0xfc00
-                || (ip.segments()[0] & 0xffc0) == 0xfe80
+                || ip.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || ((mapped || compatible || nat64) && is_internal_ip(embedded_v4.into()))
         }
-        Some(url::Host::Domain(d)) => {
-            let d = d.trim_end_matches('.').to_ascii_lowercase();
-            d == "localhost" || d.ends_with(".localhost") || d.ends_with(".svc") || d.ends_with(".cluster.local")
-        }
+    }
+}
+
+/// Whether a host name names this machine or something inside the cluster or
+/// the cloud network: `localhost`, a single label (completed by the resolver's
+/// search domains: an in-cluster Service), `kubernetes.default`, or a name
+/// under `.localhost`, `.svc`, `.cluster.local`, `.local` or `.internal`
+/// (`metadata.google.internal`).
+pub fn is_internal_name(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let suffixes = [".localhost", ".svc", ".cluster.local", ".local", ".internal"];
+    host == "localhost"
+        || !host.contains('.')
+        || host == "kubernetes.default"
+        || suffixes.iter().any(|s| host.ends_with(s))
+}
+
+/// Whether the URL names an internal address ([`is_internal_ip`]) or name
+/// ([`is_internal_name`]) literally.
+fn is_internal_literal(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => is_internal_ip(ip.into()),
+        Some(url::Host::Ipv6(ip)) => is_internal_ip(ip.into()),
+        Some(url::Host::Domain(d)) => is_internal_name(d),
         None => true,
     }
 }
@@ -211,6 +264,12 @@ mod tests {
             "https://[::1]/h",
             "https://api.default.svc/h",
             "https://x.ns.svc.cluster.local/h",
+            "https://[::ffff:10.0.0.1]/h",
+            "https://[::ffff:a9fe:a9fe]/latest",
+            "https://100.64.0.1/h",
+            "https://kubernetes.default/api",
+            "https://metadata.google.internal/computeMetadata/v1/",
+            "https://my-service/h",
         ] {
             assert_eq!(
                 check_generic_webhook(&url(internal), &none).unwrap_err().reason,

@@ -21,6 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 pub use http::Method;
 
 use super::classify::{Failure, Verdict, reason};
+use super::destination::{self, ConnectResolver, DestinationGuard, Resolver};
 
 /// The most of a response body that is read unless a request asks for more
 /// ([`Request::max_body`]).
@@ -147,7 +148,7 @@ impl Request {
     }
 }
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+type Connector = hyper_rustls::HttpsConnector<HttpConnector<ConnectResolver>>;
 
 /// The shared client. Cheap to clone.
 ///
@@ -158,16 +159,46 @@ type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 /// cookies, no decompression). When the environment names a proxy
 /// (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, honouring `NO_PROXY`), requests
 /// go through reqwest, which speaks to proxies.
+///
+/// A client built [`guarded`](Self::guarded) checks every destination its
+/// guard does not trust: direct connections go only to the addresses the
+/// guard's resolver let through (and never to an internal IP literal);
+/// behind a proxy, which resolves names itself, the host is checked before
+/// the request is handed over.
 #[derive(Clone, Debug)]
 pub struct HttpClient {
     inner: Inner,
+    guard: Option<DestinationGuard>,
     timeout: Duration,
 }
 
 #[derive(Clone, Debug)]
 enum Inner {
-    Direct(Client<Connector, Full<Bytes>>),
+    Direct {
+        /// For trusted destinations (or every one, without a guard).
+        open: Client<Connector, Full<Bytes>>,
+        /// For the others: connects only where the guard's resolver allows.
+        guarded: Option<Box<Client<Connector, Full<Bytes>>>>,
+    },
     Proxied(reqwest::Client),
+}
+
+/// A pooled client whose connector looks names up with `resolver`.
+fn pooled(resolver: ConnectResolver, timeout: Duration) -> Client<Connector, Full<Bytes>> {
+    let mut http = HttpConnector::new_with_resolver(resolver);
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout(timeout)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    // Idle connections are closed after 90 s (the timer is what enforces it).
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(https)
 }
 
 /// The variables that make the client use a proxy (either case).
@@ -179,7 +210,9 @@ pub fn proxy_configured(env: impl Fn(&str) -> Option<String>) -> bool {
 }
 
 impl HttpClient {
-    /// Direct connections, or through the environment's proxy when it names one.
+    /// Direct connections, or through the environment's proxy when it names
+    /// one; no destination is checked (tests and tools: the operator's client
+    /// is [`guarded`](Self::guarded)).
     pub fn new(timeout: Duration) -> Self {
         if proxy_configured(|name| std::env::var(name).ok()) {
             tracing::info!("a proxy is configured in the environment: deliveries go through it");
@@ -189,23 +222,43 @@ impl HttpClient {
         }
     }
 
-    /// Direct connections only.
+    /// Like [`new`](Self::new), checking every destination `guard` does not trust.
+    pub fn guarded(timeout: Duration, guard: DestinationGuard) -> Self {
+        if proxy_configured(|name| std::env::var(name).ok()) {
+            tracing::info!("a proxy is configured in the environment: deliveries go through it");
+            HttpClient { guard: Some(guard), ..Self::proxied(timeout, None) }
+        } else {
+            Self::direct_guarded(timeout, guard)
+        }
+    }
+
+    /// Direct connections only, checking every destination `guard` does not
+    /// trust; names are looked up with the guard's resolver.
+    pub fn direct_guarded(timeout: Duration, guard: DestinationGuard) -> Self {
+        let inner = Inner::Direct {
+            open: pooled(guard.open_resolver(), timeout),
+            guarded: Some(Box::new(pooled(guard.guarded_resolver(), timeout))),
+        };
+        HttpClient { inner, guard: Some(guard), timeout }
+    }
+
+    /// Direct connections only, no destination checked.
     pub fn direct(timeout: Duration) -> Self {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(connect_timeout(timeout)));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        // Idle connections are closed after 90 s (the timer is what enforces it).
-        let inner = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(https);
-        HttpClient { inner: Inner::Direct(inner), timeout }
+        let inner = Inner::Direct { open: pooled(ConnectResolver::open(Resolver::default()), timeout), guarded: None };
+        HttpClient { inner, guard: None, timeout }
+    }
+
+    /// Whether `url` may be sent to: `Err` with reason
+    /// [`EndpointNotAllowed`](super::endpoint::ENDPOINT_NOT_ALLOWED) when the
+    /// guard refuses its host, without connecting. A lookup that fails or
+    /// takes longer than the timeout decides nothing: connections are checked
+    /// again.
+    pub async fn check_destination(&self, url: &url::Url, service: &str) -> Result<(), Failure> {
+        let Some(guard) = &self.guard else { return Ok(()) };
+        match tokio::time::timeout(self.timeout, guard.check(url)).await {
+            Ok(checked) => checked.map_err(|f| f.failure(service)),
+            Err(_) => Ok(()),
+        }
     }
 
     /// Through `proxy` (a URL), or the environment's proxy settings when `None`.
@@ -219,7 +272,7 @@ impl HttpClient {
             builder = builder.proxy(reqwest::Proxy::all(proxy).expect("a valid proxy URL"));
         }
         let inner = builder.build().expect("the HTTP client configuration is static and valid");
-        HttpClient { inner: Inner::Proxied(inner), timeout }
+        HttpClient { inner: Inner::Proxied(inner), guard: None, timeout }
     }
 
     /// Start a request to `url`.
@@ -250,24 +303,41 @@ impl HttpClient {
             return Err(unusable());
         }
         let max_body = request.max_body;
+        // A guarded client checks the destinations its guard does not trust.
+        let untrusted = self.guard.as_ref().filter(|g| !g.trusts(&request.target));
+        let refused = |f: destination::Forbidden| Verdict::Dead(f.failure(service));
         let mut headers = request.headers;
         headers.entry(header::USER_AGENT).or_insert(HeaderValue::from_static(USER_AGENT));
         headers.entry(header::ACCEPT).or_insert(HeaderValue::from_static("*/*"));
         let head = async {
             match &self.inner {
-                Inner::Direct(client) => {
+                Inner::Direct { open, guarded } => {
+                    // The connector resolves names through the guard; IP literals it connects to as they are.
+                    let host = uri.host().unwrap_or_default();
+                    let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>();
+                    if let (Some(_), Ok(ip)) = (untrusted, literal) {
+                        destination::check_literal(host, ip).map_err(refused)?;
+                    }
                     let mut outgoing = hyper::Request::new(Full::new(request.body));
                     *outgoing.method_mut() = request.method;
                     *outgoing.uri_mut() = uri;
                     *outgoing.headers_mut() = headers;
-                    let response = client.request(outgoing).await.map_err(|e| {
-                        transport_verdict(reason::SERVICE_UNAVAILABLE, connect_or_not(e.is_connect()), service)
+                    let sent = match (untrusted, guarded) {
+                        (Some(_), Some(guarded)) => guarded.request(outgoing).await,
+                        _ => open.request(outgoing).await,
+                    };
+                    let response = sent.map_err(|e| match destination::forbidden_in(&e) {
+                        Some(f) => refused(f.clone()),
+                        None => transport_verdict(reason::SERVICE_UNAVAILABLE, connect_or_not(e.is_connect()), service),
                     })?;
                     let (parts, body) = response.into_parts();
                     Ok((parts.status, parts.headers, IncomingBody::Direct(body)))
                 }
                 Inner::Proxied(client) => {
                     let url = reqwest::Url::parse(&request.target).map_err(|_| unusable())?;
+                    if let Some(guard) = untrusted {
+                        guard.check(&url).await.map_err(refused)?;
+                    }
                     let mut outgoing = reqwest::Request::new(request.method, url);
                     *outgoing.headers_mut() = headers;
                     *outgoing.body_mut() = Some(request.body.into());
@@ -546,5 +616,86 @@ mod tests {
         };
         assert_eq!(failure.reason, reason::SERVICE_UNAVAILABLE);
         assert!(!failure.message.contains("secret"), "{}", failure.message);
+    }
+
+    /// A client guarded with `resolver`, trusting `allow` (and the default API bases).
+    fn guarded(resolver: super::destination::StaticResolver, allow: &[String]) -> HttpClient {
+        let endpoints = super::super::ServiceEndpoints {
+            slack_api: url::Url::parse("https://slack.com/api").unwrap(),
+            chatwork_api: url::Url::parse("https://api.chatwork.com/v2").unwrap(),
+            policy: super::super::endpoint::EndpointPolicy::new(allow).unwrap(),
+        };
+        let guard = super::super::destination::DestinationGuard::new(&endpoints, Resolver::new(resolver));
+        HttpClient::direct_guarded(Duration::from_secs(2), guard)
+    }
+
+    /// Names that resolve to internal addresses are refused at connect time,
+    /// with a dead verdict naming the host and never the path; an IP literal
+    /// too; an allowed prefix reaches the same listener through the same
+    /// resolver.
+    #[tokio::test]
+    async fn a_guarded_client_refuses_internal_destinations_unless_allowed() {
+        use super::super::destination::StaticResolver;
+        let url = answering(head("204 No Content", 0), false).await;
+        let port = url::Url::parse(&url).unwrap().port().unwrap();
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let resolver = StaticResolver::default()
+            .with("loop.example", &[ip("127.0.0.1")])
+            .with("ten.example", &[ip("10.0.0.1"), ip("127.0.0.1")])
+            .with("metadata.example", &[ip("169.254.169.254")])
+            .with("mapped.example", &[ip("::ffff:10.0.0.1")])
+            .with("cgnat.example", &[ip("100.64.0.7")])
+            .with("allowed.example", &[ip("127.0.0.1")]);
+        let client = guarded(resolver, &[format!("http://allowed.example:{port}/hook/")]);
+        for host in [
+            "loop.example",
+            "ten.example",
+            "metadata.example",
+            "mapped.example",
+            "cgnat.example",
+            "127.0.0.1",
+            "[::ffff:127.0.0.1]",
+        ] {
+            let target = format!("http://{host}:{port}/hook/secret?token=t0ken");
+            let Err(Verdict::Dead(failure)) = post(&client, &target, None).await else {
+                panic!("{host}: expected a refusal")
+            };
+            assert_eq!(failure.reason, super::super::endpoint::ENDPOINT_NOT_ALLOWED, "{host}");
+            assert!(failure.message.starts_with("webhook: ") && failure.message.contains(host), "{}", failure.message);
+            assert!(!failure.message.contains("secret") && !failure.message.contains("t0ken"), "{}", failure.message);
+        }
+        // Outside the prefix, the allowed name is checked like any other.
+        let outside = format!("http://allowed.example:{port}/other");
+        assert!(matches!(post(&client, &outside, None).await, Err(Verdict::Dead(_))));
+        let response = post(&client, &format!("http://allowed.example:{port}/hook/secret"), None).await.unwrap();
+        assert_eq!(response.status, StatusCode::NO_CONTENT);
+    }
+
+    /// An unguarded client connects anywhere (tests and tools).
+    #[tokio::test]
+    async fn an_unguarded_client_checks_nothing() {
+        let url = answering(head("204 No Content", 0), false).await;
+        assert_eq!(post(&client(), &url, None).await.unwrap().status, StatusCode::NO_CONTENT);
+        assert!(client().check_destination(&url::Url::parse(&url).unwrap(), "webhook").await.is_ok());
+    }
+
+    /// Behind a proxy the host is checked before the request is handed over:
+    /// a refused one never reaches the proxy.
+    #[tokio::test]
+    async fn a_guarded_proxied_client_checks_the_host_first() {
+        use super::super::destination::StaticResolver;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = format!("http://{}", listener.local_addr().unwrap());
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let plain = guarded(StaticResolver::default().with("loop.example", &[ip("127.0.0.1")]), &[]);
+        let client = HttpClient { guard: plain.guard, ..HttpClient::proxied(Duration::from_secs(2), Some(&proxy)) };
+        for target in ["http://loop.example/hook/secret", "http://10.1.1.1/hook/secret", "https://api.default.svc/x"] {
+            let Err(Verdict::Dead(failure)) = post(&client, target, None).await else {
+                panic!("{target}: expected a refusal")
+            };
+            assert_eq!(failure.reason, super::super::endpoint::ENDPOINT_NOT_ALLOWED);
+            assert!(!failure.message.contains("secret"), "{}", failure.message);
+        }
+        drop(listener);
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod chatwork;
 pub mod classify;
+pub mod destination;
 pub mod endpoint;
 pub mod http;
 pub mod mentions;
@@ -111,6 +112,24 @@ fn required_value(data: &BTreeMap<String, Vec<u8>>, key: &str, secret_name: &str
     })
 }
 
+/// The Secret's value under `key`, which is sent in an HTTP header: visible
+/// ASCII only (a control character, a space or a non-ASCII character could
+/// not be sent, and no service's token has one).
+fn header_token(data: &BTreeMap<String, Vec<u8>>, key: &str, secret_name: &str) -> Result<Credential, Failure> {
+    let token = required_value(data, key, secret_name)?;
+    if token.expose().bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(token)
+    } else {
+        Err(Failure::new(
+            reason::INVALID_TOKEN,
+            format!(
+                "key {key:?} of Secret {secret_name:?} holds characters that cannot be sent in an HTTP header \
+                 (control characters, spaces or non-ASCII text)"
+            ),
+        ))
+    }
+}
+
 /// Build the notifier for an integration from its spec and its Secret's data.
 /// Pure: every error names the field or key at fault, never a credential.
 pub fn build(
@@ -126,7 +145,7 @@ pub fn build(
             match slack.channel.filter(|c| !c.trim().is_empty()) {
                 Some(channel) => {
                     let key = key_override.unwrap_or(KEY_TOKEN);
-                    let token = required_value(data, key, secret_name)?;
+                    let token = header_token(data, key, secret_name)?;
                     if !token.expose().starts_with("xoxb-") {
                         return Err(Failure::new(
                             reason::INVALID_TOKEN,
@@ -165,7 +184,7 @@ pub fn build(
                     )
                 })?;
             let key = key_override.unwrap_or(KEY_TOKEN);
-            let token = required_value(data, key, secret_name)?;
+            let token = header_token(data, key, secret_name)?;
             Ok(Box::new(chatwork::Chatwork::new(endpoints.chatwork_api.clone(), token, room_id)))
         }
         Service::Msteams => {
@@ -266,5 +285,36 @@ mod tests {
         d.insert("webhookUrl".to_string(), vec![0xff, 0xfe]);
         let e = err(build(&spec(Service::Webhook), "s", &d, &endpoints()));
         assert_eq!(e.reason, reason::INVALID_SECRET);
+    }
+
+    /// A token or URL that could not go into an HTTP request is invalid at
+    /// once (no call is made), naming the key and never the value.
+    #[test]
+    fn header_invalid_credentials_are_invalid_naming_the_key() {
+        let mut chatwork = spec(Service::Chatwork);
+        chatwork.chatwork = Some(ChatworkSpec { room_id: "123".into() });
+        let mut bot = spec(Service::Slack);
+        bot.slack = Some(SlackSpec { channel: Some("C1".into()), ..Default::default() });
+        for bad in ["zq1\nzq2", "zq1\u{7f}zq2", "zq1\u{1}zq2", "zq1 zq2", "zq1\tzq2", "zq\u{f8}1", "zq1\r\nX-Evil: 1"] {
+            for (s, value) in [(&chatwork, bad.to_string()), (&bot, format!("xoxb-{bad}"))] {
+                let e = err(build(s, "creds", &data(&[("token", &value)]), &endpoints()));
+                assert_eq!(e.reason, reason::INVALID_TOKEN, "{bad:?}");
+                assert!(e.message.contains("\"token\"") && e.message.contains("\"creds\""), "{}", e.message);
+                assert!(!e.message.contains("zq"), "{}", e.message);
+            }
+        }
+        // Surrounding whitespace is trimmed, as before.
+        assert!(build(&chatwork, "creds", &data(&[("token", " abc123\n")]), &endpoints()).is_ok());
+        for (service, url) in [
+            (Service::Webhook, "https://example.com/hook/zq\nzq"),
+            (Service::Webhook, "https://example.com/hook/zq\u{7f}zq"),
+            (Service::Webhook, "https://exam\tple.com/hook/zq"),
+            (Service::Slack, "https://hooks.slack.com/services/T1/B2/zq\rzq"),
+            (Service::Msteams, "https://x.logic.azure.com/workflows/a/triggers/manual/paths/invoke?sig=zq\u{0}zq"),
+        ] {
+            let e = err(build(&spec(service), "hooks", &data(&[("webhookUrl", url)]), &endpoints()));
+            assert_eq!(e.reason, endpoint::INVALID_URL, "{url:?}");
+            assert!(e.message.contains("\"webhookUrl\"") && !e.message.contains("zq"), "{}", e.message);
+        }
     }
 }

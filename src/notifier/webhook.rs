@@ -91,9 +91,18 @@ impl Notifier for GenericWebhook {
     }
 
     /// No probe (an endpoint would take it as an event): the URL was checked
-    /// against the endpoint policy when the notifier was built.
-    fn validate<'a>(&'a self, _http: &'a HttpClient) -> BoxFuture<'a, Verdict> {
-        async { Verdict::Success }.boxed()
+    /// against the endpoint policy when the notifier was built, and its host
+    /// is checked against the client's destination guard here (a lookup, no
+    /// connection).
+    fn validate<'a>(&'a self, http: &'a HttpClient) -> BoxFuture<'a, Verdict> {
+        async move {
+            let verdict = match http.check_destination(self.url.expose(), SERVICE).await {
+                Ok(()) => Verdict::Success,
+                Err(refused) => Verdict::Dead(refused),
+            };
+            scrub_verdict(verdict, &self.url.forms())
+        }
+        .boxed()
     }
 
     fn deliver<'a>(&'a self, http: &'a HttpClient, message: &'a Message) -> BoxFuture<'a, Verdict> {

@@ -251,3 +251,29 @@ on_both_stores! { async fn a_transient_failure_never_invalidates_valid_credentia
     assert_eq!(condition(&ni, "CredentialsValid").unwrap().0, "True");
     assert_eq!(ni.metadata.resource_version, version, "no status write");
 }}
+
+on_both_stores! { async fn header_invalid_tokens_are_invalid_without_a_call(w) {
+    // A line break, DEL, a control character: none can go into an HTTP header.
+    let cases = [("newline", "cw-tok\nen-0001"), ("del", "cw-tok\u{7f}en-0002"), ("control", "cw-tok\u{1}en-0003")];
+    for (name, token) in cases {
+        w.put_secret(name, &[("token", token)]).await;
+        w.create_integration(
+            name,
+            json!({"service": "chatwork", "secretRef": {"name": name}, "chatwork": {"roomId": "10"}}),
+        )
+        .await;
+    }
+    w.put_secret("bot", &[("token", "xoxb-1-\u{7f}abc")]).await;
+    w.create_integration("bot", json!({"service": "slack", "secretRef": {"name": "bot"}, "slack": {"channel": "C1"}}))
+        .await;
+    let mut secrets: Vec<&str> = cases.iter().map(|(_, t)| *t).collect();
+    secrets.push("xoxb-1-\u{7f}abc");
+    for name in ["newline", "del", "control", "bot"] {
+        let ni = w.wait_condition(name, "CredentialsValid", "False", Some("InvalidToken")).await;
+        let message = condition(&ni, "CredentialsValid").unwrap().2;
+        assert!(message.contains("\"token\"") && message.contains(&format!("{name:?}")), "{message}");
+        assert_no_secret(&serde_json::to_string(&ni.status).unwrap(), &secrets, "status");
+        assert!(!message.contains("cw-tok") && !message.contains("abc"), "{message}");
+    }
+    assert!(w.chatwork.requests().is_empty() && w.slack.requests().is_empty(), "no call was made");
+}}

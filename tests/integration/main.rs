@@ -51,6 +51,7 @@ mod crd_validation;
 mod credentials;
 mod delivery;
 mod delivery_core;
+mod destinations;
 mod ingest;
 mod integration_status;
 mod leader;

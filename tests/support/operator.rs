@@ -293,6 +293,7 @@ impl World {
                 policy: EndpointPolicy::new(&prefixes).unwrap(),
             },
             http_timeout: Duration::from_secs(2),
+            resolver: Default::default(),
             settings: test_settings(),
             instance: Some("kube-notify-test".into()),
         };
