@@ -4,6 +4,8 @@
 
 pub mod chatwork;
 pub mod markup;
+#[cfg(test)]
+mod markup_proptests;
 pub mod slack;
 pub mod teams;
 pub mod webhook;
