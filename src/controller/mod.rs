@@ -220,8 +220,8 @@ impl Context {
                 kube::runtime::events::EventType::Normal
             },
             reason: reason.to_string(),
-            // The Events API refuses notes over 1 KB.
-            note: Some(crate::notifier::render::truncate_chars(&note, 500)),
+            // The Events API refuses notes over 1 KB (1,024 bytes of UTF-8).
+            note: Some(crate::notifier::render::truncate_bytes(&note, 1024)),
             action: action.to_string(),
             secondary: related,
         };
