@@ -14,6 +14,8 @@ pub mod metrics;
 pub mod notifier;
 pub mod operator;
 pub mod printer;
+#[cfg(test)]
+mod property_tests;
 pub mod redact;
 pub mod server;
 pub mod standalone;

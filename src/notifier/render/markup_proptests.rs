@@ -208,12 +208,8 @@ fn url_is_clean(rendered: &str, original: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn config() -> ProptestConfig {
-    ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() }
-}
-
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(crate::property_tests::config())]
 
     #[test]
     fn chatwork_tags_only_where_asked(message in message()) {
@@ -244,6 +240,7 @@ proptest! {
     #[test]
     fn slack_mentions_and_links_only_where_asked(message in message()) {
         let payload = slack::render(&message);
+        prop_assert!(payload["blocks"].as_array().unwrap().len() <= slack::MAX_BLOCKS);
         let mut mrkdwn: Vec<&str> = vec![payload["text"].as_str().unwrap()];
         for block in payload["blocks"].as_array().unwrap() {
             match block["type"].as_str().unwrap() {
@@ -269,6 +266,8 @@ proptest! {
     #[test]
     fn teams_mentions_only_where_asked(message in message()) {
         let payload = teams::render(&message);
+        // The generated fields and links are small: the text's cut makes it fit.
+        prop_assert!(serde_json::to_vec(&payload).unwrap().len() <= teams::MAX_BODY_BYTES);
         let card = &payload["attachments"][0]["content"];
         let resolved: Vec<&Mentioned> = message.mentions.iter().filter(|m| m.id.is_some()).collect();
         let entities = card["msteams"]["entities"].as_array().cloned().unwrap_or_default();

@@ -123,7 +123,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, failure_persistence: None, ..Default::default() })]
+        #![proptest_config(crate::property_tests::config())]
 
         /// Both cuts stay within their limit, keep a prefix of the text, and mark the cut.
         #[test]

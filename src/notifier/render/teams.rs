@@ -70,24 +70,25 @@ fn envelope(message: &Message, text: &str) -> Value {
     })
 }
 
-/// The request body; the message text is cut (with a marker) to stay under the size limit.
+/// The request body; the message text is cut (with a marker) to stay under
+/// the size limit: the longest cut that fits, measured as serialized.
 pub fn render(message: &Message) -> Value {
+    let fits = |card: &Value| serde_json::to_vec(card).is_ok_and(|b| b.len() <= MAX_BODY_BYTES);
     let full = envelope(message, &message.text);
-    let size = serde_json::to_vec(&full).map(|b| b.len()).unwrap_or(usize::MAX);
-    if size <= MAX_BODY_BYTES {
+    if fits(&full) {
         return full;
     }
-    // Cut the text by the excess (in bytes, conservatively as characters), then
-    // tighten until it fits.
-    let mut max_chars = message.text.chars().count().saturating_sub(size - MAX_BODY_BYTES);
-    loop {
-        let candidate = envelope(message, &truncate_chars(&message.text, max_chars));
-        let len = serde_json::to_vec(&candidate).map(|b| b.len()).unwrap_or(usize::MAX);
-        if len <= MAX_BODY_BYTES || max_chars == 0 {
-            return candidate;
+    // Binary search over the kept characters: `fit` fits (or is 0), `too_long` does not.
+    let (mut fit, mut too_long) = (0, message.text.chars().count());
+    while too_long - fit > 1 {
+        let mid = fit + (too_long - fit) / 2;
+        if fits(&envelope(message, &truncate_chars(&message.text, mid))) {
+            fit = mid;
+        } else {
+            too_long = mid;
         }
-        max_chars = max_chars.saturating_sub((len - MAX_BODY_BYTES).max(64));
     }
+    envelope(message, &truncate_chars(&message.text, fit))
 }
 
 #[cfg(test)]
@@ -132,5 +133,7 @@ mod tests {
         assert!(serde_json::to_vec(&v).unwrap().len() <= MAX_BODY_BYTES);
         let text = v["attachments"][0]["content"]["body"].as_array().unwrap().last().unwrap()["text"].as_str().unwrap();
         assert!(text.ends_with(TRUNCATED));
+        // The most that fits is kept (é is two bytes): not far from the limit.
+        assert!(text.chars().count() > (MAX_BODY_BYTES - 1024) / 2, "{}", text.chars().count());
     }
 }
