@@ -16,6 +16,8 @@ pub mod notifier;
 pub mod operator;
 pub mod printer;
 pub mod record;
+#[cfg(test)]
+mod property_tests;
 pub mod redact;
 pub mod server;
 pub mod standalone;

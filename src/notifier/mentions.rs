@@ -494,20 +494,23 @@ pub fn contact_field(service: Service) -> Option<&'static str> {
 
 // ------------------------------------------------------------ rendering
 
-/// Slack: `<@U…>` for a resolved mention, the escaped name or email otherwise.
+/// Slack: `<@U…>` for a resolved mention (an id of Slack's shape only), the
+/// escaped name or email otherwise.
 pub fn slack(m: &Mentioned) -> String {
     match &m.id {
-        Some(id) => format!("<@{id}>"),
-        None => escape(m.label()),
+        Some(id) if is_slack_user_id(id) => format!("<@{id}>"),
+        _ => escape(m.label()),
     }
 }
 
-/// Chatwork: `[To:<account id>] Name` for a resolved mention, the name or
-/// email (tags neutralized) otherwise.
+/// Chatwork: `[To:<account id>] Name` for a resolved mention (a numeric
+/// account id only), the name or email (tags neutralized) otherwise.
 pub fn chatwork(m: &Mentioned) -> String {
     match &m.id {
-        Some(id) => format!("[To:{id}] {}", neutralize(m.label())),
-        None => neutralize(m.label()),
+        Some(id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("[To:{id}] {}", neutralize(m.label()))
+        }
+        _ => neutralize(m.label()),
     }
 }
 
@@ -647,6 +650,11 @@ mod tests {
         assert_eq!(teams(&sneaky), "‹!channel› [toall] ‹b›");
         let resolved = Mentioned { id: Some("U1".into()), ..sneaky.clone() };
         assert_eq!(slack(&resolved), "<@U1>");
+        // An id not of the service's shape (a contact not validated by the CRD) is no mention.
+        let bad_id = Mentioned { id: Some("U1> <!channel".into()), ..sneaky.clone() };
+        assert_eq!(slack(&bad_id), slack(&sneaky));
+        let bad_id = Mentioned { id: Some("1][toall".into()), ..sneaky.clone() };
+        assert_eq!(chatwork(&bad_id), chatwork(&sneaky));
         let resolved = Mentioned { id: Some("7".into()), ..sneaky };
         assert!(chatwork(&resolved).starts_with("[To:7] ") && !chatwork(&resolved).contains("[toall]"));
         let entities = teams_entities(std::slice::from_ref(&resolved));

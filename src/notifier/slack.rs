@@ -18,9 +18,12 @@ const SERVICE: &str = "Slack";
 
 /// The reason and verdict kind of a Slack error code (webhook body or Web API `error`).
 fn classify_slack_error_code(code: &str) -> Verdict {
-    let dead = |r: &'static str, what: &str| Verdict::Dead(Failure::new(r, format!("Slack answered {code:?}: {what}")));
+    // The code as shown: whatever the answer held, a short one.
+    let shown = snippet(code);
+    let dead =
+        |r: &'static str, what: &str| Verdict::Dead(Failure::new(r, format!("Slack answered {shown:?}: {what}")));
     let rejected =
-        || Verdict::Rejected(Failure::new(reason::MESSAGE_REJECTED, format!("Slack rejected the message: {code:?}")));
+        || Verdict::Rejected(Failure::new(reason::MESSAGE_REJECTED, format!("Slack rejected the message: {shown:?}")));
     match code {
         "invalid_token" | "invalid_auth" | "not_authed" | "account_inactive" | "token_revoked" | "token_expired"
         | "no_team" | "team_disabled" => dead(reason::UNAUTHORIZED, "the credentials are no longer valid"),
@@ -35,7 +38,7 @@ fn classify_slack_error_code(code: &str) -> Verdict {
         | "not_in_channel" => dead(reason::DESTINATION_NOT_FOUND, "the webhook or channel is gone"),
         "ratelimited" | "rate_limited" => Verdict::transient(reason::RATE_LIMITED, "Slack is rate limiting", None),
         "internal_error" | "service_unavailable" | "fatal_error" | "request_timeout" | "rollup_error" => {
-            Verdict::transient(reason::SERVICE_UNAVAILABLE, format!("Slack answered {code:?}"), None)
+            Verdict::transient(reason::SERVICE_UNAVAILABLE, format!("Slack answered {shown:?}"), None)
         }
         _ => rejected(),
     }

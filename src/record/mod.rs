@@ -102,7 +102,7 @@ pub async fn publish(notices: &dyn Notices, object: &ObjectReference, notice: No
         },
         reason: notice.reason.to_string(),
         // The Events API refuses notes over 1 KB.
-        note: Some(crate::notifier::render::truncate_chars(&notice.note, 500)),
+        note: Some(crate::notifier::render::truncate_bytes(&notice.note, 1024)),
         action: notice.action.to_string(),
         secondary: notice.related,
     };

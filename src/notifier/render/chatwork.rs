@@ -1,5 +1,6 @@
 //! Chatwork notation: `[info][title]…[/title]…[/info]` with the fields and
-//! links, at most 65,535 characters. Mentions (`[To:<account id>] Name`, or
+//! links, at most 65,535 characters. No user string forms a tag: text is
+//! [`neutralize`]d, link URLs are [`link_url`]s (`[`/`]` percent-encoded). Mentions (`[To:<account id>] Name`, or
 //! the name) come first, one per line, as Chatwork users write them.
 
 use super::{Message, severity_emoji, truncate_chars};
@@ -7,6 +8,7 @@ use crate::notifier::mentions;
 
 pub const MAX_BODY_CHARS: usize = 65_535;
 
+use super::markup::link_url;
 pub use super::markup::neutralize_chatwork as neutralize;
 
 /// The message `body` (form field) for `POST /rooms/{id}/messages`.
@@ -25,7 +27,8 @@ pub fn render(message: &Message) -> String {
     }
     if !message.links.is_empty() {
         tail.push_str("\n[hr]");
-        let lines: Vec<String> = message.links.iter().map(|l| format!("{}: {}", neutralize(&l.text), l.url)).collect();
+        let lines: Vec<String> =
+            message.links.iter().map(|l| format!("{}: {}", neutralize(&l.text), link_url(&l.url))).collect();
         tail.push_str(&lines.join("\n"));
     }
     let to = mentions::line(&message.mentions, "\n", mentions::chatwork).map(|l| l + "\n").unwrap_or_default();
@@ -63,6 +66,10 @@ mod tests {
         let sneaky = Message { text: "[toall] hi [/info]".into(), ..m.clone() };
         let body = render(&sneaky);
         assert!(!body.contains("[toall]") && body.matches("[/info]").count() == 1, "{body}");
+        let link = EventLink { text: "x".into(), url: "https://a.example/[toall][/info]".into() };
+        let hostile_url = Message { links: vec![link], ..m.clone() };
+        let body = render(&hostile_url);
+        assert!(body.ends_with("x: https://a.example/%5Btoall%5D%5B/info%5D[/info]"), "{body}");
         let long = Message { text: "x".repeat(70_000), ..m };
         let body = render(&long);
         assert_eq!(body.chars().count(), MAX_BODY_CHARS);

@@ -13,3 +13,64 @@ pub fn escape_slack(text: &str) -> String {
 pub fn neutralize_chatwork(text: &str) -> String {
     text.replace('[', "[\u{200B}")
 }
+
+/// Teams: a zero-width space after each `<` keeps user text such as
+/// `<at>Name</at>` from becoming a mention (Teams matches an entity's
+/// `<at>…</at>` text in the card) while it reads the same.
+pub fn neutralize_teams(text: &str) -> String {
+    text.replace('<', "<\u{200B}")
+}
+
+/// A link URL that stays usable and can form no markup on any service: the
+/// URL as the WHATWG parser normalizes it (host in punycode, spaces and
+/// non-ASCII percent-encoded, tabs and newlines removed), then `[`, `]`, `|`,
+/// `<` and `>` percent-encoded after the host (an IPv6 host keeps its
+/// brackets; the parser refuses them in other hosts). A URL that does not parse is percent-encoded
+/// byte by byte outside the characters URLs are made of.
+pub fn link_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(parsed) => {
+            let after_host = &parsed[url::Position::AfterPort..];
+            let authority = &parsed[..url::Position::AfterPort];
+            format!("{authority}{}", encode_markup(after_host))
+        }
+        Err(_) => encode_markup(url),
+    }
+}
+
+/// Slack: a [`link_url`] with `&` written `&amp;`, as Slack reads URLs in `<url|text>`.
+pub fn slack_link_url(url: &str) -> String {
+    link_url(url).replace('&', "&amp;")
+}
+
+/// Percent-encode every byte outside printable ASCII, and the characters
+/// that are markup on some service (`[`, `]`, `|`, `<`, `>`).
+fn encode_markup(text: &str) -> String {
+    let encode = |b: u8| !b.is_ascii_graphic() || b"[]|<>".contains(&b);
+    use std::fmt::Write;
+    let mut out = String::with_capacity(text.len());
+    for &b in text.as_bytes() {
+        if encode(b) {
+            let _ = write!(out, "%{b:02X}");
+        } else {
+            out.push(char::from(b));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_urls_stay_usable_without_markup() {
+        assert_eq!(link_url("https://a.example/[toall][/info]"), "https://a.example/%5Btoall%5D%5B/info%5D");
+        assert_eq!(link_url("https://ci.example/run?id=1&x=2#top"), "https://ci.example/run?id=1&x=2#top");
+        assert_eq!(link_url("https://[::1]:8080/a|b"), "https://[::1]:8080/a%7Cb");
+        assert_eq!(link_url("https://例え.jp/パス"), "https://xn--r8jz45g.jp/%E3%83%91%E3%82%B9");
+        assert_eq!(link_url("https://a b/<x>"), "https://a%20b/%3Cx%3E", "not a URL: encoded as is");
+        assert_eq!(link_url("https://x/\n[toall]"), "https://x/%5Btoall%5D", "newlines are dropped");
+        assert_eq!(slack_link_url("https://x/?a=1&b=2"), "https://x/?a=1&amp;b=2");
+    }
+}

@@ -1,7 +1,9 @@
 //! Slack Block Kit: a header from the title, sections with the message, the
 //! fields, a context line with severity and links, and a plain `text`
 //! fallback. Mentions (`<@U…>`, or the name) lead both the blocks (a
-//! section under the header) and the `text`. User text is escaped; limits: 3,000 characters per section, 50
+//! section under the header) and the `text`. User text is escaped in every
+//! `mrkdwn` text and the fallback (the header is `plain_text`, which Slack
+//! does not parse); limits: 3,000 characters per section, 50
 //! blocks, 150 per header, 2,000 per field, 40,000 for `text`.
 
 use serde_json::{Value, json};
@@ -17,6 +19,7 @@ pub const MAX_FIELDS_PER_SECTION: usize = 10;
 pub const MAX_TEXT_CHARS: usize = 40_000;
 
 pub use super::markup::escape_slack as escape;
+use super::markup::slack_link_url;
 
 /// Split text into chunks of at most `max` characters, preferring line breaks.
 fn chunks(text: &str, max: usize) -> Vec<String> {
@@ -46,9 +49,49 @@ fn chunks(text: &str, max: usize) -> Vec<String> {
     out
 }
 
-/// A link in Slack's `<url|text>` form; `|` and `>` cannot appear inside.
+/// A link in Slack's `<url|text>` form: no `<`, `>` or `|` of the URL or the
+/// text can end it early or start another.
 fn link(url: &str, text: &str) -> String {
-    format!("<{}|{}>", url.replace('>', "%3E").replace('|', "%7C"), escape(text).replace('|', "¦"))
+    format!("<{}|{}>", slack_link_url(url), escape(text).replace('|', "¦"))
+}
+
+/// The mentions, as many as fit whole in a section (a mention cut in the
+/// middle would show its markup), [`TRUNCATED`] after them when some did not.
+fn mention_line(message: &Message) -> Option<String> {
+    let all = mentions::line(&message.mentions, " ", mentions::slack)?;
+    if all.chars().count() <= MAX_SECTION_CHARS {
+        return Some(all);
+    }
+    let room = MAX_SECTION_CHARS - TRUNCATED.chars().count();
+    let mut line = String::new();
+    for m in &message.mentions {
+        let next = if line.is_empty() { mentions::slack(m) } else { format!(" {}", mentions::slack(m)) };
+        if line.chars().count() + next.chars().count() > room {
+            break;
+        }
+        line.push_str(&next);
+    }
+    line.push_str(TRUNCATED);
+    Some(line)
+}
+
+/// The context line: severity, then the links that fit whole in a section
+/// (a link cut in the middle would not be a link), [`TRUNCATED`] after them
+/// when some did not.
+fn context(message: &Message) -> String {
+    let mut context = format!("{} *{}*", severity_emoji(message.severity), message.severity.as_str());
+    let room = MAX_SECTION_CHARS - TRUNCATED.chars().count();
+    let mut count = context.chars().count();
+    for l in &message.links {
+        let next = format!(" · {}", link(&l.url, &l.text));
+        count += next.chars().count();
+        if count > room {
+            context.push_str(TRUNCATED);
+            break;
+        }
+        context.push_str(&next);
+    }
+    context
 }
 
 /// The JSON body for a webhook or `chat.postMessage` (without `channel`).
@@ -61,8 +104,7 @@ pub fn render(message: &Message) -> Value {
             "text": {"type": "plain_text", "text": truncate_chars(&format!("{emoji} {title}"), MAX_HEADER_CHARS), "emoji": true}
         }));
     }
-    let mentioned =
-        mentions::line(&message.mentions, " ", mentions::slack).map(|line| truncate_chars(&line, MAX_SECTION_CHARS));
+    let mentioned = mention_line(message);
     if let Some(line) = &mentioned {
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": line}}));
     }
@@ -91,12 +133,7 @@ pub fn render(message: &Message) -> Value {
             .collect();
         blocks.push(json!({"type": "section", "fields": fields}));
     }
-    let mut context = format!("{emoji} *{}*", message.severity.as_str());
-    for l in &message.links {
-        context.push_str(" · ");
-        context.push_str(&link(&l.url, &l.text));
-    }
-    blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate_chars(&context, MAX_SECTION_CHARS)}]}));
+    blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": context(message)}]}));
 
     let mut fallback = match &message.title {
         Some(title) => format!("{emoji} {}: {}", escape(title), escaped),
@@ -111,7 +148,7 @@ pub fn render(message: &Message) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{EventField, Severity};
+    use crate::crd::{EventField, EventLink, Severity};
 
     fn msg(text: &str) -> Message {
         Message {
@@ -132,6 +169,18 @@ mod tests {
         let v = render(&msg("a < b && c > d"));
         assert_eq!(v["blocks"][1]["text"]["text"], "a &lt; b &amp;&amp; c &gt; d");
         assert!(v["text"].as_str().unwrap().contains("Deploy &lt;prod&gt; &amp; more"));
+    }
+
+    #[test]
+    fn links_cannot_break_out_of_their_brackets() {
+        let mut m = msg("x");
+        m.links = vec![EventLink { text: "a|b <!here>".into(), url: "https://x.example/<!channel>|y?a=1&b=2".into() }];
+        let v = render(&m);
+        let context = v["blocks"].as_array().unwrap().last().unwrap()["elements"][0]["text"].as_str().unwrap();
+        assert!(
+            context.ends_with(" · <https://x.example/%3C!channel%3E%7Cy?a=1&amp;b=2|a¦b &lt;!here&gt;>"),
+            "{context}"
+        );
     }
 
     #[test]

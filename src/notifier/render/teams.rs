@@ -1,9 +1,12 @@
 //! Teams Workflows: the message envelope with an Adaptive Card (1.4): the
 //! title, the mentions (`<at>Name</at>` with their `msteams.entities`), the
 //! message, a FactSet for the fields, OpenUrl actions for links, under 28 KB.
+//! User text is [`neutralize`]d (no `<at>` but the resolved mentions'); link
+//! URLs are [`link_url`]s.
 
 use serde_json::{Value, json};
 
+use super::markup::{link_url, neutralize_teams as neutralize};
 use super::{Message, severity_emoji, truncate_chars};
 use crate::crd::Severity;
 use crate::notifier::mentions;
@@ -23,7 +26,7 @@ fn color(severity: Severity) -> &'static str {
 fn envelope(message: &Message, text: &str) -> Value {
     let emoji = severity_emoji(message.severity);
     let heading = match &message.title {
-        Some(t) => format!("{emoji} {t}"),
+        Some(t) => format!("{emoji} {}", neutralize(t)),
         None => format!("{emoji} {}", message.severity.as_str()),
     };
     let mut body = vec![
@@ -32,9 +35,13 @@ fn envelope(message: &Message, text: &str) -> Value {
     if let Some(line) = mentions::line(&message.mentions, " ", mentions::teams) {
         body.push(json!({"type": "TextBlock", "text": line, "wrap": true}));
     }
-    body.push(json!({"type": "TextBlock", "text": text, "wrap": true}));
+    body.push(json!({"type": "TextBlock", "text": neutralize(text), "wrap": true}));
     if !message.fields.is_empty() {
-        let facts: Vec<Value> = message.fields.iter().map(|f| json!({"title": f.name, "value": f.value})).collect();
+        let facts: Vec<Value> = message
+            .fields
+            .iter()
+            .map(|f| json!({"title": neutralize(&f.name), "value": neutralize(&f.value)}))
+            .collect();
         body.push(json!({"type": "FactSet", "facts": facts}));
     }
     let mut msteams = json!({"width": "Full"});
@@ -50,8 +57,11 @@ fn envelope(message: &Message, text: &str) -> Value {
         "msteams": msteams,
     });
     if !message.links.is_empty() {
-        let actions: Vec<Value> =
-            message.links.iter().map(|l| json!({"type": "Action.OpenUrl", "title": l.text, "url": l.url})).collect();
+        let actions: Vec<Value> = message
+            .links
+            .iter()
+            .map(|l| json!({"type": "Action.OpenUrl", "title": neutralize(&l.text), "url": link_url(&l.url)}))
+            .collect();
         card["actions"] = Value::Array(actions);
     }
     json!({
@@ -60,30 +70,51 @@ fn envelope(message: &Message, text: &str) -> Value {
     })
 }
 
-/// The request body; the message text is cut (with a marker) to stay under the size limit.
+/// The request body; the message text is cut (with a marker) to stay under
+/// the size limit: the longest cut that fits, measured as serialized.
 pub fn render(message: &Message) -> Value {
+    let fits = |card: &Value| serde_json::to_vec(card).is_ok_and(|b| b.len() <= MAX_BODY_BYTES);
     let full = envelope(message, &message.text);
-    let size = serde_json::to_vec(&full).map(|b| b.len()).unwrap_or(usize::MAX);
-    if size <= MAX_BODY_BYTES {
+    if fits(&full) {
         return full;
     }
-    // Cut the text by the excess (in bytes, conservatively as characters), then
-    // tighten until it fits.
-    let mut max_chars = message.text.chars().count().saturating_sub(size - MAX_BODY_BYTES);
-    loop {
-        let candidate = envelope(message, &truncate_chars(&message.text, max_chars));
-        let len = serde_json::to_vec(&candidate).map(|b| b.len()).unwrap_or(usize::MAX);
-        if len <= MAX_BODY_BYTES || max_chars == 0 {
-            return candidate;
+    // Binary search over the kept characters: `fit` fits (or is 0), `too_long` does not.
+    let (mut fit, mut too_long) = (0, message.text.chars().count());
+    while too_long - fit > 1 {
+        let mid = fit + (too_long - fit) / 2;
+        if fits(&envelope(message, &truncate_chars(&message.text, mid))) {
+            fit = mid;
+        } else {
+            too_long = mid;
         }
-        max_chars = max_chars.saturating_sub((len - MAX_BODY_BYTES).max(64));
     }
+    envelope(message, &truncate_chars(&message.text, fit))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::notifier::render::TRUNCATED;
+
+    #[test]
+    fn user_text_makes_no_mention() {
+        let m = Message {
+            id: "1".into(),
+            title: Some("<at>Jane</at>".into()),
+            text: "hi <at>Jane</at>".into(),
+            severity: Severity::Info,
+            fields: vec![crate::crd::EventField { name: "<at>a</at>".into(), value: "<at>b</at>".into() }],
+            links: vec![crate::crd::EventLink { text: "<at>c</at>".into(), url: "https://x.example/<at>".into() }],
+            source: None,
+            created_at: jiff::Timestamp::UNIX_EPOCH,
+            mentions: vec![],
+        };
+        let v = render(&m);
+        let json = serde_json::to_string(&v).unwrap();
+        assert!(!json.contains("<at>") && !json.contains("</at>"), "{json}");
+        assert!(v["attachments"][0]["content"]["msteams"].get("entities").is_none());
+        assert_eq!(v["attachments"][0]["content"]["actions"][0]["url"], "https://x.example/%3Cat%3E");
+    }
 
     #[test]
     fn large_cards_are_cut_under_the_limit() {
@@ -102,5 +133,7 @@ mod tests {
         assert!(serde_json::to_vec(&v).unwrap().len() <= MAX_BODY_BYTES);
         let text = v["attachments"][0]["content"]["body"].as_array().unwrap().last().unwrap()["text"].as_str().unwrap();
         assert!(text.ends_with(TRUNCATED));
+        // The most that fits is kept (é is two bytes): not far from the limit.
+        assert!(text.chars().count() > (MAX_BODY_BYTES - 1024) / 2, "{}", text.chars().count());
     }
 }

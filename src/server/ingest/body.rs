@@ -608,4 +608,146 @@ mod tests {
         assert!(!is_dns_label(&"a".repeat(64)));
         assert!(is_dns_subdomain("team-slack.v2") && !is_dns_subdomain("a..b") && !is_dns_subdomain("a/b"));
     }
+
+    /// Random bodies: bytes, JSON of any shape, and objects built from the
+    /// fields the routes know with values of any type.
+    mod random_input {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::server::ingest::errors::code;
+
+        const KEYS: &[&str] = &[
+            "integration",
+            "integrationSelector",
+            "ttlSecondsAfterFinished",
+            "message",
+            "title",
+            "severity",
+            "fields",
+            "links",
+            "mentions",
+            "name",
+            "value",
+            "text",
+            "url",
+            "email",
+            "matchLabels",
+            "matchExpressions",
+            "key",
+            "operator",
+            "values",
+        ];
+        const STRINGS: &[&str] =
+            &["", " ", "info", "error", "In", "Exists", "https://x.example", "ftp://x", "a@b.co", "a@b", "team-a"];
+
+        fn key() -> impl Strategy<Value = String> {
+            prop_oneof![4 => prop::sample::select(KEYS).prop_map(str::to_string), 1 => "\\PC{0,6}"]
+        }
+
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f).map(Value::Number)),
+                prop::sample::select(STRINGS).prop_map(|s| Value::String(s.to_string())),
+                "\\PC{0,20}".prop_map(Value::String),
+                (1usize..70_000).prop_map(|n| Value::String("é".repeat(n))),
+            ];
+            leaf.prop_recursive(4, 64, 8, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                    prop::collection::btree_map(key(), inner, 0..8)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn object() -> impl Strategy<Value = Value> {
+            prop::collection::btree_map(key(), json(), 0..10).prop_map(|m| Value::Object(m.into_iter().collect()))
+        }
+
+        /// Every refusal is a 400 naming the field (or saying the body is no JSON object).
+        fn answered<T>(body: &[u8], parsed: Result<T, ApiError>) -> Result<Option<T>, TestCaseError> {
+            match parsed {
+                Ok(v) => Ok(Some(v)),
+                Err(e) => {
+                    prop_assert_eq!(e.status, StatusCode::BAD_REQUEST);
+                    match e.code {
+                        code::INVALID_JSON => prop_assert!(e.field.is_none()),
+                        code::INVALID_FIELD => {
+                            let field = e.field.clone().unwrap_or_default();
+                            let keys: Vec<String> = match serde_json::from_slice::<Value>(body) {
+                                Ok(Value::Object(o)) => o.keys().cloned().collect(),
+                                _ => vec![],
+                            };
+                            let named =
+                                keys.iter().chain(&["message".to_string(), "integration".to_string()]).any(|k| {
+                                    field
+                                        .strip_prefix(k.as_str())
+                                        .is_some_and(|r| r.is_empty() || r.starts_with(['.', '[']))
+                                });
+                            prop_assert!(named, "{:?} names no field of the body", field);
+                        }
+                        other => prop_assert!(false, "unexpected code {}", other),
+                    }
+                    prop_assert!(!e.message.is_empty());
+                    Ok(None)
+                }
+            }
+        }
+
+        /// An accepted message is within the CRD's limits.
+        fn within_limits(c: &Content) -> Result<(), TestCaseError> {
+            prop_assert!((1..=MAX_MESSAGE).contains(&c.message.chars().count()));
+            prop_assert!(c.title.as_ref().is_none_or(|t| t.chars().count() <= MAX_TITLE));
+            prop_assert!(
+                c.fields.len() <= MAX_FIELDS && c.links.len() <= MAX_LINKS && c.mentions.len() <= MAX_MENTIONS
+            );
+            prop_assert!(c.links.iter().all(|l| l.url.starts_with("http://") || l.url.starts_with("https://")));
+            prop_assert!(c.mentions.iter().all(|m| is_email(&m.email)));
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(crate::property_tests::config())]
+
+            #[test]
+            fn any_bytes_are_answered(body in prop::collection::vec(any::<u8>(), 0..200)) {
+                answered(&body, parse_event(&body))?;
+                answered(&body, parse_send(&body))?;
+            }
+
+            #[test]
+            fn any_json_is_answered(value in json()) {
+                let body = value.to_string().into_bytes();
+                answered(&body, parse_event(&body))?;
+                answered(&body, parse_send(&body))?;
+            }
+
+            #[test]
+            fn objects_of_known_fields_are_answered(value in object(), message in prop::option::of("\\PC{1,20}")) {
+                let mut value = value;
+                if let Some(m) = message {
+                    value["message"] = Value::String(m);
+                }
+                let body = value.to_string().into_bytes();
+                if let Some(r) = answered(&body, parse_event(&body))? {
+                    within_limits(&r.content)?;
+                }
+                if let Some(c) = answered(&body, parse_send(&body))? {
+                    within_limits(&c)?;
+                }
+            }
+        }
+
+        #[test]
+        fn deep_nesting_is_refused_not_a_stack_overflow() {
+            for body in ["[".repeat(100_000), format!("{{\"message\":{}", "{\"a\":".repeat(100_000))] {
+                let e = parse_event(body.as_bytes()).unwrap_err();
+                assert_eq!(e.code, code::INVALID_JSON);
+            }
+        }
+    }
 }
