@@ -40,7 +40,7 @@ impl Admission {
             format!("{}: spec.versions[{}].schema.openAPIV3Schema: Required value", crd.spec.names.kind, version.name)
         })?;
         let raw = serde_json::to_value(raw).map_err(|e| format!("{}: {e}", crd.spec.names.kind))?;
-        let schema = Schema::parse_root(&raw)
+        let schema = compile_schema(&raw)
             .map_err(|e| format!("{}: spec.versions[{}].schema.{e}", crd.spec.names.kind, version.name))?;
         Ok(Admission {
             api_version: format!("{}/{}", crd.spec.group, version.name),
@@ -81,9 +81,31 @@ impl Admission {
             .collect();
         self.schema.apply_defaults(object);
         causes.extend(object_meta::validate_object_meta(object.get("metadata").unwrap_or(&Value::Null), false));
-        causes.extend(self.schema.validate(object, old));
+        causes.extend(validate(&self.schema, object, old));
         if causes.is_empty() { Ok(()) } else { Err(causes) }
     }
+}
+
+/// Compiles a CRD version's `openAPIV3Schema` as the API server does when
+/// the CRD is written: the structural schema is parsed and checked, then its
+/// CEL rules are type-checked against it (defaults must pass them too).
+/// `Err` names the field at fault, from `openAPIV3Schema`.
+pub fn compile_schema(raw: &Value) -> Result<Schema, String> {
+    let schema = Schema::parse_root(raw)?;
+    cel_rules::check(&schema)?;
+    Ok(schema)
+}
+
+/// Validates an object with a schema from [`compile_schema`]: the OpenAPI
+/// value checks, then (when they all pass, as on a real server) the CEL
+/// rules; `old` is the stored object for transition rules (`oldSelf`).
+/// Every cause, with its field path.
+pub fn validate(schema: &Schema, object: &Value, old: Option<&Value>) -> Vec<Cause> {
+    let causes = schema.validate_values(object);
+    if !causes.is_empty() {
+        return causes;
+    }
+    cel_rules::validate(schema, object, old)
 }
 
 /// The reason of a cause for a field the schema does not know (the API
