@@ -217,4 +217,37 @@ mod tests {
         let e = Admission::new(&crd(json!({"properties": {"a": {"type": "string"}}}))).unwrap_err();
         assert!(e.contains("type: Required value"), "{e}");
     }
+
+    #[test]
+    fn defaults_must_pass_the_rules_and_old_self_needs_correlation() {
+        let size = |default: i64| {
+            json!({"type": "object", "properties": {"size": {"type": "integer", "default": default, "minimum": 0,
+                "x-kubernetes-validations": [{"rule": "self < 10", "message": "too big"}]}}})
+        };
+        Admission::new(&crd(size(3))).unwrap();
+        let e = Admission::new(&crd(size(-1))).unwrap_err();
+        assert!(e.contains("properties[size].default: Invalid value: -1: "), "{e}");
+        assert!(e.contains("greater than or equal to 0"), "{e}");
+        let e = Admission::new(&crd(size(12))).unwrap_err();
+        assert!(e.contains("properties[size].default: Invalid value: 12: Invalid value: \"integer\": too big"), "{e}");
+
+        let list = |list_type: &str| {
+            json!({"type": "object", "properties": {"items": {"type": "array", "x-kubernetes-list-type": list_type,
+                "x-kubernetes-list-map-keys": if list_type == "map" { json!(["k"]) } else { Value::Null },
+                "items": {"type": "object", "required": ["k"], "x-kubernetes-map-type": "atomic",
+                    "properties": {"k": {"type": "string"}, "v": {"type": "string"}},
+                    "x-kubernetes-validations": [{"rule": "self.v == oldSelf.v", "message": "v is immutable"}]}}}})
+        };
+        let a = Admission::new(&crd(list("map"))).unwrap();
+        let old = widget(json!({"items": [{"k": "a", "v": "1"}]}));
+        a.admit(&mut old.clone(), None).unwrap();
+        let causes = a.admit(&mut widget(json!({"items": [{"k": "a", "v": "2"}]})), Some(&old)).unwrap_err();
+        assert_eq!(
+            causes.iter().map(Cause::to_string).collect::<Vec<_>>(),
+            ["spec.items[0]: Invalid value: \"object\": v is immutable"]
+        );
+        let e = Admission::new(&crd(list("set"))).unwrap_err();
+        assert!(e.contains("properties[items].items.x-kubernetes-validations[0]: rule: Invalid value"), "{e}");
+        assert!(e.contains("uncorrelatable"), "{e}");
+    }
 }
