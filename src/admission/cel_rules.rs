@@ -1,5 +1,6 @@
-//! `x-kubernetes-validations`: CEL rules, compiled (and checked) when a CRD
-//! is installed and evaluated on every write.
+//! `x-kubernetes-validations`: the CEL rules of a parsed [`Schema`],
+//! type-checked against it when a CRD is installed ([`check`]) and evaluated
+//! on every write ([`validate`]). The schema code does not call this pass.
 //!
 //! Strictness: a rule is only accepted if every function it calls is in
 //! [`SUPPORTED_FUNCTIONS`] (functions that both Kubernetes and the `cel`
@@ -9,24 +10,13 @@
 //! server does when the CRD is created.
 
 use super::Cause;
-use super::schema::{Schema, type_name};
+use super::schema::{CelRule, Schema, child_path, type_name};
 use cel::common::ast::{EntryExpr, Expr, IdedExpr, operators};
 use cel::objects::{Key, Map as CelMap};
 use cel::{Context, Env, Value as CelValue};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
-
-#[derive(Debug, Clone)]
-pub(super) struct CelRule {
-    pub rule: String,
-    pub message: Option<String>,
-    pub message_expression: Option<String>,
-    pub reason: Option<String>,
-    pub field_path: Option<String>,
-    pub uses_old_self: bool,
-    pub optional_old_self: bool,
-}
 
 /// Non-operator functions accepted in rules.
 pub const SUPPORTED_FUNCTIONS: &[&str] = &[
@@ -123,7 +113,6 @@ struct Checker<'a> {
     node: &'a Schema,
     root: bool,
     correlatable: bool,
-    uses_old_self: bool,
 }
 
 impl<'a> Checker<'a> {
@@ -138,7 +127,6 @@ impl<'a> Checker<'a> {
                     if !self.correlatable {
                         return Err("oldSelf cannot be used on the uncorrelatable portion of the schema within x-kubernetes-validations".into());
                     }
-                    self.uses_old_self = true;
                     return Ok(Ty::Node(self.node, self.root));
                 }
                 if let Some((_, t)) = self.scope.iter().rev().find(|(n, _)| n == name) {
@@ -266,58 +254,122 @@ impl<'a> Checker<'a> {
     }
 }
 
-fn check_source(src: &str, node: &Schema, root: bool, correlatable: bool) -> Result<bool, String> {
+fn check_source(src: &str, node: &Schema, root: bool, correlatable: bool) -> Result<(), String> {
     let program = env().compile(src).map_err(|e| format!("compilation failed: {e}"))?;
-    let mut checker = Checker { scope: Vec::new(), node, root, correlatable, uses_old_self: false };
-    checker.check(program.expression())?;
-    Ok(checker.uses_old_self)
+    let mut checker = Checker { scope: Vec::new(), node, root, correlatable };
+    checker.check(program.expression()).map(|_| ())
 }
 
-/// Compiles and checks one `x-kubernetes-validations` entry for `node`.
-pub(super) fn compile_rule(raw: &Value, node: &Schema, root: bool, correlatable: bool) -> Result<CelRule, String> {
-    let rule = raw
-        .get("rule")
-        .and_then(Value::as_str)
-        .filter(|r| !r.trim().is_empty())
-        .ok_or("rule: Required value")?
-        .to_string();
-    let uses_old_self =
-        check_source(&rule, node, root, correlatable).map_err(|e| format!("rule: Invalid value: {rule:?}: {e}"))?;
-    let message = raw.get("message").and_then(Value::as_str).map(str::to_string);
-    if let Some(m) = &message
-        && (m.contains('\n') || m.trim().is_empty())
-    {
-        return Err(format!(
-            "message: Invalid value: {m:?}: message must be non-empty and must not contain line breaks"
-        ));
+/// Type-checks every rule of a parsed `openAPIV3Schema` against its node
+/// (`rule` and `messageExpression`), then checks that every default passes
+/// the rules below it. `Err` names the entry or default at fault.
+pub(super) fn check(root: &Schema) -> Result<(), String> {
+    check_node(root, "openAPIV3Schema", true, true)?;
+    check_defaults(root, "openAPIV3Schema", true)
+}
+
+/// The rules of `node` and below, children first (as they are parsed);
+/// `correlatable` says whether `oldSelf` can be correlated at `node`.
+fn check_node(node: &Schema, path: &str, root: bool, correlatable: bool) -> Result<(), String> {
+    for (k, p) in &node.properties {
+        check_node(p, &format!("{path}.properties[{k}]"), false, correlatable)?;
     }
-    let message_expression = raw.get("messageExpression").and_then(Value::as_str).map(str::to_string);
-    if let Some(me) = &message_expression {
+    if let Some(a) = &node.additional {
+        check_node(a, &format!("{path}.additionalProperties"), false, correlatable)?;
+    }
+    if let Some(i) = &node.items {
+        let correlatable = correlatable && node.list_type.as_deref() == Some("map");
+        check_node(i, &format!("{path}.items"), false, correlatable)?;
+    }
+    for (i, r) in node.rules.iter().enumerate() {
+        check_rule(r, node, root, correlatable).map_err(|e| format!("{path}.x-kubernetes-validations[{i}]: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Type-checks one rule's expressions for `node`.
+fn check_rule(rule: &CelRule, node: &Schema, root: bool, correlatable: bool) -> Result<(), String> {
+    let src = &rule.rule;
+    check_source(src, node, root, correlatable).map_err(|e| format!("rule: Invalid value: {src:?}: {e}"))?;
+    if let Some(me) = &rule.message_expression {
         check_source(me, node, root, correlatable)
             .map_err(|e| format!("messageExpression: Invalid value: {me:?}: {e}"))?;
     }
-    let reason = raw.get("reason").and_then(Value::as_str).map(str::to_string);
-    if let Some(r) = &reason
-        && !["FieldValueInvalid", "FieldValueForbidden", "FieldValueRequired", "FieldValueDuplicate"]
-            .contains(&r.as_str())
-    {
-        return Err(format!(
-            "reason: Unsupported value: {r:?}: supported values: \"FieldValueDuplicate\", \"FieldValueForbidden\", \"FieldValueInvalid\", \"FieldValueRequired\""
-        ));
-    }
-    let field_path = raw.get("fieldPath").and_then(Value::as_str).map(str::to_string);
-    if let Some(fp) = &field_path {
-        let segs: Vec<String> = fp.trim_start_matches('.').split('.').map(str::to_string).collect();
-        if !fp.starts_with('.') || segs.iter().any(String::is_empty) {
-            return Err(format!("fieldPath: Invalid value: {fp:?}: must be a valid path"));
+    Ok(())
+}
+
+/// Every default (the schema already checked its values) must pass the
+/// rules of its node and below.
+fn check_defaults(node: &Schema, path: &str, root: bool) -> Result<(), String> {
+    if let Some(d) = &node.default {
+        let mut defaulted = d.clone();
+        node.apply_defaults(&mut defaulted);
+        let causes = validate(node, &defaulted, None);
+        if !causes.is_empty() {
+            return Err(format!(
+                "{path}.default: Invalid value: {}: {}",
+                d,
+                causes.iter().map(|c| c.message.clone()).collect::<Vec<_>>().join(", ")
+            ));
         }
-        node.resolve(&segs).map_err(|e| format!("fieldPath: Invalid value: {fp:?}: {e}"))?;
     }
-    let optional_old_self = raw.get("optionalOldSelf").and_then(Value::as_bool).unwrap_or(false);
-    if optional_old_self {
-        return Err("optionalOldSelf: Forbidden: optional oldSelf is not supported by kube-notify's admission".into());
+    for (k, p) in &node.properties {
+        if root && k == "metadata" {
+            continue;
+        }
+        check_defaults(p, &format!("{path}.properties[{k}]"), false)?;
     }
-    Ok(CelRule { rule, message, message_expression, reason, field_path, uses_old_self, optional_old_self })
+    if let Some(a) = &node.additional {
+        check_defaults(a, &format!("{path}.additionalProperties"), false)?;
+    }
+    if let Some(i) = &node.items {
+        check_defaults(i, &format!("{path}.items"), false)?;
+    }
+    Ok(())
+}
+
+/// Evaluates the rules of `schema` over `object` (whose value checks passed);
+/// `old` is the stored object for transition rules (`oldSelf`). Every cause,
+/// with its field path.
+pub(super) fn validate(schema: &Schema, object: &Value, old: Option<&Value>) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    validate_node(schema, object, old, "", &mut causes);
+    causes
+}
+
+fn validate_node(node: &Schema, v: &Value, old: Option<&Value>, path: &str, causes: &mut Vec<Cause>) {
+    if v.is_null() {
+        return;
+    }
+    for rule in &node.rules {
+        if let Some(c) = evaluate(rule, node, v, old, path) {
+            causes.push(c);
+        }
+    }
+    match v {
+        Value::Object(map) => {
+            for (k, x) in map {
+                if let Some(ps) = node.property(k) {
+                    let o = old.and_then(|o| o.get(k));
+                    validate_node(ps, x, o, &child_path(path, k), causes);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(it) = &node.items {
+                for (i, x) in items.iter().enumerate() {
+                    let o = if node.list_type.as_deref() == Some("map") {
+                        let key = node.map_key(x);
+                        old.and_then(Value::as_array).and_then(|olds| olds.iter().find(|ox| node.map_key(ox) == key))
+                    } else {
+                        None
+                    };
+                    validate_node(it, x, o, &format!("{path}[{i}]"), causes);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Converts JSON to a CEL value, typed by the schema where known.
@@ -367,6 +419,17 @@ fn to_cel(v: &Value, s: Option<&Schema>, root: bool) -> CelValue {
 fn run(src: &str, node: &Schema, v: &Value, old: Option<&Value>, root: bool) -> Result<CelValue, String> {
     let env = env();
     let program = env.compile(src).map_err(|e| e.to_string())?;
+    run_program(&program, env, node, v, old, root)
+}
+
+fn run_program(
+    program: &cel::Program,
+    env: Arc<Env>,
+    node: &Schema,
+    v: &Value,
+    old: Option<&Value>,
+    root: bool,
+) -> Result<CelValue, String> {
     let mut ctx = Context::with_env(env);
     ctx.add_variable_from_value("self", to_cel(v, Some(node), root));
     if let Some(o) = old {
@@ -375,12 +438,23 @@ fn run(src: &str, node: &Schema, v: &Value, old: Option<&Value>, root: bool) -> 
     program.execute(&ctx).map_err(|e| e.to_string())
 }
 
-/// Evaluates one rule at `path`; `Some(cause)` when it fails.
-pub(super) fn evaluate(rule: &CelRule, node: &Schema, v: &Value, old: Option<&Value>, path: &str) -> Option<Cause> {
+/// Evaluates one rule at `path`; `Some(cause)` when it fails. A transition
+/// rule (one naming `oldSelf`) is skipped when there is no old value.
+fn evaluate(rule: &CelRule, node: &Schema, v: &Value, old: Option<&Value>, path: &str) -> Option<Cause> {
     let root = path.is_empty();
     let ty = type_name(v);
     let mut field = path.to_string();
-    match run(&rule.rule, node, v, old, root) {
+    let env = env();
+    let result = match env.compile(&rule.rule) {
+        Ok(program) => {
+            if old.is_none() && !rule.optional_old_self && program.references().has_variable("oldSelf") {
+                return None;
+            }
+            run_program(&program, env, node, v, old, root)
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    match result {
         Ok(CelValue::Bool(true)) => None,
         Ok(CelValue::Bool(false)) => {
             let mut msg = rule.message.clone().unwrap_or_else(|| format!("failed rule: {}", rule.rule.trim()));

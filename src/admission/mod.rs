@@ -40,7 +40,7 @@ impl Admission {
             format!("{}: spec.versions[{}].schema.openAPIV3Schema: Required value", crd.spec.names.kind, version.name)
         })?;
         let raw = serde_json::to_value(raw).map_err(|e| format!("{}: {e}", crd.spec.names.kind))?;
-        let schema = Schema::parse_root(&raw)
+        let schema = compile_schema(&raw)
             .map_err(|e| format!("{}: spec.versions[{}].schema.{e}", crd.spec.names.kind, version.name))?;
         Ok(Admission {
             api_version: format!("{}/{}", crd.spec.group, version.name),
@@ -81,9 +81,31 @@ impl Admission {
             .collect();
         self.schema.apply_defaults(object);
         causes.extend(object_meta::validate_object_meta(object.get("metadata").unwrap_or(&Value::Null), false));
-        causes.extend(self.schema.validate(object, old));
+        causes.extend(validate(&self.schema, object, old));
         if causes.is_empty() { Ok(()) } else { Err(causes) }
     }
+}
+
+/// Compiles a CRD version's `openAPIV3Schema` as the API server does when
+/// the CRD is written: the structural schema is parsed and checked, then its
+/// CEL rules are type-checked against it (defaults must pass them too).
+/// `Err` names the field at fault, from `openAPIV3Schema`.
+pub fn compile_schema(raw: &Value) -> Result<Schema, String> {
+    let schema = Schema::parse_root(raw)?;
+    cel_rules::check(&schema)?;
+    Ok(schema)
+}
+
+/// Validates an object with a schema from [`compile_schema`]: the OpenAPI
+/// value checks, then (when they all pass, as on a real server) the CEL
+/// rules; `old` is the stored object for transition rules (`oldSelf`).
+/// Every cause, with its field path.
+pub fn validate(schema: &Schema, object: &Value, old: Option<&Value>) -> Vec<Cause> {
+    let causes = schema.validate_values(object);
+    if !causes.is_empty() {
+        return causes;
+    }
+    cel_rules::validate(schema, object, old)
 }
 
 /// The reason of a cause for a field the schema does not know (the API
@@ -194,5 +216,38 @@ mod tests {
         assert!(e.contains("undefined field 'nope'"), "{e}");
         let e = Admission::new(&crd(json!({"properties": {"a": {"type": "string"}}}))).unwrap_err();
         assert!(e.contains("type: Required value"), "{e}");
+    }
+
+    #[test]
+    fn defaults_must_pass_the_rules_and_old_self_needs_correlation() {
+        let size = |default: i64| {
+            json!({"type": "object", "properties": {"size": {"type": "integer", "default": default, "minimum": 0,
+                "x-kubernetes-validations": [{"rule": "self < 10", "message": "too big"}]}}})
+        };
+        Admission::new(&crd(size(3))).unwrap();
+        let e = Admission::new(&crd(size(-1))).unwrap_err();
+        assert!(e.contains("properties[size].default: Invalid value: -1: "), "{e}");
+        assert!(e.contains("greater than or equal to 0"), "{e}");
+        let e = Admission::new(&crd(size(12))).unwrap_err();
+        assert!(e.contains("properties[size].default: Invalid value: 12: Invalid value: \"integer\": too big"), "{e}");
+
+        let list = |list_type: &str| {
+            json!({"type": "object", "properties": {"items": {"type": "array", "x-kubernetes-list-type": list_type,
+                "x-kubernetes-list-map-keys": if list_type == "map" { json!(["k"]) } else { Value::Null },
+                "items": {"type": "object", "required": ["k"], "x-kubernetes-map-type": "atomic",
+                    "properties": {"k": {"type": "string"}, "v": {"type": "string"}},
+                    "x-kubernetes-validations": [{"rule": "self.v == oldSelf.v", "message": "v is immutable"}]}}}})
+        };
+        let a = Admission::new(&crd(list("map"))).unwrap();
+        let old = widget(json!({"items": [{"k": "a", "v": "1"}]}));
+        a.admit(&mut old.clone(), None).unwrap();
+        let causes = a.admit(&mut widget(json!({"items": [{"k": "a", "v": "2"}]})), Some(&old)).unwrap_err();
+        assert_eq!(
+            causes.iter().map(Cause::to_string).collect::<Vec<_>>(),
+            ["spec.items[0]: Invalid value: \"object\": v is immutable"]
+        );
+        let e = Admission::new(&crd(list("set"))).unwrap_err();
+        assert!(e.contains("properties[items].items.x-kubernetes-validations[0]: rule: Invalid value"), "{e}");
+        assert!(e.contains("uncorrelatable"), "{e}");
     }
 }

@@ -2,13 +2,13 @@
 //! CRD is created, pruning, defaulting, and validation of objects.
 
 use super::Cause;
-use super::cel_rules::{self, CelRule};
 use regex::Regex;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
 /// One node of a structural schema (`openAPIV3Schema` of a CRD version),
-/// compiled: patterns and CEL rules are checked when it is parsed.
+/// parsed and structurally checked (patterns compiled). Its CEL rules are
+/// read here; type-checking and evaluating them is `cel_rules`' pass.
 #[derive(Debug, Default, Clone)]
 pub struct Schema {
     pub(super) ty: Option<String>,
@@ -46,12 +46,67 @@ pub struct Schema {
     pub(super) rules: Vec<CelRule>,
 }
 
+/// One `x-kubernetes-validations` entry of a schema node, as written (its
+/// fields checked; its expressions are type-checked by `cel_rules`).
+#[derive(Debug, Clone)]
+pub(super) struct CelRule {
+    pub rule: String,
+    pub message: Option<String>,
+    pub message_expression: Option<String>,
+    pub reason: Option<String>,
+    pub field_path: Option<String>,
+    pub optional_old_self: bool,
+}
+
+impl CelRule {
+    /// Reads one entry for `node`; `Err` names the field that is wrong.
+    fn parse(raw: &Value, node: &Schema) -> Result<CelRule, String> {
+        let rule = raw
+            .get("rule")
+            .and_then(Value::as_str)
+            .filter(|r| !r.trim().is_empty())
+            .ok_or("rule: Required value")?
+            .to_string();
+        let message = raw.get("message").and_then(Value::as_str).map(str::to_string);
+        if let Some(m) = &message
+            && (m.contains('\n') || m.trim().is_empty())
+        {
+            return Err(format!(
+                "message: Invalid value: {m:?}: message must be non-empty and must not contain line breaks"
+            ));
+        }
+        let message_expression = raw.get("messageExpression").and_then(Value::as_str).map(str::to_string);
+        let reason = raw.get("reason").and_then(Value::as_str).map(str::to_string);
+        if let Some(r) = &reason
+            && !["FieldValueInvalid", "FieldValueForbidden", "FieldValueRequired", "FieldValueDuplicate"]
+                .contains(&r.as_str())
+        {
+            return Err(format!(
+                "reason: Unsupported value: {r:?}: supported values: \"FieldValueDuplicate\", \"FieldValueForbidden\", \"FieldValueInvalid\", \"FieldValueRequired\""
+            ));
+        }
+        let field_path = raw.get("fieldPath").and_then(Value::as_str).map(str::to_string);
+        if let Some(fp) = &field_path {
+            let segs: Vec<String> = fp.trim_start_matches('.').split('.').map(str::to_string).collect();
+            if !fp.starts_with('.') || segs.iter().any(String::is_empty) {
+                return Err(format!("fieldPath: Invalid value: {fp:?}: must be a valid path"));
+            }
+            node.resolve(&segs).map_err(|e| format!("fieldPath: Invalid value: {fp:?}: {e}"))?;
+        }
+        let optional_old_self = raw.get("optionalOldSelf").and_then(Value::as_bool).unwrap_or(false);
+        if optional_old_self {
+            return Err(
+                "optionalOldSelf: Forbidden: optional oldSelf is not supported by kube-notify's admission".into()
+            );
+        }
+        Ok(CelRule { rule, message, message_expression, reason, field_path, optional_old_self })
+    }
+}
+
 #[derive(Clone, Copy)]
 struct ParseCtx {
     /// Inside allOf/anyOf/oneOf/not: only value validations are allowed.
     value_validation: bool,
-    /// Whether transition rules (oldSelf) can be correlated at this node.
-    correlatable: bool,
     root: bool,
 }
 
@@ -90,7 +145,8 @@ pub fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn child_path(path: &str, key: &str) -> String {
+/// The field path of `key` under `path` (`""` is the object itself).
+pub(super) fn child_path(path: &str, key: &str) -> String {
     if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
 }
 
@@ -104,15 +160,11 @@ impl Schema {
         dropped
     }
 
-    /// Validates an object: the OpenAPI value checks, then (when they all
-    /// pass, as on a real server) the CEL rules; `old` is the stored object
-    /// for transition rules (`oldSelf`). Every cause, with its field path.
-    pub fn validate(&self, object: &Value, old: Option<&Value>) -> Vec<Cause> {
+    /// The OpenAPI value checks of an object (not its CEL rules): every
+    /// cause, with its field path.
+    pub(super) fn validate_values(&self, object: &Value) -> Vec<Cause> {
         let mut causes = Vec::new();
         self.check_values(object, "", &mut causes);
-        if causes.is_empty() {
-            self.check_rules(object, old, "", &mut causes);
-        }
         causes
     }
 
@@ -147,10 +199,10 @@ impl Schema {
         self.map_type.as_deref()
     }
 
-    /// Parses and structurally checks `openAPIV3Schema`.
-    pub fn parse_root(v: &Value) -> Result<Schema, String> {
-        let s =
-            Schema::parse(v, "openAPIV3Schema", ParseCtx { value_validation: false, correlatable: true, root: true })?;
+    /// Parses and structurally checks `openAPIV3Schema` (defaults must pass
+    /// the value checks); its CEL rules are read, not type-checked.
+    pub(super) fn parse_root(v: &Value) -> Result<Schema, String> {
+        let s = Schema::parse(v, "openAPIV3Schema", ParseCtx { value_validation: false, root: true })?;
         if s.ty.as_deref() != Some("object") {
             return Err("openAPIV3Schema.type: Required value: must be object at the root".into());
         }
@@ -320,9 +372,7 @@ impl Schema {
                 return Err(format!("{path}.items: Forbidden: items must be a schema object and not an array"));
             }
             Some(it) => {
-                let item_ctx =
-                    ParseCtx { correlatable: ctx.correlatable && s.list_type.as_deref() == Some("map"), ..child_ctx };
-                s.items = Some(Box::new(Schema::parse(it, &format!("{path}.items"), item_ctx)?));
+                s.items = Some(Box::new(Schema::parse(it, &format!("{path}.items"), child_ctx)?));
             }
         }
         let vv_ctx = ParseCtx { value_validation: true, ..ctx };
@@ -421,13 +471,12 @@ impl Schema {
             ));
         }
 
-        // CEL rules are compiled against the finished node.
+        // CEL rules are read against the finished node.
         if let Some(rules) = v.get("x-kubernetes-validations") {
             let rules = rules.as_array().ok_or_else(|| format!("{path}.x-kubernetes-validations: must be a list"))?;
             for (i, r) in rules.iter().enumerate() {
-                let compiled = cel_rules::compile_rule(r, &s, ctx.root, ctx.correlatable)
-                    .map_err(|e| format!("{path}.x-kubernetes-validations[{i}]: {e}"))?;
-                s.rules.push(compiled);
+                let rule = CelRule::parse(r, &s).map_err(|e| format!("{path}.x-kubernetes-validations[{i}]: {e}"))?;
+                s.rules.push(rule);
             }
         }
         Ok(s)
@@ -468,7 +517,8 @@ impl Schema {
         Ok(())
     }
 
-    /// Defaults must survive pruning unchanged and validate.
+    /// Defaults must survive pruning unchanged and pass the value checks
+    /// (`cel_rules` checks them against the rules).
     fn check_defaults(&self, path: &str, root: bool) -> Result<(), String> {
         if let Some(d) = &self.default {
             if root {
@@ -489,7 +539,7 @@ impl Schema {
             }
             let mut defaulted = d.clone();
             self.apply_defaults(&mut defaulted);
-            let causes = self.validate(&defaulted, None);
+            let causes = self.validate_values(&defaulted);
             if !causes.is_empty() {
                 return Err(format!(
                     "{path}.default: Invalid value: {}: {}",
@@ -835,53 +885,13 @@ impl Schema {
         }
     }
 
-    fn map_key(&self, item: &Value) -> Value {
+    /// The key of a `x-kubernetes-list-type: map` item: its map keys' values.
+    pub(super) fn map_key(&self, item: &Value) -> Value {
         let mut o = Map::new();
         for k in &self.list_map_keys {
             o.insert(k.clone(), item.get(k).cloned().unwrap_or(Value::Null));
         }
         Value::Object(o)
-    }
-
-    /// Evaluates `x-kubernetes-validations` over the value tree.
-    fn check_rules(&self, v: &Value, old: Option<&Value>, path: &str, causes: &mut Vec<Cause>) {
-        if v.is_null() {
-            return;
-        }
-        for rule in &self.rules {
-            if rule.uses_old_self && old.is_none() && !rule.optional_old_self {
-                continue;
-            }
-            if let Some(c) = cel_rules::evaluate(rule, self, v, old, path) {
-                causes.push(c);
-            }
-        }
-        match v {
-            Value::Object(map) => {
-                for (k, x) in map {
-                    let child = self.properties.get(k).or(self.additional.as_deref());
-                    if let Some(ps) = child {
-                        let o = old.and_then(|o| o.get(k));
-                        ps.check_rules(x, o, &child_path(path, k), causes);
-                    }
-                }
-            }
-            Value::Array(items) => {
-                if let Some(it) = &self.items {
-                    for (i, x) in items.iter().enumerate() {
-                        let o = if self.list_type.as_deref() == Some("map") {
-                            let key = self.map_key(x);
-                            old.and_then(Value::as_array)
-                                .and_then(|olds| olds.iter().find(|ox| self.map_key(ox) == key))
-                        } else {
-                            None
-                        };
-                        it.check_rules(x, o, &format!("{path}[{i}]"), causes);
-                    }
-                }
-            }
-            _ => {}
-        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::meta::is_dns_label;
 use super::store::{Behavior, ResourceType};
-use kube_notify::admission::Schema;
+use kube_notify::admission::{self, Schema};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -140,7 +140,7 @@ pub(crate) fn parse_crd(crd: &Value) -> Result<Vec<Arc<ResourceType>>, String> {
         let schema_json = v.pointer("/schema/openAPIV3Schema").ok_or_else(|| {
             format!("spec.versions[{i}].schema.openAPIV3Schema: Required value: schemas are required")
         })?;
-        let schema = Schema::parse_root(schema_json).map_err(|e| format!("spec.versions[{i}].schema.{e}"))?;
+        let schema = admission::compile_schema(schema_json).map_err(|e| format!("spec.versions[{i}].schema.{e}"))?;
         if let Some(sub) = v.get("subresources").filter(|x| !x.is_null())
             && sub.get("scale").is_some_and(|x| !x.is_null())
         {

@@ -11,6 +11,7 @@ use super::selectors::{FieldSelector, LabelSelector};
 use super::ssa::{self, ManagerEntry};
 use super::store::{Behavior, ObjKey, ResourceType, Store, set_rv};
 use base64::Engine;
+use kube_notify::admission;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -293,7 +294,7 @@ fn admit(w: &WriteCtx, old: Option<&Value>, mut new: Value, sub: &str) -> ApiRes
         }
     }
     if let Some(schema) = &rt.schema {
-        causes.extend(schema.validate(&new, old));
+        causes.extend(admission::validate(schema, &new, old));
     }
     causes.extend(builtin::validate(rt.behavior, &new, old, &w.ns));
     let mut crd_change = None;
