@@ -251,3 +251,42 @@ on_both_stores! { async fn a_transient_failure_never_invalidates_valid_credentia
     assert_eq!(condition(&ni, "CredentialsValid").unwrap().0, "True");
     assert_eq!(ni.metadata.resource_version, version, "no status write");
 }}
+
+on_both_stores! { async fn checks_without_a_call_skip_the_validation_limiter(w, |c| c.settings.validation_rate = std::num::NonZeroU32::new(1).unwrap()) {
+    // At 1 check per second per service, 40 webhook and 20 Teams checks would
+    // take 40 s if they waited in the limiter; they make no call, so they don't.
+    let started = std::time::Instant::now();
+    let mut names = Vec::new();
+    for i in 0..40 {
+        let name = format!("hook-{i}");
+        let url = w.webhook.add_endpoint(&format!("/hooks/{i}"));
+        w.put_secret(&name, &[("webhookUrl", &url)]).await;
+        w.create_integration(&name, json!({"service": "webhook", "secretRef": {"name": name}})).await;
+        names.push(name);
+    }
+    for i in 0..20 {
+        let name = format!("flow-{i}");
+        let url = w.teams.add_workflow();
+        w.put_secret(&name, &[("webhookUrl", &url)]).await;
+        w.create_integration(&name, json!({"service": "msteams", "secretRef": {"name": name}})).await;
+        names.push(name);
+    }
+    for name in &names {
+        w.wait_condition(name, "Ready", "True", None).await;
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed < std::time::Duration::from_secs(10), "60 checks without a call took {elapsed:?}");
+
+    // Slack probes still take a permit each: the second waits about a second.
+    let started = std::time::Instant::now();
+    for i in 0..2 {
+        let name = format!("slack-{i}");
+        let url = w.slack.add_webhook("T1", &format!("B{i}"));
+        w.put_secret(&name, &[("webhookUrl", &url)]).await;
+        w.create_integration(&name, slack_spec(&name)).await;
+    }
+    w.wait_condition("slack-0", "Ready", "True", None).await;
+    w.wait_condition("slack-1", "Ready", "True", None).await;
+    let elapsed = started.elapsed();
+    assert!(elapsed >= std::time::Duration::from_millis(900), "two Slack probes within {elapsed:?} at 1/s");
+}}
