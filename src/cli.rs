@@ -154,6 +154,11 @@ pub struct EngineArgs {
     #[arg(long, env = "KUBE_NOTIFY_SEND_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub send_timeout: Duration,
 
+    /// The most integrations one event may target; an event whose
+    /// integrationSelector matches more fails as TooManyTargets.
+    #[arg(long, env = "KUBE_NOTIFY_MAX_TARGETS", default_value_t = crate::controller::DEFAULT_MAX_TARGETS)]
+    pub max_targets: usize,
+
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -283,6 +288,7 @@ mod tests {
         assert_eq!(args.max_body_bytes, 1024 * 1024);
         assert_eq!(args.ingest_rate.get(), 50);
         assert_eq!(args.send_timeout, Duration::from_secs(30));
+        assert_eq!(args.max_targets, 1000);
     }
 
     #[test]

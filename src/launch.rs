@@ -43,6 +43,7 @@ pub fn engine_config(
                 max_delay: args.retry_max_delay,
                 ..RetryPolicy::default()
             },
+            max_targets: args.max_targets,
             ..Settings::default()
         },
         instance,

@@ -23,7 +23,10 @@ use crate::metrics::Metrics;
 use crate::notifier::ServiceEndpoints;
 use crate::notifier::http::HttpClient;
 
-/// Timings of the controllers.
+/// The default of [`Settings::max_targets`] (`--max-targets`).
+pub const DEFAULT_MAX_TARGETS: usize = 1000;
+
+/// Timings and limits of the controllers.
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// How often valid credentials are checked again (spread by ±10%).
@@ -58,6 +61,10 @@ pub struct Settings {
     pub mentions: crate::notifier::mentions::MentionSettings,
     /// At most one `MentionUnresolved` Warning Event per integration and email this often.
     pub mention_warning_period: Duration,
+    /// The most integrations one event may target: an event whose selector
+    /// matches more fails as `TooManyTargets` (its status would outgrow an
+    /// object's size limit).
+    pub max_targets: usize,
 }
 
 impl Default for Settings {
@@ -77,6 +84,7 @@ impl Default for Settings {
             counter_flush: Duration::from_secs(5),
             mentions: Default::default(),
             mention_warning_period: Duration::from_secs(3600),
+            max_targets: DEFAULT_MAX_TARGETS,
         }
     }
 }
