@@ -117,6 +117,7 @@ impl Operator {
                     client.clone(),
                     ingest.review_cache_ttl,
                     ingest.review_cache_size,
+                    ingest.bad_token_budget,
                 ))),
                 Some(client),
                 leader,
