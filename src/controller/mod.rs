@@ -65,6 +65,8 @@ pub struct Settings {
     /// matches more fails as `TooManyTargets` (its status would outgrow an
     /// object's size limit).
     pub max_targets: usize,
+    /// How Secret changes are noticed (`--secret-access`).
+    pub secret_access: crate::store::SecretAccess,
 }
 
 impl Default for Settings {
@@ -85,6 +87,7 @@ impl Default for Settings {
             mentions: Default::default(),
             mention_warning_period: Duration::from_secs(3600),
             max_targets: DEFAULT_MAX_TARGETS,
+            secret_access: crate::store::SecretAccess::Watch,
         }
     }
 }
