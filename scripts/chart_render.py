@@ -57,6 +57,10 @@ CASES: dict[str, dict] = {
         "podDisruptionBudget": {"minAvailable": 1},
         "extraArgs": ["--validation-rate=2"],
     },
+    # Cluster mode without any list or watch of Secrets.
+    "getsecrets": {"secretAccess": "get", "secretRereadPeriod": "2m"},
+    # Only labelled Secrets watched (the same RBAC as watch).
+    "labelledsecrets": {"secretAccess": "labelled"},
     # Every optional object off; the ServiceAccount and RBAC managed elsewhere.
     "minimal": {
         "serviceAccount": {"create": False, "name": "existing-operator"},
@@ -79,6 +83,8 @@ WRONG_VALUES: list[tuple[dict, str]] = [
     ({"config": {"revalidatePeriod": 3600}}, "/config/revalidatePeriod"),
     ({"config": {"eventTtl": "one day"}}, "/config/eventTtl"),
     ({"watchNamespace": "Team_A"}, "/watchNamespace"),
+    ({"secretAccess": "list"}, "/secretAccess"),
+    ({"secretRereadPeriod": 60}, "/secretRereadPeriod"),
     ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
     ({"podSecurityContext": {"runAsUser": 0}}, "/podSecurityContext/runAsUser"),
     ({"ports": {"http": 70000}}, "/ports/http"),

@@ -41,6 +41,29 @@ pub enum LogFormat {
     Json,
 }
 
+/// `--secret-access` (see [`crate::store::SecretAccess`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SecretAccessMode {
+    Watch,
+    Labelled,
+    Get,
+}
+
+impl RunArgs {
+    /// The Secret access the flags choose.
+    pub fn secret_access(&self) -> anyhow::Result<crate::store::SecretAccess> {
+        use crate::store::SecretAccess;
+        Ok(match self.secret_access {
+            SecretAccessMode::Watch => SecretAccess::Watch,
+            SecretAccessMode::Labelled => SecretAccess::Labelled,
+            SecretAccessMode::Get if self.secret_reread_period.is_zero() => {
+                anyhow::bail!("--secret-reread-period must be more than 0 with --secret-access get")
+            }
+            SecretAccessMode::Get => SecretAccess::Get { reread: self.secret_reread_period },
+        })
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct LogArgs {
     /// Log format.
@@ -88,6 +111,22 @@ pub struct RunArgs {
     /// HTTP ingestion: the most TokenReview (and SubjectAccessReview) answers kept.
     #[arg(long, env = "KUBE_NOTIFY_REVIEW_CACHE_SIZE", default_value = "10000")]
     pub review_cache_size: usize,
+
+    /// How Secret changes are noticed: `watch` every Secret's metadata (RBAC
+    /// list/watch on Secrets), `labelled` (watch only Secrets labelled
+    /// kube-notify.io/secret=true; the same RBAC, less memory) or `get` (no
+    /// watch: re-read each used Secret every --secret-reread-period; RBAC get only).
+    #[arg(long, env = "KUBE_NOTIFY_SECRET_ACCESS", value_enum, default_value = "watch")]
+    pub secret_access: SecretAccessMode,
+
+    /// With --secret-access get: how often each Secret integrations use is read again (±10%).
+    #[arg(long, env = "KUBE_NOTIFY_SECRET_REREAD_PERIOD", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub secret_reread_period: Duration,
+
+    /// HTTP ingestion: invalid bearer tokens one client address may present
+    /// before its requests get 429 without a TokenReview (then one per second).
+    #[arg(long, env = "KUBE_NOTIFY_BAD_TOKEN_BUDGET", default_value_t = std::num::NonZeroU32::new(crate::server::ingest::flood::DEFAULT_BAD_TOKEN_BUDGET).unwrap())]
+    pub bad_token_budget: std::num::NonZeroU32,
 
     #[command(flatten)]
     pub engine: EngineArgs,
@@ -153,6 +192,11 @@ pub struct EngineArgs {
     /// HTTP ingestion: the deadline of one synchronous send, rate-limit waits and retries included (504 after).
     #[arg(long, env = "KUBE_NOTIFY_SEND_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub send_timeout: Duration,
+
+    /// The most integrations one event may target; an event whose
+    /// integrationSelector matches more fails as TooManyTargets.
+    #[arg(long, env = "KUBE_NOTIFY_MAX_TARGETS", default_value_t = crate::controller::DEFAULT_MAX_TARGETS)]
+    pub max_targets: usize,
 
     #[command(flatten)]
     pub log: LogArgs,
@@ -283,6 +327,26 @@ mod tests {
         assert_eq!(args.max_body_bytes, 1024 * 1024);
         assert_eq!(args.ingest_rate.get(), 50);
         assert_eq!(args.send_timeout, Duration::from_secs(30));
+        assert_eq!(args.max_targets, 1000);
+    }
+
+    #[test]
+    fn secret_access_modes() {
+        use crate::store::SecretAccess;
+        let args = |extra: &[&str]| {
+            let cli = Cli::try_parse_from(["kube-notify", "run"].iter().chain(extra)).unwrap();
+            let Command::Run(args) = cli.command else { panic!("expected run") };
+            args.secret_access()
+        };
+        assert_eq!(args(&[]).unwrap(), SecretAccess::Watch);
+        assert_eq!(args(&["--secret-access", "labelled"]).unwrap(), SecretAccess::Labelled);
+        assert_eq!(args(&["--secret-access", "get"]).unwrap(), SecretAccess::Get { reread: Duration::from_secs(60) });
+        assert_eq!(
+            args(&["--secret-access=get", "--secret-reread-period=5m"]).unwrap(),
+            SecretAccess::Get { reread: Duration::from_secs(300) }
+        );
+        let e = args(&["--secret-access=get", "--secret-reread-period=0s"]).unwrap_err();
+        assert!(e.to_string().contains("--secret-reread-period"), "{e}");
     }
 
     #[test]

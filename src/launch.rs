@@ -44,6 +44,7 @@ pub fn engine_config(
                 max_delay: args.retry_max_delay,
                 ..RetryPolicy::default()
             },
+            max_targets: args.max_targets,
             ..Settings::default()
         },
         instance,
@@ -67,9 +68,11 @@ async fn listen(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpLis
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     telemetry::init(&args.engine.log);
     let instance = operator::instance_name(args.instance.clone(), std::env::var("HOSTNAME").ok());
-    let (operator, mut ingest) = engine_config(&args.engine, args.namespace.clone(), Some(instance.clone()))?;
+    let (mut operator, mut ingest) = engine_config(&args.engine, args.namespace.clone(), Some(instance.clone()))?;
+    operator.settings.secret_access = args.secret_access()?;
     ingest.review_cache_ttl = args.review_cache_ttl;
     ingest.review_cache_size = args.review_cache_size;
+    ingest.bad_token_budget = args.bad_token_budget;
     let leader = args.leader_election.then(|| {
         let namespace = args.leader_election_namespace.clone().unwrap_or_else(|| {
             std::fs::read_to_string(sidecar::NAMESPACE_FILE)

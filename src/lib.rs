@@ -15,9 +15,9 @@ pub mod metrics;
 pub mod notifier;
 pub mod operator;
 pub mod printer;
-pub mod record;
 #[cfg(test)]
 mod property_tests;
+pub mod record;
 pub mod redact;
 pub mod server;
 pub mod standalone;

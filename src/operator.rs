@@ -35,7 +35,7 @@ use crate::server::ingest::routes::Callers;
 use crate::server::ingest::token::TokenAccess;
 use crate::server::ingest::{self, IngestConfig};
 use crate::store::embedded::Embedded;
-use crate::store::kubernetes;
+use crate::store::{SecretAccess, keep_used_metadata, kubernetes, reread};
 
 /// How often what is kept in memory for deleted integrations is dropped.
 const PRUNE_PERIOD: Duration = Duration::from_secs(60);
@@ -122,26 +122,31 @@ impl Operator {
                     client.clone(),
                     ingest.review_cache_ttl,
                     ingest.review_cache_size,
+                    ingest.bad_token_budget,
                 ))),
                 Some(client),
                 leader,
             ),
             Backend::Embedded { store, access } => (store.store(), Callers::Token(access), None, None),
         };
-        // Secrets: metadata only, to notice changes without holding their data.
+        let (integration_store, integration_writer) = reflector::store();
+        // Secrets: the metadata that tells a change only, never their data.
         let (secret_store, secret_writer) = reflector::store();
         let secrets = Arc::new(Fanout::new(secret_store.clone()));
         let secret_watch = {
             let fanout = secrets.clone();
-            store
-                .secrets
-                .watch_metadata()
+            let access = config.settings.secret_access;
+            let changes = match access {
+                SecretAccess::Get { reread } => reread::watch(store.secrets.clone(), integration_store.clone(), reread),
+                _ => store.secrets.watch_metadata(access.watch_selector().as_deref()),
+            };
+            changes
                 .default_backoff()
+                .modify(keep_used_metadata)
                 .reflect(secret_writer)
                 .touched_objects()
                 .for_each(move |secret| fanout.publish(secret))
         };
-        let (integration_store, integration_writer) = reflector::store();
         let integrations = Arc::new(Fanout::new(integration_store.clone()));
         let integration_watch = {
             let fanout = integrations.clone();

@@ -14,7 +14,10 @@ use crate::notifier::ServiceEndpoints;
 use crate::notifier::http::HttpClient;
 use crate::record::{ErrorBackoff, Notice, StatusWriters};
 
-/// Timings of the controllers.
+/// The default of [`Settings::max_targets`] (`--max-targets`).
+pub const DEFAULT_MAX_TARGETS: usize = 1000;
+
+/// Timings and limits of the controllers.
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// How often valid credentials are checked again (spread by ±10%).
@@ -49,6 +52,12 @@ pub struct Settings {
     pub mentions: crate::notifier::mentions::MentionSettings,
     /// At most one `MentionUnresolved` Warning Event per integration and email this often.
     pub mention_warning_period: Duration,
+    /// The most integrations one event may target: an event whose selector
+    /// matches more fails as `TooManyTargets` (its status would outgrow an
+    /// object's size limit).
+    pub max_targets: usize,
+    /// How Secret changes are noticed (`--secret-access`).
+    pub secret_access: crate::store::SecretAccess,
 }
 
 impl Default for Settings {
@@ -68,6 +77,8 @@ impl Default for Settings {
             counter_flush: Duration::from_secs(5),
             mentions: Default::default(),
             mention_warning_period: Duration::from_secs(3600),
+            max_targets: DEFAULT_MAX_TARGETS,
+            secret_access: crate::store::SecretAccess::Watch,
         }
     }
 }
@@ -104,6 +115,7 @@ impl Context {
         let writes = Arc::new(StatusWriters::default());
         let delivery_settings = DeliverySettings {
             endpoints,
+            secret_access: settings.secret_access.clone(),
             retry: settings.retry.clone(),
             mentions: settings.mentions.clone(),
             event_deadline: settings.event_deadline,

@@ -62,6 +62,8 @@ impl Engine {
 pub struct DeliverySettings {
     /// Where each service is, and which destinations are allowed.
     pub endpoints: ServiceEndpoints,
+    /// How Secrets are read (a Secret a mode does not admit is not used).
+    pub secret_access: crate::store::SecretAccess,
     /// Retries of transient delivery failures.
     pub retry: RetryPolicy,
     /// Caches, limits and waits of mention resolution.

@@ -58,6 +58,16 @@ impl Delivery {
                     format!("Secret {secret_name:?} was not found in namespace {namespace:?}"),
                 )),
             },
+            Some(secret) if !self.settings.secret_access.admits(&secret) => Loaded {
+                secret_version: None,
+                notifier: Err(Failure::new(
+                    reason::SECRET_NOT_LABELLED,
+                    format!(
+                        "Secret {secret_name:?} lacks the label {}=true, which --secret-access=labelled requires",
+                        crate::store::SECRET_LABEL
+                    ),
+                )),
+            },
             Some(secret) => {
                 let data: BTreeMap<String, Vec<u8>> =
                     secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();

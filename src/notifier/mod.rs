@@ -58,6 +58,13 @@ pub trait Notifier: Send + Sync {
     /// means valid, `Dead`/`Rejected` invalid, `Transient` unknown.
     fn validate<'a>(&'a self, http: &'a HttpClient) -> BoxFuture<'a, Verdict>;
 
+    /// Whether [`Notifier::validate`] calls the service. Checks that only
+    /// look at the configuration (a URL's shape) need no validation-limiter
+    /// permit, so many such integrations become Ready at once.
+    fn validation_calls_service(&self) -> bool {
+        true
+    }
+
     /// Post one message, once (retries are the delivery engine's job).
     fn deliver<'a>(&'a self, http: &'a HttpClient, message: &'a Message) -> BoxFuture<'a, Verdict>;
 

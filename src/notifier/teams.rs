@@ -87,6 +87,11 @@ impl Notifier for TeamsWorkflow {
         async { Verdict::Success }.boxed()
     }
 
+    /// The URL's shape was checked when the notifier was built; nothing to ask.
+    fn validation_calls_service(&self) -> bool {
+        false
+    }
+
     fn deliver<'a>(&'a self, http: &'a HttpClient, message: &'a Message) -> BoxFuture<'a, Verdict> {
         async move {
             let request = http.request(Method::POST, self.url.expose().as_str()).json(&render::teams::render(message));

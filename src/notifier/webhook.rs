@@ -105,6 +105,11 @@ impl Notifier for GenericWebhook {
         .boxed()
     }
 
+    /// The URL's shape was checked when the notifier was built; nothing to ask.
+    fn validation_calls_service(&self) -> bool {
+        false
+    }
+
     fn deliver<'a>(&'a self, http: &'a HttpClient, message: &'a Message) -> BoxFuture<'a, Verdict> {
         async move {
             let timestamp = message.created_at.to_string();

@@ -19,6 +19,7 @@ pub mod reason {
     pub const INTEGRATION_DISABLED: &str = "IntegrationDisabled";
     pub const NO_MATCHING_INTEGRATIONS: &str = "NoMatchingIntegrations";
     pub const INVALID_SELECTOR: &str = "InvalidSelector";
+    pub const TOO_MANY_TARGETS: &str = "TooManyTargets";
     pub use crate::status::outcome::reason::EXPIRED;
 }
 
@@ -71,6 +72,12 @@ pub fn deadline_of(ev: &NotificationEvent, deadline: std::time::Duration, now: j
         .ok()
         .and_then(|d| created.checked_add(d).ok())
         .unwrap_or(jiff::Timestamp::MAX)
+}
+
+/// Whether an event with no targets for `reason` can never get any (an
+/// invalid selector, or one matching more than `--max-targets`): it fails at once.
+pub fn never_targets(reason: &str) -> bool {
+    reason == reason::INVALID_SELECTOR || reason == reason::TOO_MANY_TARGETS
 }
 
 /// Plan an event that is not finished yet.
@@ -131,7 +138,9 @@ pub fn summarize(status: &mut NotificationEventStatus, no_targets: Option<(&str,
     let first = |p: DeliveryPhase| status.deliveries.iter().find(|d| d.phase == p);
     let (phase, reason, message) = if n == 0 {
         let (r, m) = no_targets.unwrap_or((reason::NO_MATCHING_INTEGRATIONS, "no integration matches the selector"));
-        if expired {
+        if never_targets(r) {
+            (EventPhase::Failed, r.to_string(), m.to_string())
+        } else if expired {
             (EventPhase::Failed, reason::EXPIRED.to_string(), format!("the event's deadline passed: {m}"))
         } else {
             (EventPhase::Pending, r.to_string(), m.to_string())
@@ -320,6 +329,18 @@ mod tests {
         let p = run(&p.status, vec![], true);
         assert_eq!(p.status.phase, Some(EventPhase::Failed));
         assert_eq!(p.status.reason.as_deref(), Some(reason::EXPIRED));
+    }
+
+    #[test]
+    fn a_selector_that_can_never_target_fails_at_once_with_its_reason() {
+        for why in [reason::TOO_MANY_TARGETS, reason::INVALID_SELECTOR] {
+            let mut s = NotificationEventStatus::default();
+            summarize(&mut s, Some((why, "spec.integrationSelector matches 1001 integrations")), false, &t());
+            assert_eq!(s.phase, Some(EventPhase::Failed));
+            assert_eq!(s.reason.as_deref(), Some(why));
+            assert!(s.message.unwrap().starts_with("spec.integrationSelector"));
+            assert_eq!(s.completion_time, Some(t()));
+        }
     }
 
     #[test]

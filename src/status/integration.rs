@@ -20,6 +20,8 @@ pub mod reason {
     pub const ERROR_THRESHOLD: &str = "ErrorThreshold";
     pub const ENABLED: &str = "Enabled";
     pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
+    /// `--secret-access labelled` and the Secret lacks `kube-notify.io/secret=true`.
+    pub const SECRET_NOT_LABELLED: &str = "SecretNotLabelled";
     pub const CHECKING: &str = "Checking";
 }
 

@@ -111,8 +111,12 @@ where
 }
 
 impl Secrets for Kind<Secret> {
-    fn watch_metadata(&self) -> WatchStream<PartialObjectMeta<Secret>> {
-        watcher(self.served::<PartialObjectMeta<Secret>>(), watcher::Config::default()).boxed()
+    fn watch_metadata(&self, selector: Option<&str>) -> WatchStream<PartialObjectMeta<Secret>> {
+        let config = match selector {
+            Some(labels) => watcher::Config::default().labels(labels),
+            None => watcher::Config::default(),
+        };
+        watcher(self.served::<PartialObjectMeta<Secret>>(), config).boxed()
     }
 
     fn get(&self, namespace: &str, name: &str) -> BoxFuture<'_, StoreResult<Option<Secret>>> {

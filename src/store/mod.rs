@@ -6,6 +6,7 @@
 
 pub mod embedded;
 pub mod kubernetes;
+pub mod reread;
 
 use std::sync::Arc;
 
@@ -45,8 +46,60 @@ pub trait Objects<K>: Send + Sync + 'static {
 /// Secrets: their metadata watched (to notice a change without holding the
 /// data), their data read when a notifier is built.
 pub trait Secrets: Send + Sync + 'static {
-    fn watch_metadata(&self) -> WatchStream<PartialObjectMeta<Secret>>;
+    /// The metadata of the Secrets served; those with the label `selector`
+    /// (e.g. `kube-notify.io/secret=true`) only, when given.
+    fn watch_metadata(&self, selector: Option<&str>) -> WatchStream<PartialObjectMeta<Secret>>;
     fn get(&self, namespace: &str, name: &str) -> BoxFuture<'_, StoreResult<Option<Secret>>>;
+}
+
+/// How the operator learns that a Secret changed (`--secret-access`). Every
+/// mode reads an integration's Secret with `get` in its own namespace.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SecretAccess {
+    /// Watch the metadata of every Secret served (RBAC: `list`, `watch`).
+    #[default]
+    Watch,
+    /// Watch only Secrets labelled [`SECRET_LABEL`]`=true`; an integration
+    /// whose Secret lacks the label is not valid. Less memory; the same RBAC
+    /// (a Role cannot restrict `list` to a label).
+    Labelled,
+    /// No watch: each Secret integrations use is read again every `reread`
+    /// (spread by ±10%); RBAC `get` only.
+    Get { reread: std::time::Duration },
+}
+
+/// The label `--secret-access labelled` watches (`kube-notify.io/secret=true`).
+pub const SECRET_LABEL: &str = "kube-notify.io/secret";
+
+impl SecretAccess {
+    /// The label selector of the Secret watch, if it has one.
+    pub fn watch_selector(&self) -> Option<String> {
+        matches!(self, SecretAccess::Labelled).then(|| format!("{SECRET_LABEL}=true"))
+    }
+
+    /// Whether an integration may use `secret` (labelled mode: it has the label).
+    pub fn admits(&self, secret: &Secret) -> bool {
+        match self {
+            SecretAccess::Labelled => {
+                secret.metadata.labels.as_ref().and_then(|l| l.get(SECRET_LABEL)).is_some_and(|v| v == "true")
+            }
+            _ => true,
+        }
+    }
+}
+
+/// The Secret metadata worth keeping: name, namespace and resourceVersion
+/// (what tells a change). Annotations go (kubectl's
+/// `last-applied-configuration` holds a Secret's data), and so do labels,
+/// managedFields and the rest.
+pub fn keep_used_metadata(secret: &mut PartialObjectMeta<Secret>) {
+    let meta = std::mem::take(&mut secret.metadata);
+    secret.metadata = kube::api::ObjectMeta {
+        name: meta.name,
+        namespace: meta.namespace,
+        resource_version: meta.resource_version,
+        ..Default::default()
+    };
 }
 
 /// Where Kubernetes Events about our objects go (`kubectl describe` on a
@@ -104,4 +157,44 @@ where
 /// The error the API gives for `code` (404, 409, ...), with its reason.
 pub fn api_error(code: u16, reason: &str, message: String) -> kube::Error {
     kube::Error::Api(kube::core::Status::failure(&message, reason).with_code(code).boxed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(labels: serde_json::Value) -> Secret {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "s", "namespace": "n", "resourceVersion": "7", "uid": "u", "labels": labels,
+                         "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"data\":{}}"},
+                         "managedFields": [{"manager": "kubectl", "operation": "Apply"}]},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_name_namespace_and_version_are_kept() {
+        use kube::core::PartialObjectMetaExt;
+        let mut meta = secret(serde_json::json!({"a": "b"})).metadata.into_response_partial::<Secret>();
+        keep_used_metadata(&mut meta);
+        assert_eq!(
+            meta.metadata,
+            kube::api::ObjectMeta {
+                name: Some("s".into()),
+                namespace: Some("n".into()),
+                resource_version: Some("7".into()),
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn labelled_mode_admits_only_labelled_secrets() {
+        let labelled = secret(serde_json::json!({SECRET_LABEL: "true"}));
+        let other = secret(serde_json::json!({SECRET_LABEL: "yes"}));
+        assert!(SecretAccess::Labelled.admits(&labelled) && !SecretAccess::Labelled.admits(&other));
+        assert!(SecretAccess::Watch.admits(&other));
+        assert_eq!(SecretAccess::Labelled.watch_selector().as_deref(), Some("kube-notify.io/secret=true"));
+        assert_eq!(SecretAccess::Get { reread: std::time::Duration::from_secs(1) }.watch_selector(), None);
+    }
 }

@@ -277,3 +277,158 @@ on_both_stores! { async fn header_invalid_tokens_are_invalid_without_a_call(w) {
     }
     assert!(w.chatwork.requests().is_empty() && w.slack.requests().is_empty(), "no call was made");
 }}
+
+on_both_stores! { async fn checks_without_a_call_skip_the_validation_limiter(w, |c| c.settings.validation_rate = std::num::NonZeroU32::new(1).unwrap()) {
+    // At 1 check per second per service, 40 webhook and 20 Teams checks would
+    // take 39 s if they waited in the limiter; they make no call, so they don't
+    // (a few seconds here, more on a loaded machine).
+    let started = std::time::Instant::now();
+    let mut names = Vec::new();
+    for i in 0..40 {
+        let name = format!("hook-{i}");
+        let url = w.webhook.add_endpoint(&format!("/hooks/{i}"));
+        w.put_secret(&name, &[("webhookUrl", &url)]).await;
+        w.create_integration(&name, json!({"service": "webhook", "secretRef": {"name": name}})).await;
+        names.push(name);
+    }
+    for i in 0..20 {
+        let name = format!("flow-{i}");
+        let url = w.teams.add_workflow();
+        w.put_secret(&name, &[("webhookUrl", &url)]).await;
+        w.create_integration(&name, json!({"service": "msteams", "secretRef": {"name": name}})).await;
+        names.push(name);
+    }
+    for name in &names {
+        w.wait_condition(name, "Ready", "True", None).await;
+    }
+    // In the limiter the 40th webhook check could not start before 39 s.
+    let elapsed = started.elapsed();
+    assert!(elapsed < std::time::Duration::from_secs(30), "60 checks without a call took {elapsed:?}");
+
+    // Slack probes still take a permit each: the second waits about a second.
+    let started = std::time::Instant::now();
+    for i in 0..2 {
+        let name = format!("slack-{i}");
+        let url = w.slack.add_webhook("T1", &format!("B{i}"));
+        w.put_secret(&name, &[("webhookUrl", &url)]).await;
+        w.create_integration(&name, slack_spec(&name)).await;
+    }
+    w.wait_condition("slack-0", "Ready", "True", None).await;
+    w.wait_condition("slack-1", "Ready", "True", None).await;
+    let elapsed = started.elapsed();
+    assert!(elapsed >= std::time::Duration::from_millis(900), "two Slack probes within {elapsed:?} at 1/s");
+}}
+
+/// Secret requests the operator made with `verb`.
+fn operator_secret_calls(w: &crate::support::operator::World, verb: &str) -> usize {
+    w.api
+        .requests()
+        .iter()
+        .filter(|r| r.user == crate::support::operator::OPERATOR_USER && r.resource == "secrets" && r.verb == verb)
+        .count()
+}
+
+#[tokio::test]
+async fn get_mode_notices_rotation_without_listing_or_watching_secrets() {
+    use kube_notify::store::SecretAccess;
+    let reread = std::time::Duration::from_millis(200);
+    let w =
+        crate::support::operator::World::start_with(|c| c.settings.secret_access = SecretAccess::Get { reread }).await;
+    let good = w.slack.add_webhook("T1", "B1");
+    let dead = w.slack.add_webhook("T1", "B2");
+    w.slack.kill_webhook(&dead, "no_service");
+    w.put_secret("rotating", &[("webhookUrl", &good)]).await;
+    w.create_integration("rotating", slack_spec("rotating")).await;
+    w.wait_condition("rotating", "Ready", "True", None).await;
+
+    // Noticed by a re-read, not a watch.
+    w.put_secret("rotating", &[("webhookUrl", &dead)]).await;
+    w.wait_condition("rotating", "CredentialsValid", "False", Some("DestinationNotFound")).await;
+    let good2 = w.slack.add_webhook("T1", "B3");
+    w.put_secret("rotating", &[("webhookUrl", &good2)]).await;
+    w.wait_condition("rotating", "Ready", "True", None).await;
+
+    // A Secret that appears later is noticed too.
+    w.create_integration("late", slack_spec("late")).await;
+    w.wait_condition("late", "CredentialsValid", "False", Some("SecretNotFound")).await;
+    let url = w.slack.add_webhook("T1", "B4");
+    w.put_secret("late", &[("webhookUrl", &url)]).await;
+    w.wait_condition("late", "Ready", "True", None).await;
+
+    assert_eq!(operator_secret_calls(&w, "list"), 0, "no list of Secrets");
+    assert_eq!(operator_secret_calls(&w, "watch"), 0, "no watch of Secrets");
+    assert!(operator_secret_calls(&w, "get") > 0);
+}
+
+#[tokio::test]
+async fn labelled_mode_watches_only_labelled_secrets() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Patch, PatchParams, PostParams};
+    use kube_notify::store::SecretAccess;
+    let w = crate::support::operator::World::start_with(|c| c.settings.secret_access = SecretAccess::Labelled).await;
+    let url = w.slack.add_webhook("T1", "B1");
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "plain", "namespace": NS},
+        "stringData": {"webhookUrl": url},
+    }))
+    .unwrap();
+    w.secrets_in(NS).create(&PostParams::default(), &secret).await.unwrap();
+    w.create_integration("plain", slack_spec("plain")).await;
+    let ni = w.wait_condition("plain", "CredentialsValid", "False", Some("SecretNotLabelled")).await;
+    let message = condition(&ni, "CredentialsValid").unwrap().2;
+    assert!(message.contains("kube-notify.io/secret=true") && message.contains("\"plain\""), "{message}");
+
+    // Labelled, the watch sees it and the integration becomes valid.
+    let label = json!({"metadata": {"labels": {"kube-notify.io/secret": "true"}}});
+    w.secrets_in(NS).patch("plain", &PatchParams::default(), &Patch::Merge(&label)).await.unwrap();
+    w.wait_condition("plain", "Ready", "True", None).await;
+    let watches: Vec<String> = w
+        .api
+        .requests()
+        .into_iter()
+        .filter(|r| r.user == crate::support::operator::OPERATOR_USER && r.resource == "secrets")
+        .filter(|r| r.verb == "list" || r.verb == "watch")
+        .map(|r| r.query)
+        .collect();
+    assert!(!watches.is_empty());
+    assert!(watches.iter().all(|q| q.contains("labelSelector=kube-notify.io%2Fsecret%3Dtrue")), "{watches:?}");
+}
+
+#[tokio::test]
+async fn cached_secret_metadata_keeps_no_annotations_labels_or_managed_fields() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Patch, PatchParams};
+    use kube::runtime::reflector::ObjectRef;
+    let w = crate::support::operator::World::start().await;
+    // As `kubectl apply` leaves it: the data again in an annotation, and managedFields.
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "applied", "namespace": NS, "labels": {"team": "a"},
+                     "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"stringData\":{\"webhookUrl\":\"https://hooks.slack.com/services/T/B/secret\"}}"}},
+        "stringData": {"webhookUrl": "https://hooks.slack.com/services/T/B/secret"},
+    }))
+    .unwrap();
+    let applied = w
+        .secrets_in(NS)
+        .patch("applied", &PatchParams::apply("kubectl").force(), &Patch::Apply(&secret))
+        .await
+        .unwrap();
+    let ctx = w.context();
+    let key = ObjectRef::new("applied").within(NS);
+    let deadline = tokio::time::Instant::now() + crate::support::operator::WAIT;
+    let cached = loop {
+        if let Some(m) = ctx.caches.secrets.get(&key)
+            && m.metadata.resource_version == applied.metadata.resource_version
+        {
+            break m;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the Secret watch never saw the Secret");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert_eq!(cached.metadata.annotations, None);
+    assert_eq!(cached.metadata.managed_fields, None);
+    assert_eq!(cached.metadata.labels, None);
+    assert_eq!(cached.metadata.name.as_deref(), Some("applied"));
+    assert_eq!(cached.metadata.namespace.as_deref(), Some(NS));
+}

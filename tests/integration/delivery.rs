@@ -390,3 +390,29 @@ on_both_stores! { async fn a_deleted_integration_is_forgotten(w) {
     w.create_event("ev-kept-2", event_to("kept", "again")).await;
     w.wait_event_phase("ev-kept-2", EventPhase::Delivered).await;
 }}
+
+on_both_stores! { async fn an_event_may_target_at_most_max_targets_integrations(w, |c| c.settings.max_targets = 3) {
+    for i in 0..4 {
+        let name = format!("wide-{i}");
+        let url = w.webhook.add_endpoint(&format!("/wide/{i}"));
+        w.put_secret(&name, &[("webhookUrl", &url)]).await;
+        let labels = if i < 3 { json!({"team": "wide", "fits": "yes"}) } else { json!({"team": "wide"}) };
+        w.create_integration_labeled(&name, labels, json!({"service": "webhook", "secretRef": {"name": name}})).await;
+    }
+    for i in 0..4 {
+        w.wait_condition(&format!("wide-{i}"), "Ready", "True", None).await;
+    }
+    w.create_event("too-wide", json!({"integrationSelector": {"matchLabels": {"team": "wide"}}, "message": "m"})).await;
+    let ev = w.wait_event_phase("too-wide", EventPhase::Failed).await;
+    let status = ev.status.unwrap();
+    assert_eq!(status.reason.as_deref(), Some("TooManyTargets"));
+    let message = status.message.unwrap();
+    assert!(message.contains("spec.integrationSelector") && message.contains("matches 4") && message.contains("--max-targets"), "{message}");
+    assert!(status.deliveries.is_empty());
+    assert!(status.completion_time.is_some());
+
+    w.create_event("fits", json!({"integrationSelector": {"matchLabels": {"fits": "yes"}}, "message": "m"})).await;
+    let ev = w.wait_event_phase("fits", EventPhase::Delivered).await;
+    assert_eq!(ev.status.unwrap().deliveries.len(), 3);
+    assert_eq!(w.webhook.requests().len(), 3, "nothing was sent for the event that targets too many");
+}}

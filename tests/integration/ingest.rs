@@ -854,3 +854,78 @@ async fn a_follower_send_answers_the_recorded_expiry_as_a_deadline() {
     assert_eq!(a.code(), (504, "expired"), "{a:?}");
     assert_eq!((a.error("reason"), a.body["delivered"].as_bool()), ("Expired", Some(false)));
 }
+
+/// A POST from the local address `from` (any of 127.0.0.0/8 reaches the
+/// operator's loopback listener), as another client.
+async fn post_from(t: &Ingest, from: &str, path: &str, token: &str, body: Value) -> Answer {
+    let client = reqwest::Client::builder().local_address(from.parse::<std::net::IpAddr>().unwrap()).build().unwrap();
+    let req = client.post(format!("{}{path}", t.url)).bearer_auth(token).json(&body);
+    Answer::from(req.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn a_flood_of_invalid_tokens_costs_at_most_the_budget_in_token_reviews() {
+    let budget = 10;
+    let t = Ingest::start_with(IngestConfig { bad_token_budget: budget.try_into().unwrap(), ..test_config() }).await;
+    t.ready_webhook("hook", 5).await;
+    assert_eq!(t.post(&send_path("hook"), ALICE, message("before")).await.status, 200);
+    let before = t.api_calls(OPERATOR_USER, "create", "tokenreviews");
+
+    // Tokens that cannot be Kubernetes tokens cost nothing.
+    for token in ["eyJnot-a-jwt", "eyJhbGciOiJSUzI1NiJ9.e30", "two words", "semi;colon"] {
+        let a = t.post(&send_path("hook"), token, message("x")).await;
+        assert_eq!(a.code(), (401, "unauthenticated"), "{token}: {a:?}");
+    }
+    assert_eq!(t.api_calls(OPERATOR_USER, "create", "tokenreviews"), before);
+
+    // 300 random tokens, 25 at a time, while alice keeps sending.
+    let mut refused = 0;
+    let mut limited = 0;
+    for round in 0..12 {
+        let tokens: Vec<String> = (0..25).map(|_| crate::support::services::random_alnum(40)).collect();
+        let path = send_path("hook");
+        let answers = futures::future::join_all(tokens.iter().map(|tok| t.post(&path, tok, message("x")))).await;
+        for a in &answers {
+            match a.status {
+                401 => refused += 1,
+                429 => {
+                    limited += 1;
+                    assert!(a.headers.contains_key("retry-after"), "{a:?}");
+                }
+                other => panic!("{other}: {a:?}"),
+            }
+        }
+        let a = t.post(&send_path("hook"), ALICE, message(&format!("during {round}"))).await;
+        assert_eq!(a.status, 200, "a known caller keeps working during the flood: {a:?}");
+    }
+    let reviews = t.api_calls(OPERATOR_USER, "create", "tokenreviews") - before;
+    assert!(reviews <= budget as usize, "{reviews} TokenReviews for the flood (refused {refused}, limited {limited})");
+    assert!(limited >= 300 - budget as usize, "limited {limited}");
+
+    // Another client address is not limited by the flooder's budget, even with a token never seen.
+    let a = post_from(&t, "127.0.0.2", &send_path("hook"), CAROL, message("other client")).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    // Nothing refused reached the service.
+    assert_eq!(t.w.webhook.messages().len(), 1 + 12 + 1);
+}
+
+#[tokio::test]
+async fn refused_tokens_never_push_valid_callers_out_of_the_review_cache() {
+    let config = IngestConfig { review_cache_size: 2, bad_token_budget: 1000.try_into().unwrap(), ..test_config() };
+    let t = Ingest::start_with(config).await;
+    t.ready_webhook("hook", 5).await;
+    assert_eq!(t.post(&send_path("hook"), ALICE, message("first")).await.status, 200);
+    for _ in 0..50 {
+        let token = crate::support::services::random_alnum(40);
+        assert_eq!(t.post(&send_path("hook"), &token, message("x")).await.status, 401);
+    }
+    // The same refused token again is answered from its own cache.
+    let before = t.api_calls(OPERATOR_USER, "create", "tokenreviews");
+    for _ in 0..3 {
+        assert_eq!(t.post(&send_path("hook"), STOLEN, message("x")).await.status, 401);
+    }
+    assert_eq!(t.api_calls(OPERATOR_USER, "create", "tokenreviews"), before + 1);
+    // Alice is still cached: no new TokenReview.
+    assert_eq!(t.post(&send_path("hook"), ALICE, message("second")).await.status, 200);
+    assert_eq!(t.api_calls(OPERATOR_USER, "create", "tokenreviews"), before + 1);
+}

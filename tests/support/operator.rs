@@ -242,6 +242,8 @@ pub fn test_settings() -> Settings {
             ..Default::default()
         },
         mention_warning_period: Duration::from_secs(3600),
+        max_targets: kube_notify::controller::DEFAULT_MAX_TARGETS,
+        secret_access: kube_notify::store::SecretAccess::Watch,
     }
 }
 

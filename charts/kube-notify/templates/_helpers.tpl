@@ -94,11 +94,21 @@ app.kubernetes.io/component: operator
 - apiGroups: ["kube-notify.io"]
   resources: ["notificationcontacts"]
   verbs: ["list", "watch"]
-# Secrets: their metadata watched (to notice changed credentials), and the
-# Secret an integration names read, in the integration's own namespace.
+{{- if eq .Values.secretAccess "get" }}
+# Secrets: the Secret an integration names read, in the integration's own
+# namespace, and read again every secretRereadPeriod (secretAccess: get).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- else }}
+# Secrets: their metadata watched (to notice changed credentials; only those
+# labelled kube-notify.io/secret=true with secretAccess: labelled, which RBAC
+# cannot express), and the Secret an integration names read, in the
+# integration's own namespace.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch"]
+{{- end }}
 # Kubernetes Events about integrations and events (kube-runtime's Recorder
 # creates them, and patches one that repeats).
 - apiGroups: ["events.k8s.io"]

@@ -88,6 +88,17 @@ fn decide(base: &NotificationEvent, uid: &str, ctx: &Context, now: jiff::Timesta
                     .map(|ni| ni.name_any())
                     .collect();
                 names.sort();
+                if names.len() > ctx.settings.max_targets {
+                    no_targets = Some((
+                        reason::TOO_MANY_TARGETS,
+                        format!(
+                            "spec.integrationSelector matches {} integrations, more than the {} one event may target (--max-targets)",
+                            names.len(),
+                            ctx.settings.max_targets
+                        ),
+                    ));
+                    names.clear();
+                }
                 names
             }
             Err(e) => {
@@ -99,8 +110,9 @@ fn decide(base: &NotificationEvent, uid: &str, ctx: &Context, now: jiff::Timesta
         no_targets = Some((reason::NO_MATCHING_INTEGRATIONS, "the event names no integration".to_string()));
         Vec::new()
     };
-    // An invalid selector never becomes valid: fail now rather than at the deadline.
-    let expired = expired || no_targets.as_ref().is_some_and(|(r, _)| *r == reason::INVALID_SELECTOR);
+    // An invalid selector never becomes valid, nor does a too broad one get
+    // narrower: fail now rather than at the deadline.
+    let expired = expired || no_targets.as_ref().is_some_and(|(r, _)| plan::never_targets(r));
     // Whatever has an outcome is a target too (the spec may have changed
     // before the first write).
     for k in &known {

@@ -102,7 +102,10 @@ pub async fn check(ni: &NotificationIntegration, ctx: &Context) -> Result<Checke
             false,
         ),
         Ok(notifier) => {
-            ctx.credentials.limiter.until_key_ready(&notifier.service()).await;
+            // Only calls to a service are spread by the limiter.
+            if notifier.validation_calls_service() {
+                ctx.credentials.limiter.until_key_ready(&notifier.service()).await;
+            }
             let verdict = notifier.validate(ctx.delivery.http()).await;
             ctx.metrics.credential_check(notifier.service(), &verdict);
             verdict_to_condition(verdict, previous.as_ref().filter(|_| was_valid), ctx)

@@ -10,10 +10,18 @@
 //! never cached (and never turn into a denial), nor are answers that carry
 //! an evaluation error. Tokens are kept only as SHA-256 hashes and are never
 //! logged.
+//!
+//! Floods cost little ([`super::flood`]): an implausible token is refused
+//! without a review, a client address that presented too many refused tokens
+//! waits (429) before its next review, at most [`MAX_CONCURRENT_REVIEWS`]
+//! TokenReviews run at once, and refused tokens are remembered in a small
+//! cache of their own, so they never push valid callers out of the answers.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::hash::Hash;
+use std::net::{IpAddr, Ipv4Addr};
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,11 +30,24 @@ use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessRevie
 use kube::Client;
 use kube::api::{Api, PostParams};
 use sha2::{Digest, Sha256};
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, Semaphore};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::errors::ApiError;
+use super::flood::{self, BadTokenBudget};
+
+/// TokenReviews in flight at once; further callers wait for one to finish
+/// (at most [`REVIEW_QUEUE_WAIT`], then 503).
+pub const MAX_CONCURRENT_REVIEWS: usize = 16;
+
+/// The longest a caller waits for a TokenReview to start.
+pub const REVIEW_QUEUE_WAIT: Duration = Duration::from_secs(5);
+
+/// Refused tokens are remembered this long at most (less with a shorter `--review-cache-ttl`) ...
+const REFUSED_TTL: Duration = Duration::from_secs(5);
+/// ... and this many of them.
+const REFUSED_CAPACITY: usize = 1024;
 
 pub const GROUP: &str = "kube-notify.io";
 pub const RESOURCE: &str = "notificationevents";
@@ -68,28 +89,78 @@ struct AccessKey {
 /// Asks the API server, through the operator's own client.
 pub struct Reviewer {
     client: Client,
-    tokens: TtlCache<[u8; 32], Authn>,
+    /// Authenticated callers' answers.
+    tokens: TtlCache<[u8; 32], User>,
+    /// Refused tokens, apart so that a flood of them never evicts a caller.
+    refused: TtlCache<[u8; 32], ()>,
+    /// TokenReviews in flight, shared by concurrent requests with one token (nothing stays).
+    reviewing: TtlCache<[u8; 32], Authn>,
+    reviews: Semaphore,
+    bad_tokens: BadTokenBudget,
     access: TtlCache<AccessKey, Access>,
 }
 
 impl Reviewer {
-    pub fn new(client: Client, ttl: Duration, capacity: usize) -> Self {
-        Reviewer { client, tokens: TtlCache::new(ttl, capacity), access: TtlCache::new(ttl, capacity) }
+    /// Answers kept `ttl` (at most `capacity` of each kind); each client
+    /// address may present `bad_token_budget` refused tokens before it waits.
+    pub fn new(client: Client, ttl: Duration, capacity: usize, bad_token_budget: NonZeroU32) -> Self {
+        Reviewer {
+            client,
+            tokens: TtlCache::new(ttl, capacity),
+            refused: TtlCache::new(ttl.min(REFUSED_TTL), REFUSED_CAPACITY),
+            reviewing: TtlCache::new(ttl, MAX_CONCURRENT_REVIEWS * 4),
+            reviews: Semaphore::new(MAX_CONCURRENT_REVIEWS),
+            bad_tokens: BadTokenBudget::new(bad_token_budget),
+            access: TtlCache::new(ttl, capacity),
+        }
     }
 
-    /// The caller of `Authorization: Bearer <token>`: 401 when the header is
-    /// missing or the token is not valid, 503 when the API could not be asked.
-    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<User, ApiError> {
+    /// The caller of `Authorization: Bearer <token>`, from `client` (the
+    /// peer address, when known): 401 when the header is missing or the token
+    /// is not valid, 429 when `client` presented too many invalid tokens, 503
+    /// when the API could not be asked.
+    pub async fn authenticate(&self, authorization: Option<&str>, client: Option<IpAddr>) -> Result<User, ApiError> {
         let token = bearer_token(authorization)?;
+        flood::check_plausible(token)?;
+        let refused = || ApiError::unauthenticated("the bearer token is not valid");
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let answer = self
-            .tokens
-            .get_or_fetch(key, || self.token_review(token), |a| !matches!(a, Authn::Refused(Some(_))))
-            .await?;
-        match answer {
-            Authn::User(user) => Ok(user),
-            Authn::Refused(_) => Err(ApiError::unauthenticated("the bearer token is not valid")),
+        if let Some(user) = self.tokens.get(&key) {
+            return Ok(user);
         }
+        if self.refused.get(&key).is_some() {
+            return Err(refused());
+        }
+        let client = client.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        self.bad_tokens.take(client)?;
+        let answer = self.reviewing.get_or_fetch(key, || self.token_review_queued(token), |_| false).await;
+        match answer {
+            Ok(Authn::User(user)) => {
+                self.bad_tokens.give_back(client);
+                self.tokens.insert(key, user.clone());
+                Ok(user)
+            }
+            Ok(Authn::Refused(error)) => {
+                // An answer with an error (the authenticator failed) is not remembered.
+                if error.is_none() {
+                    self.refused.insert(key, ());
+                }
+                Err(refused())
+            }
+            Err(e) => {
+                self.bad_tokens.give_back(client);
+                Err(e)
+            }
+        }
+    }
+
+    /// A TokenReview once one of the [`MAX_CONCURRENT_REVIEWS`] slots is free.
+    async fn token_review_queued(&self, token: &str) -> Result<Authn, ApiError> {
+        let busy = || ApiError::unavailable("too many callers are being authenticated at once");
+        let _permit = tokio::time::timeout(REVIEW_QUEUE_WAIT, self.reviews.acquire())
+            .await
+            .map_err(|_| busy())?
+            .map_err(|_| busy())?;
+        self.token_review(token).await
     }
 
     /// Whether `user` may `verb` NotificationEvents in `namespace` (the one
@@ -245,6 +316,23 @@ impl<K: Clone + Eq + Hash, V: Clone> TtlCache<K, V> {
         self.len() == 0
     }
 
+    /// The answer for `key` if one is cached and fresh (not one being fetched).
+    pub fn get(&self, key: &K) -> Option<V> {
+        let inner = self.inner.lock().unwrap();
+        let (v, at) = inner.map.get(key)?.cell.get()?;
+        (Instant::now().duration_since(*at) < self.ttl).then(|| v.clone())
+    }
+
+    /// Cache `value` for `key` (nothing with a zero TTL).
+    pub fn insert(&self, key: K, value: V) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let (_, cell) = self.slot(&key);
+        // A slot just made, or one being fetched: either way `value` is the answer.
+        let _ = cell.set((value, Instant::now()));
+    }
+
     /// The cached answer for `key`, or `fetch`'s.
     pub async fn get_or_fetch<F, Fut, E>(&self, key: K, fetch: F, cacheable: impl Fn(&V) -> bool) -> Result<V, E>
     where
@@ -371,6 +459,19 @@ mod tests {
         cache.get_or_fetch(0, || fetch_counted(&calls, Ok(0)), |_| true).await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 11);
         assert_eq!(cache.inner.lock().unwrap().order.len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn inserted_answers_are_got_until_they_expire() {
+        let cache = TtlCache::new(Duration::from_secs(10), 2);
+        assert_eq!(cache.get(&"a"), None);
+        cache.insert("a", 1);
+        assert_eq!(cache.get(&"a"), Some(1));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(cache.get(&"a"), None);
+        let off = TtlCache::new(Duration::ZERO, 2);
+        off.insert("a", 1);
+        assert_eq!(off.get(&"a"), None);
     }
 
     #[tokio::test]

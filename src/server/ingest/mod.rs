@@ -8,7 +8,9 @@
 //! | `GET /v1/namespaces/{ns}/events/{name}` | the event's status |
 //!
 //! Every request carries `Authorization: Bearer <token>` (a Kubernetes
-//! token): a TokenReview authenticates it (401), a rate limit per username
+//! token): a TokenReview authenticates it (401; an implausible token, or one
+//! from an address that sent too many invalid ones, is refused before any
+//! review: 401 or 429, see [`flood`]), a rate limit per username
 //! applies (429 with `Retry-After`), then a SubjectAccessReview decides
 //! whether the caller may `create` (POST) or `get` (GET)
 //! `notificationevents.kube-notify.io` in the namespace (403). Only then is
@@ -20,6 +22,7 @@ pub mod auth;
 pub mod body;
 pub mod errors;
 pub mod finish;
+pub mod flood;
 pub mod routes;
 pub mod token;
 
@@ -59,6 +62,9 @@ pub struct IngestConfig {
     pub review_cache_size: usize,
     /// Serve only this namespace (the operator's `--namespace`); all when `None`.
     pub namespace: Option<String>,
+    /// Invalid bearer tokens one client address may present before its
+    /// requests get 429 without a TokenReview (then one more per second).
+    pub bad_token_budget: NonZeroU32,
 }
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -73,6 +79,7 @@ impl Default for IngestConfig {
             review_cache_ttl: Duration::from_secs(10),
             review_cache_size: 10_000,
             namespace: None,
+            bad_token_budget: NonZeroU32::new(flood::DEFAULT_BAD_TOKEN_BUDGET).unwrap(),
         }
     }
 }
@@ -97,7 +104,8 @@ pub fn router(
 pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(addr = ?addr, "HTTP ingestion listening");
-    axum::serve(listener, router).await
+    // The peer address keys the budget of invalid tokens (routes::ClientAddr).
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await
 }
 
 /// Count requests by route (the route's pattern, never the raw path) and status code.

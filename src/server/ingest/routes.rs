@@ -84,29 +84,23 @@ impl Ingest {
     }
 
     /// Authenticate (401), rate-limit by username (429), authorize (403) on NotificationEvents.
-    async fn admit(
-        &self,
-        headers: &HeaderMap,
-        verb: &str,
-        namespace: &str,
-        name: Option<&str>,
-    ) -> Result<User, ApiError> {
-        self.admit_on(headers, verb, super::auth::RESOURCE, namespace, name).await
+    async fn admit(&self, caller: &Caller, verb: &str, namespace: &str, name: Option<&str>) -> Result<User, ApiError> {
+        self.admit_on(caller, verb, super::auth::RESOURCE, namespace, name).await
     }
 
     /// [`Ingest::admit`] for `resource` of the group.
     async fn admit_on(
         &self,
-        headers: &HeaderMap,
+        caller: &Caller,
         verb: &str,
         resource: &'static str,
         namespace: &str,
         name: Option<&str>,
     ) -> Result<User, ApiError> {
-        let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let authorization = caller.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         match &self.callers {
             Callers::Kubernetes(reviewer) => {
-                let user = reviewer.authenticate(authorization).await?;
+                let user = reviewer.authenticate(authorization, caller.addr).await?;
                 self.check_rate(&user.username)?;
                 reviewer.authorize_on(&user, verb, resource, namespace, name).await?;
                 Ok(user)
@@ -121,10 +115,10 @@ impl Ingest {
 
     /// A POST's caller (allowed to `create` in `namespace`, which is served)
     /// and its body, in that order: nothing is read for a refused caller.
-    async fn admit_post(&self, headers: &HeaderMap, body: Body, namespace: &str) -> Result<(User, Vec<u8>), ApiError> {
-        let user = self.admit(headers, "create", namespace, None).await?;
+    async fn admit_post(&self, caller: &Caller, body: Body, namespace: &str) -> Result<(User, Vec<u8>), ApiError> {
+        let user = self.admit(caller, "create", namespace, None).await?;
         self.served(namespace)?;
-        let bytes = read_body(headers, body, self.config.max_body_bytes).await?;
+        let bytes = read_body(&caller.headers, body, self.config.max_body_bytes).await?;
         Ok((user, bytes))
     }
 
@@ -161,6 +155,24 @@ impl Ingest {
     }
 }
 
+/// A request's headers and its peer address (when served with connect info).
+pub struct Caller {
+    pub headers: HeaderMap,
+    pub addr: Option<std::net::IpAddr>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let addr = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip().to_canonical());
+        Ok(Caller { headers: parts.headers.clone(), addr })
+    }
+}
+
 pub fn router(state: Arc<Ingest>) -> Router {
     Router::new()
         .route("/v1/namespaces/{ns}/events", post(create_event).fallback(errors::wrong_method))
@@ -175,10 +187,10 @@ pub fn router(state: Arc<Ingest>) -> Router {
 async fn create_event(
     State(s): State<Arc<Ingest>>,
     Path(ns): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (user, bytes) = s.admit_post(&headers, body, &ns).await?;
+    let (user, bytes) = s.admit_post(&caller, body, &ns).await?;
     let request = body::parse_event(&bytes)?;
     let annotations = BTreeMap::from([(REQUESTED_BY.to_string(), user.username.clone())]);
     let name = create(s.store.events.as_ref(), &ns, &request, "http-", annotations, Acting::Operator).await?;
@@ -189,9 +201,9 @@ async fn create_event(
 async fn get_event(
     State(s): State<Arc<Ingest>>,
     Path((ns, name)): Path<(String, String)>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    s.admit(&headers, "get", &ns, Some(&name)).await?;
+    s.admit(&caller, "get", &ns, Some(&name)).await?;
     s.served(&ns)?;
     read(s.store.events.as_ref(), &ns, &name, Acting::Operator).await.map(Json)
 }
@@ -202,22 +214,22 @@ async fn get_event(
 async fn list_integrations(
     State(s): State<Arc<Ingest>>,
     Path(ns): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    s.admit_on(&headers, "list", INTEGRATIONS, &ns, None).await?;
+    s.admit_on(&caller, "list", INTEGRATIONS, &ns, None).await?;
     s.served(&ns)?;
     Ok(Json(integrations(&s.caches, Some(&ns))))
 }
 
 /// [`list_integrations`] in every namespace served.
-async fn list_all_integrations(State(s): State<Arc<Ingest>>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+async fn list_all_integrations(State(s): State<Arc<Ingest>>, caller: Caller) -> Result<Json<Value>, ApiError> {
     match &s.config.namespace {
         Some(only) => {
-            s.admit_on(&headers, "list", INTEGRATIONS, only, None).await?;
+            s.admit_on(&caller, "list", INTEGRATIONS, only, None).await?;
             Ok(Json(integrations(&s.caches, Some(only))))
         }
         None => {
-            s.admit_on(&headers, "list", INTEGRATIONS, "", None).await?;
+            s.admit_on(&caller, "list", INTEGRATIONS, "", None).await?;
             Ok(Json(integrations(&s.caches, None)))
         }
     }
@@ -253,10 +265,10 @@ fn integrations(caches: &Caches, namespace: Option<&str>) -> Value {
 async fn send(
     State(s): State<Arc<Ingest>>,
     Path((ns, name)): Path<(String, String)>,
-    headers: HeaderMap,
+    caller: Caller,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (user, bytes) = s.admit_post(&headers, body, &ns).await?;
+    let (user, bytes) = s.admit_post(&caller, body, &ns).await?;
     let content = body::parse_send(&bytes)?;
     let deadline = Instant::now() + s.config.send_timeout;
     if tokio::time::timeout_at(deadline, s.caches.integrations.wait_until_ready()).await.is_err() {

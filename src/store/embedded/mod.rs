@@ -219,10 +219,14 @@ fn secret_digest(secret: &Secret) -> Vec<u8> {
 struct SecretTable(Arc<Table<Secret>>);
 
 impl Secrets for SecretTable {
-    fn watch_metadata(&self) -> WatchStream<PartialObjectMeta<Secret>> {
+    fn watch_metadata(&self, selector: Option<&str>) -> WatchStream<PartialObjectMeta<Secret>> {
         let meta = |s: Secret| s.metadata.into_response_partial::<Secret>();
+        // One `key=value` label, as `SecretAccess::watch_selector` gives.
+        let wanted = selector.and_then(|s| s.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string()));
         self.0
-            .watch_where(|_| true)
+            .watch_where(move |s: &Secret| {
+                wanted.as_ref().is_none_or(|(k, v)| s.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v))
+            })
             .map(move |event| {
                 event.map(|e| match e {
                     watcher::Event::Apply(s) => watcher::Event::Apply(meta(s)),

@@ -31,7 +31,7 @@ use rand::Rng;
 use rand::distr::Alphanumeric;
 
 /// A random ASCII alphanumeric string.
-pub(crate) fn random_alnum(len: usize) -> String {
+pub fn random_alnum(len: usize) -> String {
     rand::rng().sample_iter(Alphanumeric).take(len).map(char::from).collect()
 }
 
