@@ -115,7 +115,7 @@ impl Context {
         let writes = Arc::new(StatusWriters::default());
         let delivery_settings = DeliverySettings {
             endpoints,
-            secret_access: settings.secret_access.clone(),
+            secret_access: settings.secret_access,
             retry: settings.retry.clone(),
             mentions: settings.mentions.clone(),
             event_deadline: settings.event_deadline,
