@@ -102,10 +102,11 @@ pub async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
         ),
     };
     let (operator, ingest) = engine_config(&args.engine, None, Some("standalone".to_string()))?;
-    let store = standalone::open(&args.state_dir, &args.manifests, &args.namespace)?;
+    let (store, applied) = standalone::open(&args.state_dir, &args.manifests, &args.namespace)?;
     let admin = listen(args.admin_addr, "admin endpoints").await?;
     let http = listen(args.http_addr, "HTTP ingestion").await?;
-    let reload = standalone::reload(store.clone(), args.manifests.clone(), args.namespace.clone(), args.reload_period);
+    let reload =
+        standalone::reload(store.clone(), args.manifests.clone(), args.namespace.clone(), args.reload_period, applied);
     let config = RunConfig { operator, leader: None, ingest, admin, http };
     let operator = Operator::new(Backend::Embedded { store, access }, config, Arc::new(Metrics::default()));
     tokio::select! {

@@ -16,13 +16,16 @@ use crate::manifests::{self, ManifestError, Manifests};
 use crate::store::embedded::{Desired, Embedded};
 
 /// Open the state folder and apply the manifests: invalid manifests at
-/// start are an error (every problem listed).
-pub fn open(state_dir: &Path, manifests: &Path, namespace: &str) -> anyhow::Result<Arc<Embedded>> {
+/// start are an error (every problem listed). Returns the store and what
+/// the applied manifests were (for [`reload`]).
+pub fn open(state_dir: &Path, manifests: &Path, namespace: &str) -> anyhow::Result<(Arc<Embedded>, Fingerprint)> {
+    // Taken before reading: a change made meanwhile is seen by the reload.
+    let applied = fingerprint(manifests);
     // Checked before the state folder is touched.
-    manifests::load(manifests, namespace).map_err(|errors| anyhow::anyhow!(listed(&errors)))?;
+    let desired = manifests::load(manifests, namespace).map_err(|errors| anyhow::anyhow!(listed(&errors)))?;
     let store = Embedded::open(state_dir).map_err(anyhow::Error::msg)?;
-    apply_from(&store, manifests, namespace)?;
-    Ok(Arc::new(store))
+    apply(&store, desired)?;
+    Ok((Arc::new(store), applied))
 }
 
 /// Read the manifests at `path` and make the store hold what they hold
@@ -50,45 +53,54 @@ fn listed(errors: &[ManifestError]) -> String {
     s
 }
 
-/// Check the manifests every `period`; apply them when their content
-/// changed from what they are now. Invalid manifests change nothing (the
-/// last valid ones stay, as with a failed `kubectl apply`) and are reported
-/// once per change.
-pub fn reload(
-    store: Arc<Embedded>,
-    path: PathBuf,
-    namespace: String,
-    period: Duration,
-) -> impl std::future::Future<Output = ()> + Send {
-    let applied = fingerprint(&path);
-    watch_manifests(store, path, namespace, period, applied)
-}
+/// What the manifest files held: a digest of their names and contents
+/// (None when they could not be read).
+pub type Fingerprint = Option<Vec<u8>>;
 
-async fn watch_manifests(
+/// Check the manifests every `period` and apply them when they differ from
+/// `applied` and have stayed the same for one more period (a file being
+/// written, or a folder being replaced, is not applied half-way). Invalid
+/// manifests change nothing (the last valid ones stay, as with a failed
+/// `kubectl apply`) and are reported once per change; a change the store
+/// could not take is tried again.
+pub async fn reload(
     store: Arc<Embedded>,
     path: PathBuf,
     namespace: String,
     period: Duration,
-    mut applied: Option<Vec<u8>>,
+    mut applied: Fingerprint,
 ) {
     let mut every = tokio::time::interval(period.max(Duration::from_millis(50)));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     every.tick().await;
+    let mut settling: Option<Fingerprint> = None;
     loop {
         every.tick().await;
         let now = fingerprint(&path);
         if now == applied {
+            settling = None;
             continue;
         }
-        applied = now;
-        if let Err(e) = apply_from(&store, &path, &namespace) {
-            warn!("the changed manifests were not applied: {e:#}");
+        if settling.as_ref() != Some(&now) {
+            settling = Some(now);
+            continue;
         }
+        match manifests::load(&path, &namespace) {
+            Err(errors) => {
+                warn!("the changed manifests were not applied: {}", listed(&errors));
+                applied = now;
+            }
+            Ok(desired) => match apply(&store, desired) {
+                Ok(()) => applied = now,
+                Err(e) => warn!("the changed manifests could not be applied yet: {e:#}"),
+            },
+        }
+        settling = None;
     }
 }
 
-/// A digest of the manifest files' names and contents (None when unreadable).
-fn fingerprint(path: &Path) -> Option<Vec<u8>> {
+/// The [`Fingerprint`] of the manifests at `path`.
+pub fn fingerprint(path: &Path) -> Fingerprint {
     let mut h = Sha256::new();
     for file in manifests::files(path).ok()? {
         h.update(file.to_string_lossy().as_bytes());

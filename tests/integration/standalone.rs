@@ -154,6 +154,15 @@ async fn the_first_run_delivers_and_get_shows_it() {
     std::fs::write(manifests.join("hook.yaml"), webhook_manifest("local-webhook", &url)).unwrap();
     let s = Standalone::start(dir.path(), &manifests, &format!("{}/", webhook.url()), &[]).await;
 
+    // Without a token, a web page cannot send through the loopback port.
+    let from_a_page = reqwest::Client::new()
+        .post(format!("{}/v1/namespaces/default/events", s.http))
+        .header("origin", "https://evil.example")
+        .json(&json!({"integration": "local-webhook", "message": "from a web page"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(from_a_page.status(), 403);
     let name = s.post_ok("local-webhook", "hello from standalone").await;
     webhook.wait_for_messages(1, WAIT).await;
     // The event's final status is written right after the delivery.
@@ -364,6 +373,7 @@ async fn manifest_edits_are_applied_and_invalid_ones_change_nothing() {
         path.clone(),
         NS.to_string(),
         Duration::from_millis(50),
+        kube_notify::standalone::fingerprint(&path),
     ));
 
     // Switched off by editing the file.

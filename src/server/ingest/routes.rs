@@ -106,7 +106,7 @@ impl Ingest {
                 Ok(user)
             }
             Callers::Token(access) => {
-                let user = access.admit(authorization)?;
+                let user = access.admit(&caller.headers)?;
                 self.check_rate(&user.username)?;
                 Ok(user)
             }
@@ -294,6 +294,12 @@ async fn send(
             ApiError::new(StatusCode::CONFLICT, code::INTEGRATION_NOT_READY, f.message).reason(f.reason)
         }
     })?;
+    // Standalone is one process: not leading means it is stopping, and no
+    // other replica would deliver (a durable event would only be sent after
+    // a restart, long after this caller was told it failed).
+    if !s.leadership.is_leader() && matches!(s.callers, Callers::Token(_)) {
+        return Err(ApiError::unavailable("kube-notify is stopping: send again once it has restarted"));
+    }
     if !s.leadership.is_leader() {
         return through_leader(s.store.events.as_ref(), &ns, &name, &user, content, deadline).await;
     }

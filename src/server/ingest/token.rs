@@ -60,12 +60,20 @@ pub enum TokenAccess {
 }
 
 impl TokenAccess {
-    /// The caller of a request with this `Authorization` header.
-    pub fn admit(&self, authorization: Option<&str>) -> Result<User, ApiError> {
+    /// The caller of a request with these headers. Without a token, only a
+    /// request made on this machine by a program, not by a web page, is
+    /// admitted: a browser says where a request comes from (`Origin`,
+    /// `Sec-Fetch-Site`), and a page whose name was rebound to 127.0.0.1
+    /// still sends its own name as `Host`.
+    pub fn admit(&self, headers: &axum::http::HeaderMap) -> Result<User, ApiError> {
         let user =
             |name: &str| User { username: name.to_string(), uid: None, groups: Vec::new(), extra: Default::default() };
+        let authorization = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         match self {
-            TokenAccess::LoopbackOnly => Ok(user(LOOPBACK_USER)),
+            TokenAccess::LoopbackOnly => {
+                from_this_machine(headers)?;
+                Ok(user(LOOPBACK_USER))
+            }
             TokenAccess::Required(token) => {
                 let presented = bearer_token(authorization)?;
                 if token.matches(presented) {
@@ -78,20 +86,77 @@ impl TokenAccess {
     }
 }
 
+/// Refuse what a web page could send to a loopback address: a request with
+/// an `Origin`, a cross-site `Sec-Fetch-Site`, or a `Host` that is not a
+/// loopback name.
+fn from_this_machine(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let refused = |why: &str| {
+        ApiError::forbidden(format!(
+            "{why}: without --token-file, only programs on this machine may call (not web pages)"
+        ))
+    };
+    if headers.contains_key(axum::http::header::ORIGIN) {
+        return Err(refused("a request from a web page (Origin)"));
+    }
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
+        && !matches!(site, "none" | "same-origin")
+    {
+        return Err(refused("a cross-site request (Sec-Fetch-Site)"));
+    }
+    let host = headers.get(axum::http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) && !name.ends_with(':') => name,
+        _ => host,
+    };
+    let ip = name.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>();
+    if !(name.is_empty() || name.eq_ignore_ascii_case("localhost") || ip.is_ok_and(|ip| ip.is_loopback())) {
+        return Err(refused("a request for another host name (Host)"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn headers(pairs: &[(&'static str, &str)]) -> axum::http::HeaderMap {
+        let mut h = axum::http::HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
     #[test]
     fn only_the_token_is_admitted() {
         let access = TokenAccess::Required(Token::new("0123456789abcdef-secret").unwrap());
-        assert_eq!(access.admit(Some("Bearer 0123456789abcdef-secret")).unwrap().username, TOKEN_USER);
+        let ok = headers(&[("authorization", "Bearer 0123456789abcdef-secret")]);
+        assert_eq!(access.admit(&ok).unwrap().username, TOKEN_USER);
         for bad in [None, Some("Bearer "), Some("Bearer wrong-but-long-enough"), Some("Basic abc")] {
-            let e = access.admit(bad).unwrap_err();
+            let h = bad.map(|b| headers(&[("authorization", b)])).unwrap_or_default();
+            let e = access.admit(&h).unwrap_err();
             assert_eq!(e.status, axum::http::StatusCode::UNAUTHORIZED, "{bad:?}");
             assert!(!format!("{e:?}").contains("0123456789abcdef"), "never echoes the token");
         }
-        assert_eq!(TokenAccess::LoopbackOnly.admit(None).unwrap().username, LOOPBACK_USER);
+        let local = headers(&[("host", "127.0.0.1:8080")]);
+        assert_eq!(TokenAccess::LoopbackOnly.admit(&local).unwrap().username, LOOPBACK_USER);
+    }
+
+    #[test]
+    fn without_a_token_web_pages_are_refused() {
+        for ok in [vec![("host", "localhost:8080")], vec![("host", "[::1]:8080")], vec![("sec-fetch-site", "none")]] {
+            assert!(TokenAccess::LoopbackOnly.admit(&headers(&ok)).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            vec![("host", "127.0.0.1:8080"), ("origin", "https://evil.example")],
+            vec![("host", "127.0.0.1:8080"), ("sec-fetch-site", "cross-site")],
+            vec![("host", "evil.example:8080")],
+            vec![("host", "evil.example")],
+            vec![("host", "127.evil.example:8080")],
+        ] {
+            let e = TokenAccess::LoopbackOnly.admit(&headers(&bad)).unwrap_err();
+            assert_eq!(e.status, axum::http::StatusCode::FORBIDDEN, "{bad:?}");
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ use kube::api::Preconditions;
 use kube::core::PartialObjectMeta;
 use kube::core::PartialObjectMetaExt;
 use kube::runtime::watcher;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use tracing::{info, warn};
 
 use self::db::{Access, Db};
@@ -39,6 +39,11 @@ pub const LOCK_FILE: &str = "lock";
 pub struct Shared {
     pub db: Option<Db>,
     version: AtomicU64,
+    /// The key of the Secrets' digests (a keyed digest: the database alone
+    /// cannot confirm a guessed credential).
+    digest_key: [u8; 32],
+    /// Held as long as anything uses the database: one process per folder.
+    _lock: Option<File>,
 }
 
 impl Shared {
@@ -64,14 +69,24 @@ pub struct Embedded {
     /// Kubernetes Events about the objects (logged; the latest kept).
     pub notices: Arc<LogNotices>,
     shared: Arc<Shared>,
-    _lock: Option<File>,
 }
 
 impl Embedded {
     /// Open (or create) the state folder `dir`, which only one process may
     /// use at a time.
     pub fn open(dir: &Path) -> Result<Embedded, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create the state folder {}: {e}", dir.display()))?;
+        // Only its owner may read the state (event messages) or the key.
+        let mut folder = std::fs::DirBuilder::new();
+        folder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut folder, 0o700);
+        folder.create(dir).map_err(|e| format!("cannot create the state folder {}: {e}", dir.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| format!("cannot restrict the state folder {}: {e}", dir.display()))?;
+        }
         let lock = File::create(dir.join(LOCK_FILE))
             .map_err(|e| format!("cannot open {}: {e}", dir.join(LOCK_FILE).display()))?;
         match lock.try_lock() {
@@ -83,7 +98,9 @@ impl Embedded {
         }
         let path = dir.join(DB_FILE);
         let db = Db::open(&path, Access::ReadWrite).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        let embedded = Embedded::with_db(Some(db), Some(lock))?;
+        private(&path)?;
+        let key = digest_key(&dir.join(DIGEST_KEY_FILE))?;
+        let embedded = Embedded::with_db(Some(db), Some(lock), key)?;
         info!(
             state = %dir.display(),
             integrations = embedded.integrations.list().len(),
@@ -95,15 +112,15 @@ impl Embedded {
 
     /// A store kept in memory only (nothing survives the process).
     pub fn in_memory() -> Embedded {
-        Embedded::with_db(None, None).expect("an empty store loads")
+        Embedded::with_db(None, None, rand::random()).expect("an empty store loads")
     }
 
-    fn with_db(db: Option<Db>, lock: Option<File>) -> Result<Embedded, String> {
+    fn with_db(db: Option<Db>, lock: Option<File>, digest_key: [u8; 32]) -> Result<Embedded, String> {
         let last = match &db {
             Some(db) => db.last_version().map_err(|e| format!("reading the state database: {e}"))?,
             None => 0,
         };
-        let shared = Arc::new(Shared { db, version: AtomicU64::new(last) });
+        let shared = Arc::new(Shared { db, version: AtomicU64::new(last), digest_key, _lock: lock });
         let embedded = Embedded {
             integrations: Arc::new(Table::new("NotificationIntegration", true, shared.clone())),
             contacts: Arc::new(Table::new("NotificationContact", true, shared.clone())),
@@ -111,7 +128,6 @@ impl Embedded {
             secrets: Arc::new(Table::new("Secret", false, shared.clone())),
             notices: Arc::default(),
             shared,
-            _lock: lock,
         };
         embedded.integrations.load()?;
         embedded.contacts.load()?;
@@ -160,8 +176,11 @@ impl Embedded {
     /// data does, across restarts too (the database keeps a digest of it).
     fn apply_secret(&self, mut secret: Secret) -> StoreResult<()> {
         let (namespace, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
-        let digest = secret_digest(&secret);
-        if self.secrets.get(&namespace, &name).is_some_and(|s| secret_digest(&s) == digest) {
+        let digest = secret_digest(&self.shared.digest_key, &secret);
+        let unchanged = |s: &Secret| {
+            secret_digest(&self.shared.digest_key, s) == digest && s.metadata.labels == secret.metadata.labels
+        };
+        if self.secrets.get(&namespace, &name).is_some_and(|s| unchanged(&s)) {
             return Ok(());
         }
         let version = match &self.shared.db {
@@ -202,18 +221,48 @@ where
     Ok(())
 }
 
-/// SHA-256 over a Secret's type and data (never stored with the data).
-fn secret_digest(secret: &Secret) -> Vec<u8> {
-    let mut h = Sha256::new();
+/// The file holding the key of the Secrets' digests, next to the database.
+pub const DIGEST_KEY_FILE: &str = "digest.key";
+
+/// Make `path` readable by its owner only.
+fn private(path: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("cannot restrict {}: {e}", path.display()))?;
+    }
+    let _ = path;
+    Ok(())
+}
+
+/// The digest key stored at `path`, made on first use.
+fn digest_key(path: &Path) -> Result<[u8; 32], String> {
+    if let Ok(bytes) = std::fs::read(path)
+        && let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice())
+    {
+        return Ok(key);
+    }
+    let key: [u8; 32] = rand::random();
+    std::fs::write(path, key).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    private(path)?;
+    Ok(key)
+}
+
+/// HMAC-SHA-256, keyed per state folder, over a Secret's type and data:
+/// tells when a Secret changed; the database alone cannot confirm a guess.
+fn secret_digest(key: &[u8; 32], secret: &Secret) -> Vec<u8> {
+    use hmac::Mac as _;
+    let mut h = hmac::Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
     h.update(secret.type_.as_deref().unwrap_or("Opaque").as_bytes());
     let data: BTreeMap<&String, &k8s_openapi::ByteString> = secret.data.iter().flat_map(|d| d.iter()).collect();
     for (k, v) in data {
-        h.update((k.len() as u64).to_be_bytes());
+        h.update(&(k.len() as u64).to_be_bytes());
         h.update(k.as_bytes());
-        h.update((v.0.len() as u64).to_be_bytes());
+        h.update(&(v.0.len() as u64).to_be_bytes());
         h.update(&v.0);
     }
-    h.finalize().to_vec()
+    h.finalize().into_bytes().to_vec()
 }
 
 struct SecretTable(Arc<Table<Secret>>);
@@ -477,7 +526,7 @@ mod tests {
     #[tokio::test]
     async fn state_survives_a_reopen_and_one_process_holds_a_folder() {
         let dir = tempfile::tempdir().unwrap();
-        let name = {
+        let (name, secret_version) = {
             let e = Embedded::open(dir.path()).unwrap();
             let Err(busy) = Embedded::open(dir.path()) else { panic!("a second open of the folder") };
             assert!(busy.contains("in use by another kube-notify process"), "{busy}");
@@ -493,10 +542,24 @@ mod tests {
                 .create("default", event(serde_json::json!({"integrationRef": {"name": "a"}, "message": "m"})))
                 .await
                 .unwrap();
-            ev.metadata.name.unwrap()
+            (ev.metadata.name.unwrap(), e.secrets.get("default", "s").unwrap().metadata.resource_version.clone())
         };
         let e = Embedded::open(dir.path()).unwrap();
         assert!(e.events.get("default", &name).is_some(), "the event survived");
+        // The same Secret after a restart keeps its version (nothing to check again).
+        e.apply(Desired {
+            integrations: vec![integration("a", 5)],
+            secrets: vec![secret("https://x/1")],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(e.secrets.get("default", "s").unwrap().metadata.resource_version, secret_version);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!((mode(dir.path()) & 0o077, mode(&dir.path().join(DB_FILE)) & 0o077), (0, 0), "owner only");
+        }
         let ni = e.integrations.get("default", "a").unwrap();
         // Versions only go up: a new write gets a version above every stored one.
         e.apply(Desired { integrations: vec![integration("a", 4)], ..Default::default() }).unwrap();

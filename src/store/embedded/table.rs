@@ -58,7 +58,7 @@ where
         let admission = crate::crd::all()
             .into_iter()
             .find(|(_, crd)| crd.spec.names.kind == kind)
-            .and_then(|(_, crd)| Admission::new(&crd).ok());
+            .map(|(_, crd)| Admission::new(&crd).expect("our CRDs compile"));
         Table {
             kind,
             durable,
@@ -280,9 +280,9 @@ where
     pub fn create(&self, namespace: &str, obj: K) -> StoreResult<Arc<K>> {
         let mut obj = without_status(obj)?;
         let meta = obj.meta_mut();
-        let name = match (meta.name.clone().filter(|n| !n.is_empty()), meta.generate_name.clone()) {
-            (Some(name), _) => name,
-            (None, Some(prefix)) => generated_name(&prefix),
+        let (name, generated) = match (meta.name.clone().filter(|n| !n.is_empty()), meta.generate_name.clone()) {
+            (Some(name), _) => (name, None),
+            (None, Some(prefix)) => (generated_name(&prefix), Some(prefix)),
             (None, None) => return Err(api_error(422, "Invalid", "metadata.name: Required value".into())),
         };
         meta.name = Some(name.clone());
@@ -292,7 +292,18 @@ where
         meta.creation_timestamp = Some(Time(jiff::Timestamp::now()));
         meta.managed_fields = None;
         meta.deletion_timestamp = None;
-        let obj = self.admitted(obj)?;
+        let mut obj = self.admitted(obj)?;
+        // A generated name that is taken is made again, as the API server does.
+        let mut name = name;
+        if let Some(prefix) = &generated {
+            for _ in 0..8 {
+                if self.get(namespace, &name).is_none() {
+                    break;
+                }
+                name = generated_name(prefix);
+            }
+            obj.meta_mut().name = Some(name.clone());
+        }
         let kind = self.kind;
         // An accepted event must survive a power loss.
         let written = self.update(namespace, &name, Durability::Synced, |current| match current {
