@@ -90,10 +90,15 @@ pub async fn reload(
                 warn!("the changed manifests were not applied: {}", listed(&errors));
                 applied = now;
             }
-            Ok(desired) => match apply(&store, desired) {
-                Ok(()) => applied = now,
-                Err(e) => warn!("the changed manifests could not be applied yet: {e:#}"),
-            },
+            Ok(desired) => {
+                // Many writes: on the blocking pool, not on a runtime worker.
+                let writer = store.clone();
+                match tokio::task::spawn_blocking(move || apply(&writer, desired)).await {
+                    Ok(Ok(())) => applied = now,
+                    Ok(Err(e)) => warn!("the changed manifests could not be applied yet: {e:#}"),
+                    Err(e) => warn!("the changed manifests could not be applied yet: {e}"),
+                }
+            }
         }
         settling = None;
     }

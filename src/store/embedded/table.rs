@@ -429,17 +429,29 @@ where
     }
 
     fn create(&self, namespace: &str, object: K) -> BoxFuture<'_, StoreResult<K>> {
-        let res = self.table.create(namespace, object).map(|o| (*o).clone());
-        Box::pin(async move { res })
+        let (table, namespace) = (self.table.clone(), namespace.to_string());
+        off_the_runtime(move || table.create(&namespace, object).map(|o| (*o).clone()))
     }
 
     fn replace_status(&self, namespace: &str, object: K) -> BoxFuture<'_, StoreResult<K>> {
-        let res = self.table.replace_status(namespace, object).map(|o| (*o).clone());
-        Box::pin(async move { res })
+        let (table, namespace) = (self.table.clone(), namespace.to_string());
+        off_the_runtime(move || table.replace_status(&namespace, object).map(|o| (*o).clone()))
     }
 
     fn delete(&self, namespace: &str, name: &str, preconditions: Preconditions) -> BoxFuture<'_, StoreResult<()>> {
-        let res = self.table.delete(namespace, name, preconditions);
-        Box::pin(async move { res })
+        let (table, namespace, name) = (self.table.clone(), namespace.to_string(), name.to_string());
+        off_the_runtime(move || table.delete(&namespace, &name, preconditions))
     }
+}
+
+/// Run a write (a commit, maybe an fsync) on the blocking pool, not on a
+/// runtime worker: HTTP, timers and watches go on meanwhile.
+fn off_the_runtime<T: Send + 'static>(
+    write: impl FnOnce() -> StoreResult<T> + Send + 'static,
+) -> BoxFuture<'static, StoreResult<T>> {
+    Box::pin(async move {
+        tokio::task::spawn_blocking(write)
+            .await
+            .unwrap_or_else(|e| Err(api_error(500, "InternalError", format!("a store write failed: {e}"))))
+    })
 }
