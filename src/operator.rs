@@ -319,6 +319,7 @@ async fn lead(
                     .map(|ni| ObjectRef::from_obj(&*ni))
                     .collect::<Vec<_>>()
             })
+            .with_config(bounded(&ctx.settings))
             .run(
                 |ni, ctx: Arc<Context>| {
                     ctx.metrics.reconciled("NotificationIntegration");
@@ -339,6 +340,7 @@ async fn lead(
     let event_controller = event_controller
         .watches_shared_stream(integrations.subscribe(), move |ni| changes.events_to_retry(&events, &ni))
         .reconcile_on(event_triggers)
+        .with_config(bounded(&ctx.settings))
         .run(
             |ev, ctx: Arc<Context>| {
                 ctx.metrics.reconciled("NotificationEvent");
@@ -359,6 +361,14 @@ async fn lead(
     };
     futures::join!(integration_controller, event_controller, prune);
     anyhow::bail!("the controllers stopped")
+}
+
+/// A controller running at most `reconcile_concurrency` reconciles at once:
+/// 1,000 integrations applied together make 1,000 reconciles, each with API
+/// calls, and unbounded they would open as many connections to the API
+/// server (and keep them, idle, in the client's pool).
+fn bounded(settings: &crate::controller::Settings) -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().concurrency(settings.reconcile_concurrency)
 }
 
 /// The annotation `kubectl apply` fills with a copy of the object.

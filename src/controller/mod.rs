@@ -48,6 +48,8 @@ pub struct Settings {
     pub retry: crate::delivery::RetryPolicy,
     /// Successful deliveries are added to the integration's counters at most this often.
     pub counter_flush: Duration,
+    /// Reconciles each controller runs at once (API calls in flight).
+    pub reconcile_concurrency: u16,
     /// Caches, limits and waits of mention resolution.
     pub mentions: crate::notifier::mentions::MentionSettings,
     /// At most one `MentionUnresolved` Warning Event per integration and email this often.
@@ -75,6 +77,7 @@ impl Default for Settings {
             event_ttl: Some(Duration::from_secs(24 * 3600)),
             retry: crate::delivery::RetryPolicy::default(),
             counter_flush: Duration::from_secs(5),
+            reconcile_concurrency: 16,
             mentions: Default::default(),
             mention_warning_period: Duration::from_secs(3600),
             max_targets: DEFAULT_MAX_TARGETS,

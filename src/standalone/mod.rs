@@ -93,6 +93,7 @@ pub async fn reload(
             Ok(desired) => {
                 // Many writes: on the blocking pool, not on a runtime worker.
                 let writer = store.clone();
+                let _permit = store.writer().acquire_owned().await.expect("the writer semaphore is never closed");
                 match tokio::task::spawn_blocking(move || apply(&writer, desired)).await {
                     Ok(Ok(())) => applied = now,
                     Ok(Err(e)) => warn!("the changed manifests could not be applied yet: {e:#}"),

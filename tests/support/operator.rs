@@ -237,6 +237,7 @@ pub fn test_settings() -> Settings {
             max_rate_limited: 10,
         },
         counter_flush: Duration::from_millis(50),
+        reconcile_concurrency: 16,
         mentions: kube_notify::notifier::mentions::MentionSettings {
             lookup_wait: Duration::from_secs(2),
             ..Default::default()

@@ -44,6 +44,10 @@ pub struct Shared {
     digest_key: [u8; 32],
     /// Held as long as anything uses the database: one process per folder.
     _lock: Option<File>,
+    /// One write at a time leaves the runtime for the blocking pool (writes
+    /// are serial anyway): a burst of writes waits here, cheaply, instead of
+    /// starting a thread each.
+    pub writer: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {
@@ -120,7 +124,8 @@ impl Embedded {
             Some(db) => db.last_version().map_err(|e| format!("reading the state database: {e}"))?,
             None => 0,
         };
-        let shared = Arc::new(Shared { db, version: AtomicU64::new(last), digest_key, _lock: lock });
+        let writer = Arc::new(tokio::sync::Semaphore::new(1));
+        let shared = Arc::new(Shared { db, version: AtomicU64::new(last), digest_key, _lock: lock, writer });
         let embedded = Embedded {
             integrations: Arc::new(Table::new("NotificationIntegration", true, shared.clone())),
             contacts: Arc::new(Table::new("NotificationContact", true, shared.clone())),
@@ -133,6 +138,11 @@ impl Embedded {
         embedded.contacts.load()?;
         embedded.events.load()?;
         Ok(embedded)
+    }
+
+    /// The permit every write off the runtime takes (one at a time).
+    pub fn writer(&self) -> Arc<tokio::sync::Semaphore> {
+        self.shared.writer.clone()
     }
 
     /// The engine's view of this store.

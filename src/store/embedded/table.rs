@@ -430,26 +430,33 @@ where
 
     fn create(&self, namespace: &str, object: K) -> BoxFuture<'_, StoreResult<K>> {
         let (table, namespace) = (self.table.clone(), namespace.to_string());
-        off_the_runtime(move || table.create(&namespace, object).map(|o| (*o).clone()))
+        off_the_runtime(self.table.shared.writer.clone(), move || {
+            table.create(&namespace, object).map(|o| (*o).clone())
+        })
     }
 
     fn replace_status(&self, namespace: &str, object: K) -> BoxFuture<'_, StoreResult<K>> {
         let (table, namespace) = (self.table.clone(), namespace.to_string());
-        off_the_runtime(move || table.replace_status(&namespace, object).map(|o| (*o).clone()))
+        off_the_runtime(self.table.shared.writer.clone(), move || {
+            table.replace_status(&namespace, object).map(|o| (*o).clone())
+        })
     }
 
     fn delete(&self, namespace: &str, name: &str, preconditions: Preconditions) -> BoxFuture<'_, StoreResult<()>> {
         let (table, namespace, name) = (self.table.clone(), namespace.to_string(), name.to_string());
-        off_the_runtime(move || table.delete(&namespace, &name, preconditions))
+        off_the_runtime(self.table.shared.writer.clone(), move || table.delete(&namespace, &name, preconditions))
     }
 }
 
 /// Run a write (a commit, maybe an fsync) on the blocking pool, not on a
-/// runtime worker: HTTP, timers and watches go on meanwhile.
+/// runtime worker: HTTP, timers and watches go on meanwhile. One at a time
+/// (`writer`), so a burst of writes never starts a thread each.
 fn off_the_runtime<T: Send + 'static>(
+    writer: Arc<tokio::sync::Semaphore>,
     write: impl FnOnce() -> StoreResult<T> + Send + 'static,
 ) -> BoxFuture<'static, StoreResult<T>> {
     Box::pin(async move {
+        let _permit = writer.acquire_owned().await.expect("the writer semaphore is never closed");
         tokio::task::spawn_blocking(write)
             .await
             .unwrap_or_else(|e| Err(api_error(500, "InternalError", format!("a store write failed: {e}"))))
