@@ -2,6 +2,9 @@ use clap::Parser;
 use kube_notify::cli::{Cli, Command};
 use kube_notify::launch;
 
+/// mimalloc, built with transparent huge pages off (`no_thp`): on a host
+/// with THP `always`, its arenas otherwise fault in 2 MiB pages, and an idle
+/// operator with 1,000 integrations held 50 MiB instead of 29 MiB.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
