@@ -169,17 +169,9 @@ impl Delivery {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::outcome::{Outcome, Report};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use crate::status::outcome::Outcome;
 
-    fn known(name: &str, outcome: Outcome) -> Known {
-        Known {
-            integration: name.into(),
-            report: Report { outcome, attempts: 2 },
-            at: Time("2026-01-01T00:00:00Z".parse().unwrap()),
-            unresolved: Vec::new(),
-        }
-    }
+    use crate::status::event::known;
 
     #[test]
     fn an_outcome_is_kept_until_its_event_is_final_or_gone() {

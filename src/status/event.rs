@@ -208,6 +208,17 @@ pub fn apply(status: &mut NotificationEventStatus, known: &[Known]) {
     }
 }
 
+/// A known outcome for tests: two attempts, at a fixed time.
+#[cfg(test)]
+pub(crate) fn known(name: &str, outcome: crate::status::outcome::Outcome) -> Known {
+    Known {
+        integration: name.into(),
+        report: crate::status::outcome::Report { outcome, attempts: 2 },
+        at: Time("2026-01-01T00:00:00Z".parse().unwrap()),
+        unresolved: Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,15 +250,6 @@ mod tests {
             reason: Some("Queued".into()),
             delivered_at: None,
             unresolved_mentions: Vec::new(),
-        }
-    }
-
-    fn known(name: &str, outcome: Outcome) -> Known {
-        Known {
-            integration: name.into(),
-            report: Report { outcome, attempts: 2 },
-            at: Time("2026-01-01T00:00:00Z".parse().unwrap()),
-            unresolved: Vec::new(),
         }
     }
 

@@ -420,29 +420,8 @@ async fn bench_sync() {
     // The operator, as deployed: its own process and runtime.
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-sync-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: e, cluster: {{server: \"{}\"}}}}]\n\
-             users: [{{name: op, user: {{token: {OPERATOR_TOKEN}}}}}]\n\
-             contexts: [{{name: e, context: {{cluster: e, user: op}}}}]\ncurrent-context: e\n",
-            w.api.url()
-        ),
-    )
-    .unwrap();
-    let (http_port, admin_port) = (free_port(), free_port());
-    let operator = Process(
-        std::process::Command::new(env!("CARGO_BIN_EXE_kube-notify"))
-            .args(["run", "--leader-election=false", "--ingest-rate=1000000", "--ingest-burst=1000000"])
-            .arg(format!("--allow-endpoint={sink}/"))
-            .arg(format!("--http-addr=127.0.0.1:{http_port}"))
-            .arg(format!("--admin-addr=127.0.0.1:{admin_port}"))
-            .env("KUBECONFIG", &kubeconfig)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("the kube-notify binary runs"),
-    );
+    let (operator, http_port, _) =
+        spawn_operator(&w, &dir, &sink, &["--ingest-rate=1000000", "--ingest-burst=1000000"]);
     for i in 0..integrations {
         w.wait_condition(&format!("sink-{i}"), "Ready", "True", None).await;
     }
@@ -853,30 +832,7 @@ async fn bench_idle_operator() {
     let w = World::without_operator().await;
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-idle-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: e, cluster: {{server: \"{}\"}}}}]\n\
-             users: [{{name: op, user: {{token: {OPERATOR_TOKEN}}}}}]\n\
-             contexts: [{{name: e, context: {{cluster: e, user: op}}}}]\ncurrent-context: e\n",
-            w.api.url()
-        ),
-    )
-    .unwrap();
-    let (http_port, admin_port) = (free_port(), free_port());
-    let operator = Process(
-        std::process::Command::new(env!("CARGO_BIN_EXE_kube-notify"))
-            .args(["run", "--leader-election=false"])
-            .arg(format!("--allow-endpoint={sink}/"))
-            .arg(format!("--http-addr=127.0.0.1:{http_port}"))
-            .arg(format!("--admin-addr=127.0.0.1:{admin_port}"))
-            .env("KUBECONFIG", &kubeconfig)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("the kube-notify binary runs"),
-    );
+    let (operator, _, admin_port) = spawn_operator(&w, &dir, &sink, &[]);
     let ready = format!("http://127.0.0.1:{admin_port}/readyz");
     let deadline = Instant::now() + WAIT;
     while !reqwest::get(&ready).await.is_ok_and(|r| r.status().is_success()) {
@@ -923,4 +879,36 @@ async fn bench_idle_operator() {
         idle_rss as f64 / am.max(1) as f64
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `kube-notify run` in its own process against `w`'s API emulation (a
+/// kubeconfig in `dir` with the operator's token), allowed to reach `sink`,
+/// without leader election; the process and its HTTP and admin ports.
+fn spawn_operator(w: &World, dir: &std::path::Path, sink: &str, extra: &[&str]) -> (Process, u16, u16) {
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: e, cluster: {{server: \"{}\"}}}}]\n\
+             users: [{{name: op, user: {{token: {OPERATOR_TOKEN}}}}}]\n\
+             contexts: [{{name: e, context: {{cluster: e, user: op}}}}]\ncurrent-context: e\n",
+            w.api.url()
+        ),
+    )
+    .unwrap();
+    let (http_port, admin_port) = (free_port(), free_port());
+    let process = Process(
+        std::process::Command::new(env!("CARGO_BIN_EXE_kube-notify"))
+            .args(["run", "--leader-election=false"])
+            .args(extra)
+            .arg(format!("--allow-endpoint={sink}/"))
+            .arg(format!("--http-addr=127.0.0.1:{http_port}"))
+            .arg(format!("--admin-addr=127.0.0.1:{admin_port}"))
+            .env("KUBECONFIG", &kubeconfig)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the kube-notify binary runs"),
+    );
+    (process, http_port, admin_port)
 }
