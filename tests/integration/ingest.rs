@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use crate::support::apiserver::{RequestMatcher as ApiMatcher, TokenReviewAnswer};
-use crate::support::operator::{Launch, NS, OPERATOR_USER, Replica, WAIT, World, metric_value};
+use crate::support::operator::{Launch, NS, OPERATOR_USER, Place, Replica, WAIT, World, metric_value};
 use crate::support::services::{RequestMatcher, ScriptedResponse};
 
 const ALICE: &str = "alice-token";
@@ -224,6 +224,39 @@ fn message(text: &str) -> Value {
            "fields": [{"name": "env", "value": "prod"}], "links": [{"text": "run", "url": "https://ci.example.com/1"}]})
 }
 
+/// One test body on both stores, as `NAME::kubernetes` (the API emulation,
+/// callers reviewed by it) and `NAME::standalone` (the embedded store,
+/// callers on loopback): `t` is an [`Ingest`] started with `config`
+/// ([`test_config`] when none is given).
+macro_rules! on_both_ingests {
+    (async fn $name:ident($t:ident $(, $config:expr)?) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test]
+            async fn kubernetes() {
+                let world = World::without_operator_on(Place::Kubernetes).await;
+                let $t = Ingest::start_in(world, on_both_ingests!(@config $($config)?)).await;
+                $body
+            }
+
+            #[tokio::test]
+            async fn standalone() {
+                let world = World::without_operator_on(Place::Standalone).await;
+                let $t = Ingest::start_in(world, on_both_ingests!(@config $($config)?)).await;
+                $body
+            }
+        }
+    };
+    (@config) => {
+        test_config()
+    };
+    (@config $config:expr) => {
+        $config
+    };
+}
+
 #[tokio::test]
 async fn event_route_creates_an_event_that_the_controller_delivers() {
     let t = Ingest::start().await;
@@ -266,9 +299,7 @@ async fn event_route_creates_an_event_that_the_controller_delivers() {
     assert_eq!(a.code(), (404, "event_not_found"));
 }
 
-#[tokio::test]
-async fn event_route_with_a_selector_fans_out() {
-    let t = Ingest::start().await;
+on_both_ingests! { async fn event_route_with_a_selector_fans_out(t) {
     for name in ["one", "two"] {
         let url = t.w.webhook.add_endpoint(&format!("/hooks/{name}"));
         t.w.put_secret(name, &[("webhookUrl", &url)]).await;
@@ -291,7 +322,7 @@ async fn event_route_with_a_selector_fans_out() {
     let ev = t.w.wait_event_phase(a.body["name"].as_str().unwrap(), kube_notify::crd::EventPhase::Delivered).await;
     assert_eq!(ev.status.unwrap().deliveries.len(), 2);
     assert_eq!(t.w.webhook.messages().len(), 2);
-}
+}}
 
 #[tokio::test]
 async fn send_delivers_synchronously_without_writing_an_object_per_message() {
@@ -348,9 +379,7 @@ fn mentioning_jane_and_bob() -> Value {
     json!({"message": "deployed", "mentions": [{"email": "jane@example.com"}, {"email": "bob@example.com", "name": "Bob"}]})
 }
 
-#[tokio::test]
-async fn send_mentions_and_answers_the_unresolved_ones() {
-    let t = Ingest::start().await;
+on_both_ingests! { async fn send_mentions_and_answers_the_unresolved_ones(t) {
     ready_slack_hook(&t, "hook").await;
     t.w.put_contact_seen_by(&t.ctx, "jane", json!({"email": "jane@example.com", "slack": {"userId": "U0JANE"}})).await;
     let a = t.post(&send_path("hook"), ALICE, mentioning_jane_and_bob()).await;
@@ -370,7 +399,7 @@ async fn send_mentions_and_answers_the_unresolved_ones() {
     let a = t.post(&events_path(NS), ALICE, event).await;
     assert_eq!((a.code(), a.error("field")), ((400, "invalid_field"), "mentions[2].email"));
     assert_eq!(t.w.slack.messages().len(), 1);
-}
+}}
 
 #[tokio::test]
 async fn send_through_the_leader_answers_the_unresolved_mentions_too() {
@@ -381,11 +410,9 @@ async fn send_through_the_leader_answers_the_unresolved_mentions_too() {
     assert_eq!(a.body["unresolvedMentions"], json!(["jane@example.com", "bob@example.com"]));
 }
 
-/// A caller that hangs up mid-delivery does not cut the delivery short: it is
-/// sent, and counted on the integration, all the same.
-#[tokio::test]
-async fn send_finishes_and_counts_when_the_caller_hangs_up() {
-    let t = Ingest::start().await;
+// A caller that hangs up mid-delivery does not cut the delivery short: it is
+// sent, and counted on the integration, all the same.
+on_both_ingests! { async fn send_finishes_and_counts_when_the_caller_hangs_up(t) {
     let hook = t.ready_webhook("hook", 5).await;
     t.w.webhook.push_response(
         RequestMatcher::path(&hook),
@@ -407,11 +434,9 @@ async fn send_finishes_and_counts_when_the_caller_hangs_up() {
     assert_eq!(calls.len(), 1);
     assert!(String::from_utf8_lossy(&calls[0].body).contains("still delivered"));
     assert_eq!(metric_value(&t.w.metrics.render(), "kube_notify_deliveries_total", "delivered"), 1);
-}
+}}
 
-#[tokio::test]
-async fn send_reports_each_error_class() {
-    let t = Ingest::start().await;
+on_both_ingests! { async fn send_reports_each_error_class(t) {
     let hook = t.ready_webhook("hook", 10).await;
 
     // Rejected: this message, not the integration.
@@ -451,22 +476,18 @@ async fn send_reports_each_error_class() {
         })
         .await;
     assert_eq!(ni.status.unwrap().last_error.unwrap().reason, "DestinationNotFound");
-}
+}}
 
-#[tokio::test]
-async fn send_deadline_is_a_flag() {
-    let t = Ingest::start_with(IngestConfig { send_timeout: Duration::from_millis(300), ..test_config() }).await;
+on_both_ingests! { async fn send_deadline_is_a_flag(t, IngestConfig { send_timeout: Duration::from_millis(300), ..test_config() }) {
     let hook = t.ready_webhook("slow", 5).await;
     t.w.webhook.push_responses(RequestMatcher::path(&hook), ScriptedResponse::status(429).with_retry_after(2), 1);
     let started = std::time::Instant::now();
     let a = t.post(&send_path("slow"), ALICE, message("x")).await;
     assert_eq!(a.code(), (504, "expired"), "{a:?}");
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
-}
+}}
 
-#[tokio::test]
-async fn send_refuses_disabled_and_unready_integrations_with_409() {
-    let t = Ingest::start().await;
+on_both_ingests! { async fn send_refuses_disabled_and_unready_integrations_with_409(t) {
     // Auto-disabled after one dead delivery.
     let fragile = t.ready_webhook("fragile", 1).await;
     t.w.webhook.set_gone(&fragile);
@@ -499,7 +520,7 @@ async fn send_refuses_disabled_and_unready_integrations_with_409() {
     assert_eq!(a.code(), (404, "integration_not_found"), "{a:?}");
 
     assert_eq!(t.w.webhook.requests().len(), requests_before, "nothing refused reached the service");
-}
+}}
 
 #[tokio::test]
 async fn authentication_and_authorization() {

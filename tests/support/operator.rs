@@ -420,20 +420,16 @@ impl World {
 
     /// Like [`World::put_contact`], waiting for the replica whose context is `ctx`.
     pub async fn put_contact_seen_by(&self, ctx: &Context, name: &str, spec: Value) -> NotificationContact {
-        let api = self.contacts();
-        let stored = match api.get_opt(name).await.unwrap() {
-            None => {
-                let contact: NotificationContact = serde_json::from_value(json!({
-                    "apiVersion": "kube-notify.io/v1alpha1", "kind": "NotificationContact",
-                    "metadata": {"name": name, "namespace": NS}, "spec": spec,
-                }))
-                .unwrap();
-                api.create(&PostParams::default(), &contact).await.unwrap()
+        let doc = json!({
+            "apiVersion": "kube-notify.io/v1alpha1", "kind": "NotificationContact",
+            "metadata": {"name": name, "namespace": NS}, "spec": spec,
+        });
+        let stored = match &self.standalone {
+            Some(s) => {
+                s.put(doc);
+                (*s.store.contacts.get(NS, name).expect("applied")).clone()
             }
-            Some(mut contact) => {
-                contact.spec = serde_json::from_value(spec).unwrap();
-                api.replace(name, &PostParams::default(), &contact).await.unwrap()
-            }
+            None => self.put_contact_in_the_api(name, doc).await,
         };
         let key = kube::runtime::reflector::ObjectRef::new(name).within(NS);
         let deadline = tokio::time::Instant::now() + WAIT;
@@ -444,6 +440,21 @@ impl World {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         stored
+    }
+
+    async fn put_contact_in_the_api(&self, name: &str, doc: Value) -> NotificationContact {
+        let spec = doc["spec"].clone();
+        let api = self.contacts();
+        match api.get_opt(name).await.unwrap() {
+            None => {
+                let contact: NotificationContact = serde_json::from_value(doc).unwrap();
+                api.create(&PostParams::default(), &contact).await.unwrap()
+            }
+            Some(mut contact) => {
+                contact.spec = serde_json::from_value(spec).unwrap();
+                api.replace(name, &PostParams::default(), &contact).await.unwrap()
+            }
+        }
     }
 
     /// Create (or replace the data of) a Secret in [`NS`].
