@@ -257,6 +257,34 @@ macro_rules! on_both_ingests {
     };
 }
 
+on_both_ingests! { async fn unknown_targets_are_404_at_once_and_wait_answers_the_final_status(t) {
+    let hook = t.ready_webhook("hook", 5).await;
+    let before = t.w.webhook.requests().len();
+    // No event that would wait an hour for an integration nobody named right.
+    let a = t.post(&events_path(NS), ALICE, json!({"integration": "nobody", "message": "x"})).await;
+    assert_eq!(a.code(), (404, "integration_not_found"), "{a:?}");
+    let nobody = json!({"integrationSelector": {"matchLabels": {"team": "nobody"}}, "message": "x"});
+    let a = t.post(&events_path(NS), ALICE, nobody).await;
+    assert_eq!(a.code(), (404, "no_integration_matches"), "{a:?}");
+
+    // ?wait=: delivered within it, the final status (200).
+    let a = t.post(&format!("{}?wait=10s", events_path(NS)), ALICE, json!({"integration": "hook", "message": "m"})).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.body["phase"], "Delivered", "{a:?}");
+    // Not finished within it: 202 and the status so far.
+    t.w.webhook.push_response(hook.as_str(), ScriptedResponse::delayed_passthrough(Duration::from_secs(2)));
+    let a =
+        t.post(&format!("{}?wait=100ms", events_path(NS)), ALICE, json!({"integration": "hook", "message": "m"})).await;
+    assert_eq!(a.status, 202, "{a:?}");
+    assert_ne!(a.body["phase"], "Delivered", "{a:?}");
+    // A bad wait names the field; nothing is created for it.
+    for bad in ["soon", "2h"] {
+        let a = t.post(&format!("{}?wait={bad}", events_path(NS)), ALICE, json!({"integration": "hook", "message": "m"})).await;
+        assert_eq!((a.code(), a.error("field")), ((400, "invalid_field"), "wait"), "{bad}: {a:?}");
+    }
+    t.w.webhook.wait_for_requests(before + 2, WAIT).await;
+}}
+
 #[tokio::test]
 async fn event_route_creates_an_event_that_the_controller_delivers() {
     let t = Ingest::start().await;

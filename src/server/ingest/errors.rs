@@ -22,6 +22,7 @@ pub mod code {
     pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
     pub const NAMESPACE_NOT_SERVED: &str = "namespace_not_served";
     pub const INTEGRATION_NOT_FOUND: &str = "integration_not_found";
+    pub const NO_INTEGRATION_MATCHES: &str = "no_integration_matches";
     pub const EVENT_NOT_FOUND: &str = "event_not_found";
     pub const INTEGRATION_DISABLED: &str = "integration_disabled";
     pub const INTEGRATION_NOT_READY: &str = "integration_not_ready";

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -187,15 +187,85 @@ pub fn router(state: Arc<Ingest>) -> Router {
 async fn create_event(
     State(s): State<Arc<Ingest>>,
     Path(ns): Path<String>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
     caller: Caller,
     body: Body,
 ) -> Result<Response, ApiError> {
     let (user, bytes) = s.admit_post(&caller, body, &ns).await?;
+    let wait = s.wait_of(query.get("wait"))?;
     let request = body::parse_event(&bytes)?;
+    s.has_a_target(&ns, &request.target).await?;
     let annotations = BTreeMap::from([(REQUESTED_BY.to_string(), user.username.clone())]);
     let name = create(s.store.events.as_ref(), &ns, &request, "http-", annotations, Acting::Operator).await?;
     info!(namespace = %ns, event = %name, user = %user.username, "event created over HTTP");
-    Ok(accepted(&ns, &name, "/v1/namespaces"))
+    let Some(wait) = wait else { return Ok(accepted(&ns, &name, "/v1/namespaces")) };
+    // `?wait=`: the final status if the event finishes in time (200), else
+    // its status now (202).
+    let finished = |ev: Option<&NotificationEvent>| ev.is_none_or(is_finished);
+    let done = tokio::time::timeout(wait, await_condition(s.store.events.as_ref(), &ns, &name, finished)).await;
+    let status = read(s.store.events.as_ref(), &ns, &name, Acting::Operator).await?;
+    let code = if matches!(done, Ok(Ok(Some(_)))) { StatusCode::OK } else { StatusCode::ACCEPTED };
+    let mut response = (code, Json(status)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/v1/namespaces/{ns}/events/{name}")) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+impl Ingest {
+    /// `?wait=<duration>` (e.g. `10s`), at most the send timeout.
+    fn wait_of(&self, wait: Option<&String>) -> Result<Option<std::time::Duration>, ApiError> {
+        let Some(text) = wait else { return Ok(None) };
+        let wait = humantime::parse_duration(text.trim())
+            .map_err(|e| ApiError::invalid("wait", format!("must be a duration such as 10s: {e}")))?;
+        if wait > self.config.send_timeout {
+            return Err(ApiError::invalid(
+                "wait",
+                format!("must be at most {} (--send-timeout)", humantime::format_duration(self.config.send_timeout)),
+            ));
+        }
+        Ok(Some(wait))
+    }
+}
+
+impl Ingest {
+    /// 404 now, not an event that waits an hour: the integration an HTTP
+    /// caller names must exist, and a selector must match one (a
+    /// NotificationEvent applied by GitOps still waits for its integration).
+    async fn has_a_target(&self, ns: &str, target: &body::Target) -> Result<(), ApiError> {
+        let deadline = Instant::now() + self.config.send_timeout;
+        if tokio::time::timeout_at(deadline, self.caches.integrations.wait_until_ready()).await.is_err() {
+            return Err(ApiError::unavailable("the operator is starting: its caches have not synced yet"));
+        }
+        match target {
+            body::Target::Integration(name) => match self.caches.integration(ns, name) {
+                Some(_) => Ok(()),
+                None => Err(ApiError::not_found(
+                    code::INTEGRATION_NOT_FOUND,
+                    format!("no NotificationIntegration {name:?} in namespace {ns:?}"),
+                )),
+            },
+            body::Target::Selector(selector) => {
+                let Ok(selector) = kube::core::Selector::try_from(selector.clone()) else {
+                    // The event records why it is invalid.
+                    return Ok(());
+                };
+                use kube::core::SelectorExt as _;
+                let matches = self.caches.integrations.state().into_iter().any(|ni| {
+                    ni.metadata.namespace.as_deref() == Some(ns)
+                        && selector.matches(ni.metadata.labels.as_ref().unwrap_or(&Default::default()))
+                });
+                if matches {
+                    Ok(())
+                } else {
+                    Err(ApiError::not_found(
+                        code::NO_INTEGRATION_MATCHES,
+                        format!("integrationSelector matches no NotificationIntegration in namespace {ns:?}"),
+                    ))
+                }
+            }
+        }
+    }
 }
 
 async fn get_event(
