@@ -203,8 +203,11 @@ async fn create_event(
     // its status now (202).
     let finished = |ev: Option<&NotificationEvent>| ev.is_none_or(is_finished);
     let done = tokio::time::timeout(wait, await_condition(s.store.events.as_ref(), &ns, &name, finished)).await;
-    let status = read(s.store.events.as_ref(), &ns, &name, Acting::Operator).await?;
-    let code = if matches!(done, Ok(Ok(Some(_)))) { StatusCode::OK } else { StatusCode::ACCEPTED };
+    let (code, status) = match done {
+        // Finished: the watch already brought it.
+        Ok(Ok(Some(ev))) => (StatusCode::OK, event_json(&ev)),
+        _ => (StatusCode::ACCEPTED, read(s.store.events.as_ref(), &ns, &name, Acting::Operator).await?),
+    };
     let mut response = (code, Json(status)).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/v1/namespaces/{ns}/events/{name}")) {
         response.headers_mut().insert(header::LOCATION, v);
@@ -228,22 +231,30 @@ impl Ingest {
     }
 }
 
+/// 404 for an integration `name` that is not in `ns`.
+fn no_integration(ns: &str, name: &str) -> ApiError {
+    ApiError::not_found(code::INTEGRATION_NOT_FOUND, format!("no NotificationIntegration {name:?} in namespace {ns:?}"))
+}
+
 impl Ingest {
+    /// 503 unless the integration cache has synced by `deadline`: before
+    /// that, "not found" would be a guess.
+    async fn synced(&self, deadline: Instant) -> Result<(), ApiError> {
+        match tokio::time::timeout_at(deadline, self.caches.integrations.wait_until_ready()).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(ApiError::unavailable("the operator is starting: its caches have not synced yet")),
+        }
+    }
+
     /// 404 now, not an event that waits an hour: the integration an HTTP
     /// caller names must exist, and a selector must match one (a
     /// NotificationEvent applied by GitOps still waits for its integration).
     async fn has_a_target(&self, ns: &str, target: &body::Target) -> Result<(), ApiError> {
-        let deadline = Instant::now() + self.config.send_timeout;
-        if tokio::time::timeout_at(deadline, self.caches.integrations.wait_until_ready()).await.is_err() {
-            return Err(ApiError::unavailable("the operator is starting: its caches have not synced yet"));
-        }
+        self.synced(Instant::now() + self.config.send_timeout).await?;
         match target {
             body::Target::Integration(name) => match self.caches.integration(ns, name) {
                 Some(_) => Ok(()),
-                None => Err(ApiError::not_found(
-                    code::INTEGRATION_NOT_FOUND,
-                    format!("no NotificationIntegration {name:?} in namespace {ns:?}"),
-                )),
+                None => Err(no_integration(ns, name)),
             },
             body::Target::Selector(selector) => {
                 let Ok(selector) = kube::core::Selector::try_from(selector.clone()) else {
@@ -341,19 +352,11 @@ async fn send(
     let (user, bytes) = s.admit_post(&caller, body, &ns).await?;
     let content = body::parse_send(&bytes)?;
     let deadline = Instant::now() + s.config.send_timeout;
-    if tokio::time::timeout_at(deadline, s.caches.integrations.wait_until_ready()).await.is_err() {
-        return Err(ApiError::unavailable("the operator is starting: its caches have not synced yet"));
-    }
-    let not_found = || {
-        ApiError::not_found(
-            code::INTEGRATION_NOT_FOUND,
-            format!("no NotificationIntegration {name:?} in namespace {ns:?}"),
-        )
-    };
+    s.synced(deadline).await?;
     if !is_dns_subdomain(&name) {
-        return Err(not_found());
+        return Err(no_integration(&ns, &name));
     }
-    let ni = s.caches.integration(&ns, &name).ok_or_else(not_found)?;
+    let ni = s.caches.integration(&ns, &name).ok_or_else(|| no_integration(&ns, &name))?;
     usable(&ni)?;
     let prepared = s.delivery.prepare(ni).await.map_err(|e| match e {
         NotPrepared::Api(e) => {
@@ -637,15 +640,20 @@ pub async fn read(
         return Err(not_found());
     }
     let event = events.get(ns, name).await.map_err(|e| api_error(e, ns, acting))?.ok_or_else(not_found)?;
-    let status = event.status.unwrap_or_default();
-    Ok(json!({
-        "namespace": ns,
-        "name": name,
+    Ok(event_json(&event))
+}
+
+/// What `GET` of an event answers.
+fn event_json(event: &NotificationEvent) -> Value {
+    let status = event.status.clone().unwrap_or_default();
+    json!({
+        "namespace": event.metadata.namespace,
+        "name": event.metadata.name,
         "uid": event.metadata.uid,
         "createdAt": event.metadata.creation_timestamp,
         "phase": status.phase,
         "status": status,
-    }))
+    })
 }
 
 /// A Kubernetes API error as an answer to the caller.

@@ -460,12 +460,19 @@ mod tests {
 
     #[tokio::test]
     async fn a_create_is_admitted_as_the_api_server_would() {
-        let store = Embedded::in_memory().store();
+        let e = Embedded::in_memory();
+        let store = e.store();
         // Neither a target nor a message: the CRD's rules refuse it, naming the fields.
         let err = store.events.create("default", event(serde_json::json!({"message": "m"}))).await.unwrap_err();
         let kube::Error::Api(s) = err else { panic!() };
         assert_eq!(s.code, 422);
-        assert!(s.message.contains("spec"), "{}", s.message);
+        // The CRD's own rule, evaluated as the API server would.
+        assert!(
+            s.message.contains("exactly one of spec.integrationRef or spec.integrationSelector is required"),
+            "{}",
+            s.message
+        );
+        assert!(e.events.list().is_empty(), "nothing stored for a refused create");
     }
 
     #[tokio::test]

@@ -405,7 +405,7 @@ where
     }
 }
 
-/// A table served through [`Objects`], limited to one namespace or not.
+/// A table served through [`Objects`] (every namespace).
 pub struct Served<K> {
     pub table: Arc<Table<K>>,
 }
