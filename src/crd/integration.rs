@@ -176,6 +176,53 @@ pub struct IntegrationStatus {
     /// change to the Secret re-enables it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_disabled: Option<AutoDisabled>,
+
+    /// The last test message asked for with the annotation
+    /// `kube-notify.io/send-test` (or `kube-notify test`): one is sent for
+    /// each new value of the annotation, and its outcome is shown here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_message: Option<TestMessageStatus>,
+}
+
+/// The annotation that asks for one test message: any new non-empty value
+/// (a time, a counter, a commit) sends one. Nothing removes it.
+pub const SEND_TEST_ANNOTATION: &str = "kube-notify.io/send-test";
+
+/// The most characters of the annotation's value kept in
+/// `status.testMessage.request`; a longer value is kept as its SHA-256.
+pub const TEST_REQUEST_MAX_CHARS: usize = 128;
+
+/// What became of the test message asked for by the annotation's value `request`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestMessageStatus {
+    /// The annotation's value this answers (its SHA-256, `sha256:<hex>`, when
+    /// longer than 128 characters).
+    pub request: String,
+    /// `Sending` while it is being sent; then `Delivered`, `Failed`, or
+    /// `Skipped` (the integration is disabled or its credentials are invalid:
+    /// nothing was sent).
+    pub phase: TestMessagePhase,
+    /// Why it failed or was skipped (`DestinationNotFound`, `Manual`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What happened, for a person (never a credential).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Calls made to the service.
+    #[serde(default)]
+    pub attempts: u32,
+    /// When it was asked for (`Sending`) or when it ended.
+    pub time: Time,
+}
+
+/// The phase of a test message.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum TestMessagePhase {
+    Sending,
+    Delivered,
+    Failed,
+    Skipped,
 }
 
 /// What an automatically disabled integration was disabled under.
