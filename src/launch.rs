@@ -45,6 +45,7 @@ pub fn engine_config(
                 ..RetryPolicy::default()
             },
             max_targets: args.max_targets,
+            send_timeout: args.send_timeout,
             ..Settings::default()
         },
         instance,

@@ -60,6 +60,9 @@ pub struct Settings {
     pub max_targets: usize,
     /// How Secret changes are noticed (`--secret-access`).
     pub secret_access: crate::store::SecretAccess,
+    /// The deadline of one synchronous send (`--send-timeout`): a test
+    /// message's too.
+    pub send_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -82,6 +85,7 @@ impl Default for Settings {
             mention_warning_period: Duration::from_secs(3600),
             max_targets: DEFAULT_MAX_TARGETS,
             secret_access: crate::store::SecretAccess::Watch,
+            send_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -103,6 +107,8 @@ pub struct Context {
     credentials: integration::credentials::Credentials,
     /// Waits after API errors, per event and per integration.
     api_backoff: ErrorBackoff,
+    /// Test message outcomes not on record yet.
+    test_messages: integration::test_message::KnownOutcomes,
 }
 
 impl Context {
@@ -139,6 +145,7 @@ impl Context {
         Context {
             credentials: integration::credentials::Credentials::new(settings.validation_rate),
             api_backoff: ErrorBackoff::new(settings.error_requeue, settings.error_requeue_max),
+            test_messages: Default::default(),
             delivery: Arc::new(delivery),
             store,
             caches,
@@ -160,7 +167,9 @@ impl Context {
         let live: std::collections::HashSet<IntegrationKey> =
             self.caches.integrations.state().iter().map(|ni| IntegrationKey::of(ni)).collect();
         let exists = |k: &IntegrationKey| live.contains(k);
-        let dropped = self.delivery.forget_deleted(exists) + self.credentials.checks().retain(exists);
+        let dropped = self.delivery.forget_deleted(exists)
+            + self.credentials.checks().retain(exists)
+            + self.test_messages.retain(exists);
         self.writes.forget_old();
         if dropped > 0 {
             tracing::debug!(dropped, "forgot deleted integrations");

@@ -5,3 +5,4 @@
 pub mod event;
 pub mod integration;
 pub mod outcome;
+pub mod test_message;

@@ -58,3 +58,4 @@ mod leader;
 mod mentions;
 mod service_answers;
 mod standalone;
+mod test_message;

@@ -2,6 +2,7 @@
 //! write it only when it changed, publish an Event on each bad transition.
 
 pub mod credentials;
+pub mod test_message;
 
 use std::sync::Arc;
 
@@ -85,6 +86,7 @@ async fn reconcile_integration(cached: Arc<NotificationIntegration>, ctx: &Arc<C
         }
         _ => debug!(%namespace, %name, "integration status unchanged"),
     }
+    test_message::answer(ctx.writes.integrations.freshest(ni), ctx).await?;
     Ok(Action::requeue(recheck_in))
 }
 
