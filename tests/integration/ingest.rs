@@ -395,13 +395,32 @@ async fn send_delivers_synchronously_without_writing_an_object_per_message() {
 }
 
 /// A ready Slack incoming-webhook integration (mentions: contacts only).
-async fn ready_slack_hook(t: &Ingest, name: &str) {
+async fn ready_slack_hook(t: &Ingest, name: &str) -> String {
     let url = t.w.slack.add_webhook("T1", &format!("B{name}"));
     t.w.put_secret(name, &[("webhookUrl", &url)]).await;
     t.w.create_integration(name, json!({"service": "slack", "secretRef": {"name": name}})).await;
     t.w.wait_condition(name, "Ready", "True", None).await;
     t.wait_store(name, "Ready", |ni| conditions::is_true(&status_conditions(ni), "Ready")).await;
+    url
 }
+
+on_both_ingests! { async fn send_waits_until_a_changed_spec_was_checked(t) {
+    let url = ready_slack_hook(&t, "hook").await;
+    // The check of the new spec takes a while (the Slack webhook is probed).
+    let path = reqwest::Url::parse(&url).unwrap().path().to_string();
+    t.w.slack.push_response(path.as_str(), ScriptedResponse::delayed_passthrough(Duration::from_secs(2)));
+    t.w.patch_integration("hook", json!({"spec": {"errorThreshold": 3}})).await;
+    t.wait_store("hook", "the new generation", |ni| ni.metadata.generation == Some(2)).await;
+    let a = t.post(&send_path("hook"), ALICE, message("x")).await;
+    assert_eq!((a.code(), a.error("reason")), ((409, "integration_not_ready"), "Checking"), "{a:?}");
+    assert_eq!(t.w.slack.messages().len(), 0, "nothing sent with an unchecked spec");
+    t.wait_store("hook", "checked", |ni| {
+        conditions::find(&status_conditions(ni), "Ready").is_some_and(|r| r.observed_generation == Some(2))
+    })
+    .await;
+    let a = t.post(&send_path("hook"), ALICE, message("x")).await;
+    assert_eq!(a.status, 200, "{a:?}");
+}}
 
 fn mentioning_jane_and_bob() -> Value {
     json!({"message": "deployed", "mentions": [{"email": "jane@example.com"}, {"email": "bob@example.com", "name": "Bob"}]})
