@@ -116,17 +116,21 @@ impl Operator {
         let RunConfig { operator: config, leader, ingest, admin, http } = config;
         let reporter = Reporter { controller: "kube-notify".into(), instance: config.instance.clone() };
         let (store, callers, client, leader) = match backend {
-            Backend::Kubernetes(client) => (
-                kubernetes::store(client.clone(), config.namespace.clone(), reporter),
-                Callers::Kubernetes(Box::new(Reviewer::new(
-                    client.clone(),
-                    ingest.review_cache_ttl,
-                    ingest.review_cache_size,
-                    ingest.bad_token_budget,
-                ))),
-                Some(client),
-                leader,
-            ),
+            Backend::Kubernetes(client) => {
+                // Every API request the operator makes is counted.
+                let client = crate::metrics::counting_api_requests(client, metrics.clone());
+                (
+                    kubernetes::store(client.clone(), config.namespace.clone(), reporter),
+                    Callers::Kubernetes(Box::new(Reviewer::new(
+                        client.clone(),
+                        ingest.review_cache_ttl,
+                        ingest.review_cache_size,
+                        ingest.bad_token_budget,
+                    ))),
+                    Some(client),
+                    leader,
+                )
+            }
             Backend::Embedded { store, access } => (store.store(), Callers::Token(access), None, None),
         };
         let (integration_store, integration_writer) = reflector::store();
@@ -171,6 +175,8 @@ impl Operator {
                 },
             );
         let (triggers, event_triggers) = Triggers::new();
+        // Each integration's state is exported from the cache at each scrape.
+        metrics.watch_integrations(integration_store.clone());
         let caches = Caches::new(integration_store, secret_store, contact_store);
         let ctx = Arc::new(Context::new(
             store,
