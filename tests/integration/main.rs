@@ -56,5 +56,6 @@ mod ingest;
 mod integration_status;
 mod leader;
 mod mentions;
+mod metrics;
 mod service_answers;
 mod standalone;
