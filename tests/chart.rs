@@ -1028,3 +1028,12 @@ fn alerts_and_dashboard_name_exported_metrics() {
         check_queries(&dashboard_queries(&in_map), &format!("{case}: ConfigMap"));
     }
 }
+
+#[test]
+fn readme_lists_every_metric() {
+    let readme = read(&root().join("README.md"));
+    let (families, _) = exported_metrics();
+    for family in families {
+        assert!(readme.contains(&format!("`{family}")), "README.md does not list {family}");
+    }
+}
