@@ -1009,7 +1009,13 @@ fn alerts_and_dashboard_name_exported_metrics() {
                 exprs.push(rule["expr"].as_str().unwrap().to_string());
             }
         }
-        for alert in ["KubeNotifyIntegrationAutoDisabled", "KubeNotifyIntegrationFailing"] {
+        for alert in [
+            "KubeNotifyIntegrationAutoDisabled",
+            "KubeNotifyIntegrationFailing",
+            "KubeNotifyIntegrationNotReady",
+            "KubeNotifyNoLeader",
+            "KubeNotifyMetricsAbsent",
+        ] {
             assert!(alerts.contains(alert), "{case}: no {alert} in {alerts:?}");
         }
         let used = check_queries(&exprs, &format!("{case}: PrometheusRule"));

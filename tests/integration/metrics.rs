@@ -85,3 +85,23 @@ on_both_stores! { async fn metrics_per_integration_and_state(w) {
     assert_eq!(sample(&text, &off), Some(1.0), "{text}");
     assert_eq!(sample(&text, r#"kube_notify_delivery_duration_seconds_count{service="webhook"}"#), Some(1.0), "{text}");
 }}
+
+/// The leader's Lease renewals are API requests too: what the alert
+/// `KubeNotifyNoLeader` counts (`patch` of `leases`, answered 2xx).
+#[tokio::test]
+async fn lease_renewals_are_counted() {
+    let w = World::without_operator().await;
+    let a =
+        w.launch(crate::support::operator::Launch { leader: Some(World::leader_config("pod-a")), ..w.launch_config() });
+    tokio::time::timeout(WAIT, a.leadership.wait_until(true)).await.expect("pod-a leads");
+    let renewals = r#"kube_notify_api_requests_total{verb="patch",resource="leases",code="200"}"#;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let text = w.metrics.render();
+        if sample(&text, renewals).is_some_and(|n| n >= 2.0) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no renewals counted in {text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
