@@ -115,22 +115,25 @@ impl Operator {
     pub fn new(backend: Backend, config: RunConfig, metrics: Arc<Metrics>) -> Operator {
         let RunConfig { operator: config, leader, ingest, admin, http } = config;
         let reporter = Reporter { controller: "kube-notify".into(), instance: config.instance.clone() };
-        let (store, callers, client, leader) = match backend {
+        // Every Kubernetes API request the operator makes is counted.
+        let backend = match backend {
             Backend::Kubernetes(client) => {
-                // Every API request the operator makes is counted.
-                let client = crate::metrics::counting_api_requests(client, metrics.clone());
-                (
-                    kubernetes::store(client.clone(), config.namespace.clone(), reporter),
-                    Callers::Kubernetes(Box::new(Reviewer::new(
-                        client.clone(),
-                        ingest.review_cache_ttl,
-                        ingest.review_cache_size,
-                        ingest.bad_token_budget,
-                    ))),
-                    Some(client),
-                    leader,
-                )
+                Backend::Kubernetes(crate::metrics::counting_api_requests(client, metrics.clone()))
             }
+            embedded => embedded,
+        };
+        let (store, callers, client, leader) = match backend {
+            Backend::Kubernetes(client) => (
+                kubernetes::store(client.clone(), config.namespace.clone(), reporter),
+                Callers::Kubernetes(Box::new(Reviewer::new(
+                    client.clone(),
+                    ingest.review_cache_ttl,
+                    ingest.review_cache_size,
+                    ingest.bad_token_budget,
+                ))),
+                Some(client),
+                leader,
+            ),
             Backend::Embedded { store, access } => (store.store(), Callers::Token(access), None, None),
         };
         let (integration_store, integration_writer) = reflector::store();
