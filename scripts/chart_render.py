@@ -48,6 +48,8 @@ CASES: dict[str, dict] = {
         },
         "image": {"digest": "sha256:" + "0123456789abcdef" * 4},
         "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+        "grafanaDashboard": {"enabled": True, "namespace": "monitoring", "annotations": {"grafana_folder": "kube-notify"}},
+        "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}, "alertLabels": {"team": "platform"}},
         "networkPolicy": {
             "enabled": True,
             "httpFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "team-a"}}}],
@@ -89,6 +91,8 @@ WRONG_VALUES: list[tuple[dict, str]] = [
     ({"podSecurityContext": {"runAsUser": 0}}, "/podSecurityContext/runAsUser"),
     ({"ports": {"http": 70000}}, "/ports/http"),
     ({"config": {"ingestion": {"maxBodyBytes": "1Mi"}}}, "/config/ingestion/maxBodyBytes"),
+    ({"prometheusRule": {"failingWindow": "30 minutes"}}, "/prometheusRule/failingWindow"),
+    ({"grafanaDashboard": {"labels": {"grafana_dashboard": 1}}}, "/grafanaDashboard/labels/grafana_dashboard"),
 ]
 
 

@@ -115,6 +115,13 @@ impl Operator {
     pub fn new(backend: Backend, config: RunConfig, metrics: Arc<Metrics>) -> Operator {
         let RunConfig { operator: config, leader, ingest, admin, http } = config;
         let reporter = Reporter { controller: "kube-notify".into(), instance: config.instance.clone() };
+        // Every Kubernetes API request the operator makes is counted.
+        let backend = match backend {
+            Backend::Kubernetes(client) => {
+                Backend::Kubernetes(crate::metrics::counting_api_requests(client, metrics.clone()))
+            }
+            embedded => embedded,
+        };
         let (store, callers, client, leader) = match backend {
             Backend::Kubernetes(client) => (
                 kubernetes::store(client.clone(), config.namespace.clone(), reporter),
@@ -171,6 +178,8 @@ impl Operator {
                 },
             );
         let (triggers, event_triggers) = Triggers::new();
+        // Each integration's state is exported from the cache at each scrape.
+        metrics.watch_integrations(integration_store.clone());
         let caches = Caches::new(integration_store, secret_store, contact_store);
         let ctx = Arc::new(Context::new(
             store,

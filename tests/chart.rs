@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Container, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, Subject};
@@ -225,6 +225,8 @@ fn rendered_objects_parse_as_their_kinds() {
                 "PodDisruptionBudget" => drop(roundtrip_exact::<PodDisruptionBudget>(obj, &origin)),
                 "NetworkPolicy" => drop(roundtrip_exact::<NetworkPolicy>(obj, &origin)),
                 "ServiceMonitor" => check_service_monitor_shape(obj, &origin),
+                "ConfigMap" => drop(roundtrip_exact::<ConfigMap>(obj, &origin)),
+                "PrometheusRule" => check_prometheus_rule_shape(obj, &origin),
                 other => panic!("{origin}: unexpected kind {other:?} ({})", describe(obj)),
             }
             let namespaced = !matches!(obj["kind"].as_str(), Some("ClusterRole" | "ClusterRoleBinding"));
@@ -261,6 +263,26 @@ fn check_service_monitor_shape(obj: &Value, origin: &str) {
     for e in endpoints {
         allowed(e, &["port", "path", "scheme", "interval", "scrapeTimeout", "honorLabels"], "endpoint");
         assert!(e["port"].is_string(), "{origin}: ServiceMonitor endpoints name the Service port");
+    }
+}
+
+/// A PrometheusRule has no Rust type here: check its shape by hand.
+fn check_prometheus_rule_shape(obj: &Value, origin: &str) {
+    assert_eq!(obj["apiVersion"], "monitoring.coreos.com/v1", "{origin}");
+    let groups = obj["spec"]["groups"].as_array().expect("spec.groups");
+    assert!(!groups.is_empty(), "{origin}: a PrometheusRule without groups");
+    for g in groups {
+        assert!(g["name"].is_string(), "{origin}: a rule group without a name");
+        for rule in g["rules"].as_array().expect("rules") {
+            for k in rule.as_object().unwrap().keys() {
+                assert!(
+                    ["alert", "expr", "for", "labels", "annotations"].contains(&k.as_str()),
+                    "{origin}: rule field {k:?}"
+                );
+            }
+            assert!(rule["alert"].is_string() && rule["expr"].is_string(), "{origin}: {rule}");
+            assert!(rule["labels"]["severity"].is_string(), "{origin}: every alert has a severity: {rule}");
+        }
     }
 }
 
@@ -791,4 +813,233 @@ fn rbac_allows_every_recorded_api_call_and_grants_nothing_unused() {
     }
     eprintln!("{user}: {} recorded kinds of API call, {} distinct grants", uses.len(), used.len());
     assert!(problems.is_empty(), "RBAC does not match what the operator does:\n{}", problems.join("\n"));
+}
+
+// ---------------------------------------------------------------------------
+// The dashboard and the alerts name metrics the operator exports.
+
+/// The dashboard file the chart puts in its ConfigMap.
+const DASHBOARD: &str = "dashboards/kube-notify.json";
+
+/// Every series name a real [`kube_notify::metrics::Metrics`] exports, with
+/// one sample of each metric (a family without samples is not rendered):
+/// each declared family's samples (`_total` of a counter; `_bucket`, `_sum`
+/// and `_count` of a histogram; a gauge's own name) and the sample lines
+/// themselves. Also the families, by their declared names.
+fn exported_metrics() -> (BTreeSet<String>, BTreeSet<String>) {
+    use kube_notify::crd::{IntegrationKey, Service};
+    use kube_notify::status::outcome::{Outcome, Report};
+    let metrics = kube_notify::metrics::Metrics::default();
+    // One sample of each, so the sample lines show the encoded names too.
+    metrics.reconciled("NotificationEvent");
+    metrics.reconcile_error("NotificationEvent");
+    metrics.status_write("NotificationEvent");
+    metrics.credential_check(Service::Slack, &kube_notify::notifier::classify::Verdict::Success);
+    let report = Report { outcome: Outcome::Delivered, attempts: 1 };
+    metrics.delivery(&IntegrationKey::new("n", "a"), Service::Webhook, &report, std::time::Duration::from_secs(1));
+    metrics.mentions(Service::Slack, "resolved", 1);
+    metrics.ingest_request("POST", "/v1/namespaces/{ns}/events", 201);
+    metrics.api_request("get", "secrets", "200".into());
+    metrics.api_error("Secret", "500".into());
+    let text = metrics.render();
+    let mut families = BTreeSet::new();
+    let mut series = BTreeSet::new();
+    for line in text.lines() {
+        if let Some(declared) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = declared.split_once(' ').unwrap();
+            families.insert(name.to_string());
+            match kind {
+                "counter" => drop(series.insert(format!("{name}_total"))),
+                "histogram" => series.extend(["_bucket", "_sum", "_count"].map(|s| format!("{name}{s}"))),
+                "gauge" => drop(series.insert(name.to_string())),
+                other => panic!("unexpected metric type {other} of {name}"),
+            }
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let name = line.split(['{', ' ']).next().unwrap();
+            series.insert(name.to_string());
+        }
+    }
+    assert!(series.contains("kube_notify_deliveries_total"), "{text}");
+    assert!(series.contains("kube_notify_integration_state"), "{text}");
+    (families, series)
+}
+
+/// The metric names a PromQL expression selects: identifiers used as series
+/// selectors (alone or before `{`), not functions, aggregations, keywords,
+/// label names, durations or Grafana variables. Grafana's
+/// `label_values(metric, label)` names its metric.
+fn promql_metric_names(expr: &str) -> BTreeSet<String> {
+    let re = |r: &str| regex::Regex::new(r).unwrap();
+    let expr =
+        re(r"label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\})?\s*,\s*\w+\s*\)").replace_all(expr, "$1$2");
+    let expr = re(r#""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`"#).replace_all(&expr, "\"\"");
+    let expr = re(r"\{[^}]*\}").replace_all(&expr, "{}");
+    let expr = re(r"\[[^\]]*\]").replace_all(&expr, "[]");
+    // Grouping lists go, with their keyword: `sum by (a) (x)` reads as `sum (x)`.
+    let expr = re(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)").replace_all(&expr, " ");
+    let expr = re(r"\$\{[^}]*\}|\$\w+").replace_all(&expr, "0");
+    const KEYWORDS: [&str; 12] = [
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "bool",
+        "and",
+        "or",
+        "unless",
+        "offset",
+        "atan2",
+    ];
+    let mut names = BTreeSet::new();
+    for m in re(r"[a-zA-Z_:][a-zA-Z0-9_:]*").find_iter(&expr) {
+        let before = expr[..m.start()].chars().next_back();
+        if before.is_some_and(|c| c.is_ascii_digit() || c == '.') {
+            continue; // a duration or a number (5m, 1e3)
+        }
+        let number = ["inf", "nan"].contains(&m.as_str().to_ascii_lowercase().as_str());
+        if expr[m.end()..].trim_start().starts_with('(') || KEYWORDS.contains(&m.as_str()) || number {
+            continue;
+        }
+        names.insert(m.as_str().to_string());
+    }
+    names
+}
+
+/// Every PromQL expression of a Grafana dashboard: its panels' (and rows'
+/// panels') targets and its query variables.
+fn dashboard_queries(dashboard: &Value) -> Vec<String> {
+    fn panels(list: &Value, out: &mut Vec<String>) {
+        for p in list.as_array().into_iter().flatten() {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                out.extend(t["expr"].as_str().map(String::from));
+            }
+            panels(&p["panels"], out);
+        }
+    }
+    let mut out = Vec::new();
+    panels(&dashboard["panels"], &mut out);
+    for v in dashboard["templating"]["list"].as_array().into_iter().flatten() {
+        if v["type"] == "query" {
+            let q = v["query"]["query"].as_str().or(v["query"].as_str()).expect("a query variable's query");
+            out.push(q.to_string());
+        }
+    }
+    out
+}
+
+/// Each expression names at least one metric, and only metrics the operator exports.
+fn check_queries(queries: &[String], origin: &str) -> BTreeSet<String> {
+    let (_, exported) = exported_metrics();
+    let mut used = BTreeSet::new();
+    assert!(!queries.is_empty(), "{origin}: no queries");
+    for q in queries {
+        let names = promql_metric_names(q);
+        assert!(!names.is_empty(), "{origin}: {q:?} names no metric");
+        for name in names {
+            assert!(
+                exported.contains(&name),
+                "{origin}: {q:?} names {name}, which the operator does not export (it exports {exported:?})"
+            );
+            used.insert(name);
+        }
+    }
+    used
+}
+
+#[test]
+fn promql_metric_names_are_the_selected_series() {
+    let names = |e: &str| promql_metric_names(e).into_iter().collect::<Vec<_>>();
+    assert_eq!(
+        names(
+            r#"sum by (namespace, le) (rate(a_total{outcome=~"dead|x", name!="b"}[$__rate_interval] offset 5m)) > 0 unless on (name) b"#
+        ),
+        ["a_total", "b"]
+    );
+    assert_eq!(
+        names(r#"histogram_quantile(0.99, sum by (le) (rate(c_bucket[5m]))) / ignoring(x) group_left d"#),
+        ["c_bucket", "d"]
+    );
+    assert_eq!(names("label_values(kube_notify_x, namespace)"), ["kube_notify_x"]);
+    assert_eq!(names("count(max by (namespace) (e{state=\"ready\"}) == 1) or vector(0)"), ["e"]);
+    assert_eq!(names("absent(f)"), ["f"]);
+}
+
+#[test]
+fn dashboard_queries_name_exported_metrics() {
+    let path = chart_dir().join(DASHBOARD);
+    let dashboard: Value = serde_json::from_str(&read(&path)).expect("the dashboard is JSON");
+    assert_eq!(dashboard["uid"], "kube-notify");
+    let used = check_queries(&dashboard_queries(&dashboard), DASHBOARD);
+    // The dashboard shows every metric family.
+    let (families, _) = exported_metrics();
+    for family in families {
+        assert!(
+            used.iter().any(|u| u
+                .strip_prefix(&family)
+                .is_some_and(|s| ["", "_total", "_bucket", "_sum", "_count"].contains(&s))),
+            "{DASHBOARD} shows nothing of {family}"
+        );
+    }
+    // A renamed metric is caught.
+    let renamed = vec!["sum(rate(kube_notify_delivery_total[5m]))".to_string()];
+    assert!(std::panic::catch_unwind(|| check_queries(&renamed, "renamed")).is_err());
+}
+
+#[test]
+#[ignore = "needs target/chart-render from scripts/chart-render"]
+fn alerts_and_dashboard_name_exported_metrics() {
+    for case in CASES {
+        let docs = rendered(case);
+        if case != "namespaced" {
+            // Off by default.
+            assert!(of_kind(&docs, "PrometheusRule").is_empty() && of_kind(&docs, "ConfigMap").is_empty(), "{case}");
+            continue;
+        }
+        let rules = of_kind(&docs, "PrometheusRule");
+        assert_eq!(rules.len(), 1, "{case}: prometheusRule.enabled");
+        assert_eq!(rules[0]["metadata"]["labels"]["release"], "prometheus", "{case}: prometheusRule.labels");
+        let mut alerts = BTreeSet::new();
+        let mut exprs = Vec::new();
+        for g in rules[0]["spec"]["groups"].as_array().unwrap() {
+            for rule in g["rules"].as_array().unwrap() {
+                alerts.insert(rule["alert"].as_str().unwrap().to_string());
+                assert_eq!(rule["labels"]["team"], "platform", "{case}: prometheusRule.alertLabels");
+                exprs.push(rule["expr"].as_str().unwrap().to_string());
+            }
+        }
+        for alert in [
+            "KubeNotifyIntegrationAutoDisabled",
+            "KubeNotifyIntegrationFailing",
+            "KubeNotifyIntegrationNotReady",
+            "KubeNotifyNoLeader",
+            "KubeNotifyMetricsAbsent",
+        ] {
+            assert!(alerts.contains(alert), "{case}: no {alert} in {alerts:?}");
+        }
+        let used = check_queries(&exprs, &format!("{case}: PrometheusRule"));
+        assert!(used.contains("kube_notify_integration_state") && used.contains("kube_notify_deliveries_total"));
+
+        let maps = of_kind(&docs, "ConfigMap");
+        assert_eq!(maps.len(), 1, "{case}: grafanaDashboard.enabled");
+        let map = maps[0];
+        assert_eq!(map["metadata"]["labels"]["grafana_dashboard"], "1", "{case}: the sidecar's label by default");
+        assert_eq!(map["metadata"]["namespace"], "monitoring", "{case}: grafanaDashboard.namespace");
+        assert_eq!(map["metadata"]["annotations"]["grafana_folder"], "kube-notify");
+        let json = map["data"]["kube-notify.json"].as_str().expect("the dashboard in the ConfigMap");
+        let in_map: Value = serde_json::from_str(json).expect("the ConfigMap's dashboard is JSON");
+        let file: Value = serde_json::from_str(&read(&chart_dir().join(DASHBOARD))).unwrap();
+        assert_eq!(in_map, file, "{case}: the ConfigMap holds {DASHBOARD}");
+        check_queries(&dashboard_queries(&in_map), &format!("{case}: ConfigMap"));
+    }
+}
+
+#[test]
+fn readme_lists_every_metric() {
+    let readme = read(&root().join("README.md"));
+    let (families, _) = exported_metrics();
+    for family in families {
+        assert!(readme.contains(&format!("`{family}")), "README.md does not list {family}");
+    }
 }

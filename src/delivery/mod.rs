@@ -167,10 +167,12 @@ impl Delivery {
     }
 
     /// Drop what is kept for integrations `exists` says are gone (notifiers,
-    /// counter writers) and the outcomes of events deleted before they were
-    /// final on record; how many integrations' entries were dropped.
+    /// counter writers, delivery metrics) and the outcomes of events deleted
+    /// before they were final on record; how many integrations' entries were
+    /// dropped.
     pub fn forget_deleted(&self, exists: impl Fn(&IntegrationKey) -> bool) -> usize {
         let dropped = self.notifiers.retain(&exists) + self.counters.retain(&exists);
+        self.metrics.forget_integrations(&exists);
         if let Some(events) = self.caches.events.get() {
             let live: std::collections::HashSet<String> =
                 events.state().iter().filter_map(|ev| ev.metadata.uid.clone()).collect();

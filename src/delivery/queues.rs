@@ -219,6 +219,7 @@ impl Delivery {
 
     /// Deliver one event to one integration.
     async fn deliver_job(self: &Arc<Self>, job: &Job) -> Result<Attempt, Error> {
+        let started = tokio::time::Instant::now();
         if !self.still_wanted(job) || self.outcomes.has(&job.event_uid, &job.integration) {
             return Ok(Attempt::NotWanted);
         }
@@ -263,10 +264,11 @@ impl Delivery {
         self.event_triggers.trigger(ObjectRef::new(&job.event).within(&job.namespace));
         self.report_mentions(&ni, notifier.service(), &resolution, Some(job.snapshot.object_ref(&())));
         info!(namespace = %job.namespace, event = %job.event, integration = %job.integration, attempts = report.attempts, outcome = report.outcome.label(), "delivery finished");
-        self.metrics.delivery(notifier.service(), report.outcome.label());
+        let key = IntegrationKey::new(&job.namespace, &job.integration);
+        self.metrics.delivery(&key, notifier.service(), &report, started.elapsed());
         let under =
             Under { generation: ni.meta().generation.unwrap_or_default(), secret_version: loaded.secret_version };
-        self.count(IntegrationKey::new(&job.namespace, &job.integration), &report.outcome, under).await;
+        self.count(key, &report.outcome, under).await;
         Ok(Attempt::Sent)
     }
 

@@ -59,14 +59,16 @@ impl Delivery {
         mentions: Vec<Mention>,
         deadline: Instant,
     ) -> Sent {
+        let started = Instant::now();
         let Prepared { ni, notifier, under } = prepared;
         let namespace = ni.namespace().unwrap_or_default();
         let resolution = self.resolve_mentions(&namespace, notifier.as_ref(), &mentions).await;
         message.mentions = resolution.mentions.clone();
         let report = self.engine.deliver(notifier.as_ref(), &message, deadline).await;
-        self.metrics.delivery(notifier.service(), report.outcome.label());
+        let key = IntegrationKey::new(&namespace, ni.name_any());
+        self.metrics.delivery(&key, notifier.service(), &report, started.elapsed());
         self.report_mentions(&ni, notifier.service(), &resolution, None);
-        self.count(IntegrationKey::new(&namespace, ni.name_any()), &report.outcome, under).await;
+        self.count(key, &report.outcome, under).await;
         Sent { report, unresolved: resolution.unresolved_emails() }
     }
 }

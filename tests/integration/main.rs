@@ -56,6 +56,7 @@ mod ingest;
 mod integration_status;
 mod leader;
 mod mentions;
+mod metrics;
 mod service_answers;
 mod standalone;
 mod test_message;

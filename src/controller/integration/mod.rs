@@ -39,6 +39,7 @@ async fn reconcile_integration(cached: Arc<NotificationIntegration>, ctx: &Arc<C
         let key = IntegrationKey::new(&namespace, &name);
         ctx.credentials.checks().forget(&key);
         ctx.delivery.notifiers().forget(&key);
+        ctx.metrics.forget_integration(&key);
         return Ok(Action::await_change());
     }
     let checked = credentials::check(&ni, ctx).await?;
