@@ -406,16 +406,18 @@ async fn ready_slack_hook(t: &Ingest, name: &str) -> String {
 
 on_both_ingests! { async fn send_waits_until_a_changed_spec_was_checked(t) {
     let url = ready_slack_hook(&t, "hook").await;
-    // The check of the new spec takes a while (the Slack webhook is probed).
+    // The check of the new spec takes a while (the Slack webhook is probed),
+    // within the client's timeout.
     let path = reqwest::Url::parse(&url).unwrap().path().to_string();
-    t.w.slack.push_response(path.as_str(), ScriptedResponse::delayed_passthrough(Duration::from_secs(2)));
+    t.w.slack.push_response(path.as_str(), ScriptedResponse::delayed_passthrough(Duration::from_millis(700)));
     t.w.patch_integration("hook", json!({"spec": {"errorThreshold": 3}})).await;
     t.wait_store("hook", "the new generation", |ni| ni.metadata.generation == Some(2)).await;
     let a = t.post(&send_path("hook"), ALICE, message("x")).await;
     assert_eq!((a.code(), a.error("reason")), ((409, "integration_not_ready"), "Checking"), "{a:?}");
     assert_eq!(t.w.slack.messages().len(), 0, "nothing sent with an unchecked spec");
     t.wait_store("hook", "checked", |ni| {
-        conditions::find(&status_conditions(ni), "Ready").is_some_and(|r| r.observed_generation == Some(2))
+        conditions::find(&status_conditions(ni), "Ready")
+            .is_some_and(|r| r.observed_generation == Some(2) && r.status == "True")
     })
     .await;
     let a = t.post(&send_path("hook"), ALICE, message("x")).await;
