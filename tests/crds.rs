@@ -220,7 +220,9 @@ fn the_crds_use_nothing_newer_than_the_minimum_kubernetes_version() {
             None => FEATURES.iter().find(|(f, _)| f == feature).map(|(_, v)| *v),
         };
         let since = since.unwrap_or_else(|| {
-            panic!("{place}: {feature} is not in FEATURES/CEL_FUNCTIONS: add it with the Kubernetes release that has it")
+            panic!(
+                "{place}: {feature} is not in FEATURES/CEL_FUNCTIONS: add it with the Kubernetes release that has it"
+            )
         });
         assert!(
             since <= MINIMUM_MINOR,
@@ -241,7 +243,8 @@ fn readme_chart_and_tests_agree_on_the_kubernetes_versions() {
     let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
     // Helm refuses `helm install` and `helm template --kube-version` below the minimum.
     let chart = read("charts/kube-notify/Chart.yaml");
-    let kube_version = chart.lines().find_map(|l| l.strip_prefix("kubeVersion: ")).expect("Chart.yaml sets kubeVersion");
+    let kube_version =
+        chart.lines().find_map(|l| l.strip_prefix("kubeVersion: ")).expect("Chart.yaml sets kubeVersion");
     assert_eq!(kube_version, format!("\">=1.{MINIMUM_MINOR}.0-0\""), "Chart.yaml kubeVersion");
     // The tested version: the API types (k8s-openapi's feature) and the API
     // server emulation's version.
