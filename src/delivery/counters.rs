@@ -21,7 +21,7 @@ use tracing::{info, warn};
 use super::Delivery;
 use crate::crd::IntegrationKey;
 use crate::record::{Error, Notice, backoff_delay, publish};
-use crate::status::integration::{Batch, Under, record_batch};
+use crate::status::integration::{Batch, Subject, Under, auto_disabled_note, record_batch};
 use crate::status::outcome::Outcome;
 
 #[derive(Default)]
@@ -204,7 +204,7 @@ impl Delivery {
             .integrations
             .write(api, &self.metrics, base, |ni| {
                 let current = ni.status.clone().unwrap_or_default();
-                let (next, newly_disabled) = record_batch(&current, batch, under, &ni.spec, &now);
+                let (next, newly_disabled) = record_batch(&current, batch, under, ni, &now);
                 disabled = Some(newly_disabled);
                 (next != current).then(|| {
                     let mut updated = ni.clone();
@@ -216,11 +216,7 @@ impl Delivery {
         if let (Some(ni), Some(true)) = (written, disabled) {
             let status = ni.status.clone().unwrap_or_default();
             info!(%namespace, %name, errors = status.consecutive_errors, "integration disabled after repeated errors");
-            let note = format!(
-                "disabled after {} consecutive failed deliveries; last error: {}",
-                status.consecutive_errors,
-                status.last_error.as_ref().map(|e| format!("{}: {}", e.reason, e.message)).unwrap_or_default()
-            );
+            let note = auto_disabled_note(&status, &Subject::of(&ni));
             let notice =
                 Notice { warning: true, reason: "IntegrationDisabled", note, action: "Deliver", related: None };
             publish(self.store.notices.as_ref(), &ni.object_ref(&()), notice).await;

@@ -42,6 +42,19 @@ pub const KEY_WEBHOOK_URL: &str = "webhookUrl";
 pub const KEY_TOKEN: &str = "token";
 pub const KEY_SIGNING_SECRET: &str = "signingSecret";
 
+/// The Secret key that holds an integration's main credential:
+/// `spec.secretRef.key`, else the service's default (`token` for Chatwork and
+/// for a Slack bot with `spec.slack.channel`, `webhookUrl` otherwise).
+pub fn main_key(spec: &NotificationIntegrationSpec) -> &str {
+    let bot = spec.slack.as_ref().and_then(|s| s.channel.as_deref()).is_some_and(|c| !c.trim().is_empty());
+    let default = match spec.service {
+        Service::Slack if bot => KEY_TOKEN,
+        Service::Chatwork => KEY_TOKEN,
+        Service::Slack | Service::Msteams | Service::Webhook => KEY_WEBHOOK_URL,
+    };
+    spec.secret_ref.key.as_deref().unwrap_or(default)
+}
+
 /// Where the services live, and which other endpoints are allowed.
 #[derive(Clone, Debug)]
 pub struct ServiceEndpoints {
@@ -254,6 +267,21 @@ mod tests {
         let e = err(build(&spec(Service::Slack), "s", &data(&[("url", "x")]), &endpoints()));
         assert_eq!(e.reason, reason::SECRET_KEY_MISSING);
         assert!(e.message.contains("\"webhookUrl\"") && e.message.contains("url"), "{}", e.message);
+    }
+
+    #[test]
+    fn main_key_is_the_key_build_asks_for() {
+        let mut bot = spec(Service::Slack);
+        bot.slack = Some(SlackSpec { channel: Some("C1".into()), ..SlackSpec::default() });
+        let mut room = spec(Service::Chatwork);
+        room.chatwork = Some(ChatworkSpec { room_id: "1".into() });
+        let mut overridden = spec(Service::Webhook);
+        overridden.secret_ref.key = Some("endpoint".into());
+        for s in [spec(Service::Slack), bot, room, spec(Service::Msteams), spec(Service::Webhook), overridden] {
+            let e = err(build(&s, "s", &data(&[]), &endpoints()));
+            assert_eq!(e.reason, reason::SECRET_KEY_MISSING);
+            assert!(e.message.contains(&format!("{:?}", main_key(&s))), "{:?}: {}", s.service, e.message);
+        }
     }
 
     #[test]

@@ -98,13 +98,21 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
             continue;
         }
         match state {
-            Receivable::Missing => {
-                pending(d, reason::INTEGRATION_NOT_FOUND, format!("integration {name:?} does not exist (yet)"))
-            }
+            Receivable::Missing => pending(
+                d,
+                reason::INTEGRATION_NOT_FOUND,
+                format!(
+                    "integration {name:?} does not exist (yet): create it in this namespace, or fix the event's \
+                     target; the event waits until its deadline"
+                ),
+            ),
             Receivable::Disabled { reason, message } => {
                 d.phase = DeliveryPhase::Skipped;
                 d.reason = Some(reason::INTEGRATION_DISABLED.into());
-                d.last_error = Some(format!("integration {name:?} is disabled ({reason}): {message}"));
+                d.last_error = Some(format!(
+                    "integration {name:?} is disabled ({reason}): {message} This event is not sent later: create \
+                     it again once the integration is enabled."
+                ));
             }
             Receivable::NotReady { reason, message } => {
                 pending(d, reason, format!("integration {name:?} is not ready: {message}"))
@@ -137,7 +145,11 @@ pub fn summarize(status: &mut NotificationEventStatus, no_targets: Option<(&str,
         (count(DeliveryPhase::Delivered), count(DeliveryPhase::Failed), count(DeliveryPhase::Skipped));
     let first = |p: DeliveryPhase| status.deliveries.iter().find(|d| d.phase == p);
     let (phase, reason, message) = if n == 0 {
-        let (r, m) = no_targets.unwrap_or((reason::NO_MATCHING_INTEGRATIONS, "no integration matches the selector"));
+        let (r, m) = no_targets.unwrap_or((
+            reason::NO_MATCHING_INTEGRATIONS,
+            "no integration matches the selector: label an integration of this namespace to match \
+             spec.integrationSelector (kubectl get ni --show-labels)",
+        ));
         if never_targets(r) {
             (EventPhase::Failed, r.to_string(), m.to_string())
         } else if expired {
@@ -284,7 +296,8 @@ mod tests {
         assert!(p.deliver.is_empty());
         assert_eq!(p.status.phase, Some(EventPhase::Skipped));
         assert_eq!(p.status.reason.as_deref(), Some(reason::INTEGRATION_DISABLED));
-        assert!(p.status.message.unwrap().contains("ErrorThreshold"));
+        let message = p.status.message.unwrap();
+        assert!(message.contains("ErrorThreshold") && message.ends_with("once the integration is enabled."));
         assert_eq!(p.status.completion_time, Some(t()));
     }
 

@@ -9,7 +9,8 @@ use kube::Resource;
 use crate::crd::conditions::{
     self, CREDENTIALS_VALID, ConditionStatus, DISABLED, DesiredCondition, READY, set_condition,
 };
-use crate::crd::{AutoDisabled, IntegrationStatus, LastError, NotificationIntegration, NotificationIntegrationSpec};
+use crate::crd::{AutoDisabled, IntegrationStatus, LastError, NotificationIntegration, Service};
+use crate::notifier::{self, classify};
 use crate::status::outcome::Outcome;
 
 /// Reasons of the integration's conditions (and of [`Receivable`]).
@@ -34,6 +35,258 @@ pub mod event_reason {
     pub const MENTION_LOOKUP_NOT_ALLOWED: &str = "MentionLookupNotAllowed";
 }
 
+/// The label whose change on an integration's Secret re-enables it (any
+/// change to the Secret does; this one changes nothing else).
+pub const REENABLE_LABEL: &str = "kube-notify.io/reenable";
+
+/// What a next-step sentence names: the integration, its Secret and the key
+/// of its main credential (names only, never a value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subject {
+    pub namespace: String,
+    pub name: String,
+    pub service: Service,
+    pub secret: String,
+    /// `spec.secretRef.key`, else the service's default key.
+    pub key: String,
+    /// `spec.slack.channel`: Slack in bot-token mode.
+    pub slack_channel: Option<String>,
+    /// `spec.chatwork.roomId`.
+    pub chatwork_room: Option<String>,
+}
+
+impl Subject {
+    pub fn of(ni: &NotificationIntegration) -> Self {
+        let spec = &ni.spec;
+        Subject {
+            namespace: ni.meta().namespace.clone().unwrap_or_default(),
+            name: ni.meta().name.clone().unwrap_or_default(),
+            service: spec.service,
+            secret: spec.secret_ref.name.clone(),
+            key: crate::notifier::main_key(spec).to_string(),
+            slack_channel: spec.slack.as_ref().and_then(|s| s.channel.clone()).filter(|c| !c.trim().is_empty()),
+            chatwork_room: spec.chatwork.as_ref().map(|c| c.room_id.clone()),
+        }
+    }
+
+    /// `Secret NS/NAME`.
+    fn secret_ref(&self) -> String {
+        format!("Secret {}/{}", self.namespace, self.secret)
+    }
+
+    /// `key K of Secret NS/NAME`.
+    fn at_key(&self) -> String {
+        format!("key {} of {}", self.key, self.secret_ref())
+    }
+
+    /// What the main credential is, in words.
+    fn credential(&self) -> &'static str {
+        match (self.service, &self.slack_channel) {
+            (Service::Slack, Some(_)) => "the Slack bot token (xoxb-…)",
+            (Service::Slack, None) => "the Slack incoming webhook URL",
+            (Service::Chatwork, _) => "the Chatwork API token",
+            (Service::Msteams, _) => "the Teams Workflows webhook URL",
+            (Service::Webhook, _) => "the webhook URL",
+        }
+    }
+
+    /// How to re-enable an integration disabled after repeated errors.
+    fn reenable(&self) -> String {
+        format!(
+            "re-enable it with any change to its spec or to {} (the fixed credential, or \
+             `kubectl label secret -n {} {} {REENABLE_LABEL}=$(date +%s) --overwrite`)",
+            self.secret_ref(),
+            self.namespace,
+            self.secret
+        )
+    }
+}
+
+/// Every reason that can make `CredentialsValid`, `Ready` or `Disabled`
+/// report a problem (a `False` or `Unknown` condition, a Warning Event):
+/// each has a [`next_step`].
+pub const PROBLEM_REASONS: &[&str] = &[
+    reason::MANUAL,
+    reason::ERROR_THRESHOLD,
+    reason::SECRET_NOT_FOUND,
+    reason::SECRET_NOT_LABELLED,
+    reason::CHECKING,
+    notifier::reason::SECRET_KEY_MISSING,
+    notifier::reason::INVALID_SECRET,
+    notifier::reason::INVALID_SPEC,
+    notifier::reason::INVALID_TOKEN,
+    notifier::reason::INVALID_SIGNING_SECRET,
+    notifier::endpoint::INVALID_URL,
+    notifier::endpoint::ENDPOINT_NOT_ALLOWED,
+    notifier::endpoint::RETIRED_ENDPOINT,
+    classify::reason::UNAUTHORIZED,
+    classify::reason::FORBIDDEN,
+    classify::reason::DESTINATION_NOT_FOUND,
+    classify::reason::SERVICE_UNAVAILABLE,
+    classify::reason::RATE_LIMITED,
+    classify::reason::TIMEOUT,
+    classify::reason::MESSAGE_REJECTED,
+    classify::reason::UNEXPECTED_RESPONSE,
+    classify::reason::REDIRECTED,
+];
+
+/// The next step for a problem, in one sentence naming the Secret key to fix
+/// or how to re-enable; `None` for a reason that reports no problem.
+pub fn next_step(reason: &str, s: &Subject) -> Option<String> {
+    use classify::reason as service;
+    use notifier::{endpoint, reason as config};
+    let at = s.at_key();
+    let what = s.credential();
+    let bot = s.slack_channel.is_some();
+    let step = match reason {
+        reason::MANUAL => format!(
+            "Set spec.disabled to false to enable it (`kubectl patch ni -n {} {} --type merge -p '{{\"spec\":{{\"disabled\":false}}}}'`).",
+            s.namespace, s.name
+        ),
+        reason::ERROR_THRESHOLD => format!("Fix the cause that status.lastError names, then {}.", s.reenable()),
+        reason::SECRET_NOT_FOUND => {
+            format!("Create {} with key {} ({what}), or fix spec.secretRef.name.", s.secret_ref(), s.key)
+        }
+        reason::SECRET_NOT_LABELLED => format!(
+            "Label it: `kubectl label secret -n {} {} {}=true`.",
+            s.namespace,
+            s.secret,
+            crate::store::SECRET_LABEL
+        ),
+        reason::CHECKING => "Nothing to do: the credentials are being checked; if this lasts, see the operator's logs \
+                             (is it running and the leader?)."
+            .to_string(),
+        config::SECRET_KEY_MISSING => {
+            format!("Put {what} in {at}, or set spec.secretRef.key to the key that holds it.")
+        }
+        config::INVALID_SECRET => {
+            format!("Put non-empty text in the key named above of {} (for example {what} in {at}).", s.secret_ref())
+        }
+        config::INVALID_SPEC => match s.service {
+            Service::Chatwork => {
+                "Set spec.chatwork.roomId to the room's number (the digits after #!rid in its URL).".into()
+            }
+            _ => format!("Fix the spec field named above: `kubectl edit ni -n {} {}`.", s.namespace, s.name),
+        },
+        config::INVALID_TOKEN => match s.service {
+            Service::Slack => format!(
+                "Put the bot token (xoxb-…) of the Slack app installed in the workspace in {at}, or remove \
+                 spec.slack.channel to use an incoming webhook."
+            ),
+            Service::Chatwork => {
+                format!(
+                    "Put the API token of a Chatwork account in the room (Chatwork: Service integration > API token) in {at}."
+                )
+            }
+            _ => format!("Put {what} (visible ASCII, no spaces) in {at}."),
+        },
+        config::INVALID_SIGNING_SECRET => format!(
+            "Put whsec_ followed by base64 in key signingSecret of {}, or remove that key to send unsigned.",
+            s.secret_ref()
+        ),
+        endpoint::INVALID_URL => match s.service {
+            Service::Slack => {
+                format!("Copy the whole incoming webhook URL (https://hooks.slack.com/services/…) into {at}.")
+            }
+            Service::Msteams => format!("Copy the whole Workflows webhook URL, with its sig parameter, into {at}."),
+            _ => format!("Put an https URL in {at}."),
+        },
+        endpoint::ENDPOINT_NOT_ALLOWED => format!(
+            "Put the service's official URL in {at}, or start the operator with --allow-endpoint and a prefix of \
+             this URL (chart: config.allowEndpoints)."
+        ),
+        endpoint::RETIRED_ENDPOINT => format!(
+            "Create a Workflows webhook in Teams (\"When a Teams webhook request is received\") and put its URL in {at}."
+        ),
+        service::UNAUTHORIZED => match s.service {
+            Service::Slack if bot => format!(
+                "The bot token was revoked (the app was uninstalled or its installer left the workspace): reinstall \
+                 the Slack app and put its new bot token in {at}."
+            ),
+            Service::Slack => format!(
+                "The webhook was revoked (for example its creator left the workspace): create a new incoming \
+                 webhook and put its URL in {at}."
+            ),
+            Service::Chatwork => format!(
+                "The API token is no longer valid (reissued, or its owner left): put a current API token of an \
+                 account in the room in {at}."
+            ),
+            Service::Msteams => format!(
+                "The workflow's URL is no longer accepted (the flow was recreated or its owner left): copy its \
+                 current URL into {at}."
+            ),
+            Service::Webhook => format!("The receiver refuses the request: put a URL it accepts in {at}."),
+        },
+        service::FORBIDDEN => match s.service {
+            Service::Slack if bot => format!(
+                "Give the app the chat:write scope and invite the bot to channel {} (`/invite @app`), or put \
+                 another bot token in {at}.",
+                s.slack_channel.as_deref().unwrap_or_default()
+            ),
+            Service::Slack => {
+                format!(
+                    "Slack no longer lets this webhook post: create a new incoming webhook and put its URL in {at}."
+                )
+            }
+            Service::Chatwork => format!(
+                "Add the token's account to room {} as a member or admin (not read-only), or put the API token of \
+                 such an account in {at}.",
+                s.chatwork_room.as_deref().unwrap_or_default()
+            ),
+            Service::Msteams => format!(
+                "Check that the workflow is on and its owner still has access, or create a new Workflows webhook \
+                 and put its URL in {at}."
+            ),
+            Service::Webhook => format!("The receiver refuses the request: put a URL it accepts in {at}."),
+        },
+        service::DESTINATION_NOT_FOUND => match s.service {
+            Service::Slack if bot => format!(
+                "Unarchive channel {}, or set spec.slack.channel to the ID of a channel the bot is in.",
+                s.slack_channel.as_deref().unwrap_or_default()
+            ),
+            Service::Slack => format!(
+                "The webhook or its channel is gone (removed, archived, or its creator left): create a new \
+                 incoming webhook and put its URL in {at}."
+            ),
+            Service::Chatwork => format!(
+                "Set spec.chatwork.roomId to an existing room, or add the token's account to room {}.",
+                s.chatwork_room.as_deref().unwrap_or_default()
+            ),
+            Service::Msteams => format!(
+                "The workflow was turned off or deleted (or its owner left): turn it on again in Power Automate, \
+                 or create a new Workflows webhook and put its URL in {at}."
+            ),
+            Service::Webhook => format!("The endpoint does not exist: put the right URL in {at}."),
+        },
+        service::REDIRECTED => format!("Put the URL the redirect points to in {at} (redirects are never followed)."),
+        service::MESSAGE_REJECTED => {
+            format!("The service refused the check: make sure {at} holds {what}, and see the answer quoted above.")
+        }
+        service::SERVICE_UNAVAILABLE | service::TIMEOUT | service::UNEXPECTED_RESPONSE => {
+            "Nothing to do if it passes (it is retried with backoff); if it lasts, check the service's status page \
+             and the operator's way out (NetworkPolicy, HTTPS_PROXY)."
+                .to_string()
+        }
+        service::RATE_LIMITED => "Nothing to do if it passes (it is retried after the service's wait); if it lasts, \
+                                  look for other senders sharing this webhook or token."
+            .to_string(),
+        _ => return None,
+    };
+    Some(step)
+}
+
+/// `message` followed by the next step for `reason` (once).
+pub fn with_next_step(message: &str, reason: &str, s: &Subject) -> String {
+    match next_step(reason, s) {
+        Some(step) if !message.ends_with(&step) => {
+            let message = message.trim_end();
+            let stop = if message.ends_with(['.', '!', '?']) { "" } else { "." };
+            format!("{message}{stop} {step}")
+        }
+        _ => message.to_string(),
+    }
+}
+
 /// The outcome of the credential check, as the `CredentialsValid` condition says it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CredentialsCondition {
@@ -51,6 +304,8 @@ pub struct StatusInput {
     pub credentials: CredentialsCondition,
     /// The Secret's `resourceVersion` the credentials were read from.
     pub secret_version: Option<String>,
+    /// Names for the next steps the messages give.
+    pub subject: Subject,
 }
 
 /// The status the integration should have. Counters and `lastError` are kept
@@ -77,8 +332,38 @@ pub fn desired_status(current: &IntegrationStatus, input: &StatusInput, now: &Ti
         generation,
         now,
     );
-    set_derived_conditions(current, &mut next, input.manually_disabled, generation, now);
+    set_derived_conditions(current, &mut next, input.manually_disabled, &input.subject, generation, now);
     next
+}
+
+/// The Warning Event `IntegrationDisabled` of an auto-disable: the last
+/// error, what fixes it, and how to re-enable (the last error's message is
+/// shortened so that the steps fit in an Event's 1 KB note).
+pub fn auto_disabled_note(status: &IntegrationStatus, subject: &Subject) -> String {
+    let mut note = format!("disabled after {} consecutive failed deliveries", status.consecutive_errors);
+    if let Some(e) = &status.last_error {
+        let mut message: String = e.message.chars().take(300).collect();
+        if e.message.chars().count() > 300 {
+            message.push('…');
+        }
+        note.push_str(&format!("; last error: {}: {}", e.reason, message.trim_end_matches('.')));
+        // A passing failure's step ("nothing to do if it passes") does not fit here.
+        let passing = [
+            classify::reason::RATE_LIMITED,
+            classify::reason::SERVICE_UNAVAILABLE,
+            classify::reason::TIMEOUT,
+            classify::reason::UNEXPECTED_RESPONSE,
+        ];
+        if let Some(step) = next_step(&e.reason, subject).filter(|_| !passing.contains(&e.reason.as_str())) {
+            note.push_str(&format!(". To fix it: {step}"));
+        }
+    }
+    with_next_step(&note, reason::ERROR_THRESHOLD, subject)
+}
+
+/// The `Disabled` condition's message while `spec.disabled` is true.
+fn manually_disabled_message(subject: &Subject) -> String {
+    with_next_step("spec.disabled is true: nothing is delivered until it is set to false", reason::MANUAL, subject)
 }
 
 /// `Disabled` and `Ready` from the manual switch, the auto-disable and the
@@ -87,24 +372,24 @@ fn set_derived_conditions(
     current: &IntegrationStatus,
     next: &mut IntegrationStatus,
     manually_disabled: bool,
+    subject: &Subject,
     generation: Option<i64>,
     now: &Time,
 ) {
     let disabled = if manually_disabled {
-        DesiredCondition::new(
-            DISABLED,
-            ConditionStatus::True,
-            reason::MANUAL,
-            "spec.disabled is true: nothing is delivered until it is set to false",
-        )
+        DesiredCondition::new(DISABLED, ConditionStatus::True, reason::MANUAL, manually_disabled_message(subject))
     } else if next.auto_disabled.is_some() {
         DesiredCondition::new(
             DISABLED,
             ConditionStatus::True,
             reason::ERROR_THRESHOLD,
-            format!(
-                "disabled after {} consecutive failed deliveries; fix the destination, then change the Secret or the spec to enable it again",
-                next.consecutive_errors
+            with_next_step(
+                &format!(
+                    "disabled after {} consecutive failed deliveries; nothing is delivered until it is re-enabled",
+                    next.consecutive_errors
+                ),
+                reason::ERROR_THRESHOLD,
+                subject,
             ),
         )
     } else {
@@ -130,7 +415,7 @@ fn set_derived_conditions(
                 READY,
                 ConditionStatus::Unknown,
                 reason::CHECKING,
-                "the credentials have not been checked yet",
+                with_next_step("the credentials have not been checked yet", reason::CHECKING, subject),
             ),
         }
     };
@@ -227,7 +512,7 @@ pub struct Batch {
 }
 
 /// The integration status after one delivery made under `under`, with
-/// `spec` as it is now (threshold, manual switch), and whether this delivery
+/// `ni`'s spec as it is now (threshold, manual switch), and whether this delivery
 /// disabled the integration. A success resets `consecutiveErrors`; a dead
 /// destination or exhausted retries count; a rejected message or a missed
 /// deadline leave the counters alone.
@@ -235,14 +520,14 @@ pub fn record_outcome(
     current: &IntegrationStatus,
     outcome: &Outcome,
     under: &Under,
-    spec: &NotificationIntegrationSpec,
+    ni: &NotificationIntegration,
     now: &Time,
 ) -> (IntegrationStatus, bool) {
     let batch = match outcome {
         Outcome::Delivered => Batch { delivered: 1, last_delivered: Some(now.clone()), failure: None },
         other => Batch { failure: Some(other.clone()), ..Batch::default() },
     };
-    record_batch(current, &batch, under, spec, now)
+    record_batch(current, &batch, under, ni, now)
 }
 
 /// [`record_outcome`] for a batch: the successes first, then the failure.
@@ -250,9 +535,10 @@ pub fn record_batch(
     current: &IntegrationStatus,
     batch: &Batch,
     under: &Under,
-    spec: &NotificationIntegrationSpec,
+    ni: &NotificationIntegration,
     now: &Time,
 ) -> (IntegrationStatus, bool) {
+    let spec = &ni.spec;
     let mut next = current.clone();
     let mut changed = false;
     if batch.delivered > 0 {
@@ -278,7 +564,7 @@ pub fn record_batch(
         return (next, false);
     }
     let generation = current.observed_generation.or(Some(under.generation));
-    set_derived_conditions(current, &mut next, spec.disabled, generation, now);
+    set_derived_conditions(current, &mut next, spec.disabled, &Subject::of(ni), generation, now);
     let newly_disabled =
         conditions::is_true(&next.conditions, DISABLED) && !conditions::is_true(&current.conditions, DISABLED);
     (next, newly_disabled)
@@ -313,7 +599,10 @@ pub fn receivable(ni: Option<&NotificationIntegration>) -> Receivable {
     let Some(ni) = ni else { return Receivable::Missing };
     let conds = ni.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
     if ni.spec.disabled {
-        return Receivable::Disabled { reason: reason::MANUAL.into(), message: "spec.disabled is true".into() };
+        return Receivable::Disabled {
+            reason: reason::MANUAL.into(),
+            message: manually_disabled_message(&Subject::of(ni)),
+        };
     }
     if let Some(d) = conditions::find(conds, DISABLED).filter(|d| ConditionStatus::of(d) == ConditionStatus::True) {
         return Receivable::Disabled { reason: d.reason.clone(), message: d.message.clone() };
@@ -325,11 +614,11 @@ pub fn receivable(ni: Option<&NotificationIntegration>) -> Receivable {
         Some(r) if r.observed_generation == ni.meta().generation => Receivable::Ready,
         Some(_) => Receivable::NotReady {
             reason: reason::CHECKING.into(),
-            message: "the changed spec has not been checked yet".into(),
+            message: with_next_step("the changed spec has not been checked yet", reason::CHECKING, &Subject::of(ni)),
         },
         None => Receivable::NotReady {
             reason: reason::CHECKING.into(),
-            message: "the integration has not been checked yet".into(),
+            message: with_next_step("the integration has not been checked yet", reason::CHECKING, &Subject::of(ni)),
         },
     }
 }
@@ -348,7 +637,193 @@ mod tests {
             manually_disabled: disabled,
             credentials: CredentialsCondition { status, reason: reason.into(), message: "m".into() },
             secret_version: Some("7".into()),
+            subject: subject(),
         }
+    }
+
+    fn subject() -> Subject {
+        subject_for(Service::Webhook, None)
+    }
+
+    fn subject_for(service: Service, slack_channel: Option<&str>) -> Subject {
+        Subject {
+            namespace: "team-a".into(),
+            name: "alerts".into(),
+            service,
+            secret: "alerts-secret".into(),
+            key: if slack_channel.is_some() || service == Service::Chatwork { "token" } else { "webhookUrl" }.into(),
+            slack_channel: slack_channel.map(str::to_string),
+            chatwork_room: (service == Service::Chatwork).then(|| "42".into()),
+        }
+    }
+
+    fn every_kind_of_subject() -> Vec<Subject> {
+        vec![
+            subject_for(Service::Slack, None),
+            subject_for(Service::Slack, Some("C0123")),
+            subject_for(Service::Chatwork, None),
+            subject_for(Service::Msteams, None),
+            subject_for(Service::Webhook, None),
+        ]
+    }
+
+    /// The string values of `pub const NAME: &str = "value";` lines in `src`.
+    fn const_values(src: &str) -> Vec<String> {
+        src.lines()
+            .filter_map(|l| l.trim().strip_prefix("pub const ")?.split_once(": &str = \"")?.1.strip_suffix("\";"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The block of `src` from `start` to the first line that is `}`.
+    fn block<'a>(src: &'a str, start: &str) -> &'a str {
+        let from = src.find(start).expect("the block exists");
+        let len = src[from..].find("\n}\n").expect("the block ends");
+        &src[from..from + len]
+    }
+
+    #[test]
+    fn every_problem_reason_has_a_next_step() {
+        for s in every_kind_of_subject() {
+            for r in PROBLEM_REASONS {
+                let step = next_step(r, &s).unwrap_or_else(|| panic!("{r} has no next step for {s:?}"));
+                assert!(step.ends_with('.') && step.chars().next().is_some_and(char::is_uppercase), "{r}: {step}");
+                assert_eq!(step.matches(". ").count(), 0, "one sentence: {r}: {step}");
+                assert!(step.len() < 400, "{r}: {step}");
+            }
+            for ok in [reason::VALID, reason::READY, reason::ENABLED] {
+                assert_eq!(next_step(ok, &s), None, "{ok} reports no problem");
+            }
+        }
+    }
+
+    #[test]
+    fn the_reason_list_is_complete() {
+        // Every reason constant a check or a status can report is listed.
+        let sources = [
+            block(include_str!("integration.rs"), "pub mod reason {"),
+            block(include_str!("../notifier/mod.rs"), "pub mod reason {"),
+            block(include_str!("../notifier/classify.rs"), "pub mod reason {"),
+            include_str!("../notifier/endpoint.rs"),
+        ];
+        let declared: Vec<String> = sources.iter().flat_map(|s| const_values(s)).collect();
+        assert!(declared.len() >= 20, "the source scan found the constants: {declared:?}");
+        for r in &declared {
+            let problem = ![reason::VALID, reason::READY, reason::ENABLED].contains(&r.as_str());
+            assert_eq!(PROBLEM_REASONS.contains(&r.as_str()), problem, "{r}: add it to PROBLEM_REASONS and next_step");
+        }
+    }
+
+    #[test]
+    fn next_steps_name_the_secret_key_or_the_switch() {
+        let slack = subject_for(Service::Slack, None);
+        let step = |r: &str, s: &Subject| next_step(r, s).unwrap();
+        assert_eq!(
+            step(reason::SECRET_NOT_FOUND, &slack),
+            "Create Secret team-a/alerts-secret with key webhookUrl (the Slack incoming webhook URL), or fix spec.secretRef.name."
+        );
+        let revoked = step(crate::notifier::classify::reason::UNAUTHORIZED, &slack);
+        assert!(revoked.contains("creator left") && revoked.contains("key webhookUrl of Secret team-a/alerts-secret"));
+        let chatwork = subject_for(Service::Chatwork, None);
+        assert!(step(crate::notifier::classify::reason::FORBIDDEN, &chatwork).contains("room 42"));
+        assert!(step(crate::notifier::reason::SECRET_KEY_MISSING, &chatwork).contains("key token of Secret"));
+        assert!(step(crate::notifier::endpoint::ENDPOINT_NOT_ALLOWED, &slack).contains("--allow-endpoint"));
+        assert!(step(reason::MANUAL, &slack).starts_with("Set spec.disabled to false to enable it"));
+        let reenable = step(reason::ERROR_THRESHOLD, &slack);
+        assert!(reenable.contains("any change to its spec or to Secret team-a/alerts-secret"), "{reenable}");
+        assert!(
+            reenable.contains("kubectl label secret -n team-a alerts-secret kube-notify.io/reenable="),
+            "{reenable}"
+        );
+    }
+
+    #[test]
+    fn with_next_step_appends_once() {
+        let s = subject();
+        let once = with_next_step("Secret \"x\" was not found", reason::SECRET_NOT_FOUND, &s);
+        assert!(once.starts_with("Secret \"x\" was not found. Create Secret"), "{once}");
+        assert_eq!(with_next_step(&once, reason::SECRET_NOT_FOUND, &s), once);
+        assert_eq!(with_next_step("fine", reason::VALID, &s), "fine");
+    }
+
+    #[test]
+    fn messages_with_next_steps_hold_no_credential() {
+        use crate::notifier::{ServiceEndpoints, build, endpoint::EndpointPolicy};
+        let endpoints = ServiceEndpoints {
+            slack_api: "https://slack.com/api".parse().unwrap(),
+            chatwork_api: "https://api.chatwork.com/v2".parse().unwrap(),
+            policy: EndpointPolicy::default(),
+        };
+        let secret = "s3cr3tPart";
+        let cases = [
+            (
+                serde_json::json!({"service": "slack"}),
+                "webhookUrl",
+                format!("https://evil.example/services/T1/B2/{secret}"),
+            ),
+            (serde_json::json!({"service": "slack"}), "webhookUrl", format!("https://hooks.slack.com/x/{secret}")),
+            (serde_json::json!({"service": "slack", "slack": {"channel": "C1"}}), "token", format!("xoxp-{secret}")),
+            (serde_json::json!({"service": "slack", "slack": {"channel": "C1"}}), "token", format!("xoxb-{secret} x")),
+            (
+                serde_json::json!({"service": "msteams"}),
+                "webhookUrl",
+                format!("https://a.webhook.office.com/webhookb2/{secret}"),
+            ),
+            (serde_json::json!({"service": "msteams"}), "webhookUrl", format!("https://x.logic.azure.com/{secret}")),
+            (serde_json::json!({"service": "webhook"}), "webhookUrl", format!("http://10.0.0.1/{secret}")),
+            (serde_json::json!({"service": "webhook"}), "webhookUrl", format!("https://{secret}\n.example")),
+            (
+                serde_json::json!({"service": "chatwork", "chatwork": {"roomId": "1"}}),
+                "token",
+                format!("{secret} \u{1}"),
+            ),
+        ];
+        for (spec, key, value) in cases {
+            let mut spec = spec;
+            spec["secretRef"] = serde_json::json!({"name": "alerts-secret"});
+            let ni: NotificationIntegration = serde_json::from_value(serde_json::json!({
+                "apiVersion": "kube-notify.io/v1alpha1", "kind": "NotificationIntegration",
+                "metadata": {"name": "alerts", "namespace": "team-a"}, "spec": spec,
+            }))
+            .unwrap();
+            let data = [(key.to_string(), value.as_bytes().to_vec())].into_iter().collect();
+            let Err(f) = build(&ni.spec, "alerts-secret", &data, &endpoints) else { panic!("{value} is refused") };
+            let message = with_next_step(&f.message, f.reason, &Subject::of(&ni));
+            assert!(!message.contains(secret), "{message}");
+            assert!(message.len() > f.message.len() && message.contains("alerts-secret"), "{message}");
+        }
+    }
+
+    #[test]
+    fn warning_events_end_with_the_next_step() {
+        let now = t("2026-01-01T00:00:00Z");
+        let empty = IntegrationStatus::default();
+        let mut unauthorized = input(ConditionStatus::False, "Unauthorized", false);
+        unauthorized.credentials.message = with_next_step("refused", "Unauthorized", &subject());
+        let invalid = desired_status(&empty, &unauthorized, &now);
+        let ev = transition_events(&empty, &invalid);
+        assert!(ev[0].note.ends_with(&next_step("Unauthorized", &subject()).unwrap()), "{}", ev[0].note);
+        let manual = desired_status(&invalid, &input(ConditionStatus::True, "Valid", true), &now);
+        let ev = transition_events(&invalid, &manual);
+        assert!(ev[0].note.ends_with(&next_step(reason::MANUAL, &subject()).unwrap()), "{}", ev[0].note);
+    }
+
+    #[test]
+    fn the_auto_disable_note_fits_and_ends_with_how_to_re_enable() {
+        let status = IntegrationStatus {
+            consecutive_errors: 5,
+            last_error: Some(LastError {
+                time: t("2026-01-01T00:00:00Z"),
+                reason: "Unauthorized".into(),
+                message: "x".repeat(2000),
+            }),
+            ..IntegrationStatus::default()
+        };
+        let s = subject_for(Service::Slack, None);
+        let note = auto_disabled_note(&status, &s);
+        assert!(note.len() <= 1024, "{} bytes", note.len());
+        assert!(note.contains(&next_step("Unauthorized", &s).unwrap()), "{note}");
+        assert!(note.ends_with(&next_step(reason::ERROR_THRESHOLD, &s).unwrap()), "{note}");
     }
 
     #[test]
@@ -443,6 +918,7 @@ mod counting_tests {
                 message: "ok".into(),
             },
             secret_version: Some("10".into()),
+            subject: Subject::of(&spec(5)),
         };
         desired_status(&IntegrationStatus::default(), &input, &t("2026-01-01T00:00:00Z"))
     }
@@ -451,9 +927,11 @@ mod counting_tests {
         Under { generation: 1, secret_version: Some("10".into()) }
     }
 
-    fn spec(threshold: i32) -> NotificationIntegrationSpec {
+    fn spec(threshold: i32) -> NotificationIntegration {
         serde_json::from_value(serde_json::json!({
-            "service": "webhook", "secretRef": {"name": "s"}, "errorThreshold": threshold,
+            "apiVersion": "kube-notify.io/v1alpha1", "kind": "NotificationIntegration",
+            "metadata": {"name": "a", "namespace": "n"},
+            "spec": {"service": "webhook", "secretRef": {"name": "s"}, "errorThreshold": threshold},
         }))
         .unwrap()
     }
@@ -531,6 +1009,7 @@ mod counting_tests {
             manually_disabled: false,
             credentials: valid.clone(),
             secret_version: Some("10".into()),
+            subject: Subject::of(&spec(5)),
         };
         let still = desired_status(&disabled, &same, &now);
         assert!(conditions::is_true(&still.conditions, DISABLED), "nothing changed: stays disabled");

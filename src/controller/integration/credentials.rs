@@ -16,7 +16,7 @@ use crate::crd::conditions::ConditionStatus;
 use crate::crd::{IntegrationKey, NotificationIntegration, Service};
 use crate::notifier::classify::Verdict;
 use crate::record::Error;
-use crate::status::integration::{CredentialsCondition, reason};
+use crate::status::integration::{CredentialsCondition, Subject, reason, with_next_step};
 
 /// The last check of one integration and what it was made against.
 #[derive(Clone, Debug)]
@@ -110,6 +110,14 @@ pub async fn check(ni: &NotificationIntegration, ctx: &Context) -> Result<Checke
             ctx.metrics.credential_check(notifier.service(), &verdict);
             verdict_to_condition(verdict, previous.as_ref().filter(|_| was_valid), ctx)
         }
+    };
+    // Every problem says what to do next.
+    let condition = match condition.status {
+        ConditionStatus::True => condition,
+        _ => CredentialsCondition {
+            message: with_next_step(&condition.message, &condition.reason, &Subject::of(ni)),
+            ..condition
+        },
     };
     let transient_failures = match (&previous, transient) {
         (Some(p), true) if same_inputs => p.transient_failures + 1,
