@@ -60,13 +60,14 @@ on_both_stores! { async fn a_test_message_is_sent_once_per_value_counted_and_rec
     assert_eq!(ni.metadata.annotations.as_ref().unwrap()[SEND_TEST_ANNOTATION], "2026-12-06T10:00:00Z");
 
     // Reconciles for other reasons (a label, a Secret change) send nothing more.
+    let before = w.reconciles();
     w.patch_integration("hook", json!({"metadata": {"labels": {"team": "a"}}})).await;
     let url = w.webhook.add_endpoint(&path);
     w.put_secret("hook", &[("webhookUrl", &url), ("unused", "x")]).await;
-    w.wait_integration("hook", "re-checked", |ni| ni.metadata.labels.as_ref().is_some_and(|l| l.contains_key("team")))
+    w.wait_integration("hook", "labelled", |ni| ni.metadata.labels.as_ref().is_some_and(|l| l.contains_key("team")))
         .await;
-    let before = w.reconciles();
     w.wait_reconciles_beyond(before).await;
+    assert_eq!(posts_to(&w, &path), 1, "no second test message for the same value");
 
     // A new value is a new test.
     ask_for_a_test(&w, "hook", "second").await;
