@@ -15,7 +15,8 @@ pub use event::{
 };
 pub use integration::{
     AutoDisabled, ChatworkSpec, IntegrationKey, IntegrationStatus, LastError, NotificationIntegration,
-    NotificationIntegrationSpec, SEND_TEST_ANNOTATION, SecretRef, Service, SlackSpec, TestMessagePhase, TestMessageStatus,
+    NotificationIntegrationSpec, SEND_TEST_ANNOTATION, SecretRef, Service, SlackSpec, TestMessagePhase,
+    TestMessageStatus,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
