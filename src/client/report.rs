@@ -37,10 +37,10 @@ pub fn created(ev: &Created) -> Outcome {
 pub fn of_event(ev: &Created, status: Option<&NotificationEventStatus>, waited: Option<Duration>) -> Outcome {
     let id = ev.id();
     let Some(status) = status.filter(|s| s.phase.is_some()) else {
-        let after = waited.map(|d| format!(" after {}", human(d))).unwrap_or_default();
+        let within = waited.map(|d| format!(" within {}", human(d))).unwrap_or_default();
         return Outcome::new(
             Exit::TimedOut,
-            format!("{id} was not picked up for delivery{after}; it may still be delivered: {}", ev.follow),
+            format!("{id} not delivered{within} (no status yet); it may still be delivered: {}", ev.follow),
         );
     };
     let phase = status.phase.expect("filtered");

@@ -278,6 +278,18 @@ mod tests {
     }
 
     #[test]
+    fn defaults_and_exactly_one_target() {
+        let a = args(&["-i", "hook"]);
+        assert_eq!(a.wait, std::time::Duration::from_secs(60));
+        assert_eq!((a.namespace, a.url, a.message), (None, None, None));
+        assert_eq!(args(&["-i", "hook", "--wait", "2m"]).wait.as_secs(), 120);
+        for bad in [&["-m", "x"][..], &["-i", "a", "-l", "b=c"], &["-i", "a", "--wait", "soon"]] {
+            let e = Cli::try_parse_from(["kube-notify", "send"].iter().chain(bad)).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn stdin_messages_lose_their_trailing_newlines() {
         assert_eq!(message_from_stdin("line 1\nline 2\n\n"), "line 1\nline 2");
         assert_eq!(message_from_stdin("x\r\n"), "x");

@@ -12,7 +12,9 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt as _;
 
 use crate::support::apiserver::TokenReviewAnswer;
-use crate::support::operator::{NS, World};
+use kube_notify::server::ingest::IngestConfig;
+
+use crate::support::operator::{Launch, NS, World};
 use crate::support::services::{RequestMatcher, ScriptedResponse};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kube-notify");
@@ -309,7 +311,10 @@ async fn send_over_http() {
     let w = World::without_operator().await;
     w.api.set_token_review(CI_TOKEN, TokenReviewAnswer::user("ci-bot", &["system:authenticated"]));
     w.api.set_access_review(|spec| (spec.user.as_deref() == Some("ci-bot"), "RBAC".to_string()));
-    let operator = w.launch(w.launch_config());
+    // A server whose --send-timeout (3s) is shorter than the 30s `?wait=`
+    // send asks for at most: longer waits are followed with GET.
+    let ingest = IngestConfig { send_timeout: Duration::from_secs(3), ..IngestConfig::default() };
+    let operator = w.launch(Launch { ingest, ..w.launch_config() });
     let hook = ready_webhook(&w, "hook", json!({}), 5).await;
     // The operator's own cache has it Ready before a send is asked for.
     let key = kube::runtime::reflector::ObjectRef::new("hook").within(NS);
@@ -327,7 +332,8 @@ async fn send_over_http() {
     let url = operator.http_url.clone();
 
     let env = [("KUBE_NOTIFY_URL", url.as_str()), ("KUBE_NOTIFY_TOKEN", CI_TOKEN)];
-    let run = send(None, &env, &["-n", NS, "-i", "hook", "-m", "over http", "--wait", "20s"], None).await;
+    // Within the server's wait: its 200 answer has the final status.
+    let run = send(None, &env, &["-n", NS, "-i", "hook", "-m", "over http", "--wait", "3s"], None).await;
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.line().starts_with(&format!("delivered: {NS}/http-")), "{run:?}");
     assert!(run.line().ends_with(" to hook (1 attempt)"), "{run:?}");
@@ -337,6 +343,22 @@ async fn send_over_http() {
         (hook.as_str(), Some("over http"))
     );
     assert!(!run.stdout.contains(CI_TOKEN) && !run.stderr.contains(CI_TOKEN));
+
+    // Longer than the server's wait: created without it (the server refused
+    // the longer wait before creating anything), then followed with GET.
+    let run = send(None, &env, &["-n", NS, "-i", "hook", "-m", "followed", "--wait", "20s"], None).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.line().ends_with(" to hook (1 attempt)"), "{run:?}");
+    assert_eq!(w.api.objects("kube-notify.io", "v1alpha1", "notificationevents").len(), 2, "one event per send");
+
+    // The wait runs out while the service is slow.
+    let slow = ready_webhook(&w, "slow", json!({}), 5).await;
+    w.webhook.push_response(RequestMatcher::path(&slow), ScriptedResponse::delayed_passthrough(Duration::from_secs(5)));
+    let run = send(None, &env, &["-n", NS, "-i", "slow", "-m", "too slow", "--wait", "1s"], None).await;
+    assert_eq!(run.code, 8, "{run:?}");
+    assert!(run.line().starts_with(&format!("timed out: {NS}/http-")), "{run:?}");
+    let follow = format!("it may still be delivered: GET {url}/v1/namespaces/{NS}/events/http-");
+    assert!(run.line().contains(&follow), "{run:?}");
 
     // The token from a file; an unknown integration is 404 at once.
     let dir = tempfile::tempdir().unwrap();
@@ -364,5 +386,8 @@ async fn send_over_http() {
     let run = send(None, &[("KUBE_NOTIFY_TOKEN", CI_TOKEN)], &["--url", &closed, "-i", "hook", "-m", "x"], None).await;
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.line().starts_with(&format!("error: could not reach {closed}")), "{run:?}");
-    assert_eq!(w.webhook.messages().len(), 1);
+    assert!(
+        w.webhook.messages().iter().all(|m| m.json().unwrap()["data"]["message"] != "x"),
+        "nothing refused was sent"
+    );
 }
