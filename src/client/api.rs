@@ -14,7 +14,7 @@ use super::report::{self, Created};
 use super::send::Request;
 use crate::crd::event::REQUESTED_VIA;
 use crate::crd::{NotificationEvent, NotificationIntegration};
-use crate::server::ingest::body::Target;
+use crate::server::ingest::body::{Target, is_dns_label};
 
 /// Create the event in `namespace` (else the kubeconfig context's) and follow it.
 pub async fn send(namespace: Option<String>, request: &Request, wait: Duration) -> Outcome {
@@ -28,6 +28,9 @@ pub async fn send(namespace: Option<String>, request: &Request, wait: Duration) 
         }
     };
     let namespace = namespace.unwrap_or_else(|| config.default_namespace.clone());
+    if !is_dns_label(&namespace) {
+        return Outcome::new(Exit::Invalid, format!("--namespace: {namespace:?} is not a namespace name"));
+    }
     let client = match kube::Client::try_from(config) {
         Ok(c) => c,
         Err(e) => return Outcome::new(Exit::Error, format!("the Kubernetes configuration cannot be used: {e}")),
@@ -65,7 +68,14 @@ pub async fn send_with(client: kube::Client, ns: &str, request: &Request, wait: 
     match tokio::time::timeout(wait, await_condition(events.clone(), &name, finished)).await {
         Ok(Ok(Some(done))) => Ok(report::of_event(&ev, done.status.as_ref(), None)),
         Ok(Ok(None)) => Err(Outcome::new(Exit::Error, format!("{ns}/{name} was deleted before it finished"))),
-        Ok(Err(e)) => Err(Outcome::new(Exit::Error, format!("could not watch {ns}/{name}: {e}; see: {}", ev.follow))),
+        Ok(Err(kube::runtime::wait::Error::ProbeFailed(e))) => {
+            use kube::runtime::watcher::Error as W;
+            let doing = format!("watching {ns}/{name} (it was created: {})", ev.follow);
+            Err(match e {
+                W::InitialListFailed(e) | W::WatchStartFailed(e) | W::WatchFailed(e) => api_error(e, &doing),
+                other => Outcome::new(Exit::Error, format!("{doing}: {other}")),
+            })
+        }
         Err(_) => {
             let now = events.get_opt(&name).await.map_err(|e| api_error(e, "reading the NotificationEvent"))?;
             let Some(now) = now else {

@@ -42,6 +42,9 @@ pub async fn send(args: &SendArgs) -> Outcome {
                 Err(o) => return o,
             };
             let namespace = args.namespace.clone().unwrap_or_else(|| "default".to_string());
+            if !crate::server::ingest::body::is_dns_label(&namespace) {
+                return Outcome::new(Exit::Invalid, format!("--namespace: {namespace:?} is not a namespace name"));
+            }
             http::send(url, token, &namespace, &request, args.wait).await
         }
         None => api::send(args.namespace.clone(), &request, args.wait).await,

@@ -11,7 +11,7 @@ use kube_notify::crd::conditions;
 use serde_json::json;
 use tokio::io::AsyncWriteExt as _;
 
-use crate::support::apiserver::TokenReviewAnswer;
+use crate::support::apiserver::{RequestMatcher as ApiMatcher, TokenReviewAnswer};
 use kube_notify::server::ingest::IngestConfig;
 
 use crate::support::operator::{Launch, NS, World};
@@ -193,6 +193,8 @@ async fn refusals_before_anything_is_created() {
     );
     let run = send(Some(&k), &[], &["-i", "hook"], Some("")).await;
     assert_eq!((run.code, run.line()), (2, "invalid: message (--message): must not be empty"));
+    let run = send(Some(&k), &[], &["-n", "Team_A", "-i", "hook", "-m", "x"], None).await;
+    assert_eq!((run.code, run.line()), (2, "invalid: --namespace: \"Team_A\" is not a namespace name"));
     // clap's own usage errors: 2 as well.
     let run = send(Some(&k), &[], &["-m", "x"], None).await;
     assert_eq!(run.code, 2, "{run:?}");
@@ -270,6 +272,14 @@ async fn each_failure_has_its_exit_code() {
     assert_eq!(run.code, 8, "{run:?}");
     assert!(run.line().starts_with("timed out: "), "{run:?}");
     assert!(run.line().contains("it may still be delivered: kubectl get nev"), "{run:?}");
+
+    // Not allowed to follow it: created, and the line says how to follow it.
+    let watch = ApiMatcher::any().user(CI_USER).verb("list").resource("notificationevents");
+    w.api.fail_next(watch, 403, "Forbidden");
+    let run = send(Some(&k), &[], &["-i", "off", "-m", "x", "--wait", "20s"], None).await;
+    assert_eq!(run.code, 11, "{run:?}");
+    assert!(run.line().starts_with(&format!("unauthorized: watching {NS}/cli-")), "{run:?}");
+    assert!(run.line().contains("(it was created: kubectl get nev -n team-a cli-"), "{run:?}");
 }
 
 /// `team-a/cli-xxxxx` in a line: the name.
