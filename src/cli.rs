@@ -328,17 +328,18 @@ pub struct SendArgs {
     pub selector: Option<String>,
 
     /// The title.
-    #[arg(long, short = 't')]
+    #[arg(long, short = 't', env = "KUBE_NOTIFY_TITLE")]
     pub title: Option<String>,
 
     /// The message (`-` or no --message: read from stdin).
-    #[arg(long, short = 'm')]
+    #[arg(long, short = 'm', env = "KUBE_NOTIFY_MESSAGE")]
     pub message: Option<String>,
 
     /// info, success, warning or error (default info).
-    #[arg(long, short = 's')]
+    #[arg(long, short = 's', env = "KUBE_NOTIFY_SEVERITY")]
     pub severity: Option<String>,
 
+    // No environment fallback for the repeatable flags: values may hold commas.
     /// A `name=value` field (repeatable).
     #[arg(long, value_name = "NAME=VALUE")]
     pub field: Vec<String>,
