@@ -64,7 +64,10 @@ pub async fn send_with(client: kube::Client, ns: &str, request: &Request, wait: 
     if wait.is_zero() {
         return Ok(report::created(&ev));
     }
-    let finished = |e: Option<&NotificationEvent>| e.is_none_or(is_finished);
+    // Absent counts as not finished: the watch's first list may come from a
+    // cache that has not seen the new event yet. A deleted event is found
+    // out when the wait runs out.
+    let finished = |e: Option<&NotificationEvent>| e.is_some_and(is_finished);
     match tokio::time::timeout(wait, await_condition(events.clone(), &name, finished)).await {
         Ok(Ok(Some(done))) => Ok(report::of_event(&ev, done.status.as_ref(), None)),
         Ok(Ok(None)) => Err(Outcome::new(Exit::Error, format!("{ns}/{name} was deleted before it finished"))),
