@@ -31,6 +31,11 @@ pub enum Command {
     /// Print integrations, events or contacts from a standalone state
     /// folder, as `kubectl get` prints them.
     Get(GetArgs),
+    /// Send a notification and wait for its delivery (for scripts and CI):
+    /// creates a NotificationEvent with your kubeconfig, or posts it to
+    /// kube-notify's HTTP endpoint with --url; exits 0 only when it was delivered.
+    #[command(after_help = crate::client::exit::HELP)]
+    Send(Box<SendArgs>),
     /// Print the CustomResourceDefinitions as YAML.
     Crd,
 }
@@ -304,6 +309,62 @@ pub struct SidecarArgs {
 
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// `kube-notify send`.
+#[derive(Args, Debug, Clone)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["integration", "selector"])))]
+pub struct SendArgs {
+    /// The namespace of the integration (default: the kubeconfig context's, else `default`).
+    #[arg(long, short = 'n', env = "KUBE_NOTIFY_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// The integration to deliver to.
+    #[arg(long, short = 'i', env = "KUBE_NOTIFY_INTEGRATION")]
+    pub integration: Option<String>,
+
+    /// Deliver to every integration whose labels match (`team=a,tier in (1,2)`).
+    #[arg(long, short = 'l', env = "KUBE_NOTIFY_SELECTOR")]
+    pub selector: Option<String>,
+
+    /// The title.
+    #[arg(long, short = 't', env = "KUBE_NOTIFY_TITLE")]
+    pub title: Option<String>,
+
+    /// The message (`-` or no --message: read from stdin).
+    #[arg(long, short = 'm', env = "KUBE_NOTIFY_MESSAGE")]
+    pub message: Option<String>,
+
+    /// info, success, warning or error (default info).
+    #[arg(long, short = 's', env = "KUBE_NOTIFY_SEVERITY")]
+    pub severity: Option<String>,
+
+    // No environment fallback for the repeatable flags: values may hold commas.
+    /// A `name=value` field (repeatable).
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub field: Vec<String>,
+
+    /// A link, `text=url` or a URL alone (repeatable).
+    #[arg(long, value_name = "TEXT=URL")]
+    pub link: Vec<String>,
+
+    /// A person to mention, `email` or `email=Name` (repeatable).
+    #[arg(long, value_name = "EMAIL[=NAME]")]
+    pub mention: Vec<String>,
+
+    /// How long to wait for the delivery; `0` only creates it.
+    #[arg(long, env = "KUBE_NOTIFY_WAIT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub wait: Duration,
+
+    /// Post to kube-notify's HTTP endpoint (the operator's --http-addr or
+    /// standalone's) instead of creating the event with the kubeconfig.
+    #[arg(long, env = "KUBE_NOTIFY_URL")]
+    pub url: Option<url::Url>,
+
+    /// With --url: a file holding the bearer token (else the environment
+    /// variable KUBE_NOTIFY_TOKEN; none for a standalone server on loopback).
+    #[arg(long, env = "KUBE_NOTIFY_TOKEN_FILE")]
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 #[cfg(test)]

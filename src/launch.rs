@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
-use crate::cli::{EngineArgs, GetArgs, RunArgs, SidecarArgs, StandaloneArgs};
+use crate::cli::{EngineArgs, GetArgs, RunArgs, SendArgs, SidecarArgs, StandaloneArgs};
 use crate::controller::Settings;
 use crate::delivery::RetryPolicy;
 use crate::leader::LeaderConfig;
@@ -143,6 +143,19 @@ pub async fn sidecar(args: SidecarArgs) -> anyhow::Result<()> {
         res = sidecar::serve(args.listen, router) => res.context("the sidecar stopped"),
         () = shutdown_signal() => Ok(()),
     }
+}
+
+/// `kube-notify send`: prints the outcome (one line, and one per target of
+/// a fan-out) and exits with its code (see [`crate::client::exit::Exit`]).
+pub async fn send(args: SendArgs) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let outcome = crate::client::send(&args).await;
+    let mut out = std::io::stdout().lock();
+    for line in outcome.lines() {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = out.flush();
+    std::process::exit(outcome.code().into())
 }
 
 /// `kube-notify crd`: the CRDs as YAML on stdout.

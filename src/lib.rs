@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod caches;
 pub mod cli;
+pub mod client;
 pub mod controller;
 pub mod crd;
 pub mod delivery;

@@ -15,6 +15,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Standalone(args) => launch::standalone(*args).await,
         Command::Get(args) => launch::get(args),
         Command::Sidecar(args) => launch::sidecar(args).await,
+        Command::Send(args) => launch::send(*args).await,
         Command::Crd => launch::crds(),
     }
 }

@@ -47,6 +47,7 @@ macro_rules! on_both_stores {
 }
 
 mod bench;
+mod cli;
 mod crd_validation;
 mod credentials;
 mod delivery;
