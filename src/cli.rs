@@ -36,6 +36,12 @@ pub enum Command {
     /// kube-notify's HTTP endpoint with --url; exits 0 only when it was delivered.
     #[command(after_help = crate::client::exit::HELP)]
     Send(Box<SendArgs>),
+    /// Send one short test message to an integration and wait for the
+    /// answer: sets its annotation kube-notify.io/send-test to a new value
+    /// (with your kubeconfig); the operator sends it and records the outcome
+    /// in status.testMessage. Exits 0 only when it was delivered.
+    #[command(after_help = crate::client::exit::HELP)]
+    Test(TestArgs),
     /// Print the CustomResourceDefinitions as YAML.
     Crd,
 }
@@ -365,6 +371,21 @@ pub struct SendArgs {
     /// variable KUBE_NOTIFY_TOKEN; none for a standalone server on loopback).
     #[arg(long, env = "KUBE_NOTIFY_TOKEN_FILE")]
     pub token_file: Option<std::path::PathBuf>,
+}
+
+/// `kube-notify test`.
+#[derive(Args, Debug, Clone)]
+pub struct TestArgs {
+    /// The NotificationIntegration.
+    pub name: String,
+
+    /// Its namespace (default: the kubeconfig context's, else `default`).
+    #[arg(long, short = 'n', env = "KUBE_NOTIFY_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// How long to wait for the answer; `0` only asks.
+    #[arg(long, env = "KUBE_NOTIFY_WAIT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub wait: Duration,
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
-use crate::cli::{EngineArgs, GetArgs, RunArgs, SendArgs, SidecarArgs, StandaloneArgs};
+use crate::cli::{EngineArgs, GetArgs, RunArgs, SendArgs, SidecarArgs, StandaloneArgs, TestArgs};
 use crate::controller::Settings;
 use crate::delivery::RetryPolicy;
 use crate::leader::LeaderConfig;
@@ -148,8 +148,17 @@ pub async fn sidecar(args: SidecarArgs) -> anyhow::Result<()> {
 /// `kube-notify send`: prints the outcome (one line, and one per target of
 /// a fan-out) and exits with its code (see [`crate::client::exit::Exit`]).
 pub async fn send(args: SendArgs) -> anyhow::Result<()> {
+    exit_with(crate::client::send(&args).await)
+}
+
+/// `kube-notify test`.
+pub async fn test(args: TestArgs) -> anyhow::Result<()> {
+    exit_with(crate::client::test_message::test(args.namespace, &args.name, args.wait).await)
+}
+
+/// Print a client command's outcome and exit with its code.
+fn exit_with(outcome: crate::client::exit::Outcome) -> anyhow::Result<()> {
     use std::io::Write as _;
-    let outcome = crate::client::send(&args).await;
     let mut out = std::io::stdout().lock();
     for line in outcome.lines() {
         let _ = writeln!(out, "{line}");

@@ -16,6 +16,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Get(args) => launch::get(args),
         Command::Sidecar(args) => launch::sidecar(args).await,
         Command::Send(args) => launch::send(*args).await,
+        Command::Test(args) => launch::test(args).await,
         Command::Crd => launch::crds(),
     }
 }

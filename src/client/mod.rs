@@ -1,9 +1,10 @@
-//! The command-line client side: `kube-notify send`, for scripts and CI.
+//! The command-line client side: `kube-notify send` and `kube-notify test`, for people, scripts and CI.
 //!
 //! - [`send`]: the event from the flags, validated as the HTTP route validates it;
 //! - [`api`]: with the caller's kubeconfig (create the NotificationEvent, watch it);
 //! - [`http`]: with `--url`, through kube-notify's HTTP ingestion routes;
 //! - [`report`]: what was learned, as an outcome (from phases, reasons and error codes);
+//! - [`test_message`]: `kube-notify test`, the integration's test message asked for and awaited;
 //! - [`exit`]: the outcomes' exit codes and their one line.
 
 pub mod api;
@@ -11,6 +12,7 @@ pub mod exit;
 pub mod http;
 pub mod report;
 pub mod send;
+pub mod test_message;
 
 use std::io::{IsTerminal as _, Read as _};
 

@@ -139,12 +139,17 @@ fn class(d: &Delivery) -> Exit {
         DeliveryPhase::Pending if reason == plan::QUEUED => Exit::TimedOut,
         DeliveryPhase::Pending if reason == plan::INTEGRATION_NOT_FOUND => Exit::NotFound,
         DeliveryPhase::Pending => Exit::NotReady,
-        DeliveryPhase::Failed => match reason {
-            why::MESSAGE_REJECTED => Exit::Rejected,
-            why::UNAUTHORIZED | why::FORBIDDEN | why::DESTINATION_NOT_FOUND | why::REDIRECTED => Exit::Dead,
-            plan::EXPIRED => Exit::TimedOut,
-            _ => Exit::Failed,
-        },
+        DeliveryPhase::Failed => of_failure(reason),
+    }
+}
+
+/// The kind of a failed delivery (an event's, or a test message's) from its reason.
+pub fn of_failure(reason: &str) -> Exit {
+    match reason {
+        why::MESSAGE_REJECTED => Exit::Rejected,
+        why::UNAUTHORIZED | why::FORBIDDEN | why::DESTINATION_NOT_FOUND | why::REDIRECTED => Exit::Dead,
+        plan::EXPIRED => Exit::TimedOut,
+        _ => Exit::Failed,
     }
 }
 

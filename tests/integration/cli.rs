@@ -1,4 +1,4 @@
-//! `kube-notify send`: the real binary against the API emulation with the
+//! `kube-notify send` and `kube-notify test`: the real binary against the API emulation with the
 //! operator running (a kubeconfig file pointing at the emulation, as a CI
 //! job has one), and with `--url` against the operator's HTTP ingestion:
 //! each outcome's exit code and its one line.
@@ -64,8 +64,19 @@ impl Run {
 /// `kube-notify send ARGS` with `kubeconfig` (a child process: the test's
 /// runtime keeps serving the emulation and the operator meanwhile).
 async fn send(kubeconfig: Option<&Kubeconfig>, env: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> Run {
+    command("send", kubeconfig, env, args, stdin).await
+}
+
+/// `kube-notify SUBCOMMAND ARGS` (see [`send`]).
+async fn command(
+    subcommand: &str,
+    kubeconfig: Option<&Kubeconfig>,
+    env: &[(&str, &str)],
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Run {
     let mut cmd = tokio::process::Command::new(BIN);
-    cmd.arg("send").args(args);
+    cmd.arg(subcommand).args(args);
     for (k, _) in std::env::vars() {
         if k.starts_with("KUBE_NOTIFY_") || k.starts_with("KUBERNETES_") || k == "KUBECONFIG" {
             cmd.env_remove(k);
@@ -85,7 +96,7 @@ async fn send(kubeconfig: Option<&Kubeconfig>, env: &[(&str, &str)], args: &[&st
     }
     let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
         .await
-        .expect("kube-notify send did not finish")
+        .expect("kube-notify did not finish")
         .unwrap();
     Run {
         code: out.status.code().unwrap_or(-1),
@@ -400,4 +411,44 @@ async fn send_over_http() {
         w.webhook.messages().iter().all(|m| m.json().unwrap()["data"]["message"] != "x"),
         "nothing refused was sent"
     );
+}
+
+#[tokio::test]
+async fn test_sends_one_test_message_and_says_how_it_went() {
+    let mut w = World::start().await;
+    w.api.add_user(CI_TOKEN, CI_USER, &[]);
+    let k = Kubeconfig::new(&w, CI_TOKEN);
+    let path = ready_webhook(&w, "hook", json!({}), 1).await;
+    let posts = || w.webhook.requests().iter().filter(|r| r.path == path).count();
+
+    let r = command("test", Some(&k), &[], &["hook"], None).await;
+    assert_eq!((r.code, r.line()), (0, "delivered: test message to team-a/hook (1 attempt)"), "{r:?}");
+    assert_eq!(posts(), 1);
+    let ni = w.integration("hook").await.unwrap();
+    let test = ni.status.unwrap().test_message.unwrap();
+    assert_eq!(ni.metadata.annotations.unwrap()[kube_notify::crd::SEND_TEST_ANNOTATION], test.request);
+
+    let r = command("test", Some(&k), &[], &["nope"], None).await;
+    assert_eq!((r.code, r.line()), (3, "not found: no NotificationIntegration \"nope\" in namespace \"team-a\""));
+
+    // A dead destination: 7, and (threshold 1) the integration is disabled: 4.
+    w.webhook.set_gone(&path);
+    let r = command("test", Some(&k), &[], &["hook", "-n", NS], None).await;
+    assert_eq!(r.code, 7, "{r:?}");
+    assert!(r.line().starts_with("dead: test message to team-a/hook (DestinationNotFound after 1 attempt): "), "{r:?}");
+    w.wait_condition("hook", "Disabled", "True", Some("ErrorThreshold")).await;
+    let r = command("test", Some(&k), &[], &["hook"], None).await;
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(r.line().starts_with("disabled: test message to team-a/hook not sent (ErrorThreshold): "), "{r:?}");
+    assert_eq!(posts(), 2, "nothing sent to a disabled integration");
+
+    // --wait 0 only asks; a short wait with no answer is timed out (8).
+    let r = command("test", Some(&k), &[], &["hook", "--wait", "0"], None).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.line().starts_with("requested: test message "), "{r:?}");
+    w.stop_operator();
+    let r = command("test", Some(&k), &[], &["hook", "--wait", "300ms"], None).await;
+    assert_eq!(r.code, 8, "{r:?}");
+    assert!(r.line().starts_with("timed out: test message "), "{r:?}");
+    assert!(!r.stdout.contains(CI_TOKEN) && !r.stderr.contains(CI_TOKEN), "no token printed");
 }
