@@ -150,9 +150,42 @@ impl Dispatcher {
 
     /// A job [`Dispatcher::next`] gave is done: it leaves the queue.
     fn done(&self, key: &IntegrationKey, job: &Job) {
+        self.end();
+        self.queues.lock().unwrap().leave(key, &job.event);
+    }
+
+    /// Count a delivery made outside the queues (a test message) as running,
+    /// unless draining: a drain then waits for it as for a queued one.
+    fn begin(&self) -> bool {
+        // Under the queues' lock, as in `next`: a drain that starts now waits for it.
+        let _queues = self.queues.lock().unwrap();
+        if !self.accepting() {
+            return false;
+        }
+        self.running.fetch_add(1, Ordering::SeqCst);
+        true
+    }
+
+    fn end(&self) {
         self.running.fetch_sub(1, Ordering::SeqCst);
         self.finished.notify_waiters();
-        self.queues.lock().unwrap().leave(key, &job.event);
+    }
+}
+
+/// A delivery outside the queues that a drain waits for, until dropped.
+pub struct Running(Arc<Delivery>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.queues.end();
+    }
+}
+
+impl Delivery {
+    /// Start a delivery outside the queues (put its outcome on record before
+    /// dropping the guard); `None` once draining: it is left to the next leader.
+    pub fn begin(self: &Arc<Self>) -> Option<Running> {
+        self.queues.begin().then(|| Running(self.clone()))
     }
 }
 

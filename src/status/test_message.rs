@@ -15,7 +15,7 @@ use crate::crd::{
     TestMessageStatus,
 };
 use crate::notifier::Message;
-use crate::status::integration::{Receivable, reason as integration_reason, receivable};
+use crate::status::integration::{Receivable, Subject, reason as integration_reason, receivable, with_next_step};
 use crate::status::outcome::{Outcome, Report};
 
 /// Reasons of a test message that the engine itself decides.
@@ -61,10 +61,25 @@ pub enum Step {
     Interrupted,
 }
 
+/// The phase on record for `request`, if it is the one on record.
+fn recorded(ni: &NotificationIntegration, request: &str) -> Option<TestMessagePhase> {
+    ni.status.as_ref()?.test_message.as_ref().filter(|t| t.request == request).map(|t| t.phase)
+}
+
+/// Whether `ni` has a final answer to `request` on record: nothing may
+/// replace it (an outcome written over a fresher object re-checks this).
+pub fn answered(ni: &NotificationIntegration, request: &str) -> bool {
+    recorded(ni, request).is_some_and(|p| p != TestMessagePhase::Sending)
+}
+
+/// Whether `ni` says `request` is being sent (by this process or one that stopped).
+pub fn sending_on_record(ni: &NotificationIntegration, request: &str) -> bool {
+    recorded(ni, request) == Some(TestMessagePhase::Sending)
+}
+
 /// Decide for the integration as last seen (our own writes included).
 pub fn next_step(ni: &NotificationIntegration, request: &str) -> Step {
-    let recorded = ni.status.as_ref().and_then(|s| s.test_message.as_ref()).filter(|t| t.request == request);
-    match recorded.map(|t| t.phase) {
+    match recorded(ni, request) {
         Some(TestMessagePhase::Sending) => return Step::Interrupted,
         Some(_) => return Step::Answered,
         None => {}
@@ -91,13 +106,14 @@ pub fn sending(request: &str, now: &Time) -> TestMessageStatus {
     }
 }
 
-/// `status.testMessage` once the engine reported.
-pub fn finished(request: &str, report: &Report, now: &Time) -> TestMessageStatus {
-    let (phase, reason, message) = match (&report.outcome, report.outcome.failure()) {
-        (Outcome::Delivered, _) | (_, None) => {
-            (TestMessagePhase::Delivered, None, "the test message was delivered".to_string())
+/// `status.testMessage` once the engine reported; a failure says the next step.
+pub fn finished(request: &str, report: &Report, subject: &Subject, now: &Time) -> TestMessageStatus {
+    let (phase, reason, message) = match &report.outcome {
+        Outcome::Delivered => (TestMessagePhase::Delivered, None, "the test message was delivered".to_string()),
+        Outcome::Dead(_) | Outcome::Rejected(_) | Outcome::Exhausted(_) | Outcome::Expired(_) => {
+            let (reason, message) = report.outcome.failure().unwrap_or_default();
+            (TestMessagePhase::Failed, Some(reason.to_string()), with_next_step(&message, reason, subject))
         }
-        (_, Some((reason, message))) => (TestMessagePhase::Failed, Some(reason.to_string()), message),
     };
     TestMessageStatus {
         request: request.to_string(),
@@ -109,13 +125,13 @@ pub fn finished(request: &str, report: &Report, now: &Time) -> TestMessageStatus
     }
 }
 
-/// `status.testMessage` when the integration could not receive it.
-pub fn skipped(request: &str, reason: &str, message: &str, now: &Time) -> TestMessageStatus {
+/// `status.testMessage` when the integration could not receive it; it says the next step.
+pub fn skipped(request: &str, reason: &str, message: &str, subject: &Subject, now: &Time) -> TestMessageStatus {
     TestMessageStatus {
         request: request.to_string(),
         phase: TestMessagePhase::Skipped,
         reason: Some(reason.to_string()),
-        message: Some(format!("nothing was sent: {message}")),
+        message: Some(format!("nothing was sent: {}", with_next_step(message, reason, subject))),
         attempts: 0,
         time: now.clone(),
     }
@@ -242,10 +258,12 @@ mod tests {
         // A new value is a new request, whatever the old one's phase.
         assert_eq!(next_step(&sending, "2"), Step::Send);
 
+        assert!(sending_on_record(&sending, "1") && !answered(&sending, "1"));
         let report = Report { outcome: Outcome::Delivered, attempts: 1 };
         let mut done = ready.clone();
-        done.status.as_mut().unwrap().test_message = Some(finished("1", &report, &now()));
+        done.status.as_mut().unwrap().test_message = Some(finished("1", &report, &Subject::of(&ready), &now()));
         assert_eq!(next_step(&done, "1"), Step::Answered);
+        assert!(answered(&done, "1") && !answered(&done, "2") && !sending_on_record(&done, "1"));
 
         let manual = integration(Some("1"), "True", true);
         assert!(matches!(next_step(&manual, "1"), Step::Skip { reason, .. } if reason == "Manual"));
@@ -263,21 +281,27 @@ mod tests {
             outcome: Outcome::Dead(Failure::new("DestinationNotFound", "the webhook answered 404")),
             attempts: 1,
         };
-        let failed = finished("1", &dead, &now());
+        let subject = Subject::of(&integration(None, "True", false));
+        let failed = finished("1", &dead, &subject, &now());
         assert_eq!((failed.phase, failed.reason.as_deref()), (TestMessagePhase::Failed, Some("DestinationNotFound")));
+        let step = crate::status::integration::next_step("DestinationNotFound", &subject).unwrap();
+        assert!(failed.message.as_deref().unwrap().ends_with(&step), "{failed:?}");
         let (warning, reason, note) = notice(&failed).unwrap();
         assert!(warning && reason == event_reason::FAILED && note.contains("DestinationNotFound"), "{note}");
+        assert!(note.ends_with(&step), "the Warning says the next step: {note}");
 
-        let ok = finished("1", &Report { outcome: Outcome::Delivered, attempts: 2 }, &now());
+        let ok = finished("1", &Report { outcome: Outcome::Delivered, attempts: 2 }, &subject, &now());
         assert_eq!((ok.phase, ok.attempts), (TestMessagePhase::Delivered, 2));
         assert_eq!(
             notice(&ok).unwrap(),
             (false, event_reason::DELIVERED, "test message \"1\" delivered (2 attempts)".into())
         );
 
-        let skip = skipped("1", "Manual", "spec.disabled is true", &now());
+        let skip = skipped("1", "Manual", "spec.disabled is true", &subject, &now());
         assert_eq!(skip.phase, TestMessagePhase::Skipped);
-        assert!(notice(&skip).unwrap().2.contains("Manual: nothing was sent: spec.disabled is true"));
+        let note = notice(&skip).unwrap().2;
+        assert!(note.contains("Manual: nothing was sent: spec.disabled is true"), "{note}");
+        assert!(note.ends_with(&crate::status::integration::next_step("Manual", &subject).unwrap()), "{note}");
         assert_eq!(notice(&sending("1", &now())), None);
         assert_eq!(interrupted("1", &now()).reason.as_deref(), Some(reason::INTERRUPTED));
     }

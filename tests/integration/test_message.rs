@@ -117,6 +117,25 @@ async fn a_failed_status_write_after_the_send_never_sends_the_test_again() {
     assert_eq!(posts_to(&w, &path), 1, "sent once, whatever the failed write");
 }
 
+on_both_stores! { async fn a_shutdown_while_sending_lets_the_test_finish_and_puts_it_on_record(w) {
+    let path = ready_webhook(&w, "hook", 5).await;
+    w.webhook.push_response(path.as_str(), ScriptedResponse::delayed_passthrough(Duration::from_millis(500)));
+    ask_for_a_test(&w, "hook", "1").await;
+    wait_test(&w, "hook", "1", TestMessagePhase::Sending).await;
+    w.webhook.wait_for_requests(1, WAIT).await;
+    // As on a rollout (SIGTERM): the drain waits for the send and its record.
+    w.shutdown_operator().await;
+    let ni = w.integration("hook").await.unwrap();
+    assert_eq!(test_of(&ni).map(|t| t.phase), Some(TestMessagePhase::Delivered), "{:?}", ni.status);
+    // The next leader has nothing to send.
+    w.start_operator();
+    let before = w.reconciles();
+    w.patch_integration("hook", json!({"metadata": {"labels": {"poke": "1"}}})).await;
+    w.wait_reconciles_beyond(before).await;
+    assert_eq!(posts_to(&w, &path), 1);
+    assert_eq!(test_of(&w.integration("hook").await.unwrap()).map(|t| t.phase), Some(TestMessagePhase::Delivered));
+}}
+
 #[tokio::test]
 async fn a_stop_while_sending_is_recorded_as_interrupted_and_not_sent_again() {
     let mut w = World::start().await;

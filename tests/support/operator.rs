@@ -386,6 +386,13 @@ impl World {
         self.operator = None;
     }
 
+    /// Shut the operator down as on SIGTERM (it drains first).
+    pub async fn shutdown_operator(&mut self) {
+        if let Some(replica) = self.operator.take() {
+            replica.shutdown().await.expect("a clean shutdown");
+        }
+    }
+
     /// The store the operator uses, seen with the admin's rights.
     pub fn store(&self) -> kube_notify::store::Store {
         match &self.standalone {
