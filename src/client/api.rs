@@ -18,26 +18,30 @@ use crate::server::ingest::body::{Target, is_dns_label};
 
 /// Create the event in `namespace` (else the kubeconfig context's) and follow it.
 pub async fn send(namespace: Option<String>, request: &Request, wait: Duration) -> Outcome {
-    let config = match kube::Config::infer().await {
-        Ok(c) => c,
-        Err(e) => {
-            return Outcome::new(
-                Exit::Error,
-                format!("no Kubernetes configuration (KUBECONFIG, ~/.kube/config or in-cluster): {e}"),
-            );
-        }
-    };
+    match connect(namespace).await {
+        Ok((client, namespace)) => match send_with(client, &namespace, request, wait).await {
+            Ok(o) | Err(o) => o,
+        },
+        Err(o) => o,
+    }
+}
+
+/// A client from the kubeconfig (or in-cluster), and the namespace to use:
+/// `namespace`, else the kubeconfig context's.
+pub async fn connect(namespace: Option<String>) -> Result<(kube::Client, String), Outcome> {
+    let config = kube::Config::infer().await.map_err(|e| {
+        Outcome::new(
+            Exit::Error,
+            format!("no Kubernetes configuration (KUBECONFIG, ~/.kube/config or in-cluster): {e}"),
+        )
+    })?;
     let namespace = namespace.unwrap_or_else(|| config.default_namespace.clone());
     if !is_dns_label(&namespace) {
-        return Outcome::new(Exit::Invalid, format!("--namespace: {namespace:?} is not a namespace name"));
+        return Err(Outcome::new(Exit::Invalid, format!("--namespace: {namespace:?} is not a namespace name")));
     }
-    let client = match kube::Client::try_from(config) {
-        Ok(c) => c,
-        Err(e) => return Outcome::new(Exit::Error, format!("the Kubernetes configuration cannot be used: {e}")),
-    };
-    match send_with(client, &namespace, request, wait).await {
-        Ok(o) | Err(o) => o,
-    }
+    let client = kube::Client::try_from(config)
+        .map_err(|e| Outcome::new(Exit::Error, format!("the Kubernetes configuration cannot be used: {e}")))?;
+    Ok((client, namespace))
 }
 
 /// [`send`] with a client, in `namespace`.
@@ -71,14 +75,7 @@ pub async fn send_with(client: kube::Client, ns: &str, request: &Request, wait: 
     match tokio::time::timeout(wait, await_condition(events.clone(), &name, finished)).await {
         Ok(Ok(Some(done))) => Ok(report::of_event(&ev, done.status.as_ref(), None)),
         Ok(Ok(None)) => Err(Outcome::new(Exit::Error, format!("{ns}/{name} was deleted before it finished"))),
-        Ok(Err(kube::runtime::wait::Error::ProbeFailed(e))) => {
-            use kube::runtime::watcher::Error as W;
-            let doing = format!("watching {ns}/{name} (it was created: {})", ev.follow);
-            Err(match e {
-                W::InitialListFailed(e) | W::WatchStartFailed(e) | W::WatchFailed(e) => api_error(e, &doing),
-                other => Outcome::new(Exit::Error, format!("{doing}: {other}")),
-            })
-        }
+        Ok(Err(e)) => Err(watch_error(e, &format!("watching {ns}/{name} (it was created: {})", ev.follow))),
         Err(_) => {
             let now = events.get_opt(&name).await.map_err(|e| api_error(e, "reading the NotificationEvent"))?;
             let Some(now) = now else {
@@ -86,6 +83,16 @@ pub async fn send_with(client: kube::Client, ns: &str, request: &Request, wait: 
             };
             Ok(report::of_event(&ev, now.status.as_ref(), (!is_finished(&now)).then_some(wait)))
         }
+    }
+}
+
+/// A watch that failed while `doing` something.
+pub fn watch_error(e: kube::runtime::wait::Error, doing: &str) -> Outcome {
+    use kube::runtime::watcher::Error as W;
+    let kube::runtime::wait::Error::ProbeFailed(e) = e;
+    match e {
+        W::InitialListFailed(e) | W::WatchStartFailed(e) | W::WatchFailed(e) => api_error(e, doing),
+        other => Outcome::new(Exit::Error, format!("{doing}: {other}")),
     }
 }
 
@@ -126,7 +133,7 @@ async fn has_a_target(client: &kube::Client, ns: &str, target: &Target) -> Resul
 }
 
 /// A Kubernetes API error while `doing` something.
-fn api_error(e: kube::Error, doing: &str) -> Outcome {
+pub fn api_error(e: kube::Error, doing: &str) -> Outcome {
     match e {
         kube::Error::Api(s) => report::of_api_status(s.code, &s.reason, &s.message, doing),
         other => Outcome::new(Exit::Error, format!("{doing}: the Kubernetes API could not be reached: {other}")),

@@ -19,12 +19,39 @@ use crate::crd::NotificationEventStatus;
 /// (a server with a shorter one refuses it, and is then asked without).
 pub const SERVER_WAIT: Duration = Duration::from_secs(30);
 
+/// The server's base URL from `--url`, which is printed in lines: only a
+/// scheme, host, port and path (a token belongs in --token-file, where it is
+/// never shown).
+fn base_of(url: &url::Url) -> Result<String, Outcome> {
+    let refuse = |what: &str| {
+        Outcome::new(
+            Exit::Invalid,
+            format!(
+                "--url: give the server's base URL without {what} (a token goes in --token-file or KUBE_NOTIFY_TOKEN)"
+            ),
+        )
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Outcome::new(Exit::Invalid, "--url: must be an http:// or https:// URL"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(refuse("a user or password"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(refuse("a query or fragment"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
 /// How often the event is read once the server's wait ran out.
 pub const POLL: Duration = Duration::from_secs(1);
 
 /// Post the event to `url` in `ns` and follow it for `wait`.
 pub async fn send(url: &url::Url, token: Option<String>, ns: &str, request: &Request, wait: Duration) -> Outcome {
-    let base = url.as_str().trim_end_matches('/').to_string();
+    let base = match base_of(url) {
+        Ok(b) => b,
+        Err(o) => return o,
+    };
     let client = match reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build() {
         Ok(c) => c,
         Err(e) => return Outcome::new(Exit::Error, format!("no HTTP client: {e}")),
@@ -136,4 +163,21 @@ fn chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_printed_carries_no_credential() {
+        let base = |u: &str| base_of(&url::Url::parse(u).unwrap());
+        assert_eq!(base("http://127.0.0.1:8080/").unwrap(), "http://127.0.0.1:8080");
+        assert_eq!(base("https://kube-notify.example.com/prefix/").unwrap(), "https://kube-notify.example.com/prefix");
+        for bad in ["https://user:secret@host/", "https://host/?token=secret", "https://host/#secret", "ftp://host/"] {
+            let o = base(bad).unwrap_err();
+            assert_eq!(o.code(), 2, "{bad}");
+            assert!(!o.line.contains("secret"), "{}", o.line);
+        }
+    }
 }

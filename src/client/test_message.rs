@@ -9,36 +9,23 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::wait::await_condition;
 use serde_json::json;
 
+use super::api;
 use super::exit::{Exit, Outcome, attempts};
 use super::report::{self, human};
 use crate::crd::{NotificationIntegration, SEND_TEST_ANNOTATION, TestMessagePhase, TestMessageStatus};
-use crate::server::ingest::body::{is_dns_label, is_dns_subdomain};
+use crate::server::ingest::body::is_dns_subdomain;
 use crate::status::integration::reason as integration_reason;
 
 /// The test message of `name` in `namespace` (else the kubeconfig context's).
 pub async fn test(namespace: Option<String>, name: &str, wait: Duration) -> Outcome {
-    let config = match kube::Config::infer().await {
-        Ok(c) => c,
-        Err(e) => {
-            return Outcome::new(
-                Exit::Error,
-                format!("no Kubernetes configuration (KUBECONFIG, ~/.kube/config or in-cluster): {e}"),
-            );
-        }
-    };
-    let namespace = namespace.unwrap_or_else(|| config.default_namespace.clone());
-    if !is_dns_label(&namespace) {
-        return Outcome::new(Exit::Invalid, format!("--namespace: {namespace:?} is not a namespace name"));
-    }
     if !is_dns_subdomain(name) {
         return Outcome::new(Exit::Invalid, format!("NAME: {name:?} is not an integration name"));
     }
-    let client = match kube::Client::try_from(config) {
-        Ok(c) => c,
-        Err(e) => return Outcome::new(Exit::Error, format!("the Kubernetes configuration cannot be used: {e}")),
-    };
-    match test_with(client, &namespace, name, &request_value(), wait).await {
-        Ok(o) | Err(o) => o,
+    match api::connect(namespace).await {
+        Ok((client, namespace)) => match test_with(client, &namespace, name, &request_value(), wait).await {
+            Ok(o) | Err(o) => o,
+        },
+        Err(o) => o,
     }
 }
 
@@ -82,11 +69,14 @@ pub async fn test_with(
             format!("requested: test message {request:?} to {ns}/{name} (not waiting for it: {follow})"),
         ));
     }
-    let answered = |ni: Option<&NotificationIntegration>| ni.and_then(|ni| answer_to(ni, request)).is_some();
+    // It existed when it was patched: absent now means deleted.
+    let answered = |ni: Option<&NotificationIntegration>| ni.is_none_or(|ni| answer_to(ni, request).is_some());
     let done = match tokio::time::timeout(wait, await_condition(integrations, name, answered)).await {
         Ok(Ok(Some(ni))) => ni,
         Ok(Ok(None)) => return Err(Outcome::new(Exit::NotFound, format!("{ns}/{name} was deleted"))),
-        Ok(Err(e)) => return Err(Outcome::new(Exit::Error, format!("watching {ns}/{name}: {e} ({follow})"))),
+        Ok(Err(e)) => {
+            return Err(api::watch_error(e, &format!("watching {ns}/{name} (the test was asked for: {follow})")));
+        }
         Err(_) => {
             return Ok(Outcome::new(
                 Exit::TimedOut,
