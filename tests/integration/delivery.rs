@@ -197,6 +197,18 @@ on_both_stores! { async fn auto_disable_at_the_threshold_then_skip_then_re_enabl
     w.patch_integration("fragile", json!({"spec": {"errorThreshold": 3}})).await;
     let ni = w.wait_condition("fragile", "Ready", "True", None).await;
     assert_eq!(ni.status.unwrap().consecutive_errors, 0);
+
+    // Again, fixed on the service's side: touching the Secret (a label) re-enables.
+    w.slack.kill_webhook(&fixed, "no_service");
+    for i in 7..10 {
+        w.create_event(&format!("f{i}"), event_to("fragile", "x")).await;
+        w.wait_event_phase(&format!("f{i}"), EventPhase::Failed).await;
+    }
+    w.wait_condition("fragile", "Disabled", "True", Some("ErrorThreshold")).await;
+    w.slack.revive_webhook(&fixed);
+    w.label_secret("fragile", json!({"kube-notify.io/reenable": "1"})).await;
+    let ni = w.wait_condition("fragile", "Ready", "True", None).await;
+    assert_eq!(ni.status.unwrap().consecutive_errors, 0);
 }}
 
 on_both_stores! { async fn manual_disable_wins_over_everything(w) {

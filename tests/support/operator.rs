@@ -497,6 +497,17 @@ impl World {
         }
     }
 
+    /// Merge `labels` into the labels of Secret `name` in [`NS`] (standalone:
+    /// in its manifest), as `kubectl label secret` does.
+    pub async fn label_secret(&self, name: &str, labels: Value) {
+        let patch = json!({"metadata": {"labels": labels}});
+        if let Some(s) = &self.standalone {
+            s.edit("Secret", name, |doc| json_patch::merge(doc, &patch));
+            return;
+        }
+        self.secrets_in(NS).patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    }
+
     /// Create an integration in [`NS`] from a spec.
     pub async fn create_integration(&self, name: &str, spec: Value) -> NotificationIntegration {
         self.create_integration_labeled(name, json!({}), spec).await

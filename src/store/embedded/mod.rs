@@ -183,13 +183,13 @@ impl Embedded {
     }
 
     /// Store a Secret in memory. Its resource version changes only when its
-    /// data does, across restarts too (the database keeps a digest of it).
+    /// data or labels do, across restarts too (the database keeps a digest
+    /// of them): a label change re-enables an auto-disabled integration, as
+    /// on a cluster.
     fn apply_secret(&self, mut secret: Secret) -> StoreResult<()> {
         let (namespace, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
         let digest = secret_digest(&self.shared.digest_key, &secret);
-        let unchanged = |s: &Secret| {
-            secret_digest(&self.shared.digest_key, s) == digest && s.metadata.labels == secret.metadata.labels
-        };
+        let unchanged = |s: &Secret| secret_digest(&self.shared.digest_key, s) == digest;
         if self.secrets.get(&namespace, &name).is_some_and(|s| unchanged(&s)) {
             return Ok(());
         }
@@ -271,6 +271,17 @@ fn secret_digest(key: &[u8; 32], secret: &Secret) -> Vec<u8> {
         h.update(k.as_bytes());
         h.update(&(v.0.len() as u64).to_be_bytes());
         h.update(&v.0);
+    }
+    // Labels only when there are some: the digests of Secrets without labels
+    // stay those of earlier versions (no new version on an upgrade).
+    if let Some(labels) = secret.metadata.labels.as_ref().filter(|l| !l.is_empty()) {
+        h.update(b"\0labels");
+        for (k, v) in labels {
+            h.update(&(k.len() as u64).to_be_bytes());
+            h.update(k.as_bytes());
+            h.update(&(v.len() as u64).to_be_bytes());
+            h.update(v.as_bytes());
+        }
     }
     h.finalize().into_bytes().to_vec()
 }
@@ -512,7 +523,20 @@ mod tests {
         assert_eq!(now.metadata.generation, Some(2));
         assert_eq!(now.metadata.uid, first.metadata.uid);
         assert_eq!(now.status.as_ref().unwrap().consecutive_errors, 2);
-        assert_ne!(e.secrets.get("default", "s").unwrap().metadata.resource_version, secret_version);
+        let data_changed = e.secrets.get("default", "s").unwrap().metadata.resource_version.clone();
+        assert_ne!(data_changed, secret_version);
+
+        // A label change is a new version too (as on a cluster: it re-enables).
+        let mut labelled = secret("https://x/2");
+        labelled.metadata.labels = Some([("kube-notify.io/reenable".to_string(), "1".to_string())].into());
+        e.apply(Desired { integrations: vec![integration("a", 3)], secrets: vec![labelled], ..Default::default() })
+            .unwrap();
+        assert_ne!(e.secrets.get("default", "s").unwrap().metadata.resource_version, data_changed);
+        // An empty label map is no label: the digest of a Secret without labels is kept.
+        let key = [7u8; 32];
+        let mut empty = secret("https://x/2");
+        empty.metadata.labels = Some(Default::default());
+        assert_eq!(secret_digest(&key, &empty), secret_digest(&key, &secret("https://x/2")));
 
         // Gone from the manifests: deleted.
         e.apply(Desired::default()).unwrap();
