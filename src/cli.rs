@@ -34,13 +34,13 @@ pub enum Command {
     /// Send a notification and wait for its delivery (for scripts and CI):
     /// creates a NotificationEvent with your kubeconfig, or posts it to
     /// kube-notify's HTTP endpoint with --url; exits 0 only when it was delivered.
-    #[command(after_help = crate::client::exit::HELP)]
+    #[command(after_help = crate::exit::HELP)]
     Send(Box<SendArgs>),
     /// Send one short test message to an integration and wait for the
     /// answer: sets its annotation kube-notify.io/send-test to a new value
     /// (with your kubeconfig); the operator sends it and records the outcome
     /// in status.testMessage. Exits 0 only when it was delivered.
-    #[command(after_help = crate::client::exit::HELP)]
+    #[command(after_help = crate::exit::HELP)]
     Test(TestArgs),
     /// Print the CustomResourceDefinitions as YAML.
     Crd,

@@ -146,7 +146,7 @@ pub async fn sidecar(args: SidecarArgs) -> anyhow::Result<()> {
 }
 
 /// `kube-notify send`: prints the outcome (one line, and one per target of
-/// a fan-out) and exits with its code (see [`crate::client::exit::Exit`]).
+/// a fan-out) and exits with its code (see [`crate::exit::Exit`]).
 pub async fn send(args: SendArgs) -> anyhow::Result<()> {
     exit_with(crate::client::send(&args).await)
 }
@@ -157,7 +157,7 @@ pub async fn test(args: TestArgs) -> anyhow::Result<()> {
 }
 
 /// Print a client command's outcome and exit with its code.
-fn exit_with(outcome: crate::client::exit::Outcome) -> anyhow::Result<()> {
+fn exit_with(outcome: crate::exit::Outcome) -> anyhow::Result<()> {
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
     for line in outcome.lines() {

@@ -9,6 +9,7 @@ pub mod client;
 pub mod controller;
 pub mod crd;
 pub mod delivery;
+pub mod exit;
 pub mod launch;
 pub mod leader;
 pub mod manifests;

@@ -9,11 +9,11 @@ use std::time::Duration;
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use kube::runtime::wait::await_condition;
 
-use super::exit::{Exit, Outcome};
 use super::report::{self, Created};
 use super::send::Request;
 use crate::crd::event::REQUESTED_VIA;
 use crate::crd::{NotificationEvent, NotificationIntegration};
+use crate::exit::{Exit, Outcome};
 use crate::server::ingest::body::{Target, is_dns_label};
 
 /// Create the event in `namespace` (else the kubeconfig context's) and follow it.

@@ -10,10 +10,10 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::exit::{Exit, Outcome};
 use super::report::{self, Created};
 use super::send::Request;
 use crate::crd::NotificationEventStatus;
+use crate::exit::{Exit, Outcome};
 
 /// The longest `?wait=` asked for: the server's default `--send-timeout`
 /// (a server with a shorter one refuses it, and is then asked without).

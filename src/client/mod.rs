@@ -5,10 +5,9 @@
 //! - [`http`]: with `--url`, through kube-notify's HTTP ingestion routes;
 //! - [`report`]: what was learned, as an outcome (from phases, reasons and error codes);
 //! - [`test_message`]: `kube-notify test`, the integration's test message asked for and awaited;
-//! - [`exit`]: the outcomes' exit codes and their one line.
+//! - [`crate::exit`]: the outcomes' exit codes and their one line (shared with `cli`).
 
 pub mod api;
-pub mod exit;
 pub mod http;
 pub mod report;
 pub mod send;
@@ -16,7 +15,7 @@ pub mod test_message;
 
 use std::io::{IsTerminal as _, Read as _};
 
-use exit::{Exit, Outcome};
+use crate::exit::{Exit, Outcome};
 
 use crate::cli::SendArgs;
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::exit::{Exit, Outcome, attempts};
 use crate::crd::{Delivery, DeliveryPhase, EventPhase, NotificationEventStatus};
+use crate::exit::{Exit, Outcome, attempts};
 use crate::notifier::classify::reason as why;
 use crate::status::event::reason as plan;
 

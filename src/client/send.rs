@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use serde_json::{Map, Value, json};
 
-use super::exit::{Exit, Outcome};
 use super::report::invalid_text;
 use crate::cli::SendArgs;
+use crate::exit::{Exit, Outcome};
 use crate::server::ingest::body::{self, EventRequest};
 
 /// The request: its body (as the HTTP route takes it) and what it validated to.

@@ -10,9 +10,9 @@ use kube::runtime::wait::await_condition;
 use serde_json::json;
 
 use super::api;
-use super::exit::{Exit, Outcome, attempts};
 use super::report::{self, human};
 use crate::crd::{NotificationIntegration, SEND_TEST_ANNOTATION, TestMessagePhase, TestMessageStatus};
+use crate::exit::{Exit, Outcome, attempts};
 use crate::server::ingest::body::is_dns_subdomain;
 use crate::status::integration::reason as integration_reason;
 

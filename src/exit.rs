@@ -1,7 +1,7 @@
-//! How a client command ends: one exit code per kind of outcome, and the
-//! one line on stdout that says it. Pure and general: `kube-notify send`
-//! maps what it learned to an [`Outcome`], and any other client command
-//! (e.g. `kube-notify test`) can do the same.
+//! How a client command (`kube-notify send`, `kube-notify test`) ends: one
+//! exit code per kind of outcome, and the one line on stdout that says it.
+//! Pure: each command maps what it learned to an [`Outcome`]; the command
+//! line (`cli`) shows the codes in `--help`.
 
 use std::fmt;
 
