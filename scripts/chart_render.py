@@ -91,7 +91,7 @@ WRONG_VALUES: list[tuple[dict, str]] = [
     ({"podSecurityContext": {"runAsUser": 0}}, "/podSecurityContext/runAsUser"),
     ({"ports": {"http": 70000}}, "/ports/http"),
     ({"config": {"ingestion": {"maxBodyBytes": "1Mi"}}}, "/config/ingestion/maxBodyBytes"),
-    ({"prometheusRule": {"failingWindow": "30 minutes"}}, "/prometheusRule/failingWindow"),
+    ({"prometheusRule": {"failingAfter": 0}}, "/prometheusRule/failingAfter"),
     ({"grafanaDashboard": {"labels": {"grafana_dashboard": 1}}}, "/grafanaDashboard/labels/grafana_dashboard"),
 ]
 

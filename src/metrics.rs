@@ -30,7 +30,7 @@ use prometheus_client::registry::Registry;
 use crate::crd::{IntegrationKey, NotificationIntegration, Service};
 use crate::notifier::classify::Verdict;
 use crate::status::integration::{Receivable, reason, receivable};
-use crate::status::outcome::{Report, label};
+use crate::status::outcome::Report;
 
 type Labels = Vec<(&'static str, String)>;
 type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
@@ -191,22 +191,6 @@ impl Metrics {
         let service = vec![("service", service.to_string())];
         self.delivery_duration.get_or_create(&service).observe(took.as_secs_f64());
         self.delivery_attempts.get_or_create(&service).observe(f64::from(report.attempts));
-    }
-
-    /// Show `integration`'s delivery series at 0 before its first delivery,
-    /// so that `increase()` sees its first one (a series born at 1 has no
-    /// increase). Called for each integration the controller looks at.
-    pub fn integration_seen(&self, integration: &IntegrationKey, service: Service) {
-        let mut series = self.delivery_series.lock().unwrap();
-        if series.contains_key(integration) {
-            return;
-        }
-        let known = series.entry(integration.clone()).or_default();
-        for outcome in label::ALL {
-            let labels = delivery_labels(integration, service, outcome);
-            let _ = self.deliveries.get_or_create(&labels);
-            known.insert(labels);
-        }
     }
 
     /// Remove the delivery series of the integrations `exists` says are gone;
@@ -483,26 +467,6 @@ mod tests {
     fn condition(type_: &str, status: &str, reason: &str) -> serde_json::Value {
         serde_json::json!({"type": type_, "status": status, "reason": reason, "message": "m",
             "observedGeneration": 1, "lastTransitionTime": "2026-01-01T00:00:00Z"})
-    }
-
-    #[test]
-    fn an_integration_seen_shows_its_delivery_series_at_zero_until_forgotten() {
-        let metrics = Metrics::default();
-        let a = IntegrationKey::new("team-a", "alerts");
-        metrics.integration_seen(&a, Service::Slack);
-        let out = metrics.render();
-        for outcome in label::ALL {
-            let series = format!(
-                r#"kube_notify_deliveries_total{{namespace="team-a",name="alerts",service="slack",outcome="{outcome}"}} 0"#
-            );
-            assert!(out.contains(&series), "{series} in {out}");
-        }
-        // Seen again after its first delivery: the count is kept.
-        metrics.delivery(&a, Service::Slack, &delivered(1), Duration::from_millis(10));
-        metrics.integration_seen(&a, Service::Slack);
-        assert!(metrics.render().contains(r#"outcome="delivered"} 1"#));
-        metrics.forget_integration(&a);
-        assert!(!metrics.render().contains("team-a"), "forgotten with the integration");
     }
 
     #[test]

@@ -17,8 +17,6 @@ pub mod label {
     pub const REJECTED: &str = "rejected";
     pub const EXHAUSTED: &str = "exhausted";
     pub const EXPIRED: &str = "expired";
-    /// Every outcome's name.
-    pub const ALL: [&str; 5] = [DELIVERED, DEAD, REJECTED, EXHAUSTED, EXPIRED];
 }
 
 /// How a delivery ended.

@@ -42,7 +42,6 @@ async fn reconcile_integration(cached: Arc<NotificationIntegration>, ctx: &Arc<C
         ctx.metrics.forget_integration(&key);
         return Ok(Action::await_change());
     }
-    ctx.metrics.integration_seen(&IntegrationKey::new(&namespace, &name), ni.spec.service);
     let checked = credentials::check(&ni, ctx).await?;
     let recheck_in = checked.recheck_in;
     let input = StatusInput {
