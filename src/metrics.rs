@@ -8,10 +8,10 @@
 //! delivery engine keeps per integration. Durations and attempts are per
 //! `service` only, and the API requests carry no object names.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use kube::ResourceExt;
 use kube::runtime::reflector::Store;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::text::encode;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -30,10 +30,36 @@ use prometheus_client::registry::Registry;
 use crate::crd::{IntegrationKey, NotificationIntegration, Service};
 use crate::notifier::classify::Verdict;
 use crate::status::integration::{Receivable, reason, receivable};
-use crate::status::outcome::Report;
+use crate::status::outcome::{Report, label};
 
 type Labels = Vec<(&'static str, String)>;
-type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
+type Histograms = Family<ServiceLabel, Histogram, fn() -> Histogram>;
+
+/// The labels of `kube_notify_deliveries_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    namespace: String,
+    name: String,
+    service: &'static str,
+    outcome: &'static str,
+}
+
+/// The label of the per-service histograms (nothing to allocate per delivery).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabel {
+    service: &'static str,
+}
+
+/// Each outcome's name, in the order of [`IntegrationCounters`]' slots.
+const OUTCOMES: [&str; 5] = [label::DELIVERED, label::DEAD, label::REJECTED, label::EXHAUSTED, label::EXPIRED];
+
+/// One integration's delivery counters, one per outcome seen: a delivery
+/// finds its counter with one lookup and no allocation, and a deleted
+/// integration's series are found to be removed.
+struct IntegrationCounters {
+    service: &'static str,
+    by_outcome: [Option<Counter>; OUTCOMES.len()],
+}
 
 /// Buckets of `kube_notify_delivery_duration_seconds`: a quick answer to an
 /// hour of retries and rate-limit waits.
@@ -57,9 +83,9 @@ pub struct Metrics {
     reconcile_errors: Family<Labels, Counter>,
     status_writes: Family<Labels, Counter>,
     credential_checks: Family<Labels, Counter>,
-    deliveries: Family<Labels, Counter>,
-    /// The delivery label sets of each integration: removed when it is deleted.
-    delivery_series: Mutex<HashMap<IntegrationKey, HashSet<Labels>>>,
+    deliveries: Family<DeliveryLabels, Counter>,
+    /// The delivery counters of each integration: removed when it is deleted.
+    delivery_counters: RwLock<HashMap<IntegrationKey, IntegrationCounters>>,
     delivery_duration: Histograms,
     delivery_attempts: Histograms,
     mentions: Family<Labels, Counter>,
@@ -88,7 +114,7 @@ impl Default for Metrics {
             "Credential checks against a service, by service and result",
             credential_checks.clone(),
         );
-        let deliveries = Family::<Labels, Counter>::default();
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
         registry.register(
             "deliveries",
             "Finished deliveries (queued and synchronous), by integration (namespace, name), service and outcome",
@@ -141,7 +167,7 @@ impl Default for Metrics {
             status_writes,
             credential_checks,
             deliveries,
-            delivery_series: Mutex::default(),
+            delivery_counters: RwLock::default(),
             delivery_duration,
             delivery_attempts,
             mentions,
@@ -181,14 +207,25 @@ impl Metrics {
     /// start to its outcome: counted per integration and outcome, its
     /// duration and attempts per service.
     pub fn delivery(&self, integration: &IntegrationKey, service: Service, report: &Report, took: Duration) {
-        let labels = delivery_labels(integration, service, report.outcome.label());
-        {
-            // Under the index's lock: a concurrent `forget_integrations` never misses the series.
-            let mut series = self.delivery_series.lock().unwrap();
-            self.deliveries.get_or_create(&labels).inc();
-            series.entry(integration.clone()).or_default().insert(labels);
+        let outcome = report.outcome.label();
+        let slot = OUTCOMES.iter().position(|o| *o == outcome).expect("every outcome has a slot");
+        let counted = self
+            .delivery_counters
+            .read()
+            .unwrap()
+            .get(integration)
+            .and_then(|c| c.by_outcome[slot].as_ref().map(Counter::inc));
+        if counted.is_none() {
+            // The first of its kind: under the write lock, so that a
+            // concurrent `forget_integrations` never misses its series.
+            let mut all = self.delivery_counters.write().unwrap();
+            let counters = all
+                .entry(integration.clone())
+                .or_insert_with(|| IntegrationCounters { service: service.as_str(), by_outcome: Default::default() });
+            let labels = delivery_labels(integration, counters.service, outcome);
+            counters.by_outcome[slot].get_or_insert_with(|| self.deliveries.get_or_create(&labels).clone()).inc();
         }
-        let service = vec![("service", service.to_string())];
+        let service = ServiceLabel { service: service.as_str() };
         self.delivery_duration.get_or_create(&service).observe(took.as_secs_f64());
         self.delivery_attempts.get_or_create(&service).observe(f64::from(report.attempts));
     }
@@ -196,11 +233,14 @@ impl Metrics {
     /// Remove the delivery series of the integrations `exists` says are gone;
     /// how many integrations' series were removed.
     pub fn forget_integrations(&self, exists: impl Fn(&IntegrationKey) -> bool) -> usize {
-        let mut series = self.delivery_series.lock().unwrap();
-        let gone: Vec<IntegrationKey> = series.keys().filter(|k| !exists(k)).cloned().collect();
+        let mut all = self.delivery_counters.write().unwrap();
+        let gone: Vec<IntegrationKey> = all.keys().filter(|k| !exists(k)).cloned().collect();
         for key in &gone {
-            for labels in series.remove(key).unwrap_or_default() {
-                self.deliveries.remove(&labels);
+            let Some(counters) = all.remove(key) else { continue };
+            for (outcome, counter) in OUTCOMES.iter().zip(&counters.by_outcome) {
+                if counter.is_some() {
+                    self.deliveries.remove(&delivery_labels(key, counters.service, outcome));
+                }
             }
         }
         gone.len()
@@ -258,13 +298,8 @@ impl Metrics {
     }
 }
 
-fn delivery_labels(integration: &IntegrationKey, service: Service, outcome: &str) -> Labels {
-    vec![
-        ("namespace", integration.namespace.clone()),
-        ("name", integration.name.clone()),
-        ("service", service.to_string()),
-        ("outcome", outcome.to_string()),
-    ]
+fn delivery_labels(integration: &IntegrationKey, service: &'static str, outcome: &'static str) -> DeliveryLabels {
+    DeliveryLabels { namespace: integration.namespace.clone(), name: integration.name.clone(), service, outcome }
 }
 
 /// The state an integration is in, as `kube_notify_integration_state` names it.

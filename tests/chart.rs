@@ -1019,7 +1019,10 @@ fn alerts_and_dashboard_name_exported_metrics() {
             assert!(alerts.contains(alert), "{case}: no {alert} in {alerts:?}");
         }
         let used = check_queries(&exprs, &format!("{case}: PrometheusRule"));
-        assert!(used.contains("kube_notify_integration_state") && used.contains("kube_notify_integration_consecutive_errors"));
+        assert!(
+            used.contains("kube_notify_integration_state")
+                && used.contains("kube_notify_integration_consecutive_errors")
+        );
 
         let maps = of_kind(&docs, "ConfigMap");
         assert_eq!(maps.len(), 1, "{case}: grafanaDashboard.enabled");
