@@ -96,6 +96,40 @@ async fn every_replica_is_ready_and_only_the_leader_delivers() {
 }
 
 #[tokio::test]
+async fn a_test_message_in_flight_at_hand_over_is_recorded_once_and_not_sent_again() {
+    use kube_notify::crd::{SEND_TEST_ANNOTATION, TestMessagePhase};
+    let w = World::without_operator().await;
+    let a = replica(&w, "pod-a", OPERATOR_TOKEN);
+    within("pod-a leads", a.leadership.wait_until(true)).await;
+    let b = replica(&w, "pod-b", OPERATOR_TOKEN);
+    within("pod-b ready", b.readiness.wait()).await;
+    let path = ready_webhook(&w, "hook").await;
+    let posts = || w.webhook.requests().iter().filter(|r| r.path == path).count();
+    let test_phase = |request: &'static str| {
+        move |ni: &kube_notify::crd::NotificationIntegration| {
+            ni.status.as_ref().and_then(|s| s.test_message.as_ref()).filter(|t| t.request == request).map(|t| t.phase)
+        }
+    };
+    w.webhook.push_response(
+        crate::support::services::RequestMatcher::path(&path),
+        crate::support::services::ScriptedResponse::delayed_passthrough(Duration::from_millis(500)),
+    );
+    w.patch_integration("hook", json!({"metadata": {"annotations": {SEND_TEST_ANNOTATION: "1"}}})).await;
+    w.wait_integration("hook", "test 1 sending", |ni| test_phase("1")(ni) == Some(TestMessagePhase::Sending)).await;
+    // SIGTERM while the service has not answered: pod-a's drain waits for it.
+    a.shutdown().await.unwrap();
+    let ni = w.integration("hook").await.unwrap();
+    assert_eq!(test_phase("1")(&ni), Some(TestMessagePhase::Delivered), "recorded before the Lease went");
+    within("pod-b leads", b.leadership.wait_until(true)).await;
+    // The new leader answers the next request, and only that one.
+    w.patch_integration("hook", json!({"metadata": {"annotations": {SEND_TEST_ANNOTATION: "2"}}})).await;
+    w.wait_integration("hook", "test 2 delivered", |ni| test_phase("2")(ni) == Some(TestMessagePhase::Delivered)).await;
+    assert_eq!(posts(), 2, "one message per request across the hand-over");
+    assert_eq!(holder(&w).as_deref(), Some("pod-b"));
+    drop(b);
+}
+
+#[tokio::test]
 async fn hand_over_on_shutdown_duplicates_nothing_and_loses_nothing() {
     let w = World::without_operator().await;
     let a = replica(&w, "pod-a", OPERATOR_TOKEN);
