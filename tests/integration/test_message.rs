@@ -8,7 +8,7 @@ use kube_notify::crd::{NotificationIntegration, SEND_TEST_ANNOTATION, TestMessag
 use serde_json::json;
 
 use crate::support::apiserver::RequestMatcher;
-use crate::support::operator::{WAIT, World};
+use crate::support::operator::{WAIT, World, metric_value};
 use crate::support::services::ScriptedResponse;
 
 async fn ready_webhook(w: &World, name: &str, threshold: i32) -> String {
@@ -150,4 +150,43 @@ async fn a_stop_while_sending_is_recorded_as_interrupted_and_not_sent_again() {
     assert_eq!(test_of(&ni).unwrap().reason.as_deref(), Some("Interrupted"));
     w.wait_k8s_event("hook", "TestMessageFailed").await;
     assert_eq!(posts_to(&w, &path), 1, "an interrupted test is not sent again");
+}
+
+#[tokio::test]
+async fn an_api_server_down_while_the_test_is_sent_loses_and_duplicates_nothing() {
+    let w = World::start().await;
+    let path = ready_webhook(&w, "hook", 5).await;
+    w.webhook.push_response(path.as_str(), ScriptedResponse::delayed_passthrough(Duration::from_millis(300)));
+    ask_for_a_test(&w, "hook", "1").await;
+    wait_test(&w, "hook", "1", TestMessagePhase::Sending).await;
+    // Down while the service has the message, back once it has answered and
+    // the record of the outcome failed: it waits in memory and is written
+    // when the API answers again.
+    w.webhook.wait_for_requests(1, WAIT).await;
+    w.api.refuse_connections(true);
+    let delivered = || metric_value(&w.metrics.render(), "kube_notify_deliveries_total", "delivered");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while delivered() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the service never answered");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // A status write of the integration found the API down.
+    let failed_writes = || {
+        w.metrics
+            .render()
+            .lines()
+            .filter(|l| {
+                l.starts_with("kube_notify_api_requests_total") && l.contains("notificationintegrations/status")
+            })
+            .filter(|l| l.contains("code=\"transport\""))
+            .count()
+    };
+    while failed_writes() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no status write was tried while the API was down");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    w.api.refuse_connections(false);
+    let ni = wait_test(&w, "hook", "1", TestMessagePhase::Delivered).await;
+    assert_eq!(test_of(&ni).unwrap().attempts, 1);
+    assert_eq!(posts_to(&w, &path), 1, "sent once, whatever the API did");
 }
