@@ -92,6 +92,26 @@ pub struct Notice<'a> {
     pub related: Option<ObjectReference>,
 }
 
+/// The Events API refuses notes over 1 KB.
+const NOTE_MAX_BYTES: usize = 1024;
+
+/// `note` within the Events API's limit. A problem's note ends with its next
+/// step (one sentence): a long one is cut in the middle, so that the step is
+/// kept.
+fn fit_note(note: &str) -> String {
+    use crate::notifier::render::truncate_bytes;
+    if note.len() <= NOTE_MAX_BYTES {
+        return note.to_string();
+    }
+    match note.trim_end().rfind(". ").map(|i| &note[i + 2..]) {
+        Some(step) if step.len() <= NOTE_MAX_BYTES / 2 => {
+            let head = truncate_bytes(&note[..note.len() - step.len()], NOTE_MAX_BYTES - step.len() - 1);
+            format!("{head} {step}")
+        }
+        _ => truncate_bytes(note, NOTE_MAX_BYTES),
+    }
+}
+
 /// Publish `notice` about `object`; a failure is logged, never fatal.
 pub async fn publish(notices: &dyn Notices, object: &ObjectReference, notice: Notice<'_>) {
     let event = kube::runtime::events::Event {
@@ -101,12 +121,30 @@ pub async fn publish(notices: &dyn Notices, object: &ObjectReference, notice: No
             kube::runtime::events::EventType::Normal
         },
         reason: notice.reason.to_string(),
-        // The Events API refuses notes over 1 KB.
-        note: Some(crate::notifier::render::truncate_bytes(&notice.note, 1024)),
+        note: Some(fit_note(&notice.note)),
         action: notice.action.to_string(),
         secondary: notice.related,
     };
     if let Err(e) = notices.publish(object, event).await {
         tracing::warn!(name = ?object.name, namespace = ?object.namespace, error = %e, "could not publish a Kubernetes Event");
+    }
+}
+
+#[cfg(test)]
+mod note_tests {
+    use super::*;
+
+    #[test]
+    fn a_long_note_keeps_its_next_step() {
+        let step = "Create Secret team-a/slack with key webhookUrl, or fix spec.secretRef.name.";
+        let note = format!("SecretNotFound: {}. {step}", "é".repeat(900));
+        let fitted = fit_note(&note);
+        assert!(fitted.len() <= NOTE_MAX_BYTES, "{}", fitted.len());
+        assert!(fitted.ends_with(step), "{fitted}");
+        assert!(fitted.starts_with("SecretNotFound: éé") && fitted.contains(crate::notifier::render::TRUNCATED));
+        assert_eq!(fit_note("short. Do this."), "short. Do this.");
+        // No sentence to keep: cut at the end.
+        let plain = "x".repeat(2000);
+        assert_eq!(fit_note(&plain).len(), NOTE_MAX_BYTES);
     }
 }
