@@ -95,14 +95,20 @@ async fn every_replica_is_ready_and_only_the_leader_delivers() {
     a.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_test_message_in_flight_at_hand_over_is_recorded_once_and_not_sent_again() {
-    use kube_notify::crd::{SEND_TEST_ANNOTATION, TestMessagePhase};
+/// pod-a leading and pod-b ready as its follower, same identity.
+async fn leader_and_follower() -> (World, Replica, Replica) {
     let w = World::without_operator().await;
     let a = replica(&w, "pod-a", OPERATOR_TOKEN);
     within("pod-a leads", a.leadership.wait_until(true)).await;
     let b = replica(&w, "pod-b", OPERATOR_TOKEN);
     within("pod-b ready", b.readiness.wait()).await;
+    (w, a, b)
+}
+
+#[tokio::test]
+async fn a_test_message_in_flight_at_hand_over_is_recorded_once_and_not_sent_again() {
+    use kube_notify::crd::{SEND_TEST_ANNOTATION, TestMessagePhase};
+    let (w, a, b) = leader_and_follower().await;
     let path = ready_webhook(&w, "hook").await;
     let posts = || w.webhook.requests().iter().filter(|r| r.path == path).count();
     let test_phase = |request: &'static str| {
@@ -131,11 +137,7 @@ async fn a_test_message_in_flight_at_hand_over_is_recorded_once_and_not_sent_aga
 
 #[tokio::test]
 async fn hand_over_on_shutdown_duplicates_nothing_and_loses_nothing() {
-    let w = World::without_operator().await;
-    let a = replica(&w, "pod-a", OPERATOR_TOKEN);
-    within("pod-a leads", a.leadership.wait_until(true)).await;
-    let b = replica(&w, "pod-b", OPERATOR_TOKEN);
-    within("pod-b ready", b.readiness.wait()).await;
+    let (w, a, b) = leader_and_follower().await;
     let path = ready_webhook(&w, "hook").await;
     // Slow answers, so that deliveries are in flight when pod-a stops.
     w.webhook.push_responses(
