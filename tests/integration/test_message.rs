@@ -37,6 +37,18 @@ async fn wait_test(w: &World, name: &str, request: &str, phase: TestMessagePhase
     .await
 }
 
+/// A ready webhook integration `hook` whose test message "1" is in flight:
+/// `Sending` on record and the message at the service, which answers after
+/// `answer_after`. Its path.
+async fn a_test_in_flight(w: &World, answer_after: Duration) -> String {
+    let path = ready_webhook(w, "hook", 5).await;
+    w.webhook.push_response(path.as_str(), ScriptedResponse::delayed_passthrough(answer_after));
+    ask_for_a_test(w, "hook", "1").await;
+    wait_test(w, "hook", "1", TestMessagePhase::Sending).await;
+    w.webhook.wait_for_requests(1, WAIT).await;
+    path
+}
+
 fn posts_to(w: &World, path: &str) -> usize {
     w.webhook.requests().iter().filter(|r| r.path == path).count()
 }
@@ -102,12 +114,9 @@ on_both_stores! { async fn a_failed_test_message_counts_toward_auto_disable(w) {
 #[tokio::test]
 async fn a_failed_status_write_after_the_send_never_sends_the_test_again() {
     let w = World::start().await;
-    let path = ready_webhook(&w, "hook", 5).await;
     // The service answers after a while: the write of `Sending` is on
     // record by then, and the write of the outcome is made to fail.
-    w.webhook.push_response(path.as_str(), ScriptedResponse::delayed_passthrough(Duration::from_millis(500)));
-    ask_for_a_test(&w, "hook", "1").await;
-    wait_test(&w, "hook", "1", TestMessagePhase::Sending).await;
+    let path = a_test_in_flight(&w, Duration::from_millis(500)).await;
     let status_writes =
         RequestMatcher::any().verb("update").resource("notificationintegrations").subresource("status").name("hook");
     w.api.fail_next(status_writes.clone(), 500, "InternalError");
@@ -118,11 +127,7 @@ async fn a_failed_status_write_after_the_send_never_sends_the_test_again() {
 }
 
 on_both_stores! { async fn a_shutdown_while_sending_lets_the_test_finish_and_puts_it_on_record(w) {
-    let path = ready_webhook(&w, "hook", 5).await;
-    w.webhook.push_response(path.as_str(), ScriptedResponse::delayed_passthrough(Duration::from_millis(500)));
-    ask_for_a_test(&w, "hook", "1").await;
-    wait_test(&w, "hook", "1", TestMessagePhase::Sending).await;
-    w.webhook.wait_for_requests(1, WAIT).await;
+    let path = a_test_in_flight(&w, Duration::from_millis(500)).await;
     // As on a rollout (SIGTERM): the drain waits for the send and its record.
     w.shutdown_operator().await;
     let ni = w.integration("hook").await.unwrap();
@@ -139,11 +144,7 @@ on_both_stores! { async fn a_shutdown_while_sending_lets_the_test_finish_and_put
 #[tokio::test]
 async fn a_stop_while_sending_is_recorded_as_interrupted_and_not_sent_again() {
     let mut w = World::start().await;
-    let path = ready_webhook(&w, "hook", 5).await;
-    w.webhook.push_response(path.as_str(), ScriptedResponse::delayed_passthrough(Duration::from_secs(30)));
-    ask_for_a_test(&w, "hook", "1").await;
-    wait_test(&w, "hook", "1", TestMessagePhase::Sending).await;
-    w.webhook.wait_for_requests(1, WAIT).await;
+    let path = a_test_in_flight(&w, Duration::from_secs(30)).await;
     w.stop_operator();
     w.start_operator();
     let ni = wait_test(&w, "hook", "1", TestMessagePhase::Failed).await;
@@ -155,14 +156,10 @@ async fn a_stop_while_sending_is_recorded_as_interrupted_and_not_sent_again() {
 #[tokio::test]
 async fn an_api_server_down_while_the_test_is_sent_loses_and_duplicates_nothing() {
     let w = World::start().await;
-    let path = ready_webhook(&w, "hook", 5).await;
-    w.webhook.push_response(path.as_str(), ScriptedResponse::delayed_passthrough(Duration::from_millis(300)));
-    ask_for_a_test(&w, "hook", "1").await;
-    wait_test(&w, "hook", "1", TestMessagePhase::Sending).await;
     // Down while the service has the message, back once it has answered and
     // the record of the outcome failed: it waits in memory and is written
     // when the API answers again.
-    w.webhook.wait_for_requests(1, WAIT).await;
+    let path = a_test_in_flight(&w, Duration::from_millis(300)).await;
     w.api.refuse_connections(true);
     let delivered = || metric_value(&w.metrics.render(), "kube_notify_deliveries_total", "delivered");
     let deadline = tokio::time::Instant::now() + WAIT;

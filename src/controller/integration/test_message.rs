@@ -87,8 +87,7 @@ pub async fn answer(ni: Arc<NotificationIntegration>, ctx: &Arc<Context>) -> Res
         }
         Step::Interrupted => {
             let test = status::interrupted(&request, &now());
-            let base = ni.clone();
-            let written = write(base, ctx, &test, |b| status::sending_on_record(b, &request)).await?;
+            let written = write(ni, ctx, &test, |b| status::sending_on_record(b, &request)).await?;
             publish(ctx, written, &test).await;
             Ok(())
         }
