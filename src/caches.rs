@@ -3,7 +3,7 @@
 //! is deleted ([`PerIntegration`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
@@ -22,10 +22,9 @@ pub struct Caches {
     pub secrets: Store<PartialObjectMeta<Secret>>,
     /// Every contact (email to service accounts), from its watch.
     pub contacts: Store<NotificationContact>,
-    /// Every event, from the event controller's watch (set when this
-    /// replica starts leading): a queued delivery of an event deleted
-    /// meanwhile is not sent.
-    pub events: Arc<OnceLock<Store<NotificationEvent>>>,
+    /// Every event, from the event controller's watch of the current term
+    /// as the leader (see [`Caches::events`]).
+    events: Arc<RwLock<Option<Store<NotificationEvent>>>>,
 }
 
 impl Caches {
@@ -36,6 +35,18 @@ impl Caches {
         contacts: Store<NotificationContact>,
     ) -> Self {
         Caches { integrations, secrets, contacts, events: Default::default() }
+    }
+
+    /// The event controller's cache of every event, from its watch of this
+    /// replica's current (or last) term as the leader; `None` before the
+    /// first: a queued delivery of an event deleted meanwhile is not sent.
+    pub fn events(&self) -> Option<Store<NotificationEvent>> {
+        self.events.read().unwrap().clone()
+    }
+
+    /// The event cache of a new term as the leader (a fresh list each term).
+    pub fn set_events(&self, events: Store<NotificationEvent>) {
+        *self.events.write().unwrap() = Some(events);
     }
 
     /// Integration `name` of `namespace`, as the watch last saw it.

@@ -80,14 +80,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 .map(|ns| ns.trim().to_string())
                 .unwrap_or_else(|_| "default".to_string())
         });
-        LeaderConfig::new(namespace, args.lease_name.clone(), instance)
+        LeaderConfig::new(namespace, args.lease_name.clone(), crate::leader::lease_identity(&instance))
     });
     let admin = listen(args.admin_addr, "admin endpoints").await?;
     let http = listen(args.http_addr, "HTTP ingestion").await?;
-    let client = kube::Client::try_default().await.context(
+    let kubeconfig = kube::Config::infer().await.context(
         "no Kubernetes configuration (KUBECONFIG or in-cluster); without a cluster, run `kube-notify standalone`",
     )?;
-    let config = RunConfig { operator, leader, ingest, admin, http };
+    let client = kube::Client::try_from(kubeconfig.clone()).context("building the Kubernetes client")?;
+    // The Lease gets connections of its own: renewals never wait behind bulk requests.
+    let lease_client = match leader {
+        Some(_) => Some(kube::Client::try_from(kubeconfig).context("building the Lease's Kubernetes client")?),
+        None => None,
+    };
+    let config = RunConfig { operator, leader, lease_client, ingest, admin, http };
     Operator::new(Backend::Kubernetes(client), config, Arc::new(Metrics::default())).run(shutdown_signal()).await
 }
 
@@ -108,7 +114,7 @@ pub async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
     let http = listen(args.http_addr, "HTTP ingestion").await?;
     let reload =
         standalone::reload(store.clone(), args.manifests.clone(), args.namespace.clone(), args.reload_period, applied);
-    let config = RunConfig { operator, leader: None, ingest, admin, http };
+    let config = RunConfig { operator, leader: None, lease_client: None, ingest, admin, http };
     let operator = Operator::new(Backend::Embedded { store, access }, config, Arc::new(Metrics::default()));
     tokio::select! {
         res = operator.run(shutdown_signal()) => res,

@@ -5,8 +5,14 @@
 //! kube-lease-manager renews the Lease but cannot say in time that renewals
 //! stopped working: on an error it retries, and a hung request hangs it. So
 //! the leader also watches its own Lease and steps down (stops starting
-//! deliveries, then ends with an error) when no renewal was seen within the
-//! renew deadline, before the Lease can have expired for the others.
+//! deliveries, drains, then campaigns again as a follower) when no renewal
+//! was seen within the renew deadline, before the Lease can have expired for
+//! the others. The deadline counts from this replica's own acquisition and
+//! only ever moves forward.
+//!
+//! The Lease is read and written with a client of its own (its own
+//! connections; see `RunConfig::lease_client`), so renewals never wait
+//! behind the operator's other requests in the client.
 
 use std::future::Future;
 use std::pin::pin;
@@ -15,7 +21,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::Api;
+use kube::api::{Api, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use kube_lease_manager::{LeaseManager, LeaseManagerBuilder, LeaseParams};
@@ -28,7 +34,8 @@ use tracing::{debug, info, warn};
 pub struct LeaderConfig {
     pub namespace: String,
     pub lease_name: String,
-    /// The holder identity written in the Lease (the pod name).
+    /// The holder identity written in the Lease: the pod name and what
+    /// this start of the process adds ([`lease_identity`]).
     pub identity: String,
     /// How long the Lease holds after a renewal: others take it over after this.
     pub lease_duration: Duration,
@@ -65,6 +72,21 @@ impl LeaderConfig {
     }
 }
 
+/// The Lease holder identity of this start of the process: the replica's
+/// name (the pod name) and a random suffix, as controller-runtime does
+/// (`<pod>_<random>`). A restarted container keeps its pod name; with the
+/// suffix, no two processes ever hold the Lease under one identity (also
+/// when `--instance` is set alike on several replicas by mistake), and the
+/// Lease still says which pod holds it. The cost: after a crash, the new
+/// start takes the Lease over once it has expired (`lease_duration`, 15 s,
+/// no longer than the kubelet's first restart back-off of 10 s plus a few
+/// seconds); after a graceful stop the Lease is released and taken at once.
+pub fn lease_identity(instance: &str) -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    let suffix = Alphanumeric.sample_string(&mut rand::rng(), 8).to_lowercase();
+    format!("{instance}_{suffix}")
+}
+
 /// Whether this replica leads right now; shared with what behaves
 /// differently on a follower (the `send` route).
 #[derive(Clone, Debug)]
@@ -91,7 +113,7 @@ impl Leadership {
     }
 }
 
-/// Why a leader stops leading.
+/// How one term as the leader ended.
 enum End {
     Work(anyhow::Result<()>),
     Shutdown,
@@ -101,36 +123,74 @@ enum End {
     NotRenewed,
 }
 
-/// Wait to become the leader, then run `work` until it ends, `shutdown`
-/// resolves, or the leadership is lost or not renewed in time (an error: the
-/// process should exit and restart as a follower).
+/// What the process does after a term.
+enum After {
+    /// Stop with this result (shutdown, or the work ended).
+    Stop(anyhow::Result<()>),
+    /// Stepped down: campaign again as a follower (the caches stay warm and
+    /// every server keeps serving).
+    Rejoin,
+}
+
+/// Campaign for the Lease and run `work()` whenever this replica leads,
+/// until `shutdown` resolves or the work ends.
+///
+/// A leader that loses its Lease, or cannot renew it within the renew
+/// deadline, steps down: it stops starting deliveries, drains, and then
+/// campaigns again as a follower in the same process. So no loss of the
+/// Lease (an API outage, a slow API server, a hand-over) ends the process or
+/// becomes a crash loop; a single replica leads again on its own as soon as
+/// the API server answers.
 ///
 /// `drain(budget)` must stop new deliveries at once and then wait at most
-/// `budget` for those in flight. On shutdown (and when `work` ends) it runs
+/// `budget` for those in flight. On shutdown (and when the work ends) it runs
 /// while the Lease is still renewed, with an unbounded budget the caller
-/// bounds, and the Lease is released after it. When the leadership is lost
-/// or not renewed, it gets what is left until the Lease may expire for the
-/// others, and the Lease is not touched again.
-pub async fn run_as_leader<W, F, D>(
+/// bounds, and the Lease is released after it. After a step-down it gets
+/// what is left until the Lease may expire for the others, and the Lease is
+/// not touched until the next campaign.
+pub async fn run_as_leader<M, W, F, D>(
     client: Client,
     config: LeaderConfig,
     shutdown: impl Future<Output = ()>,
-    work: W,
-    drain: F,
+    mut work: M,
+    mut drain: F,
 ) -> anyhow::Result<()>
 where
+    M: FnMut() -> W,
     W: Future<Output = anyhow::Result<()>>,
-    F: FnOnce(Duration) -> D,
+    F: FnMut(Duration) -> D,
     D: Future<Output = ()>,
 {
     let params = config.lease_params()?;
-    let manager = LeaseManagerBuilder::new(client.clone(), &config.lease_name)
-        .with_namespace(&config.namespace)
-        .with_parameters(params)
-        .build()
-        .await?;
     let mut shutdown = pin!(shutdown);
+    loop {
+        match term(&client, &config, &params, shutdown.as_mut(), &mut work, &mut drain).await {
+            After::Stop(result) => return result,
+            After::Rejoin => info!(identity = %config.identity, "rejoining as a follower"),
+        }
+    }
+}
+
+/// One campaign and, once elected, one term as the leader.
+async fn term<M, W, F, D>(
+    client: &Client,
+    config: &LeaderConfig,
+    params: &LeaseParams,
+    mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+    work: &mut M,
+    drain: &mut F,
+) -> After
+where
+    M: FnMut() -> W,
+    W: Future<Output = anyhow::Result<()>>,
+    F: FnMut(Duration) -> D,
+    D: Future<Output = ()>,
+{
     info!(lease = %config.lease_name, namespace = %config.namespace, identity = %config.identity, "waiting for leadership");
+    let manager = tokio::select! {
+        manager = campaign(client, config, params) => manager,
+        _ = shutdown.as_mut() => return After::Stop(Ok(())),
+    };
     let acquired = async {
         loop {
             match manager.changed().await {
@@ -145,22 +205,23 @@ where
     };
     tokio::select! {
         _ = acquired => {}
-        _ = &mut shutdown => {
+        _ = shutdown.as_mut() => {
             // Release it in case it was just taken; a follower holds nothing.
             let _ = tokio::time::timeout(config.retry_period, manager.release()).await;
-            return Ok(());
+            return After::Stop(Ok(()));
         }
     }
-    // The Lease was renewed at most now: the first deadline counts from here.
+    // kube-lease-manager has just written the Lease (we never hold it on
+    // entry, see `campaign`): the renew deadline counts from here.
     let mut last_renewal = Instant::now();
     info!(identity = %config.identity, "became the leader");
 
     // Boxed, so that dropping them ends their borrows.
-    let mut renewing = Box::pin(keep_renewing(&manager, &config));
-    let mut watchdog = Box::pin(watch_renewals(&client, &config, &mut last_renewal));
+    let mut renewing = Box::pin(keep_renewing(&manager, config));
+    let mut watchdog = Box::pin(watch_renewals(client, config, &mut last_renewal));
     let end = tokio::select! {
-        res = work => End::Work(res),
-        _ = &mut shutdown => End::Shutdown,
+        res = work() => End::Work(res),
+        _ = shutdown.as_mut() => End::Shutdown,
         _ = &mut renewing => End::Lost,
         _ = &mut watchdog => End::NotRenewed,
     };
@@ -176,26 +237,82 @@ where
             drop(watchdog);
             drop(renewing);
             if let Some(why) = stepped_down {
-                return Err(step_down_error(&config, &why));
+                return After::Stop(Err(step_down_error(config, &why)));
             }
             if tokio::time::timeout(config.retry_period, manager.release()).await.is_err() {
                 warn!("the Lease was not released in time; it will expire");
             }
-            match end {
+            After::Stop(match end {
                 End::Work(res) => res.and(Err(anyhow::anyhow!("the controllers stopped"))),
                 _ => Ok(()),
-            }
+            })
         }
         End::Lost | End::NotRenewed => {
             drop(watchdog);
             drop(renewing);
-            let error = step_down_error(&config, &end);
-            warn!(identity = %config.identity, "{error}: no new delivery starts");
+            warn!(identity = %config.identity, "{}: no new delivery starts", step_down_error(config, &end));
             // The Lease may expire for the others `lease_duration` after the last renewal.
             let left = (last_renewal + config.lease_duration).saturating_duration_since(Instant::now());
             drain(left).await;
-            Err(error)
+            After::Rejoin
         }
+    }
+}
+
+/// A Lease manager for a new campaign, once the API server answers (an API
+/// outage at start or after a step-down is waited out, never an exit).
+///
+/// A Lease that names our own identity is first released: it was written by
+/// an earlier life of this identity (a restarted container keeps its pod
+/// name; a replica that stepped down keeps its identity) and says nothing
+/// about now. kube-lease-manager would take such a Lease for held, without
+/// writing it, and report us the leader on a renewal that may be minutes
+/// old. Released, it is taken over like any free Lease: written with a new
+/// `acquireTime` and `renewTime` and counted as a transition, before this
+/// replica calls itself the leader.
+async fn campaign(client: &Client, config: &LeaderConfig, params: &LeaseParams) -> LeaseManager {
+    let api: Api<Lease> = Api::namespaced(client.clone(), &config.namespace);
+    let mut wait = config.retry_period;
+    loop {
+        let ready = async {
+            release_if_ours(&api, config).await?;
+            LeaseManagerBuilder::new(client.clone(), &config.lease_name)
+                .with_namespace(&config.namespace)
+                .with_parameters(params.clone())
+                .build()
+                .await
+                .map_err(anyhow::Error::from)
+        };
+        match ready.await {
+            Ok(manager) => return manager,
+            Err(e) => {
+                warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "leader election: the Lease cannot be read; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(config.lease_duration);
+            }
+        }
+    }
+}
+
+/// Release the Lease if it names `config.identity` (see [`campaign`]); with
+/// its `resourceVersion`, so a Lease another replica has just taken is left
+/// alone.
+async fn release_if_ours(api: &Api<Lease>, config: &LeaderConfig) -> anyhow::Result<()> {
+    let Some(mut lease) = api.get_opt(&config.lease_name).await? else { return Ok(()) };
+    let Some(spec) = lease.spec.as_mut() else { return Ok(()) };
+    if spec.holder_identity.as_deref() != Some(config.identity.as_str()) {
+        return Ok(());
+    }
+    info!(lease = %config.lease_name, renewed = ?spec.renew_time.as_ref().map(|t| t.0), "the Lease names this identity from an earlier start; taking it over anew");
+    spec.holder_identity = None;
+    spec.acquire_time = None;
+    spec.renew_time = None;
+    spec.lease_duration_seconds = None;
+    match api.replace(&config.lease_name, &PostParams::default(), &lease).await {
+        Ok(_) => Ok(()),
+        // Someone else wrote it meanwhile: campaign against what is there now.
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -241,7 +358,10 @@ async fn watch_renewals(client: &Client, config: &LeaderConfig, last_renewal: &m
                     if let (true, Some(renewed)) = (ours, spec.and_then(|s| s.renew_time.as_ref())) {
                         let age = jiff::Timestamp::now().duration_since(renewed.0);
                         let age = Duration::try_from(age).unwrap_or_default();
-                        *last_renewal = Instant::now().checked_sub(age).unwrap_or(*last_renewal);
+                        // Only forward: an older renewTime (a watch that shows an
+                        // earlier state first) never brings the deadline closer.
+                        let renewed = Instant::now().checked_sub(age).unwrap_or(*last_renewal);
+                        *last_renewal = (*last_renewal).max(renewed);
                     } else {
                         debug!(lease = %lease.name_any(), holder = ?spec.and_then(|s| s.holder_identity.as_ref()), "the Lease shows another holder");
                     }

@@ -22,8 +22,7 @@ use tracing::{debug, info, warn};
 
 use crate::caches::Caches;
 use crate::controller::{Context, Settings, event, integration};
-use crate::crd::{NotificationEvent, NotificationIntegration};
-use crate::delivery::Triggers;
+use crate::crd::NotificationIntegration;
 use crate::leader::{LeaderConfig, Leadership, run_as_leader};
 use crate::metrics::Metrics;
 use crate::notifier::ServiceEndpoints;
@@ -63,6 +62,10 @@ pub struct RunConfig {
     pub operator: OperatorConfig,
     /// Run the controllers only while holding this Lease; always when `None`.
     pub leader: Option<LeaderConfig>,
+    /// The client the Lease is read and written with: one of its own (its
+    /// own connections), so that renewals never wait behind the operator's
+    /// other requests; the operator's client when `None`.
+    pub lease_client: Option<Client>,
     pub ingest: IngestConfig,
     /// Where `/livez`, `/readyz` and `/metrics` are served.
     pub admin: TcpListener,
@@ -94,7 +97,7 @@ pub enum Backend {
 /// A built operator: its caches and [`Context`] exist, nothing runs until
 /// [`Operator::run`].
 pub struct Operator {
-    /// For leader election (on a cluster).
+    /// For leader election (on a cluster): the Lease's own client.
     client: Option<Client>,
     leader: Option<LeaderConfig>,
     callers: Callers,
@@ -106,14 +109,13 @@ pub struct Operator {
     leadership: Leadership,
     integrations: Arc<Fanout<NotificationIntegration>>,
     secrets: Arc<Fanout<PartialObjectMeta<Secret>>>,
-    event_triggers: UnboundedReceiver<ObjectRef<NotificationEvent>>,
     watches: BoxFuture<'static, ()>,
 }
 
 impl Operator {
     /// Build the watches and the shared [`Context`] (no API call yet).
     pub fn new(backend: Backend, config: RunConfig, metrics: Arc<Metrics>) -> Operator {
-        let RunConfig { operator: config, leader, ingest, admin, http } = config;
+        let RunConfig { operator: config, leader, lease_client, ingest, admin, http } = config;
         let reporter = Reporter { controller: "kube-notify".into(), instance: config.instance.clone() };
         // Every Kubernetes API request the operator makes is counted.
         let backend = match backend {
@@ -122,6 +124,7 @@ impl Operator {
             }
             embedded => embedded,
         };
+        let lease_client = lease_client.map(|c| crate::metrics::counting_api_requests(c, metrics.clone()));
         let (store, callers, client, leader) = match backend {
             Backend::Kubernetes(client) => (
                 kubernetes::store(client.clone(), config.namespace.clone(), reporter),
@@ -131,7 +134,7 @@ impl Operator {
                     ingest.review_cache_size,
                     ingest.bad_token_budget,
                 ))),
-                Some(client),
+                Some(lease_client.unwrap_or(client)),
                 leader,
             ),
             Backend::Embedded { store, access } => (store.store(), Callers::Token(access), None, None),
@@ -177,7 +180,6 @@ impl Operator {
                     futures::future::ready(())
                 },
             );
-        let (triggers, event_triggers) = Triggers::new();
         // Each integration's state is exported from the cache at each scrape.
         metrics.watch_integrations(integration_store.clone());
         let caches = Caches::new(integration_store, secret_store, contact_store);
@@ -188,7 +190,6 @@ impl Operator {
             HttpClient::guarded(config.http_timeout, DestinationGuard::new(&config.endpoints, config.resolver.clone())),
             metrics,
             config.settings.clone(),
-            triggers,
         ));
         let watches = Box::pin(async move {
             futures::join!(secret_watch, integration_watch, contact_watch);
@@ -205,7 +206,6 @@ impl Operator {
             leadership: Leadership::default(),
             integrations,
             secrets,
-            event_triggers,
             watches,
         }
     }
@@ -243,7 +243,6 @@ impl Operator {
             leadership,
             integrations,
             secrets,
-            event_triggers,
             watches,
         } = self;
         let admin = admin::serve(admin, readiness.clone(), ctx.metrics.clone());
@@ -267,15 +266,22 @@ impl Operator {
                 readiness.set_ready();
             }
         };
-        let work = lead(ctx.clone(), leadership.clone(), integrations, secrets, event_triggers);
+        // Each term as the leader runs the controllers anew.
+        let work = {
+            let (ctx, leadership) = (ctx.clone(), leadership.clone());
+            move || lead(ctx.clone(), leadership.clone(), integrations.clone(), secrets.clone())
+        };
         let drain = {
             let ctx = ctx.clone();
             let leadership = leadership.clone();
-            move |budget: Duration| async move {
-                // From now on `send` goes through the next leader.
-                leadership.set(false);
-                if !ctx.delivery.drain(budget.min(SHUTDOWN_DRAIN)).await {
-                    warn!("deliveries not on record at exit; they may be sent again by the next leader");
+            move |budget: Duration| {
+                let (ctx, leadership) = (ctx.clone(), leadership.clone());
+                async move {
+                    // From now on `send` goes through the next leader.
+                    leadership.set(false);
+                    if !ctx.delivery.drain(budget.min(SHUTDOWN_DRAIN)).await {
+                        warn!("deliveries not on record in time; they may be sent again by the next leader");
+                    }
                 }
             }
         };
@@ -284,7 +290,7 @@ impl Operator {
                 (Some(leader), Some(client)) => run_as_leader(client, leader, shutdown, work, drain).await,
                 _ => {
                     let res = tokio::select! {
-                        res = work => res,
+                        res = work() => res,
                         _ = shutdown => Ok(()),
                     };
                     drain(SHUTDOWN_DRAIN).await;
@@ -301,15 +307,17 @@ impl Operator {
     }
 }
 
-/// The leader's work: the integration and event controllers and the periodic
-/// prune, until they stop (they run until dropped).
+/// One term's work as the leader: the integration and event controllers and
+/// the periodic prune, until they stop (they run until dropped, at the end
+/// of the term).
 async fn lead(
     ctx: Arc<Context>,
     leadership: Leadership,
     integrations: Arc<Fanout<NotificationIntegration>>,
     secrets: Arc<Fanout<PartialObjectMeta<Secret>>>,
-    event_triggers: UnboundedReceiver<ObjectRef<NotificationEvent>>,
 ) -> anyhow::Result<()> {
+    // After a step-down: once the last term's deliveries have ended.
+    ctx.delivery.resume().await;
     leadership.set(true);
     // Subscribed once synced, so the controllers start from the whole cache.
     let _ = ctx.caches.integrations.wait_until_ready().await;
@@ -344,11 +352,11 @@ async fn lead(
     let event_watch =
         ctx.store.events.watch().default_backoff().modify(keep_what_is_used).reflect(event_writer).applied_objects();
     let event_controller = Controller::for_stream(event_watch, events.clone());
-    let _ = ctx.caches.events.set(events.clone());
+    ctx.caches.set_events(events.clone());
     let changes = event::IntegrationChanges::default();
     let event_controller = event_controller
         .watches_shared_stream(integrations.subscribe(), move |ni| changes.events_to_retry(&events, &ni))
-        .reconcile_on(event_triggers)
+        .reconcile_on(ctx.delivery.event_triggers().subscribe())
         .with_config(bounded(&ctx.settings))
         .run(
             |ev, ctx: Arc<Context>| {

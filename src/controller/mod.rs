@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::caches::Caches;
-use crate::crd::{IntegrationKey, NotificationEvent};
-use crate::delivery::{Delivery, DeliverySettings, Triggers};
+use crate::crd::IntegrationKey;
+use crate::delivery::{Delivery, DeliverySettings};
 use crate::metrics::Metrics;
 use crate::notifier::ServiceEndpoints;
 use crate::notifier::http::HttpClient;
@@ -119,7 +119,6 @@ impl Context {
         http: HttpClient,
         metrics: Arc<Metrics>,
         settings: Settings,
-        event_triggers: Triggers<NotificationEvent>,
     ) -> Self {
         let writes = Arc::new(StatusWriters::default());
         let delivery_settings = DeliverySettings {
@@ -133,15 +132,8 @@ impl Context {
             error_requeue_max: settings.error_requeue_max,
             mention_warning_period: settings.mention_warning_period,
         };
-        let delivery = Delivery::new(
-            store.clone(),
-            caches.clone(),
-            writes.clone(),
-            metrics.clone(),
-            http,
-            delivery_settings,
-            event_triggers,
-        );
+        let delivery =
+            Delivery::new(store.clone(), caches.clone(), writes.clone(), metrics.clone(), http, delivery_settings);
         Context {
             credentials: integration::credentials::Credentials::new(settings.validation_rate),
             api_backoff: ErrorBackoff::new(settings.error_requeue, settings.error_requeue_max),

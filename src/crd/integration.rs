@@ -159,6 +159,12 @@ pub struct IntegrationStatus {
     #[serde(default)]
     pub total_delivered: i64,
 
+    /// The `resourceVersion` of the Secret that `CredentialsValid` was
+    /// computed from: a new leader whose Secret cache shows the same version
+    /// takes a valid result over without reading the Secret again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_resource_version: Option<String>,
+
     /// The last delivery error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,

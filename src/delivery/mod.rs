@@ -79,18 +79,29 @@ pub struct DeliverySettings {
     pub mention_warning_period: Duration,
 }
 
-/// A way to make a controller reconcile an object now.
-pub struct Triggers<K: kube::Resource>(futures::channel::mpsc::UnboundedSender<ObjectRef<K>>);
+/// A way to make a controller reconcile an object now. Each term as the
+/// leader runs a new controller, which [`Triggers::subscribe`]s anew;
+/// triggers while no controller runs are dropped (a new controller starts
+/// from every object anyway).
+pub struct Triggers<K: kube::Resource>(std::sync::Mutex<futures::channel::mpsc::UnboundedSender<ObjectRef<K>>>);
+
+impl<K: kube::Resource> Default for Triggers<K> {
+    fn default() -> Self {
+        Triggers(std::sync::Mutex::new(futures::channel::mpsc::unbounded().0))
+    }
+}
 
 impl<K: kube::Resource> Triggers<K> {
-    /// The sender, and the stream to pass to `Controller::reconcile_on`.
-    pub fn new() -> (Self, futures::channel::mpsc::UnboundedReceiver<ObjectRef<K>>) {
+    /// The stream to pass to `Controller::reconcile_on`; it replaces the
+    /// previous controller's.
+    pub fn subscribe(&self) -> futures::channel::mpsc::UnboundedReceiver<ObjectRef<K>> {
         let (tx, rx) = futures::channel::mpsc::unbounded();
-        (Triggers(tx), rx)
+        *self.0.lock().unwrap() = tx;
+        rx
     }
 
     pub fn trigger(&self, object: ObjectRef<K>) {
-        let _ = self.0.unbounded_send(object);
+        let _ = self.0.lock().unwrap().unbounded_send(object);
     }
 }
 
@@ -111,7 +122,12 @@ pub struct Delivery {
     event_triggers: Triggers<NotificationEvent>,
     /// Waits after API errors, per delivery queue.
     backoff: ErrorBackoff,
+    /// Secret reads in flight at once (credential checks and deliveries).
+    secret_reads: tokio::sync::Semaphore,
 }
+
+/// The most Secret reads in flight at once.
+pub const SECRET_READS_AT_ONCE: usize = 16;
 
 impl Delivery {
     pub fn new(
@@ -121,7 +137,6 @@ impl Delivery {
         metrics: Arc<Metrics>,
         http: HttpClient,
         settings: DeliverySettings,
-        event_triggers: Triggers<NotificationEvent>,
     ) -> Self {
         let backoff = ErrorBackoff::new(settings.error_requeue, settings.error_requeue_max);
         Delivery {
@@ -135,8 +150,9 @@ impl Delivery {
             counters: Default::default(),
             notifiers: Default::default(),
             mentions: mentions::Mentions::new(Mentioner::new(settings.mentions.clone()), http),
-            event_triggers,
+            event_triggers: Triggers::default(),
             backoff,
+            secret_reads: tokio::sync::Semaphore::new(SECRET_READS_AT_ONCE),
             settings,
         }
     }
@@ -144,6 +160,11 @@ impl Delivery {
     /// The HTTP client every notifier calls its service with.
     pub fn http(&self) -> &HttpClient {
         &self.engine.http
+    }
+
+    /// How deliveries ask the event controller to look at an event again.
+    pub fn event_triggers(&self) -> &Triggers<NotificationEvent> {
+        &self.event_triggers
     }
 
     /// The per-integration queues.
@@ -173,7 +194,7 @@ impl Delivery {
     pub fn forget_deleted(&self, exists: impl Fn(&IntegrationKey) -> bool) -> usize {
         let dropped = self.notifiers.retain(&exists) + self.counters.retain(&exists);
         self.metrics.forget_integrations(&exists);
-        if let Some(events) = self.caches.events.get() {
+        if let Some(events) = self.caches.events() {
             let live: std::collections::HashSet<String> =
                 events.state().iter().filter_map(|ev| ev.metadata.uid.clone()).collect();
             let outcomes = self.outcomes.retain(|uid| live.contains(uid));

@@ -50,7 +50,13 @@ impl Delivery {
     pub async fn load_notifier(&self, ni: &NotificationIntegration) -> Result<Loaded, Error> {
         let namespace = ni.namespace().unwrap_or_default();
         let secret_name = &ni.spec.secret_ref.name;
-        let loaded = match self.store.secrets.get(&namespace, secret_name).await.map_err(Error::Kube)? {
+        let secret = {
+            // Bounded: a leader that takes over thousands of integrations
+            // reads their Secrets a few at a time, never all at once.
+            let _permit = self.secret_reads.acquire().await.expect("never closed");
+            self.store.secrets.get(&namespace, secret_name).await.map_err(Error::Kube)?
+        };
+        let loaded = match secret {
             None => Loaded {
                 secret_version: None,
                 notifier: Err(Failure::new(

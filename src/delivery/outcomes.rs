@@ -125,7 +125,7 @@ impl Delivery {
                 let api = self.store.events.as_ref();
                 // The watch's view if there is one (the worker's may be old), and ours over it.
                 let cached =
-                    self.caches.events.get().and_then(|events| events.get(&ObjectRef::from_obj(snapshot.as_ref())));
+                    self.caches.events().and_then(|events| events.get(&ObjectRef::from_obj(snapshot.as_ref())));
                 let base = self.writes.events.freshest(cached.unwrap_or(snapshot));
                 let now = Time(jiff::Timestamp::now());
                 let write = self.writes.events.write(api, &self.metrics, base, |base| {

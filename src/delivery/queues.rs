@@ -9,7 +9,7 @@
 //! answered, and the event's reconcile writes it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -73,6 +73,10 @@ pub struct Dispatcher {
     queues: Mutex<Queues>,
     /// Set on shutdown or loss of leadership: no new delivery starts.
     draining: AtomicBool,
+    /// Bumped by each [`Dispatcher::resume`]: a worker of an earlier term
+    /// (asleep after an error while its term ended) stops without touching
+    /// the queues of the new one.
+    term: AtomicU64,
     /// Deliveries being sent right now, and a signal when one ends.
     running: AtomicUsize,
     finished: tokio::sync::Notify,
@@ -90,8 +94,9 @@ impl Dispatcher {
         !self.draining.load(Ordering::SeqCst)
     }
 
-    /// Add a job to its integration's queue; the queue's key when its worker must be started.
-    fn push(&self, job: Job, created: i64) -> Option<IntegrationKey> {
+    /// Add a job to its integration's queue; the queue's key and the term
+    /// when its worker must be started.
+    fn push(&self, job: Job, created: i64) -> Option<(IntegrationKey, u64)> {
         let key = IntegrationKey::new(&job.namespace, &job.integration);
         let mut queues = self.queues.lock().unwrap();
         let start = !queues.by_integration.contains_key(&key);
@@ -102,7 +107,7 @@ impl Dispatcher {
         let event_key = (job.namespace.clone(), job.event.clone());
         queue.waiting.insert((created, job.event.clone()), job);
         queues.by_event.entry(event_key).or_default().insert(key.name.clone());
-        start.then_some(key)
+        start.then(|| (key, self.term()))
     }
 
     /// Stop starting deliveries and wait (at most `timeout`) for those in
@@ -114,22 +119,45 @@ impl Dispatcher {
             let _queues = self.queues.lock().unwrap();
             self.draining.store(true, Ordering::SeqCst);
         }
-        let wait = async {
-            loop {
-                let finished = self.finished.notified();
-                if self.running.load(Ordering::SeqCst) == 0 {
-                    return;
-                }
-                finished.await;
+        tokio::time::timeout(timeout, self.until_idle()).await.is_ok()
+    }
+
+    /// Start accepting deliveries again, for a new term as the leader: once
+    /// every delivery of the last term has ended (so that no event is sent
+    /// by two workers at once), with empty queues (the new term's event
+    /// controller plans every event anew).
+    pub async fn resume(&self) {
+        self.until_idle().await;
+        let mut queues = self.queues.lock().unwrap();
+        *queues = Queues::default();
+        self.term.fetch_add(1, Ordering::SeqCst);
+        self.draining.store(false, Ordering::SeqCst);
+    }
+
+    /// The current term (see [`Dispatcher::resume`]).
+    fn term(&self) -> u64 {
+        self.term.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once no delivery is running.
+    async fn until_idle(&self) {
+        loop {
+            let finished = self.finished.notified();
+            if self.running.load(Ordering::SeqCst) == 0 {
+                return;
             }
-        };
-        tokio::time::timeout(timeout, wait).await.is_ok()
+            finished.await;
+        }
     }
 
     /// The next job of `key`'s queue, counted as running; None when the
-    /// queue is empty or draining (the queue is then gone).
-    fn next(&self, key: &IntegrationKey) -> Option<Job> {
+    /// queue is empty or draining (the queue is then gone), or when the
+    /// worker's `term` is over.
+    fn next(&self, key: &IntegrationKey, term: u64) -> Option<Job> {
         let mut queues = self.queues.lock().unwrap();
+        if term != self.term() {
+            return None;
+        }
         if !self.accepting() {
             queues.by_integration.remove(key);
             return None;
@@ -196,16 +224,22 @@ impl Delivery {
         if !self.queues.accepting() || self.outcomes.has(&job.event_uid, &job.integration) {
             return;
         }
-        if let Some(key) = self.queues.push(job, created) {
+        if let Some((key, term)) = self.queues.push(job, created) {
             let this = self.clone();
-            tokio::spawn(async move { this.work(key).await });
+            tokio::spawn(async move { this.work(key, term).await });
         }
     }
 
-    /// The worker of `key`'s queue, until it is empty or draining.
-    async fn work(self: Arc<Self>, key: IntegrationKey) {
+    /// Start delivering again in a new term as the leader (see
+    /// [`Dispatcher::resume`]).
+    pub async fn resume(&self) {
+        self.queues.resume().await
+    }
+
+    /// The worker of `key`'s queue, until it is empty or draining, or its term is over.
+    async fn work(self: Arc<Self>, key: IntegrationKey, term: u64) {
         let backoff_key = format!("queue/{key}");
-        while let Some(job) = self.queues.next(&key) {
+        while let Some(job) = self.queues.next(&key, term) {
             // Its own task: a panic in one delivery must not leave the queue stuck.
             let result = match tokio::spawn({
                 let this = self.clone();
@@ -308,7 +342,7 @@ impl Delivery {
     /// Whether the job's event still exists, as the event watch last saw it
     /// (deleted or replaced by another of the same name: cancelled).
     fn still_wanted(&self, job: &Job) -> bool {
-        let Some(events) = self.caches.events.get() else { return true };
+        let Some(events) = self.caches.events() else { return true };
         events.get(&ObjectRef::new(&job.event).within(&job.namespace)).is_some_and(|ev| {
             ev.meta().uid.as_deref() == Some(job.event_uid.as_str()) && ev.meta().deletion_timestamp.is_none()
         })

@@ -316,6 +316,7 @@ pub fn desired_status(current: &IntegrationStatus, input: &StatusInput, now: &Ti
     let mut next = current.clone();
     let generation = input.generation;
     next.observed_generation = generation;
+    next.secret_resource_version = input.secret_version.clone();
 
     if let Some(auto) = &current.auto_disabled
         && (Some(auto.generation) != generation || auto.secret_resource_version != input.secret_version)

@@ -60,4 +60,5 @@ mod mentions;
 mod metrics;
 mod service_answers;
 mod standalone;
+mod startup;
 mod test_message;

@@ -355,7 +355,16 @@ impl World {
             (tokio::net::TcpListener::from_std(l).unwrap(), url)
         };
         let ((admin, admin_url), (http, http_url)) = (listen(), listen());
-        let config = RunConfig { operator: launch.operator, leader: launch.leader, ingest: launch.ingest, admin, http };
+        // As `main` does: the Lease gets a client (connections) of its own.
+        let lease_client = launch.leader.as_ref().map(|_| self.api.client_as(&launch.token));
+        let config = RunConfig {
+            operator: launch.operator,
+            leader: launch.leader,
+            lease_client,
+            ingest: launch.ingest,
+            admin,
+            http,
+        };
         let backend = match &self.standalone {
             None => Backend::Kubernetes(self.api.client_as(&launch.token)),
             Some(s) => Backend::Embedded { store: s.store.clone(), access: TokenAccess::LoopbackOnly },

@@ -69,7 +69,15 @@ pub async fn check(ni: &NotificationIntegration, ctx: &Context) -> Result<Checke
     let now = Instant::now();
 
     let seen_version = ctx.caches.secret_version(ni);
-    let previous = ctx.credentials.checks.lock().get(&key).cloned();
+    let mut previous = ctx.credentials.checks.lock().get(&key).cloned();
+    if previous.is_none()
+        && let Some(adopted) = adopt_recorded(ni, &seen_version, ctx.settings.revalidate_period, now)
+    {
+        // A new leader (or a restart) trusts what is on record for the same
+        // spec and Secret: no Secret read and no probe at start.
+        ctx.credentials.checks.lock().insert(key.clone(), adopted.clone());
+        previous = Some(adopted);
+    }
     if let Some(rec) = &previous
         && rec.uid == uid
         && rec.generation == generation
@@ -141,6 +149,40 @@ pub async fn check(ni: &NotificationIntegration, ctx: &Context) -> Result<Checke
         },
     );
     Ok(Checked { condition, recheck_in: wait, secret_version })
+}
+
+/// The check on record in `ni`'s status, taken over when it was valid for
+/// this generation and the Secret version the cache shows now; its next
+/// check falls anywhere within `revalidate`, so that a leader that takes
+/// over thousands of integrations does not re-check them all at once.
+/// Only a valid result is taken over: a failed one may depend on what this
+/// process was started with (`--allow-endpoint`) and is checked again.
+pub fn adopt_recorded(
+    ni: &NotificationIntegration,
+    seen_secret_version: &Option<String>,
+    revalidate: Duration,
+    now: Instant,
+) -> Option<CheckRecord> {
+    let status = ni.status.as_ref()?;
+    let generation = ni.meta().generation;
+    let creds = crate::crd::conditions::find(&status.conditions, crate::crd::conditions::CREDENTIALS_VALID)?;
+    let valid = ConditionStatus::of(creds) == ConditionStatus::True
+        && creds.observed_generation == generation
+        && status.observed_generation == generation
+        && seen_secret_version.is_some()
+        && &status.secret_resource_version == seen_secret_version;
+    valid.then(|| CheckRecord {
+        uid: ni.meta().uid.clone(),
+        generation,
+        secret_version: seen_secret_version.clone(),
+        condition: CredentialsCondition {
+            status: ConditionStatus::True,
+            reason: creds.reason.clone(),
+            message: creds.message.clone(),
+        },
+        next_check: now + revalidate.mul_f64(rand::random::<f64>()),
+        transient_failures: 0,
+    })
 }
 
 /// The condition for a verdict, the time until the next check, and whether it was transient.
