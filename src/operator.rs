@@ -326,7 +326,11 @@ async fn lead(
     let by_secret = ctx.caches.integrations.clone();
     let integration_controller =
         Controller::for_shared_stream(integrations.subscribe(), ctx.caches.integrations.clone())
-            .watches_shared_stream(secrets.subscribe(), move |secret| {
+            // Secret changes from now on: every integration is reconciled at
+            // the start of the term anyway, and a replay of every cached
+            // Secret (each mapped by a scan of every integration) would cost
+            // O(integrations x Secrets) at each start.
+            .watches_shared_stream(secrets.subscribe_changes(), move |secret| {
                 let namespace = secret.namespace();
                 let name = secret.name_any();
                 by_secret
@@ -447,6 +451,13 @@ where
             let _ = tx.unbounded_send(obj);
         }
         subscribers.push(tx);
+        rx
+    }
+
+    /// Every change from now on.
+    fn subscribe_changes(&self) -> UnboundedReceiver<Arc<K>> {
+        let (tx, rx) = unbounded();
+        self.subscribers.lock().unwrap().push(tx);
         rx
     }
 }

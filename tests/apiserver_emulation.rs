@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use support::apiserver::{ApiServer, FaultId, FaultKind, NO_ANSWER, RequestMatcher, TokenReviewAnswer};
+use support::apiserver::{ApiServer, FaultId, FaultKind, InFlightLimit, NO_ANSWER, RequestMatcher, TokenReviewAnswer};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -1627,11 +1627,15 @@ async fn oversized_bodies_and_objects_are_refused() {
 /// An admin client that does not retry 429/503/504 by itself (kube's
 /// default client does, up to 15 times).
 fn client_without_retries(s: &ApiServer) -> kube::Client {
+    client_without_retries_as(s, support::apiserver::ADMIN_TOKEN)
+}
+
+/// A client of `token` that does not retry 429/503/504 by itself.
+fn client_without_retries_as(s: &ApiServer, token: &str) -> kube::Client {
     let mut config = kube::Config::new(s.url().parse().unwrap());
-    config.headers.push((
-        http::header::AUTHORIZATION,
-        http::HeaderValue::from_str(&format!("Bearer {}", support::apiserver::ADMIN_TOKEN)).unwrap(),
-    ));
+    config
+        .headers
+        .push((http::header::AUTHORIZATION, http::HeaderValue::from_str(&format!("Bearer {token}")).unwrap()));
     config.default_retry = false;
     kube::Client::try_from(config).unwrap()
 }
@@ -1905,4 +1909,191 @@ async fn watches_end_on_their_own_after_their_lifetime() {
         assert_eq!(next_name(&mut names).await, name);
     }
     assert_eq!(count_verb(&s, "list"), 2, "one list by the test, one by the watcher");
+}
+
+// ---------------------------------------------------------------- load
+
+/// A GET answered in full: (status, Retry-After, body).
+async fn get_raw(c: &kube::Client, path: &str) -> (u16, Option<String>, Value) {
+    let req = http::Request::get(path).body(kube::client::Body::from(vec![])).unwrap();
+    let resp = c.send(req).await.unwrap();
+    let code = resp.status().as_u16();
+    let retry_after = resp.headers().get(http::header::RETRY_AFTER).map(|v| v.to_str().unwrap().to_string());
+    let body = serde_json::from_slice(&resp.into_body().collect_bytes().await.unwrap()).unwrap();
+    (code, retry_after, body)
+}
+
+/// API Priority and Fairness: per user, `per_user` requests are served at
+/// once, `queue` more wait (FIFO) and the rest get 429 with Retry-After; a
+/// delayed request holds its seat; other users and watches are not held up.
+#[tokio::test]
+async fn in_flight_limit_queues_then_throttles_each_user() {
+    let s = ApiServer::start().await;
+    s.add_user("alice-token", "alice", &[]);
+    s.add_user("bob-token", "bob", &[]);
+    Api::<ConfigMap>::namespaced(s.client(), "default").create(&PostParams::default(), &cm("x", &[])).await.unwrap();
+    s.limit_in_flight(Some(InFlightLimit { per_user: 2, queue: 2, retry_after_seconds: 3 }));
+    let slow = Duration::from_millis(300);
+    s.inject(RequestMatcher::any().user("alice").verb("get"), FaultKind::Delay(slow), None);
+    let path = "/api/v1/namespaces/default/configmaps/x";
+    let alice = client_without_retries_as(&s, "alice-token");
+    let started = tokio::time::Instant::now();
+    let gets: Vec<_> = (0..6)
+        .map(|_| {
+            let c = alice.clone();
+            tokio::spawn(async move { get_raw(&c, path).await })
+        })
+        .collect();
+    let alice_gets = |s: &ApiServer| -> Vec<_> {
+        s.requests().into_iter().filter(|r| r.user == "alice" && r.verb == "get").collect()
+    };
+    // 2 served + 2 queued: the other 2 are refused at once
+    assert!(s.wait_until(T, |s| alice_gets(s).iter().filter(|r| r.code == 429).count() == 2).await);
+
+    // another user is not queued behind alice
+    let bob = client_without_retries_as(&s, "bob-token");
+    Api::<ConfigMap>::namespaced(bob, "default").get("x").await.unwrap();
+    // a watch (long-running) is not limited
+    let watch = Api::<ConfigMap>::namespaced(alice.clone(), "default");
+    let mut w = watch.watch(&WatchParams::default().disable_bookmarks(), "0").await.unwrap().boxed();
+    assert!(matches!(tokio::time::timeout(T, w.next()).await.unwrap(), Some(Ok(WatchEvent::Added(_)))));
+    let served = alice_gets(&s).iter().filter(|r| r.code == 200).count();
+    assert!(served < 4, "bob and the watch were served while alice's requests were still waiting");
+    let quick = s.requests().into_iter().filter(|r| r.user == "bob" || r.verb == "watch").collect::<Vec<_>>();
+    assert_eq!(quick.iter().map(|r| (r.code, r.queued)).collect::<Vec<_>>(), [(200, Duration::ZERO); 2]);
+
+    let mut answers = Vec::new();
+    for g in gets {
+        answers.push(tokio::time::timeout(T, g).await.unwrap().unwrap());
+    }
+    assert!(started.elapsed() >= 2 * slow, "the queued ones were served one delay later");
+    let mut codes: Vec<u16> = answers.iter().map(|a| a.0).collect();
+    codes.sort();
+    assert_eq!(codes, [200, 200, 200, 200, 429, 429]);
+    for (_, retry_after, body) in answers.iter().filter(|a| a.0 == 429) {
+        assert_eq!(retry_after.as_deref(), Some("3"));
+        assert_eq!((body["kind"].as_str(), body["reason"].as_str()), (Some("Status"), Some("TooManyRequests")));
+        assert_eq!(body["details"]["retryAfterSeconds"], 3);
+    }
+    let recorded = alice_gets(&s);
+    let waited = |code: u16| recorded.iter().filter(|r| r.code == code && !r.queued.is_zero()).count();
+    let at_once = |code: u16| recorded.iter().filter(|r| r.code == code && r.queued.is_zero()).count();
+    assert_eq!((at_once(200), waited(200)), (2, 2), "{recorded:?}");
+    assert_eq!((at_once(429), waited(429)), (2, 0));
+    assert_eq!((s.max_in_flight_seen("alice"), s.max_in_flight_seen("bob")), (2, 1));
+
+    // off again: nobody waits or is refused
+    s.limit_in_flight(None);
+    let gets: Vec<_> = (0..6)
+        .map(|_| {
+            let c = alice.clone();
+            tokio::spawn(async move { get_raw(&c, path).await.0 })
+        })
+        .collect();
+    for g in gets {
+        assert_eq!(tokio::time::timeout(T, g).await.unwrap().unwrap(), 200);
+    }
+    assert!(alice_gets(&s).iter().skip(6).all(|r| r.queued.is_zero()));
+}
+
+fn secret_json(ns: &str, name: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": ns},
+        "stringData": {"webhookUrl": format!("https://hooks.example.com/{name}")},
+    })
+}
+
+fn integration_json(ns: &str, name: &str, service: &str) -> Value {
+    json!({
+        "apiVersion": "kube-notify.io/v1alpha1", "kind": "NotificationIntegration",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"service": service, "secretRef": {"name": name}},
+    })
+}
+
+/// `create_objects` seeds many objects at once, in-process, through the
+/// admission pipeline; lists and watches see them; it is not API traffic.
+#[tokio::test]
+async fn create_objects_seeds_large_fixtures_through_admission() {
+    use kube_notify::crd::NotificationIntegration;
+    let s = ApiServer::start().await;
+    for (_, crd) in kube_notify::crd::all() {
+        s.install_crd(&crd).unwrap();
+    }
+    let c = s.client();
+    let integrations: Api<NotificationIntegration> = Api::all(c.clone());
+    let rv = integrations.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+    let before = integrations.watch(&WatchParams::default().disable_bookmarks(), &rv).await.unwrap().boxed();
+    let traffic = s.requests().len();
+
+    let n = 1000;
+    let mut objects = Vec::new();
+    for i in 0..n {
+        let (ns, name) = (format!("team-{}", i % 10), format!("i{i:04}"));
+        objects.push(secret_json(&ns, &name));
+        let mut ni = integration_json(&ns, &name, "slack");
+        if i % 10 == 0 {
+            ni["status"] = json!({"observedGeneration": 1, "consecutiveErrors": 2, "totalDelivered": 7});
+        }
+        objects.push(ni);
+    }
+    let started = std::time::Instant::now();
+    assert_eq!(s.create_objects(objects), Ok(2 * n));
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert_eq!(s.requests().len(), traffic, "not recorded as requests");
+
+    // lists see them, admitted: defaults, Secret stringData folded into data, server fields
+    let listed = integrations.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(listed.len(), n);
+    assert!(listed.iter().all(|o| o.spec.error_threshold == 5 && !o.spec.disabled));
+    assert!(listed.iter().all(|o| o.metadata.uid.is_some() && o.metadata.generation == Some(1)));
+    let managers = |o: &NotificationIntegration| -> Vec<(String, Option<String>)> {
+        let mf = o.metadata.managed_fields.clone().unwrap_or_default();
+        mf.into_iter().map(|m| (m.manager.unwrap_or_default(), m.subresource)).collect()
+    };
+    let with_status: Vec<_> = listed.iter().filter(|o| o.status.is_some()).collect();
+    assert_eq!(with_status.len(), n / 10, "a status is applied as a status write");
+    let st = with_status[0].status.clone().unwrap();
+    assert_eq!((st.consecutive_errors, st.total_delivered, st.observed_generation), (2, 7, Some(1)));
+    assert_eq!(
+        managers(with_status[0]),
+        [("create_objects".to_string(), None), ("create_objects".to_string(), Some("status".to_string()))]
+    );
+    let secrets = Api::<Secret>::namespaced(c.clone(), "team-3").list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(secrets.len(), n / 10);
+    let s0 = &secrets[0];
+    assert!(s0.string_data.is_none());
+    let url = &s0.data.as_ref().unwrap()["webhookUrl"].0;
+    assert_eq!(String::from_utf8_lossy(url), format!("https://hooks.example.com/{}", s0.name_any()));
+    assert_eq!(s0.type_.as_deref(), Some("Opaque"));
+
+    // a watch open before sees the creations and the status writes; one
+    // from resourceVersion 0 the objects as they are now
+    type Events = futures::stream::BoxStream<'static, kube::Result<WatchEvent<NotificationIntegration>>>;
+    let kinds = |w: Events, count: usize| async move {
+        let events: Vec<_> = tokio::time::timeout(T, w.take(count).collect::<Vec<_>>()).await.unwrap();
+        let added = events.iter().filter(|e| matches!(e, Ok(WatchEvent::Added(_)))).count();
+        let modified = events.iter().filter(|e| matches!(e, Ok(WatchEvent::Modified(o)) if o.status.is_some())).count();
+        (added, modified)
+    };
+    assert_eq!(kinds(before, n + n / 10).await, (n, n / 10));
+    let from_0 = integrations.watch(&WatchParams::default().disable_bookmarks(), "0").await.unwrap().boxed();
+    assert_eq!(kinds(from_0, n).await, (n, 0));
+
+    // refused objects are named; those before them stay created
+    let bad = vec![
+        integration_json("team-0", "ok", "webhook"),
+        integration_json("team-0", "bad", "carrier-pigeon"),
+        integration_json("team-0", "never", "webhook"),
+    ];
+    let err = s.create_objects(bad).unwrap_err();
+    assert!(err.contains("object #1") && err.contains("NotificationIntegration team-0/bad"), "{err}");
+    assert!(err.contains("spec.service"), "{err}");
+    let named = |name: &str| s.object("kube-notify.io", "v1alpha1", "notificationintegrations", "team-0", name);
+    assert!(named("ok").is_some() && named("never").is_none());
+    let err = s.create_objects(vec![secret_json("team-0", "i0000")]).unwrap_err();
+    assert!(err.contains("already exists"), "{err}");
+    let err = s.create_objects(vec![json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}})]);
+    assert!(err.unwrap_err().contains("namespace"));
 }

@@ -91,6 +91,27 @@ fn env() -> Arc<Env> {
     .clone()
 }
 
+/// `src` compiled, from a cache: the rules are those of the installed CRDs,
+/// evaluated for every object admitted, and compiling is most of the cost.
+/// At most [`COMPILED_RULES`] are kept (a full cache is emptied).
+fn compiled(src: &str) -> Result<Arc<cel::Program>, String> {
+    static CACHE: OnceLock<std::sync::Mutex<HashMap<String, Arc<cel::Program>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(program) = cache.lock().unwrap().get(src) {
+        return Ok(program.clone());
+    }
+    let program = Arc::new(env().compile(src).map_err(|e| e.to_string())?);
+    let mut cache = cache.lock().unwrap();
+    if cache.len() >= COMPILED_RULES {
+        cache.clear();
+    }
+    cache.insert(src.to_string(), program.clone());
+    Ok(program)
+}
+
+/// The most compiled rules [`compiled`] keeps.
+const COMPILED_RULES: usize = 1024;
+
 fn metadata_schema() -> &'static Schema {
     static META: OnceLock<Schema> = OnceLock::new();
     META.get_or_init(|| {
@@ -417,9 +438,8 @@ fn to_cel(v: &Value, s: Option<&Schema>, root: bool) -> CelValue {
 }
 
 fn run(src: &str, node: &Schema, v: &Value, old: Option<&Value>, root: bool) -> Result<CelValue, String> {
-    let env = env();
-    let program = env.compile(src).map_err(|e| e.to_string())?;
-    run_program(&program, env, node, v, old, root)
+    let program = compiled(src)?;
+    run_program(&program, env(), node, v, old, root)
 }
 
 fn run_program(
@@ -444,15 +464,14 @@ fn evaluate(rule: &CelRule, node: &Schema, v: &Value, old: Option<&Value>, path:
     let root = path.is_empty();
     let ty = type_name(v);
     let mut field = path.to_string();
-    let env = env();
-    let result = match env.compile(&rule.rule) {
+    let result = match compiled(&rule.rule) {
         Ok(program) => {
             if old.is_none() && !rule.optional_old_self && program.references().has_variable("oldSelf") {
                 return None;
             }
-            run_program(&program, env, node, v, old, root)
+            run_program(&program, env(), node, v, old, root)
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e),
     };
     match result {
         Ok(CelValue::Bool(true)) => None,

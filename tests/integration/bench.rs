@@ -912,3 +912,118 @@ fn spawn_operator(w: &World, dir: &std::path::Path, sink: &str, extra: &[&str]) 
     );
     (process, http_port, admin_port)
 }
+
+/// A new leader's start over `BENCH_INTEGRATIONS` (1000) webhook
+/// integrations a previous leader made Ready (production timings, leader
+/// election on): time to `/readyz`, to leading, until every integration was
+/// reconciled, and until an event to the last integration (created at the
+/// start) was delivered; the API calls the new leader made until then, and
+/// whether it ever stepped down. `BENCH_LEASE_DELAY_MS` (0) delays every
+/// Lease request (a slow API server).
+///
+/// `BENCH_INTEGRATIONS=10000 cargo test --release --test integration bench_restart -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run explicitly with --ignored --nocapture"]
+async fn bench_restart() {
+    use crate::support::apiserver::{FaultKind, RequestMatcher};
+    use crate::support::operator::{Launch, OPERATOR_USER};
+    let n: usize = env_or("BENCH_INTEGRATIONS", 1000);
+    let lease_delay: u64 = env_or("BENCH_LEASE_DELAY_MS", 0);
+    let mut w = World::without_operator().await;
+    w.config.settings =
+        kube_notify::controller::Settings { validation_rate: w.config.settings.validation_rate, ..Default::default() };
+    let leader = |id: &str| kube_notify::leader::LeaderConfig::new("kube-notify", "kube-notify", id);
+    let (sink, _sink) = start_sink("127.0.0.1:0", |_| {}).await;
+    w.config.endpoints.policy = kube_notify::notifier::endpoint::EndpointPolicy::new(&[format!("{sink}/")]).unwrap();
+    let created = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let (w, sink) = (&w, &sink);
+            async move {
+                let name = format!("sink-{i}");
+                w.put_secret(&name, &[("webhookUrl", &format!("{sink}/hook/{i}"))]).await;
+                w.create_integration(&name, json!({"service": "webhook", "secretRef": {"name": name}})).await;
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
+    let created_in = created.elapsed();
+    let first = w.launch(Launch { leader: Some(leader("pod-a")), ..w.launch_config() });
+    let all_ready = |w: &World| {
+        let api = w.integrations();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(900);
+            loop {
+                let list = api.list(&Default::default()).await.unwrap();
+                let ready = list
+                    .items
+                    .iter()
+                    .filter(|ni| crate::support::operator::condition(ni, "Ready").is_some_and(|(s, _, _)| s == "True"))
+                    .count();
+                if ready == list.items.len() {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "only {ready} of {} Ready", list.items.len());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let first_started = Instant::now();
+    all_ready(&w).await;
+    let first_ready_in = first_started.elapsed();
+    first.shutdown().await.unwrap();
+
+    if lease_delay > 0 {
+        let delay = FaultKind::Delay(Duration::from_millis(lease_delay));
+        w.api.inject(RequestMatcher::any().resource("leases"), delay, None);
+    }
+    let from = w.api.requests().len();
+    let reconciles = w.reconciles();
+    let started = Instant::now();
+    let second = w.launch(Launch { leader: Some(leader("pod-b")), ..w.launch_config() });
+    let stepped_down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watch_leadership = tokio::spawn({
+        let (leadership, stepped_down) = (second.leadership.clone(), stepped_down.clone());
+        async move {
+            leadership.wait_until(true).await;
+            leadership.wait_until(false).await;
+            stepped_down.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    w.create_event("to-the-last", json!({"integrationRef": {"name": format!("sink-{}", n - 1)}, "message": "hi"}))
+        .await;
+    second.readiness.wait().await;
+    let ready_in = started.elapsed();
+    second.leadership.wait_until(true).await;
+    let leading_in = started.elapsed();
+    w.wait_event_phase("to-the-last", EventPhase::Delivered).await;
+    let delivered_in = started.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(900);
+    while w.reconciles() < reconciles + n as u64 {
+        assert!(Instant::now() < deadline, "not every integration was reconciled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reconciled_in = started.elapsed();
+    let mut calls: std::collections::BTreeMap<String, usize> = Default::default();
+    for r in w.api.requests().into_iter().skip(from).filter(|r| r.user == OPERATOR_USER) {
+        let sub = if r.subresource.is_empty() { String::new() } else { format!("/{}", r.subresource) };
+        *calls.entry(format!("{} {}{sub}", r.verb, r.resource)).or_insert(0) += 1;
+    }
+    let total: usize = calls.values().sum();
+    println!(
+        "BENCH restart integrations={n} lease_delay={lease_delay}ms created_in={:.1}s first_leader_all_ready_in={:.1}s | \
+         new leader: ready_in={:.2}s leading_in={:.2}s event_to_last_delivered_in={:.2}s all_reconciled_in={:.2}s \
+         api_calls={total} stepped_down={}",
+        created_in.as_secs_f64(),
+        first_ready_in.as_secs_f64(),
+        ready_in.as_secs_f64(),
+        leading_in.as_secs_f64(),
+        delivered_in.as_secs_f64(),
+        reconciled_in.as_secs_f64(),
+        stepped_down.load(std::sync::atomic::Ordering::SeqCst)
+    );
+    println!("BENCH restart api_calls_by_kind={calls:?}");
+    watch_leadership.abort();
+    second.shutdown().await.unwrap();
+}

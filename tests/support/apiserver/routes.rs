@@ -1,5 +1,5 @@
 //! HTTP: authentication, request attributes (verb/resource/...), recording,
-//! injected faults, content negotiation and dispatch.
+//! injected faults, API Priority and Fairness, content negotiation and dispatch.
 
 use super::conn::ConnControl;
 use super::errors::{ApiError, ApiResult, Cause};
@@ -179,6 +179,7 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
         content_type: content_type.clone(),
         field_manager: q.get("fieldManager").cloned().unwrap_or_default(),
         fault: None,
+        queued: std::time::Duration::ZERO,
     };
     let well_formed = resolve(&mut rec, &q);
     let token = header_str(&parts.headers, header::AUTHORIZATION);
@@ -208,29 +209,48 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
             // Waiters on `fault_hits` are woken by the recording, or for a
             // delay when it starts.
             let fault = shared.faults.take(&rec);
-            let mut reset_stream = false;
-            match fault {
+            match &fault {
                 Some((fid, FaultKind::Status { code, reason, retry_after })) => {
-                    rec.fault = Some(fid);
-                    let mut details = json!({"name": rec.name, "group": rec.group, "kind": rec.resource});
-                    if let Some(secs) = retry_after {
-                        details["retryAfterSeconds"] = json!(secs);
-                    }
-                    let e = ApiError::new(code, &reason, format!("injected failure: {reason}")).with_details(details);
-                    let mut resp = error_response(&e);
-                    if let Some(secs) = retry_after {
-                        resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
-                    }
+                    rec.fault = Some(*fid);
+                    let message = format!("injected failure: {reason}");
+                    let resp = status_response(&rec, *code, reason, &message, *retry_after);
                     rec.code = resp.status().as_u16();
                     shared.record(rec);
                     return resp;
                 }
                 Some((fid, FaultKind::Reset)) if rec.verb != "watch" => {
-                    rec.fault = Some(fid);
+                    rec.fault = Some(*fid);
                     rec.code = NO_ANSWER;
                     shared.record(rec);
                     return no_answer(conn).await;
                 }
+                _ => {}
+            }
+            // API Priority and Fairness (see `apf`): watches are
+            // long-running and exempt, like everything of system:masters.
+            // The seat is held until the answer is built, through an
+            // injected delay or hang.
+            let _seat = if rec.verb == "watch" {
+                None
+            } else {
+                let exempt = id.groups.iter().any(|g| g == "system:masters");
+                match shared.apf.seat(&rec.user, exempt).await {
+                    Ok((seat, queued)) => {
+                        rec.queued = queued;
+                        Some(seat)
+                    }
+                    Err(secs) => {
+                        rec.fault = fault.map(|(fid, _)| fid);
+                        let message = "Too many requests, please try again later.";
+                        let resp = status_response(&rec, 429, "TooManyRequests", message, Some(secs));
+                        rec.code = resp.status().as_u16();
+                        shared.record(rec);
+                        return resp;
+                    }
+                }
+            };
+            let mut reset_stream = false;
+            match fault {
                 Some((fid, FaultKind::Reset)) => {
                     rec.fault = Some(fid);
                     reset_stream = true;
@@ -254,7 +274,7 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
                         return no_answer(conn).await;
                     }
                 }
-                None => {}
+                Some((_, FaultKind::Status { .. })) | None => {}
             }
             if !well_formed {
                 (error_response(&ApiError::resource_not_found()), None)
@@ -287,6 +307,28 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
         rec.name = n;
     }
     shared.record(rec);
+    resp
+}
+
+/// A `Status` answer as an injected Status fault or API Priority and
+/// Fairness gives it: `retry_after` adds a `Retry-After` header and
+/// `details.retryAfterSeconds`.
+fn status_response(
+    rec: &RecordedRequest,
+    code: u16,
+    reason: &str,
+    message: &str,
+    retry_after: Option<u64>,
+) -> Response {
+    let mut details = json!({"name": rec.name, "group": rec.group, "kind": rec.resource});
+    if let Some(secs) = retry_after {
+        details["retryAfterSeconds"] = json!(secs);
+    }
+    let e = ApiError::new(code, reason, message).with_details(details);
+    let mut resp = error_response(&e);
+    if let Some(secs) = retry_after {
+        resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
+    }
     resp
 }
 
