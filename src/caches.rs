@@ -105,3 +105,41 @@ impl<V> PerIntegration<V> {
         self.len() == 0
     }
 }
+
+/// The in-memory annotation that marks an event whose content (message,
+/// fields, links) was dropped from this process's memory by
+/// [`trim_event_content`]; never written (status writes go to `/status`,
+/// which ignores metadata).
+pub const CONTENT_TRIMMED: &str = "kube-notify.io/content-trimmed";
+
+/// Events whose content is larger than this (UTF-8 bytes of the message,
+/// fields and links) are kept without it: a delivery reads it with one GET.
+/// A maximum-size event is about 0.5 MB; kept whole, some hundred pending
+/// ones would take the operator past its memory limit.
+pub const KEEP_CONTENT_UP_TO: usize = 8 * 1024;
+
+/// The bytes of an event's content: what [`trim_event_content`] may drop.
+pub fn content_bytes(spec: &crate::crd::NotificationEventSpec) -> usize {
+    spec.message.len()
+        + spec.fields.iter().map(|f| f.name.len() + f.value.len()).sum::<usize>()
+        + spec.links.iter().map(|l| l.text.len() + l.url.len()).sum::<usize>()
+}
+
+/// What the event caches keep of an event: everything but a large
+/// content, which is dropped and marked [`CONTENT_TRIMMED`]. The planner
+/// needs only the target, the mentions and the times; the content is read
+/// again when the event is delivered.
+pub fn trim_event_content(ev: &mut NotificationEvent) {
+    if content_bytes(&ev.spec) <= KEEP_CONTENT_UP_TO {
+        return;
+    }
+    ev.spec.message = String::new();
+    ev.spec.fields = Vec::new();
+    ev.spec.links = Vec::new();
+    ev.metadata.annotations.get_or_insert_default().insert(CONTENT_TRIMMED.to_string(), "true".to_string());
+}
+
+/// Whether `ev` is kept without its content (see [`trim_event_content`]).
+pub fn is_trimmed(ev: &NotificationEvent) -> bool {
+    ev.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(CONTENT_TRIMMED))
+}

@@ -192,6 +192,12 @@ pub struct EngineArgs {
     #[arg(long, env = "KUBE_NOTIFY_MAX_BODY_BYTES", default_value = "1048576")]
     pub max_body_bytes: usize,
 
+    /// HTTP ingestion: what all POSTs together may hold in memory while they
+    /// are answered (their bodies, at least 16 KiB each, until the answer of
+    /// a `send` or a `?wait=`); 429 with Retry-After beyond.
+    #[arg(long, env = "KUBE_NOTIFY_MAX_IN_FLIGHT_BYTES", default_value = "33554432")]
+    pub max_in_flight_bytes: usize,
+
     /// HTTP ingestion: requests per second per caller (Kubernetes username); 429 beyond.
     #[arg(long, env = "KUBE_NOTIFY_INGEST_RATE", default_value = "50")]
     pub ingest_rate: std::num::NonZeroU32,

@@ -52,6 +52,7 @@ pub fn engine_config(
     };
     let ingest = ingest::IngestConfig {
         max_body_bytes: args.max_body_bytes,
+        max_in_flight_bytes: args.max_in_flight_bytes,
         rate: args.ingest_rate,
         burst: args.ingest_burst,
         send_timeout: args.send_timeout,

@@ -353,8 +353,17 @@ async fn lead(
 
     // A fresh list each time this replica starts leading.
     let (events, event_writer) = reflector::store();
-    let event_watch =
-        ctx.store.events.watch().default_backoff().modify(keep_what_is_used).reflect(event_writer).applied_objects();
+    let event_watch = ctx
+        .store
+        .events
+        .watch()
+        .default_backoff()
+        .modify(|ev| {
+            keep_what_is_used(ev);
+            crate::caches::trim_event_content(ev);
+        })
+        .reflect(event_writer)
+        .applied_objects();
     let event_controller = Controller::for_stream(event_watch, events.clone());
     ctx.caches.set_events(events.clone());
     let changes = event::IntegrationChanges::default();

@@ -12,6 +12,7 @@
 //! The controllers decide what to deliver and call [`Delivery`]; what an
 //! outcome does to a status is [`crate::status`]'s.
 
+pub mod contents;
 pub mod counters;
 pub mod mentions;
 pub mod notifiers;
@@ -117,6 +118,8 @@ pub struct Delivery {
     outcomes: outcomes::KnownOutcomes,
     counters: counters::CounterBatches,
     notifiers: notifiers::NotifierCache,
+    /// The content of large events, read when they are delivered.
+    contents: contents::Contents,
     mentions: mentions::Mentions,
     /// Asks the event controller to look at an event again.
     event_triggers: Triggers<NotificationEvent>,
@@ -149,6 +152,7 @@ impl Delivery {
             outcomes: Default::default(),
             counters: Default::default(),
             notifiers: Default::default(),
+            contents: Default::default(),
             mentions: mentions::Mentions::new(Mentioner::new(settings.mentions.clone()), http),
             event_triggers: Triggers::default(),
             backoff,

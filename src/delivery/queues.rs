@@ -304,7 +304,10 @@ impl Delivery {
                 return Ok(Attempt::Unusable);
             }
         };
-        let event = &job.snapshot;
+        let Some(event) = self.contents.of(job, self.store.events.as_ref()).await? else {
+            return Ok(Attempt::NotWanted);
+        };
+        let event = &event;
         let created = event.meta().creation_timestamp.as_ref().map(|t| t.0).unwrap_or_else(jiff::Timestamp::now);
         let mut message = Message::from_event_spec(
             format!("{}.{}", job.event_uid, job.integration),

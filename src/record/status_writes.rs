@@ -49,7 +49,8 @@ pub struct StatusWriters {
 impl Default for StatusWriters {
     fn default() -> Self {
         StatusWriters {
-            events: StatusWrites::new("NotificationEvent"),
+            // Kept as the event cache keeps events: a large content is not.
+            events: StatusWrites::new("NotificationEvent").keeping(crate::caches::trim_event_content),
             integrations: StatusWrites::new("NotificationIntegration"),
         }
     }
@@ -67,6 +68,8 @@ impl StatusWriters {
 pub struct StatusWrites<K> {
     kind: &'static str,
     last: Mutex<HashMap<String, Written<K>>>,
+    /// What is kept of a written object (as its watch cache keeps it).
+    keep: fn(&mut K),
 }
 
 impl<K> StatusWrites<K>
@@ -74,7 +77,12 @@ where
     K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     pub fn new(kind: &'static str) -> Self {
-        StatusWrites { kind, last: Mutex::new(HashMap::new()) }
+        StatusWrites { kind, last: Mutex::new(HashMap::new()), keep: |_| {} }
+    }
+
+    /// Keep written objects as `keep` leaves them.
+    pub fn keeping(self, keep: fn(&mut K)) -> Self {
+        StatusWrites { keep, ..self }
     }
 
     /// The freshest version of `cached` this process knows: our own last
@@ -97,7 +105,8 @@ where
         }
     }
 
-    fn remember(&self, bases: &[String], written: K) -> Arc<K> {
+    fn remember(&self, bases: &[String], mut written: K) -> Arc<K> {
+        (self.keep)(&mut written);
         let written = Arc::new(written);
         let Some(uid) = written.meta().uid.clone() else { return written };
         let mut last = self.last.lock().unwrap();

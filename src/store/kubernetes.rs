@@ -23,7 +23,7 @@ use super::{Notices, Objects, Secrets, Store, StoreResult, WatchStream};
 pub fn store(client: Client, namespace: Option<String>, reporter: Reporter) -> Store {
     Store {
         integrations: Arc::new(Kind::new(client.clone(), namespace.clone())),
-        events: Arc::new(Kind::new(client.clone(), namespace.clone())),
+        events: Arc::new(Kind::new(client.clone(), namespace.clone()).paged(EVENT_LIST_PAGE)),
         contacts: Arc::new(Kind::new(client.clone(), namespace.clone())),
         secrets: Arc::new(Kind::<Secret>::new(client.clone(), namespace)),
         notices: Arc::new(Events(Recorder::new(client, reporter))),
@@ -35,10 +35,17 @@ pub fn events(client: Client) -> Arc<dyn Objects<crate::crd::NotificationEvent>>
     Arc::new(Kind::new(client, None))
 }
 
+/// Events are listed this many at a time: a page of maximum-size events
+/// (about 0.5 MB each) is what a (re)list holds in memory at once, before the
+/// cache keeps them without their large content.
+pub const EVENT_LIST_PAGE: u32 = 50;
+
 /// One kind's objects through the API.
 struct Kind<K> {
     client: Client,
     namespace: Option<String>,
+    /// Objects per page of a watch's (re)list (kube's default when `None`).
+    page: Option<u32>,
     _kind: std::marker::PhantomData<fn() -> K>,
 }
 
@@ -48,7 +55,11 @@ where
     K::DynamicType: Default,
 {
     fn new(client: Client, namespace: Option<String>) -> Self {
-        Kind { client, namespace, _kind: std::marker::PhantomData }
+        Kind { client, namespace, page: None, _kind: std::marker::PhantomData }
+    }
+
+    fn paged(self, page: u32) -> Self {
+        Kind { page: Some(page), ..self }
     }
 
     fn served<L>(&self) -> Api<L>
@@ -73,7 +84,12 @@ where
     K::DynamicType: Default,
 {
     fn watch(&self) -> WatchStream<K> {
-        watcher(self.served::<K>(), watcher::Config::default()).boxed()
+        let config = watcher::Config::default();
+        let config = match self.page {
+            Some(page) => config.page_size(page),
+            None => config,
+        };
+        watcher(self.served::<K>(), config).boxed()
     }
 
     fn watch_one(&self, namespace: &str, name: &str) -> WatchStream<K> {

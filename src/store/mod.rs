@@ -16,7 +16,7 @@ use futures::stream::BoxStream;
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use kube::api::Preconditions;
 use kube::core::PartialObjectMeta;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 
 use crate::crd::{NotificationContact, NotificationEvent, NotificationIntegration};
 
@@ -133,7 +133,8 @@ pub async fn await_condition<K>(
 where
     K: Clone + Send + 'static,
 {
-    let mut stream = objects.watch_one(namespace, name);
+    // Restarted with backoff after an error (429s and 5xx under load), never in a tight loop.
+    let mut stream = std::pin::pin!(objects.watch_one(namespace, name).default_backoff());
     // The object as of the last complete view (None until it is seen).
     let mut current: Option<K> = None;
     let mut initial: Option<Option<K>> = None;

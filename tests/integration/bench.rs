@@ -1027,3 +1027,78 @@ async fn bench_restart() {
     watch_leadership.abort();
     second.shutdown().await.unwrap();
 }
+
+/// The operator's peak memory with `BENCH_EVENTS` (1000) maximum-size
+/// NotificationEvents (about 0.5 MB each: every text at its schema's limit
+/// in 4-byte characters) waiting at its start, as after a crash with a
+/// backlog (the relist): the real binary (`kube-notify run`) against the API
+/// emulation, delivering them all to a loopback sink. Prints the peak RSS
+/// (VmHWM) next to the chart's memory limit (256 MiB).
+///
+/// `cargo test --release --test integration bench_large_events -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run explicitly with --ignored --nocapture"]
+async fn bench_large_events() {
+    let n: usize = env_or("BENCH_EVENTS", 1000);
+    let delivered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (sink, _sink) = start_sink("127.0.0.1:0", {
+        let delivered = delivered.clone();
+        move |_| {
+            delivered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    })
+    .await;
+    let w = World::without_operator().await;
+    w.put_secret("big", &[("webhookUrl", &format!("{sink}/hook"))]).await;
+    w.create_integration("big", json!({"service": "webhook", "secretRef": {"name": "big"}})).await;
+    let wide = |chars: usize| "😀".repeat(chars);
+    let spec = json!({
+        "integrationRef": {"name": "big"},
+        "title": wide(250),
+        "message": wide(65_535),
+        "fields": (0..25).map(|i| json!({"name": format!("{i}{}", wide(148)), "value": wide(2000)})).collect::<Vec<_>>(),
+        "links": (0..10).map(|i| json!({"text": wide(150), "url": format!("https://example.com/{i}/{}", "a".repeat(2000))})).collect::<Vec<_>>(),
+    });
+    let size = spec.to_string().len();
+    let created = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let (w, spec) = (&w, spec.clone());
+            async move { w.create_event(&format!("big-{i}"), spec).await }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    let created_in = created.elapsed();
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-large-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let started = Instant::now();
+    let (operator, _, _) = spawn_operator(&w, &dir, &sink, &[]);
+    let deadline = Instant::now() + Duration::from_secs(900);
+    while delivered.load(std::sync::atomic::Ordering::SeqCst) < n {
+        assert!(Instant::now() < deadline, "only {delivered:?} of {n} delivered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let delivered_in = started.elapsed();
+    let peak = peak_rss(operator.0.id()).unwrap_or_default();
+    let now = rss(operator.0.id()).unwrap_or_default();
+    println!(
+        "BENCH large events events={n} event_size={:.0}KB created_in={:.1}s all_delivered_in={:.1}s \
+         operator_peak_rss={:.1}MiB rss_after={:.1}MiB chart_limit=256MiB peak/limit={:.2}",
+        size as f64 / 1000.0,
+        created_in.as_secs_f64(),
+        delivered_in.as_secs_f64(),
+        mib(peak),
+        mib(now),
+        mib(peak) / 256.0
+    );
+    drop(operator);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A process's peak resident memory (VmHWM).
+fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+}

@@ -428,3 +428,51 @@ on_both_stores! { async fn an_event_may_target_at_most_max_targets_integrations(
     assert_eq!(ev.status.unwrap().deliveries.len(), 3);
     assert_eq!(w.webhook.requests().len(), 3, "nothing was sent for the event that targets too many");
 }}
+
+/// A ready generic webhook integration `name` (labelled `labels`); its path on the emulator.
+async fn ready_webhook_labelled(w: &World, name: &str, labels: serde_json::Value) -> String {
+    let path = format!("/hooks/{name}");
+    let url = w.webhook.add_endpoint(&path);
+    w.put_secret(name, &[("webhookUrl", &url)]).await;
+    w.create_integration_labeled(name, labels, json!({"service": "webhook", "secretRef": {"name": name}})).await;
+    w.wait_condition(name, "Ready", "True", None).await;
+    path
+}
+
+on_both_stores! { async fn a_large_event_is_kept_without_its_content_and_delivered_whole(w) {
+    // Kept in the leader's memory without its content (over 8 KiB), read
+    // once when delivered, and sent whole: to one target and to a fan-out.
+    for i in 0..4 {
+        ready_webhook_labelled(&w, &format!("big-{i}"), json!({"size": "big"})).await;
+    }
+    let message = format!("start {} end", "é".repeat(30_000));
+    let fields: Vec<_> = (0..25).map(|i| json!({"name": format!("f{i}"), "value": "v".repeat(2000)})).collect();
+    let reads_before = event_reads(&w);
+    w.create_event("one", json!({"integrationRef": {"name": "big-0"}, "message": message, "fields": fields})).await;
+    w.create_event("all", json!({"integrationSelector": {"matchLabels": {"size": "big"}}, "message": message, "fields": fields})).await;
+    w.wait_event_phase("one", EventPhase::Delivered).await;
+    let all = w.wait_event_phase("all", EventPhase::Delivered).await;
+    assert_eq!(all.status.unwrap().deliveries.len(), 4);
+    let bodies: Vec<serde_json::Value> =
+        w.webhook.messages().iter().map(|m| serde_json::from_slice(&m.body).unwrap()).collect();
+    assert_eq!(bodies.len(), 5);
+    for body in &bodies {
+        assert_eq!(body["data"]["message"], message, "the whole message was sent");
+        assert_eq!(body["data"]["fields"].as_array().map(Vec::len), Some(25));
+    }
+    if let Some(reads) = event_reads(&w).zip(reads_before).map(|(now, before)| now - before) {
+        assert_eq!(reads, 2, "each large event was read once for its content, the fan-out's too");
+    }
+}}
+
+/// The operator's GETs of single events so far (cluster store only).
+fn event_reads(w: &World) -> Option<usize> {
+    w.standalone.is_none().then(|| {
+        w.api
+            .requests()
+            .iter()
+            .filter(|r| r.user == crate::support::operator::OPERATOR_USER)
+            .filter(|r| r.resource == "notificationevents" && r.verb == "get")
+            .count()
+    })
+}

@@ -178,6 +178,11 @@ impl Ingest {
     fn events_created(&self) -> usize {
         self.w.api.objects("kube-notify.io", "v1alpha1", "notificationevents").len()
     }
+
+    /// Events in the operator's event cache (either store).
+    async fn events_created_now(&self) -> usize {
+        self.ctx.caches.events().map(|e| e.state().len()).unwrap_or(0)
+    }
 }
 
 fn status_conditions(ni: &NotificationIntegration) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
@@ -998,4 +1003,58 @@ async fn refused_tokens_never_push_valid_callers_out_of_the_review_cache() {
     // Alice is still cached: no new TokenReview.
     assert_eq!(t.post(&send_path("hook"), ALICE, message("second")).await.status, 200);
     assert_eq!(t.api_calls(OPERATOR_USER, "create", "tokenreviews"), before + 1);
+}
+
+on_both_ingests! { async fn waiting_requests_share_one_memory_budget(t, IngestConfig { max_in_flight_bytes: 64 * 1024, ..test_config() }) {
+    // 64 KiB of requests in flight at once, at least 16 KiB each: four
+    // waiting requests spend it; the fifth gets 429 with Retry-After until one
+    // of them is answered.
+    let hook = t.ready_webhook("hook", 5).await;
+    t.w.webhook.push_responses(hook.as_str(), ScriptedResponse::delayed_passthrough(Duration::from_millis(1500)), 4);
+    let wait_path = format!("{}?wait=20s", events_path(NS));
+    let body = json!({"integration": "hook", "message": "m"});
+    let waiting: Vec<_> = (0..4).map(|_| t.post(&wait_path, ALICE, body.clone())).collect();
+    let waiting = futures::future::join_all(waiting);
+    let refused = async {
+        // Once all four are waiting (their events exist), the fifth is refused.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while t.w.webhook.requests().iter().filter(|r| r.path == hook).count() < 1 || t.events_created_now().await < 4 {
+            assert!(tokio::time::Instant::now() < deadline, "the four requests never waited");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        t.post(&wait_path, ALICE, body.clone()).await
+    };
+    let (answers, refused) = tokio::join!(waiting, refused);
+    assert_eq!(refused.code(), (429, "rate_limited"), "{refused:?}");
+    assert_eq!(refused.headers["retry-after"], "1");
+    assert!(answers.iter().all(|a| a.status == 200), "{answers:?}");
+    // Given back once answered.
+    let a = t.post(&wait_path, ALICE, body.clone()).await;
+    assert_eq!(a.status, 200, "{a:?}");
+}}
+
+#[tokio::test]
+async fn many_waiting_requests_share_one_watch_of_events() {
+    // On a follower every wait (a `?wait=` and a `send` through the leader)
+    // is answered from one watch, whatever the number of waiting requests.
+    let t = Ingest::start_on_a_follower(test_config()).await;
+    let hook = t.ready_webhook("hook", 5).await;
+    // One request first: alice's token is known valid (40 concurrent first
+    // requests with an unreviewed token would meet the per-address budget).
+    let a = t
+        .post(&format!("{}?wait=20s", events_path(NS)), ALICE, json!({"integration": "hook", "message": "warm"}))
+        .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let watches = |t: &Ingest| t.api_calls(OPERATOR_USER, "watch", "notificationevents");
+    let before = watches(&t);
+    t.w.webhook.push_responses(hook.as_str(), ScriptedResponse::delayed_passthrough(Duration::from_millis(300)), 40);
+    let wait_path = format!("{}?wait=20s", events_path(NS));
+    let posts = (0..20).map(|i| t.post(&wait_path, ALICE, json!({"integration": "hook", "message": format!("w{i}")})));
+    let send_to = send_path("hook");
+    let sends = (0..20).map(|i| t.post(&send_to, ALICE, json!({"message": format!("s{i}")})));
+    let (posts, sends) = tokio::join!(futures::future::join_all(posts), futures::future::join_all(sends));
+    assert!(posts.iter().all(|a| a.status == 200 && a.body["phase"] == "Delivered"), "{posts:?}");
+    assert!(sends.iter().all(|a| a.status == 200), "{sends:?}");
+    let opened = watches(&t) - before;
+    assert!(opened <= 1, "{opened} watches of events opened for 40 waiting requests");
 }

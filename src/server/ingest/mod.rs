@@ -20,11 +20,13 @@
 
 pub mod auth;
 pub mod body;
+pub mod budget;
 pub mod errors;
 pub mod finish;
 pub mod flood;
 pub mod routes;
 pub mod token;
+pub mod waiters;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -65,6 +67,9 @@ pub struct IngestConfig {
     /// Invalid bearer tokens one client address may present before its
     /// requests get 429 without a TokenReview (then one more per second).
     pub bad_token_budget: NonZeroU32,
+    /// What all POSTs together may hold in memory while they are answered
+    /// (their bodies, at least [`budget::MIN_COST`] each); 429 beyond.
+    pub max_in_flight_bytes: usize,
 }
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -80,6 +85,7 @@ impl Default for IngestConfig {
             review_cache_size: 10_000,
             namespace: None,
             bad_token_budget: NonZeroU32::new(flood::DEFAULT_BAD_TOKEN_BUDGET).unwrap(),
+            max_in_flight_bytes: budget::DEFAULT_IN_FLIGHT_BYTES,
         }
     }
 }

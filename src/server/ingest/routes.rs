@@ -22,9 +22,11 @@ use tracing::{debug, info, warn};
 
 use super::auth::{Reviewer, User};
 use super::body::{self, EventRequest, is_dns_label, is_dns_subdomain};
+use super::budget::Reserved;
 use super::errors::{self, ApiError, code};
 use super::finish::FinishOnDrop;
 use super::token::TokenAccess;
+use super::waiters::{Waited, Waiters, is_finished};
 use super::{IngestConfig, read_body};
 use crate::caches::Caches;
 use crate::crd::DeliveryPhase;
@@ -35,7 +37,7 @@ use crate::leader::Leadership;
 use crate::status::event::reason as plan;
 use crate::status::integration::{Receivable, receivable};
 use crate::status::outcome::{Outcome, Report};
-use crate::store::{Objects, Store, await_condition};
+use crate::store::{Objects, Store};
 
 /// The annotation naming the user an event was created for over HTTP.
 pub const REQUESTED_BY: &str = "kube-notify.io/requested-by";
@@ -66,6 +68,10 @@ pub struct Ingest {
     limiter: DefaultKeyedRateLimiter<String>,
     config: IngestConfig,
     requests: AtomicU64,
+    /// What POSTs hold in memory while answered, across all callers.
+    in_flight: super::budget::InFlight,
+    /// Requests waiting for an event to finish, answered from one watch.
+    waiters: super::waiters::Waiters,
 }
 
 impl Ingest {
@@ -80,7 +86,20 @@ impl Ingest {
         callers: Callers,
     ) -> Self {
         let limiter = RateLimiter::keyed(Quota::per_second(config.rate).allow_burst(config.burst));
-        Ingest { store, caches, delivery, leadership, callers, limiter, config, requests: AtomicU64::new(0) }
+        let in_flight = super::budget::InFlight::new(config.max_in_flight_bytes);
+        let waiters = super::waiters::Waiters::new(store.events.clone());
+        Ingest {
+            store,
+            caches,
+            delivery,
+            leadership,
+            callers,
+            limiter,
+            config,
+            requests: AtomicU64::new(0),
+            in_flight,
+            waiters,
+        }
     }
 
     /// Authenticate (401), rate-limit by username (429), authorize (403) on NotificationEvents.
@@ -113,13 +132,20 @@ impl Ingest {
         }
     }
 
-    /// A POST's caller (allowed to `create` in `namespace`, which is served)
-    /// and its body, in that order: nothing is read for a refused caller.
-    async fn admit_post(&self, caller: &Caller, body: Body, namespace: &str) -> Result<(User, Vec<u8>), ApiError> {
+    /// A POST's caller (allowed to `create` in `namespace`, which is served),
+    /// its share of the in-flight budget (429 when spent; keep it until the
+    /// answer) and its body, in that order: nothing is read for a refused caller.
+    async fn admit_post(
+        &self,
+        caller: &Caller,
+        body: Body,
+        namespace: &str,
+    ) -> Result<(User, Reserved, Vec<u8>), ApiError> {
         let user = self.admit(caller, "create", namespace, None).await?;
         self.served(namespace)?;
+        let reserved = self.in_flight.reserve(&caller.headers, self.config.max_body_bytes)?;
         let bytes = read_body(&caller.headers, body, self.config.max_body_bytes).await?;
-        Ok((user, bytes))
+        Ok((user, reserved, bytes))
     }
 
     fn check_rate(&self, username: &str) -> Result<(), ApiError> {
@@ -191,7 +217,7 @@ async fn create_event(
     caller: Caller,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (user, bytes) = s.admit_post(&caller, body, &ns).await?;
+    let (user, _reserved, bytes) = s.admit_post(&caller, body, &ns).await?;
     let wait = s.wait_of(query.get("wait"))?;
     let request = body::parse_event(&bytes)?;
     s.has_a_target(&ns, &request.target).await?;
@@ -201,11 +227,10 @@ async fn create_event(
     let Some(wait) = wait else { return Ok(accepted(&ns, &name, "/v1/namespaces")) };
     // `?wait=`: the final status if the event finishes in time (200), else
     // its status now (202).
-    let finished = |ev: Option<&NotificationEvent>| ev.is_none_or(is_finished);
-    let done = tokio::time::timeout(wait, await_condition(s.store.events.as_ref(), &ns, &name, finished)).await;
+    let done = s.waiters.until_finished(&ns, &name, Instant::now() + wait).await;
     let (code, status) = match done {
         // Finished: the watch already brought it.
-        Ok(Ok(Some(ev))) => (StatusCode::OK, event_json(&ev)),
+        Ok(Waited::Finished(Some(ev))) => (StatusCode::OK, event_json(&ev)),
         _ => (StatusCode::ACCEPTED, read(s.store.events.as_ref(), &ns, &name, Acting::Operator).await?),
     };
     let mut response = (code, Json(status)).into_response();
@@ -349,7 +374,7 @@ async fn send(
     caller: Caller,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (user, bytes) = s.admit_post(&caller, body, &ns).await?;
+    let (user, _reserved, bytes) = s.admit_post(&caller, body, &ns).await?;
     let content = body::parse_send(&bytes)?;
     let deadline = Instant::now() + s.config.send_timeout;
     s.synced(deadline).await?;
@@ -374,7 +399,7 @@ async fn send(
         return Err(ApiError::unavailable("kube-notify is stopping: send again once it has restarted"));
     }
     if !s.leadership.is_leader() {
-        return through_leader(s.store.events.as_ref(), &ns, &name, &user, content, deadline).await;
+        return through_leader(s.store.events.as_ref(), &s.waiters, &ns, &name, &user, content, deadline).await;
     }
     let message = content.to_message(message_id(), Some(format!("{ns}/http")), jiff::Timestamp::now());
     // The delivery and its bookkeeping finish even when the caller hangs up;
@@ -482,6 +507,7 @@ impl NotDelivered {
 /// (unless its delivery had already started) and the answer is 504.
 async fn through_leader(
     api: &dyn Objects<NotificationEvent>,
+    waiters: &Waiters,
     ns: &str,
     name: &str,
     user: &User,
@@ -499,18 +525,17 @@ async fn through_leader(
     ]);
     let event = create(api, ns, &request, "send-", annotations, Acting::Operator).await?;
     debug!(namespace = %ns, integration = %name, event = %event, user = %user.username, "send passed to the leader");
-    let finished = |ev: Option<&NotificationEvent>| ev.is_none_or(is_finished);
     let lost = || ApiError::unavailable(format!("the event {event:?} of this send was deleted before it finished"));
-    match tokio::time::timeout_at(deadline, await_condition(api, ns, &event, finished)).await {
-        Ok(Ok(Some(ev))) => recorded_answer(&ev),
-        Ok(Ok(None)) => Err(lost()),
-        Ok(Err(e)) => {
+    match waiters.until_finished(ns, &event, deadline).await {
+        Ok(Waited::Finished(Some(ev))) => recorded_answer(&ev),
+        Ok(Waited::Finished(None)) => Err(lost()),
+        Err(e) => {
             warn!(namespace = %ns, event = %event, error = %e, "could not follow a send passed to the leader");
             Err(ApiError::unavailable(format!(
                 "could not follow the delivery: see GET /v1/namespaces/{ns}/events/{event}"
             )))
         }
-        Err(_) => {
+        Ok(Waited::TimedOut) => {
             // Cancel it unless it finished meanwhile (the preconditions make
             // the delete fail if it changed since it was read).
             let current = api.get(ns, &event).await.map_err(|e| api_error(e, ns, Acting::Operator))?;
@@ -538,10 +563,6 @@ async fn through_leader(
             ))
         }
     }
-}
-
-fn is_finished(ev: &NotificationEvent) -> bool {
-    ev.status.as_ref().and_then(|s| s.phase).is_some_and(|p| p.is_final())
 }
 
 fn attempts_of(ev: &NotificationEvent) -> u32 {
