@@ -91,7 +91,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let client = kube::Client::try_from(kubeconfig.clone()).context("building the Kubernetes client")?;
     // The Lease gets connections of its own: renewals never wait behind bulk requests.
     let lease_client = match leader {
-        Some(_) => Some(kube::Client::try_from(kubeconfig).context("building the Lease's Kubernetes client")?),
+        Some(_) => {
+            kube::Client::try_from(kubeconfig.clone()).context("building the Lease's Kubernetes client")?;
+            let make: crate::leader::LeaseClient = Arc::new(move || {
+                kube::Client::try_from(kubeconfig.clone()).expect("the same configuration built a client at start")
+            });
+            Some(make)
+        }
         None => None,
     };
     let config = RunConfig { operator, leader, lease_client, ingest, admin, http };

@@ -132,6 +132,12 @@ enum After {
     Rejoin,
 }
 
+/// Makes the client the Lease is read and written with. It is called on the
+/// Lease's own thread (see [`run_as_leader`]), so that the client's
+/// connections and its request buffer live there, not on the runtime the
+/// operator's other work keeps busy.
+pub type LeaseClient = Arc<dyn Fn() -> Client + Send + Sync>;
+
 /// Campaign for the Lease and run `work()` whenever this replica leads,
 /// until `shutdown` resolves or the work ends.
 ///
@@ -142,6 +148,11 @@ enum After {
 /// becomes a crash loop; a single replica leads again on its own as soon as
 /// the API server answers.
 ///
+/// Everything that reads or writes the Lease (campaign, renewals, the
+/// watchdog, the release) runs on a runtime of its own, on its own thread,
+/// with its own client (`lease_client`): however busy the operator's runtime
+/// is (thousands of integrations starting), renewals are never starved.
+///
 /// `drain(budget)` must stop new deliveries at once and then wait at most
 /// `budget` for those in flight. On shutdown (and when the work ends) it runs
 /// while the Lease is still renewed, with an unbounded budget the caller
@@ -149,7 +160,7 @@ enum After {
 /// what is left until the Lease may expire for the others, and the Lease is
 /// not touched until the next campaign.
 pub async fn run_as_leader<M, W, F, D>(
-    client: Client,
+    lease_client: LeaseClient,
     config: LeaderConfig,
     shutdown: impl Future<Output = ()>,
     mut work: M,
@@ -162,34 +173,97 @@ where
     D: Future<Output = ()>,
 {
     let params = config.lease_params()?;
+    let lease_runtime = LeaseRuntime::start()?;
     let mut shutdown = pin!(shutdown);
     loop {
-        match term(&client, &config, &params, shutdown.as_mut(), &mut work, &mut drain).await {
+        let keeper = Keeper::start(&lease_runtime, lease_client.clone(), &config, &params);
+        match term(keeper, &config, shutdown.as_mut(), &mut work, &mut drain).await {
             After::Stop(result) => return result,
             After::Rejoin => info!(identity = %config.identity, "rejoining as a follower"),
         }
     }
 }
 
-/// One campaign and, once elected, one term as the leader.
-async fn term<M, W, F, D>(
+/// A current-thread runtime on a thread of its own, for the Lease; stopped when dropped.
+struct LeaseRuntime {
+    handle: tokio::runtime::Handle,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl LeaseRuntime {
+    fn start() -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new().name("lease".into()).spawn(move || {
+            runtime.block_on(async {
+                let _ = stopped.await;
+            })
+        })?;
+        Ok(LeaseRuntime { handle, _stop: stop })
+    }
+}
+
+/// What the Lease's side of a term tells the operator's side.
+enum Says {
+    /// The Lease is ours, renewed just now.
+    Leading,
+    /// Lost or not renewed in time; the Lease may expire for the others after `left`.
+    SteppedDown { why: End, left: Duration },
+}
+
+/// The Lease's side of one term, running on the Lease's runtime: it
+/// campaigns, says when this replica leads, renews and watches its renewals
+/// until it steps down or is told to release the Lease.
+struct Keeper {
+    says: tokio::sync::mpsc::UnboundedReceiver<Says>,
+    release: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Keeper {
+    fn start(runtime: &LeaseRuntime, lease_client: LeaseClient, config: &LeaderConfig, params: &LeaseParams) -> Self {
+        let (tell, says) = tokio::sync::mpsc::unbounded_channel();
+        let (release, released) = tokio::sync::oneshot::channel();
+        let (config, params) = (config.clone(), params.clone());
+        let task = runtime.handle.spawn(async move {
+            let client = lease_client();
+            keep_lease(&client, &config, &params, tell, released).await
+        });
+        Keeper { says, release: Some(release), task }
+    }
+
+    /// The next thing the Lease's side says; `None` once it has ended.
+    async fn next(&mut self) -> Option<Says> {
+        self.says.recv().await
+    }
+
+    /// Release the Lease (if held) and wait for the Lease's side to end.
+    async fn release(mut self) {
+        if let Some(release) = self.release.take() {
+            let _ = release.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The Lease's side of one term (see [`Keeper`]).
+async fn keep_lease(
     client: &Client,
     config: &LeaderConfig,
     params: &LeaseParams,
-    mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
-    work: &mut M,
-    drain: &mut F,
-) -> After
-where
-    M: FnMut() -> W,
-    W: Future<Output = anyhow::Result<()>>,
-    F: FnMut(Duration) -> D,
-    D: Future<Output = ()>,
-{
-    info!(lease = %config.lease_name, namespace = %config.namespace, identity = %config.identity, "waiting for leadership");
+    tell: tokio::sync::mpsc::UnboundedSender<Says>,
+    mut released: tokio::sync::oneshot::Receiver<()>,
+) {
     let manager = tokio::select! {
         manager = campaign(client, config, params) => manager,
-        _ = shutdown.as_mut() => return After::Stop(Ok(())),
+        _ = &mut released => return,
     };
     let acquired = async {
         loop {
@@ -205,57 +279,98 @@ where
     };
     tokio::select! {
         _ = acquired => {}
-        _ = shutdown.as_mut() => {
+        _ = &mut released => {
             // Release it in case it was just taken; a follower holds nothing.
             let _ = tokio::time::timeout(config.retry_period, manager.release()).await;
-            return After::Stop(Ok(()));
+            return;
         }
     }
     // kube-lease-manager has just written the Lease (we never hold it on
     // entry, see `campaign`): the renew deadline counts from here.
     let mut last_renewal = Instant::now();
-    info!(identity = %config.identity, "became the leader");
+    let _ = tell.send(Says::Leading);
+    let why = {
+        let renewing = keep_renewing(&manager, config);
+        let watchdog = watch_renewals(client, config, &mut last_renewal);
+        tokio::select! {
+            _ = renewing => End::Lost,
+            _ = watchdog => End::NotRenewed,
+            _ = &mut released => {
+                if tokio::time::timeout(config.retry_period, manager.release()).await.is_err() {
+                    warn!("the Lease was not released in time; it will expire");
+                }
+                return;
+            }
+        }
+    };
+    // The Lease may expire for the others `lease_duration` after the last renewal.
+    let left = (last_renewal + config.lease_duration).saturating_duration_since(Instant::now());
+    let _ = tell.send(Says::SteppedDown { why, left });
+}
 
-    // Boxed, so that dropping them ends their borrows.
-    let mut renewing = Box::pin(keep_renewing(&manager, config));
-    let mut watchdog = Box::pin(watch_renewals(client, config, &mut last_renewal));
+/// One campaign and, once elected, one term as the leader (the operator's side).
+async fn term<M, W, F, D>(
+    mut keeper: Keeper,
+    config: &LeaderConfig,
+    mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+    work: &mut M,
+    drain: &mut F,
+) -> After
+where
+    M: FnMut() -> W,
+    W: Future<Output = anyhow::Result<()>>,
+    F: FnMut(Duration) -> D,
+    D: Future<Output = ()>,
+{
+    info!(lease = %config.lease_name, namespace = %config.namespace, identity = %config.identity, "waiting for leadership");
+    tokio::select! {
+        said = keeper.next() => match said {
+            Some(Says::Leading) => {}
+            // The Lease's side ended before leading (it never does by itself).
+            _ => return After::Rejoin,
+        },
+        _ = shutdown.as_mut() => {
+            keeper.release().await;
+            return After::Stop(Ok(()));
+        }
+    }
+    info!(identity = %config.identity, "became the leader");
     let end = tokio::select! {
-        res = work() => End::Work(res),
-        _ = shutdown.as_mut() => End::Shutdown,
-        _ = &mut renewing => End::Lost,
-        _ = &mut watchdog => End::NotRenewed,
+        res = work() => Ok(End::Work(res)),
+        _ = shutdown.as_mut() => Ok(End::Shutdown),
+        said = keeper.next() => Err(stepped_down(said)),
     };
     match end {
-        End::Work(_) | End::Shutdown => {
+        Ok(end) => {
             // Keep the Lease while deliveries in flight finish: it must not
             // expire for the others before they are recorded.
-            let stepped_down = tokio::select! {
+            let stepped = tokio::select! {
                 _ = drain(Duration::MAX) => None,
-                _ = &mut renewing => Some(End::Lost),
-                _ = &mut watchdog => Some(End::NotRenewed),
+                said = keeper.next() => Some(stepped_down(said)),
             };
-            drop(watchdog);
-            drop(renewing);
-            if let Some(why) = stepped_down {
+            if let Some((why, _)) = stepped {
                 return After::Stop(Err(step_down_error(config, &why)));
             }
-            if tokio::time::timeout(config.retry_period, manager.release()).await.is_err() {
-                warn!("the Lease was not released in time; it will expire");
-            }
+            keeper.release().await;
             After::Stop(match end {
                 End::Work(res) => res.and(Err(anyhow::anyhow!("the controllers stopped"))),
                 _ => Ok(()),
             })
         }
-        End::Lost | End::NotRenewed => {
-            drop(watchdog);
-            drop(renewing);
-            warn!(identity = %config.identity, "{}: no new delivery starts", step_down_error(config, &end));
-            // The Lease may expire for the others `lease_duration` after the last renewal.
-            let left = (last_renewal + config.lease_duration).saturating_duration_since(Instant::now());
+        Err((why, left)) => {
+            warn!(identity = %config.identity, "{}: no new delivery starts", step_down_error(config, &why));
             drain(left).await;
             After::Rejoin
         }
+    }
+}
+
+/// Why and with how much time left the Lease's side stepped down (it ending
+/// without a word counts as not renewed, with no time left).
+fn stepped_down(said: Option<Says>) -> (End, Duration) {
+    match said {
+        Some(Says::SteppedDown { why, left }) => (why, left),
+        _ => (End::NotRenewed, Duration::ZERO),
     }
 }
 

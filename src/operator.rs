@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 use crate::caches::Caches;
 use crate::controller::{Context, Settings, event, integration};
 use crate::crd::NotificationIntegration;
-use crate::leader::{LeaderConfig, Leadership, run_as_leader};
+use crate::leader::{LeaderConfig, Leadership, LeaseClient, run_as_leader};
 use crate::metrics::Metrics;
 use crate::notifier::ServiceEndpoints;
 use crate::notifier::destination::{DestinationGuard, Resolver};
@@ -62,10 +62,10 @@ pub struct RunConfig {
     pub operator: OperatorConfig,
     /// Run the controllers only while holding this Lease; always when `None`.
     pub leader: Option<LeaderConfig>,
-    /// The client the Lease is read and written with: one of its own (its
-    /// own connections), so that renewals never wait behind the operator's
-    /// other requests; the operator's client when `None`.
-    pub lease_client: Option<Client>,
+    /// Makes the client the Lease is read and written with, on the Lease's
+    /// own thread: its own connections, so that renewals never wait behind
+    /// the operator's other requests; the operator's client when `None`.
+    pub lease_client: Option<LeaseClient>,
     pub ingest: IngestConfig,
     /// Where `/livez`, `/readyz` and `/metrics` are served.
     pub admin: TcpListener,
@@ -98,7 +98,7 @@ pub enum Backend {
 /// [`Operator::run`].
 pub struct Operator {
     /// For leader election (on a cluster): the Lease's own client.
-    client: Option<Client>,
+    client: Option<LeaseClient>,
     leader: Option<LeaderConfig>,
     callers: Callers,
     ingest: IngestConfig,
@@ -124,7 +124,6 @@ impl Operator {
             }
             embedded => embedded,
         };
-        let lease_client = lease_client.map(|c| crate::metrics::counting_api_requests(c, metrics.clone()));
         let (store, callers, client, leader) = match backend {
             Backend::Kubernetes(client) => (
                 kubernetes::store(client.clone(), config.namespace.clone(), reporter),
@@ -134,7 +133,14 @@ impl Operator {
                     ingest.review_cache_size,
                     ingest.bad_token_budget,
                 ))),
-                Some(lease_client.unwrap_or(client)),
+                // Its requests are counted like every other API request.
+                Some({
+                    let (metrics, fallback) = (metrics.clone(), client.clone());
+                    let make = lease_client.unwrap_or_else(|| Arc::new(move || fallback.clone()));
+                    let counted: LeaseClient =
+                        Arc::new(move || crate::metrics::counting_api_requests(make(), metrics.clone()));
+                    counted
+                }),
                 leader,
             ),
             Backend::Embedded { store, access } => (store.store(), Callers::Token(access), None, None),

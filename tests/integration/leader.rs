@@ -29,6 +29,12 @@ fn replica(w: &World, identity: &str, token: &str) -> Replica {
     w.launch(Launch { leader: Some(config(identity)), token: token.into(), ..w.launch_config() })
 }
 
+/// A Lease client of the operator's identity, made on the Lease's thread.
+fn lease_client(w: &World) -> kube_notify::leader::LeaseClient {
+    let api = w.api.clone();
+    Arc::new(move || api.client_as(OPERATOR_TOKEN))
+}
+
 /// `work` for one term as the leader; a second term is a test failure.
 fn one_term<W>(work: W) -> impl FnMut() -> W {
     let mut work = Some(work);
@@ -399,7 +405,7 @@ async fn one_leader_at_a_time_and_a_hand_over() {
         async {}
     };
     let first = tokio::spawn(run_as_leader(
-        w.api.client_as(OPERATOR_TOKEN),
+        lease_client(&w),
         config("pod-a"),
         first_shutdown.map(|_| ()),
         one_term(first_work),
@@ -410,7 +416,7 @@ async fn one_leader_at_a_time_and_a_hand_over() {
     let (second_leads, second_leading) = tokio::sync::oneshot::channel::<()>();
     let (l, d) = (leading.clone(), drained.clone());
     let second = tokio::spawn(run_as_leader(
-        w.api.client_as(OPERATOR_TOKEN),
+        lease_client(&w),
         config("pod-b"),
         futures::future::pending::<()>(),
         one_term(async move {
@@ -442,7 +448,7 @@ async fn a_follower_stops_at_once_on_shutdown() {
     let w = World::without_operator().await;
     let (leads, leading) = tokio::sync::oneshot::channel::<()>();
     let holder = tokio::spawn(run_as_leader(
-        w.api.client_as(OPERATOR_TOKEN),
+        lease_client(&w),
         config("pod-a"),
         futures::future::pending::<()>(),
         one_term(async move {
@@ -453,7 +459,7 @@ async fn a_follower_stops_at_once_on_shutdown() {
     ));
     within("pod-a leads", leading).await.unwrap();
     let follower = tokio::spawn(run_as_leader(
-        w.api.client_as(OPERATOR_TOKEN),
+        lease_client(&w),
         config("pod-b"),
         futures::future::ready(()),
         || async { panic!("a follower never works") },
@@ -467,7 +473,7 @@ async fn a_follower_stops_at_once_on_shutdown() {
 async fn bad_timings_are_refused_naming_the_field() {
     let w = World::without_operator().await;
     let bad = LeaderConfig { renew_deadline: Duration::from_secs(20), ..LeaderConfig::new("kube-notify", "l", "pod") };
-    let err = run_as_leader(w.api.client(), bad, futures::future::pending::<()>(), || async { Ok(()) }, |_| async {})
+    let err = run_as_leader(lease_client(&w), bad, futures::future::pending::<()>(), || async { Ok(()) }, |_| async {})
         .await
         .unwrap_err();
     assert!(err.to_string().contains("lease_duration"), "{err}");

@@ -278,8 +278,27 @@ impl World {
 
     /// [`World::without_operator`] on `place`.
     pub async fn without_operator_on(place: Place) -> World {
+        Self::with_api(place, ApiServer::start().await).await
+    }
+
+    /// [`World::without_operator`] with the API emulation on a runtime and
+    /// thread of its own, as a real API server is another process: an
+    /// operator that keeps this test's runtime busy (thousands of objects
+    /// starting) does not slow the API server down with it.
+    pub async fn with_api_apart() -> World {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+            runtime.block_on(async {
+                let _ = tx.send(ApiServer::start().await);
+                futures::future::pending::<()>().await
+            })
+        });
+        Self::with_api(Place::Kubernetes, rx.await.expect("the API emulation started")).await
+    }
+
+    async fn with_api(place: Place, api: ApiServer) -> World {
         capture_logs();
-        let api = ApiServer::start().await;
         api.add_user(OPERATOR_TOKEN, OPERATOR_USER, &["system:serviceaccounts", "system:authenticated"]);
         for (_, crd) in kube_notify::crd::all() {
             api.install_crd(&crd).expect("our CRDs install");
@@ -356,7 +375,11 @@ impl World {
         };
         let ((admin, admin_url), (http, http_url)) = (listen(), listen());
         // As `main` does: the Lease gets a client (connections) of its own.
-        let lease_client = launch.leader.as_ref().map(|_| self.api.client_as(&launch.token));
+        let lease_client = launch.leader.as_ref().map(|_| {
+            let (api, token) = (self.api.clone(), launch.token.clone());
+            let make: kube_notify::leader::LeaseClient = Arc::new(move || api.client_as(&token));
+            make
+        });
         let config = RunConfig {
             operator: launch.operator,
             leader: launch.leader,
