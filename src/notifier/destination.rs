@@ -303,6 +303,71 @@ mod tests {
         }
     }
 
+    /// Benchmarking (198.18/15), IETF protocol assignments (192.0.0/24),
+    /// reserved (240/4), site-local (fec0::/10) and local-use NAT64
+    /// (64:ff9b:1::/48), each at its edges; the addresses next to them are public.
+    #[test]
+    fn reserved_and_special_purpose_ranges() {
+        for internal in [
+            "198.18.0.0",
+            "198.18.0.1",
+            "198.19.255.255",
+            "192.0.0.0",
+            "192.0.0.8",
+            "192.0.0.255",
+            "240.0.0.0",
+            "240.0.0.1",
+            "250.1.2.3",
+            "255.255.255.254",
+            "fec0::",
+            "fec0::1",
+            "feff:ffff::1",
+            "64:ff9b:1::",
+            "64:ff9b:1::808:808",
+            "64:ff9b:1:ffff:ffff:ffff:ffff:ffff",
+        ] {
+            assert!(is_internal_ip(ip(internal)), "{internal}");
+        }
+        for public in [
+            "198.17.255.255",
+            "198.20.0.0",
+            "192.0.1.1",
+            "191.255.255.255",
+            "223.255.255.255",
+            "fe40::1",
+            "2a00::1",
+            "64:ff9b:2::808:808",
+        ] {
+            assert!(!is_internal_ip(ip(public)), "{public}");
+        }
+    }
+
+    /// The IPv6 forms that carry an IPv4 address are internal exactly when it is.
+    #[test]
+    fn embedded_ipv4_addresses() {
+        for (internal, public) in [
+            // IPv4-mapped, ::ffff:a.b.c.d
+            ("::ffff:198.18.0.1", "::ffff:198.20.0.1"),
+            ("::ffff:240.0.0.1", "::ffff:1.1.1.1"),
+            ("::ffff:192.0.0.9", "::ffff:192.0.1.9"),
+            // NAT64, 64:ff9b::a.b.c.d
+            ("64:ff9b::7f00:1", "64:ff9b::808:808"),
+            ("64:ff9b::c612:1", "64:ff9b::c614:1"),
+            ("64:ff9b::a9fe:a9fe", "64:ff9b::101:101"),
+            // 6to4, 2002:AABB:CCDD::/48 carries AA.BB.CC.DD
+            ("2002:7f00:1::", "2002:808:808::"),
+            ("2002:a00:1::1", "2002:808:808::1"),
+            ("2002:a9fe:a9fe::", "2002:101:101:1::1"),
+            ("2002:c0a8:101::", "2002:c614:ffff::"),
+            ("2002:6440:1::", "2002:6480:1::"),
+            ("2002:f000:1::", "2002:df00:1::"),
+            ("2002::", "2002:102:304::"),
+        ] {
+            assert!(is_internal_ip(ip(internal)), "{internal}");
+            assert!(!is_internal_ip(ip(public)), "{public}");
+        }
+    }
+
     #[test]
     fn internal_names() {
         for internal in [
