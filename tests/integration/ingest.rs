@@ -352,6 +352,29 @@ on_both_ingests! { async fn event_route_with_a_selector_fans_out(t) {
     assert_eq!(t.w.webhook.messages().len(), 2);
 }}
 
+on_both_ingests! { async fn oversized_selectors_are_400_naming_the_field(t) {
+    use kube_notify::crd::event::{MAX_SELECTOR_EXPRESSIONS, MAX_SELECTOR_LABELS, MAX_SELECTOR_VALUES};
+    let expr = |values: usize| json!({"key": "team", "operator": "In", "values": vec!["ops"; values]});
+    let labels = |n: usize| (0..n).map(|i| (format!("k{i}"), json!("v"))).collect::<serde_json::Map<_, _>>();
+    let cases = [
+        (json!({"matchExpressions": vec![expr(1); MAX_SELECTOR_EXPRESSIONS + 1]}), "integrationSelector.matchExpressions"),
+        (json!({"matchExpressions": [expr(1), expr(MAX_SELECTOR_VALUES + 1)]}), "integrationSelector.matchExpressions[1].values"),
+        (json!({"matchLabels": labels(MAX_SELECTOR_LABELS + 1)}), "integrationSelector.matchLabels"),
+        // A stranger's 20,000 expressions (under the body limit) are refused by their count.
+        (json!({"matchExpressions": vec![json!({"key": "a", "operator": "Exists"}); 20_000]}), "integrationSelector.matchExpressions"),
+    ];
+    for (selector, field) in cases {
+        let a = t.post(&events_path(NS), ALICE, json!({"integrationSelector": selector, "message": "x"})).await;
+        assert_eq!((a.code(), a.error("field")), ((400, "invalid_field"), field), "{a:?}");
+        assert!(a.error("message").contains("at most"), "{a:?}");
+    }
+    assert_eq!(t.events_created(), 0);
+    // At the bounds, the selector is taken (it matches nothing here: 404).
+    let full = json!({"matchExpressions": vec![expr(MAX_SELECTOR_VALUES); MAX_SELECTOR_EXPRESSIONS], "matchLabels": labels(MAX_SELECTOR_LABELS)});
+    let a = t.post(&events_path(NS), ALICE, json!({"integrationSelector": full, "message": "x"})).await;
+    assert_eq!(a.code(), (404, "no_integration_matches"), "{a:?}");
+}}
+
 #[tokio::test]
 async fn send_delivers_synchronously_without_writing_an_object_per_message() {
     let t = Ingest::start().await;

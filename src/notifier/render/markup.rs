@@ -92,7 +92,10 @@ mod tests {
             neutralize_teams("[Reset password](https://evil.example)"),
             format!("[Reset password]{z}(https://evil.example)")
         );
-        assert_eq!(neutralize_teams("![x](https://evil.example/a.png)"), format!("![x]{z}(https://evil.example/a.png)"));
+        assert_eq!(
+            neutralize_teams("![x](https://evil.example/a.png)"),
+            format!("![x]{z}(https://evil.example/a.png)")
+        );
         assert_eq!(
             neutralize_teams("[a][r]\n[r]: https://evil.example"),
             format!("[a]{z}[r]{z}\n[r]{z}: https://evil.example")

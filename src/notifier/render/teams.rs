@@ -120,7 +120,8 @@ mod tests {
     /// text: no `](`, `][` or `]:` is left in the card.
     #[test]
     fn user_text_makes_no_link_or_image() {
-        let evil = "[Reset password](https://evil.example) ![p](https://evil.example/p.png) [x][r] [r]: https://evil.example";
+        let evil =
+            "[Reset password](https://evil.example) ![p](https://evil.example/p.png) [x][r] [r]: https://evil.example";
         let m = Message {
             id: "1".into(),
             title: Some(evil.into()),
