@@ -1022,3 +1022,31 @@ async fn refused_tokens_never_push_valid_callers_out_of_the_review_cache() {
     assert_eq!(t.post(&send_path("hook"), ALICE, message("second")).await.status, 200);
     assert_eq!(t.api_calls(OPERATOR_USER, "create", "tokenreviews"), before + 1);
 }
+
+/// Denied SubjectAccessReviews have a small cache of their own: a caller
+/// asking for many things it may not do never pushes an allowed caller's
+/// answer out, and the same denial again is answered without a review.
+#[tokio::test]
+async fn denials_never_push_allowed_callers_out_of_the_review_cache() {
+    let config = IngestConfig { review_cache_size: 2, ..test_config() };
+    let t = Ingest::start_with(config).await;
+    t.ready_webhook("hook", 5).await;
+    let reviews = || t.reviews.lock().unwrap().len();
+    assert_eq!(t.post(&send_path("hook"), ALICE, message("first")).await.status, 200);
+    let after_alice = reviews();
+    // Bob may do nothing: 50 distinct denials (each its own review).
+    for i in 0..50 {
+        let a = t.get(&format!("{}/ev-{i}", events_path(NS)), BOB).await;
+        assert_eq!(a.code(), (403, "forbidden"), "{a:?}");
+    }
+    assert_eq!(reviews(), after_alice + 50);
+    // The same denial again comes from the denials' cache, with the authorizer's reason.
+    let a = t.get(&format!("{}/ev-49", events_path(NS)), BOB).await;
+    assert_eq!(a.code(), (403, "forbidden"));
+    assert!(a.error("message").contains("no RBAC rule allows it"), "{a:?}");
+    assert_eq!(reviews(), after_alice + 50);
+    // Alice's allowed answer is still cached: no new review.
+    assert_eq!(t.post(&send_path("hook"), ALICE, message("second")).await.status, 200);
+    assert_eq!(reviews(), after_alice + 50, "alice's answer was evicted by bob's denials");
+    assert_eq!(t.w.webhook.messages().len(), 2);
+}

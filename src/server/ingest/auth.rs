@@ -15,7 +15,8 @@
 //! without a review, a client address that presented too many refused tokens
 //! waits (429) before its next review, at most [`MAX_CONCURRENT_REVIEWS`]
 //! TokenReviews run at once, and refused tokens are remembered in a small
-//! cache of their own, so they never push valid callers out of the answers.
+//! cache of their own, so they never push valid callers out of the answers;
+//! so are denied SubjectAccessReviews ([`DENIED_CAPACITY`], [`DENIED_TTL`]).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -48,6 +49,12 @@ pub const REVIEW_QUEUE_WAIT: Duration = Duration::from_secs(5);
 const REFUSED_TTL: Duration = Duration::from_secs(5);
 /// ... and this many of them.
 const REFUSED_CAPACITY: usize = 1024;
+
+/// Denied SubjectAccessReviews are remembered this long at most (less with a
+/// shorter `--review-cache-ttl`; a new RoleBinding applies within it) ...
+pub const DENIED_TTL: Duration = Duration::from_secs(5);
+/// ... and this many of them, apart from the allowed answers.
+pub const DENIED_CAPACITY: usize = 1024;
 
 pub const GROUP: &str = "kube-notify.io";
 pub const RESOURCE: &str = "notificationevents";
@@ -97,7 +104,13 @@ pub struct Reviewer {
     reviewing: TtlCache<[u8; 32], Authn>,
     reviews: Semaphore,
     bad_tokens: BadTokenBudget,
+    /// Allowed SubjectAccessReview answers.
     access: TtlCache<AccessKey, Access>,
+    /// Denied ones, apart (small and short-lived) so that denials, however
+    /// many, never evict an allowed caller's answer.
+    denied: TtlCache<AccessKey, Access>,
+    /// SubjectAccessReviews in flight, shared by concurrent requests with one key (nothing stays).
+    authorizing: TtlCache<AccessKey, Access>,
 }
 
 impl Reviewer {
@@ -112,6 +125,8 @@ impl Reviewer {
             reviews: Semaphore::new(MAX_CONCURRENT_REVIEWS),
             bad_tokens: BadTokenBudget::new(bad_token_budget),
             access: TtlCache::new(ttl, capacity),
+            denied: TtlCache::new(ttl.min(DENIED_TTL), DENIED_CAPACITY),
+            authorizing: TtlCache::new(ttl, capacity.min(DENIED_CAPACITY)),
         }
     }
 
@@ -191,10 +206,21 @@ impl Reviewer {
             namespace: namespace.to_string(),
             name: name.map(str::to_string),
         };
-        let access = self
-            .access
-            .get_or_fetch(key.clone(), || self.access_review(&key), |a| a.evaluation_error.is_none())
-            .await?;
+        if self.access.get(&key).is_some() {
+            return Ok(());
+        }
+        let access = match self.denied.get(&key) {
+            Some(denied) => denied,
+            None => {
+                let access = self.authorizing.get_or_fetch(key.clone(), || self.access_review(&key), |_| false).await?;
+                // An answer with an evaluation error is not remembered, allowed or not.
+                if access.evaluation_error.is_none() {
+                    let cache = if access.allowed { &self.access } else { &self.denied };
+                    cache.insert(key, access.clone());
+                }
+                access
+            }
+        };
         if access.allowed {
             return Ok(());
         }
