@@ -134,6 +134,12 @@ pub struct RunArgs {
     #[arg(long, env = "KUBE_NOTIFY_SECRET_REREAD_PERIOD", default_value = "60s", value_parser = humantime::parse_duration)]
     pub secret_reread_period: Duration,
 
+    /// HTTP ingestion: the audience callers' tokens must be minted for
+    /// (`kubectl create token NAME --audience kube-notify`, or a projected
+    /// ServiceAccount token with that audience); a token for the API server is refused (401).
+    #[arg(long, env = "KUBE_NOTIFY_TOKEN_AUDIENCE", default_value = crate::server::ingest::auth::DEFAULT_TOKEN_AUDIENCE, value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub token_audience: String,
+
     /// HTTP ingestion: invalid bearer tokens one client address may present
     /// before its requests get 429 without a TokenReview (then one per second).
     #[arg(long, env = "KUBE_NOTIFY_BAD_TOKEN_BUDGET", default_value_t = std::num::NonZeroU32::new(crate::server::ingest::flood::DEFAULT_BAD_TOKEN_BUDGET).unwrap())]
@@ -369,6 +375,9 @@ pub struct SendArgs {
 
     /// With --url: a file holding the bearer token (else the environment
     /// variable KUBE_NOTIFY_TOKEN; none for a standalone server on loopback).
+    /// On a cluster, a token minted for kube-notify: `kubectl create token
+    /// NAME --audience kube-notify`, or a projected ServiceAccount token with
+    /// that audience (a token for the API server is refused).
     #[arg(long, env = "KUBE_NOTIFY_TOKEN_FILE")]
     pub token_file: Option<std::path::PathBuf>,
 }
@@ -399,6 +408,7 @@ mod tests {
         assert_eq!(args.admin_addr.to_string(), "0.0.0.0:8081");
         assert_eq!(args.http_addr.to_string(), "0.0.0.0:8080");
         assert_eq!(args.namespace, None);
+        assert_eq!(args.token_audience, "kube-notify");
         let args = args.engine;
         assert_eq!(args.slack_api_url.as_str(), "https://slack.com/api");
         assert_eq!(args.chatwork_api_url.as_str(), "https://api.chatwork.com/v2");
@@ -410,6 +420,17 @@ mod tests {
         assert_eq!(args.ingest_rate.get(), 50);
         assert_eq!(args.send_timeout, Duration::from_secs(30));
         assert_eq!(args.max_targets, 1000);
+    }
+
+    #[test]
+    fn the_token_audience_is_a_flag_and_never_empty() {
+        let run = |extra: &[&str]| {
+            let cli = Cli::try_parse_from(["kube-notify", "run"].iter().chain(extra))?;
+            let Command::Run(args) = cli.command else { panic!("expected run") };
+            Ok::<_, clap::Error>(args.token_audience)
+        };
+        assert_eq!(run(&["--token-audience", "notify.example.com"]).unwrap(), "notify.example.com");
+        assert!(run(&["--token-audience="]).is_err());
     }
 
     #[test]

@@ -130,6 +130,7 @@ impl Operator {
                 kubernetes::store(client.clone(), config.namespace.clone(), reporter),
                 Callers::Kubernetes(Box::new(Reviewer::new(
                     client.clone(),
+                    ingest.token_audience.clone(),
                     ingest.review_cache_ttl,
                     ingest.review_cache_size,
                     ingest.bad_token_budget,

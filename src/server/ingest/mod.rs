@@ -65,6 +65,9 @@ pub struct IngestConfig {
     /// Invalid bearer tokens one client address may present before its
     /// requests get 429 without a TokenReview (then one more per second).
     pub bad_token_budget: NonZeroU32,
+    /// The audience callers' tokens must be minted for (`--token-audience`):
+    /// TokenReviews ask for it, and a token for another (the API server's) is 401.
+    pub token_audience: String,
 }
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -80,6 +83,7 @@ impl Default for IngestConfig {
             review_cache_size: 10_000,
             namespace: None,
             bad_token_budget: NonZeroU32::new(flood::DEFAULT_BAD_TOKEN_BUDGET).unwrap(),
+            token_audience: auth::DEFAULT_TOKEN_AUDIENCE.to_string(),
         }
     }
 }
