@@ -165,6 +165,14 @@ pub struct EngineArgs {
     #[arg(long = "allow-endpoint", env = "KUBE_NOTIFY_ALLOW_ENDPOINT", value_delimiter = ',')]
     pub allow_endpoint: Vec<String>,
 
+    /// Behind an egress proxy (HTTPS_PROXY): send generic webhooks (any URL
+    /// outside --allow-endpoint, --slack-api-url, --chatwork-api-url and the
+    /// services' own webhook hosts) through the proxy too, each refused unless
+    /// its name resolves to an allowed address first; without it they connect
+    /// directly, through the SSRF guard.
+    #[arg(long, env = "KUBE_NOTIFY_ALLOW_PROXY_FOR_WEBHOOKS", value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_proxy_for_webhooks: bool,
+
     /// How often valid credentials are checked again.
     #[arg(long, env = "KUBE_NOTIFY_REVALIDATE_PERIOD", default_value = "6h", value_parser = humantime::parse_duration)]
     pub revalidate_period: Duration,
@@ -420,6 +428,17 @@ mod tests {
         assert_eq!(args.ingest_rate.get(), 50);
         assert_eq!(args.send_timeout, Duration::from_secs(30));
         assert_eq!(args.max_targets, 1000);
+        assert!(!args.allow_proxy_for_webhooks);
+    }
+
+    #[test]
+    fn proxy_for_webhooks_is_a_flag() {
+        let cli = Cli::try_parse_from(["kube-notify", "run", "--allow-proxy-for-webhooks"]).unwrap();
+        let Command::Run(args) = cli.command else { panic!("expected run") };
+        assert!(args.engine.allow_proxy_for_webhooks);
+        let cli = Cli::try_parse_from(["kube-notify", "standalone", "-f", "x", "--allow-proxy-for-webhooks"]).unwrap();
+        let Command::Standalone(args) = cli.command else { panic!("expected standalone") };
+        assert!(args.engine.allow_proxy_for_webhooks);
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub fn engine_config(
         },
         http_timeout: args.http_timeout,
         resolver: Default::default(),
+        proxy_for_webhooks: args.allow_proxy_for_webhooks,
         settings: Settings {
             revalidate_period: args.revalidate_period,
             validation_rate: args.validation_rate,

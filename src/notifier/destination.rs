@@ -154,20 +154,44 @@ impl DestinationGuard {
     /// what it resolves to. `Ok` also when the name does not resolve now (the
     /// connection is checked again).
     pub async fn check(&self, url: &Url) -> Result<(), Forbidden> {
+        match self.check_host(url).await {
+            Err(Unchecked::Forbidden(f)) => Err(f),
+            Ok(()) | Err(Unchecked::Unresolved(_)) => Ok(()),
+        }
+    }
+
+    /// [`check`](Self::check), failing closed: a name must resolve to a
+    /// permitted address now. For a request handed to a proxy, which
+    /// resolves the name itself: nothing is checked after this.
+    pub async fn check_resolving(&self, url: &Url) -> Result<(), Unchecked> {
+        self.check_host(url).await
+    }
+
+    async fn check_host(&self, url: &Url) -> Result<(), Unchecked> {
         if self.trusted.allows(url) {
             return Ok(());
         }
-        let Some(host) = url.host() else { return Ok(()) };
+        let Some(host) = url.host() else { return Err(Unchecked::Unresolved(String::new())) };
         let name = match host {
-            url::Host::Ipv4(ip) => return check_literal(&host.to_string(), ip.into()),
-            url::Host::Ipv6(ip) => return check_literal(&host.to_string(), ip.into()),
+            url::Host::Ipv4(ip) => return check_literal(&host.to_string(), ip.into()).map_err(Unchecked::Forbidden),
+            url::Host::Ipv6(ip) => return check_literal(&host.to_string(), ip.into()).map_err(Unchecked::Forbidden),
             url::Host::Domain(name) => name,
         };
         match guarded_lookup(&self.resolver, name).await {
-            Err(LookupError::Forbidden(f)) => Err(f),
-            Ok(_) | Err(LookupError::Io(_)) => Ok(()),
+            Err(LookupError::Forbidden(f)) => Err(Unchecked::Forbidden(f)),
+            Ok(permitted) if !permitted.is_empty() => Ok(()),
+            Ok(_) | Err(LookupError::Io(_)) => Err(Unchecked::Unresolved(name.to_string())),
         }
     }
+}
+
+/// Why a destination did not pass [`DestinationGuard::check_resolving`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unchecked {
+    /// It is internal.
+    Forbidden(Forbidden),
+    /// This name (never the URL's path or query) did not resolve, so it could not be checked.
+    Unresolved(String),
 }
 
 /// Refuse an IP literal host that is internal.
@@ -413,8 +437,20 @@ mod tests {
         // Literals and in-cluster names, without a lookup.
         assert!(guard.check(&Url::parse("https://[::ffff:10.0.0.1]/h").unwrap()).await.is_err());
         assert!(guard.check(&Url::parse("https://kubernetes.default/h").unwrap()).await.is_err());
-        // A name that does not resolve now is left to the connection.
+        // A name that does not resolve now is left to the connection ...
         assert!(guard.check(&Url::parse("https://unknown.example/h").unwrap()).await.is_ok());
+        // ... unless nothing checks it after (a proxy resolves it): then it is refused.
+        assert_eq!(
+            guard.check_resolving(&Url::parse("https://unknown.example/h/s3cret").unwrap()).await,
+            Err(Unchecked::Unresolved("unknown.example".into()))
+        );
+        assert!(matches!(
+            guard.check_resolving(&Url::parse("https://loop.example/h").unwrap()).await,
+            Err(Unchecked::Forbidden(_))
+        ));
+        assert_eq!(guard.check_resolving(&Url::parse("https://public.example/h").unwrap()).await, Ok(()));
+        assert_eq!(guard.check_resolving(&Url::parse("https://8.8.8.8/h").unwrap()).await, Ok(()));
+        assert_eq!(guard.check_resolving(&Url::parse("https://ten.example/hooks/a").unwrap()).await, Ok(()));
         // The configured API bases are trusted.
         assert!(guard.trusts("https://slack.com/api/chat.postMessage"));
         assert!(!guard.trusts("https://slack.com/apix"));

@@ -88,8 +88,29 @@ pub fn check_slack_webhook(url: &Url, policy: &EndpointPolicy) -> Result<(), Fai
             "a Slack webhook URL looks like https://hooks.slack.com/services/T…/B…/…",
         ));
     }
-    let official = url.scheme() == "https" && url.host_str() == Some("hooks.slack.com");
-    if official || policy.allows(url) { Ok(()) } else { Err(not_allowed("a Slack webhook", "https://hooks.slack.com")) }
+    if is_slack_webhook_host(url) || policy.allows(url) {
+        Ok(())
+    } else {
+        Err(not_allowed("a Slack webhook", "https://hooks.slack.com"))
+    }
+}
+
+fn is_slack_webhook_host(url: &Url) -> bool {
+    url.scheme() == "https" && url.host_str().is_some_and(|h| h.eq_ignore_ascii_case("hooks.slack.com"))
+}
+
+fn is_teams_workflow_host(url: &Url) -> bool {
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    url.scheme() == "https"
+        && (host.ends_with(".logic.azure.com") || host.ends_with(".environment.api.powerplatform.com"))
+}
+
+/// Whether `url` is on a service's official webhook host (Slack's
+/// `hooks.slack.com`, Teams Workflows' Logic Apps and Power Platform hosts),
+/// over https: names whose addresses the services, not an integration's
+/// author, decide.
+pub fn is_service_webhook_host(url: &Url) -> bool {
+    is_slack_webhook_host(url) || is_teams_workflow_host(url)
 }
 
 /// A Teams Workflows URL (Power Automate / Logic Apps) with its `sig`; a
@@ -116,9 +137,7 @@ pub fn check_teams_workflow(url: &Url, policy: &EndpointPolicy) -> Result<(), Fa
     if !url.query_pairs().any(|(k, v)| k == "sig" && !v.is_empty()) {
         return Err(Failure::new(INVALID_URL, "the Teams Workflows URL has no sig parameter; copy the whole URL"));
     }
-    let official = url.scheme() == "https"
-        && (host.ends_with(".logic.azure.com") || host.ends_with(".environment.api.powerplatform.com"));
-    if official || policy.allows(url) {
+    if is_teams_workflow_host(url) || policy.allows(url) {
         Ok(())
     } else {
         Err(not_allowed("a Teams Workflows URL", "*.logic.azure.com or *.environment.api.powerplatform.com"))
