@@ -134,6 +134,12 @@ pub struct RunArgs {
     #[arg(long, env = "KUBE_NOTIFY_SECRET_REREAD_PERIOD", default_value = "60s", value_parser = humantime::parse_duration)]
     pub secret_reread_period: Duration,
 
+    /// HTTP ingestion: the audience callers' tokens must be minted for
+    /// (`kubectl create token NAME --audience kube-notify`, or a projected
+    /// ServiceAccount token with that audience); a token for the API server is refused (401).
+    #[arg(long, env = "KUBE_NOTIFY_TOKEN_AUDIENCE", default_value = crate::server::ingest::auth::DEFAULT_TOKEN_AUDIENCE, value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub token_audience: String,
+
     /// HTTP ingestion: invalid bearer tokens one client address may present
     /// before its requests get 429 without a TokenReview (then one per second).
     #[arg(long, env = "KUBE_NOTIFY_BAD_TOKEN_BUDGET", default_value_t = std::num::NonZeroU32::new(crate::server::ingest::flood::DEFAULT_BAD_TOKEN_BUDGET).unwrap())]
@@ -158,6 +164,14 @@ pub struct EngineArgs {
     /// official hosts (repeatable; comma-separated in the environment).
     #[arg(long = "allow-endpoint", env = "KUBE_NOTIFY_ALLOW_ENDPOINT", value_delimiter = ',')]
     pub allow_endpoint: Vec<String>,
+
+    /// Behind an egress proxy (HTTPS_PROXY): send generic webhooks (any URL
+    /// outside --allow-endpoint, --slack-api-url, --chatwork-api-url and the
+    /// services' own webhook hosts) through the proxy too, each refused unless
+    /// its name resolves to an allowed address first; without it they connect
+    /// directly, through the SSRF guard.
+    #[arg(long, env = "KUBE_NOTIFY_ALLOW_PROXY_FOR_WEBHOOKS", value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_proxy_for_webhooks: bool,
 
     /// How often valid credentials are checked again.
     #[arg(long, env = "KUBE_NOTIFY_REVALIDATE_PERIOD", default_value = "6h", value_parser = humantime::parse_duration)]
@@ -375,6 +389,9 @@ pub struct SendArgs {
 
     /// With --url: a file holding the bearer token (else the environment
     /// variable KUBE_NOTIFY_TOKEN; none for a standalone server on loopback).
+    /// On a cluster, a token minted for kube-notify: `kubectl create token
+    /// NAME --audience kube-notify`, or a projected ServiceAccount token with
+    /// that audience (a token for the API server is refused).
     #[arg(long, env = "KUBE_NOTIFY_TOKEN_FILE")]
     pub token_file: Option<std::path::PathBuf>,
 }
@@ -405,6 +422,7 @@ mod tests {
         assert_eq!(args.admin_addr.to_string(), "0.0.0.0:8081");
         assert_eq!(args.http_addr.to_string(), "0.0.0.0:8080");
         assert_eq!(args.namespace, None);
+        assert_eq!(args.token_audience, "kube-notify");
         let args = args.engine;
         assert_eq!(args.slack_api_url.as_str(), "https://slack.com/api");
         assert_eq!(args.chatwork_api_url.as_str(), "https://api.chatwork.com/v2");
@@ -416,6 +434,28 @@ mod tests {
         assert_eq!(args.ingest_rate.get(), 50);
         assert_eq!(args.send_timeout, Duration::from_secs(30));
         assert_eq!(args.max_targets, 1000);
+        assert!(!args.allow_proxy_for_webhooks);
+    }
+
+    #[test]
+    fn proxy_for_webhooks_is_a_flag() {
+        let cli = Cli::try_parse_from(["kube-notify", "run", "--allow-proxy-for-webhooks"]).unwrap();
+        let Command::Run(args) = cli.command else { panic!("expected run") };
+        assert!(args.engine.allow_proxy_for_webhooks);
+        let cli = Cli::try_parse_from(["kube-notify", "standalone", "-f", "x", "--allow-proxy-for-webhooks"]).unwrap();
+        let Command::Standalone(args) = cli.command else { panic!("expected standalone") };
+        assert!(args.engine.allow_proxy_for_webhooks);
+    }
+
+    #[test]
+    fn the_token_audience_is_a_flag_and_never_empty() {
+        let run = |extra: &[&str]| {
+            let cli = Cli::try_parse_from(["kube-notify", "run"].iter().chain(extra))?;
+            let Command::Run(args) = cli.command else { panic!("expected run") };
+            Ok::<_, clap::Error>(args.token_audience)
+        };
+        assert_eq!(run(&["--token-audience", "notify.example.com"]).unwrap(), "notify.example.com");
+        assert!(run(&["--token-audience="]).is_err());
     }
 
     #[test]

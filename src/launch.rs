@@ -34,6 +34,7 @@ pub fn engine_config(
         },
         http_timeout: args.http_timeout,
         resolver: Default::default(),
+        proxy_for_webhooks: args.allow_proxy_for_webhooks,
         settings: Settings {
             revalidate_period: args.revalidate_period,
             validation_rate: args.validation_rate,
@@ -75,6 +76,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     ingest.review_cache_ttl = args.review_cache_ttl;
     ingest.review_cache_size = args.review_cache_size;
     ingest.bad_token_budget = args.bad_token_budget;
+    ingest.token_audience = args.token_audience.clone();
     let leader = args.leader_election.then(|| {
         let namespace = args.leader_election_namespace.clone().unwrap_or_else(|| {
             std::fs::read_to_string(sidecar::NAMESPACE_FILE)

@@ -52,6 +52,10 @@ pub struct OperatorConfig {
     pub http_timeout: Duration,
     /// How deliveries look host names up (the system's resolver; tests inject theirs).
     pub resolver: Resolver,
+    /// Behind a proxy, send generic webhooks through it too (checked first,
+    /// a name that does not resolve refused) instead of directly
+    /// (`--allow-proxy-for-webhooks`).
+    pub proxy_for_webhooks: bool,
     pub settings: Settings,
     /// The name Events are reported under (`reportingInstance`), e.g. the pod name.
     pub instance: Option<String>,
@@ -129,6 +133,7 @@ impl Operator {
                 kubernetes::store(client.clone(), config.namespace.clone(), reporter),
                 Callers::Kubernetes(Box::new(Reviewer::new(
                     client.clone(),
+                    ingest.token_audience.clone(),
                     ingest.review_cache_ttl,
                     ingest.review_cache_size,
                     ingest.bad_token_budget,
@@ -193,7 +198,8 @@ impl Operator {
             store,
             caches,
             config.endpoints.clone(),
-            HttpClient::guarded(config.http_timeout, DestinationGuard::new(&config.endpoints, config.resolver.clone())),
+            HttpClient::guarded(config.http_timeout, DestinationGuard::new(&config.endpoints, config.resolver.clone()))
+                .proxying_untrusted(config.proxy_for_webhooks),
             metrics,
             config.settings.clone(),
         ));

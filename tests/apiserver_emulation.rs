@@ -1179,6 +1179,64 @@ async fn reviews_are_create_only() {
     assert_eq!(raw(&c, req).await.unwrap_err().code, 405);
 }
 
+/// TokenReview audiences as the real server checks them: `spec.audiences`,
+/// else the API server's own; a token is authenticated only when its
+/// audiences intersect them (`status.audiences` is the intersection), else
+/// not, with the ServiceAccount authenticator's error. A token minted for
+/// another audience cannot call the API.
+#[tokio::test]
+async fn token_reviews_check_audiences() {
+    use support::apiserver::API_AUDIENCE;
+    let s = ApiServer::start().await;
+    let c = s.client();
+    s.add_user("api-token", "system:serviceaccount:ns:ci", &[]);
+    s.add_user_for("notify-token", "system:serviceaccount:ns:ci", &[], &["kube-notify"]);
+    s.add_user_for("both-token", "system:serviceaccount:ns:ci", &[], &["kube-notify", API_AUDIENCE]);
+    s.set_token_review("custom", TokenReviewAnswer::user("alice", &["devs"]).for_audiences(&["kube-notify", "other"]));
+    let trs: Api<TokenReview> = Api::all(c.clone());
+    let review = |t: &str, audiences: Option<&[&str]>| TokenReview {
+        spec: TokenReviewSpec {
+            token: Some(t.into()),
+            audiences: audiences.map(|a| a.iter().map(|a| a.to_string()).collect()),
+        },
+        ..Default::default()
+    };
+    let ask = |t: &'static str, audiences: Option<&'static [&'static str]>| {
+        let trs = trs.clone();
+        async move { trs.create(&PostParams::default(), &review(t, audiences)).await.unwrap().status.unwrap() }
+    };
+    // No spec.audiences: the API server's.
+    let st = ask("api-token", None).await;
+    assert_eq!((st.authenticated, st.audiences), (Some(true), Some(vec![API_AUDIENCE.to_string()])));
+    let st = ask("notify-token", None).await;
+    assert_eq!(st.authenticated, Some(false));
+    assert_eq!(
+        st.error.as_deref(),
+        Some(
+            r#"token audiences ["kube-notify"] is invalid for the target audiences ["https://kubernetes.default.svc.cluster.local"]"#
+        )
+    );
+    assert!(st.user.unwrap_or_default().username.is_none());
+    // For kube-notify: an API-server token is refused, a kube-notify one is not.
+    let st = ask("api-token", Some(&["kube-notify"])).await;
+    assert_eq!(st.authenticated, Some(false));
+    assert!(st.error.unwrap().contains("is invalid for the target audiences [\"kube-notify\"]"));
+    let st = ask("notify-token", Some(&["kube-notify"])).await;
+    assert_eq!((st.authenticated, st.audiences), (Some(true), Some(vec!["kube-notify".to_string()])));
+    assert_eq!(st.user.unwrap().username.as_deref(), Some("system:serviceaccount:ns:ci"));
+    // The intersection, in the token's order.
+    let st = ask("both-token", Some(&["x", API_AUDIENCE, "kube-notify"])).await;
+    assert_eq!(st.audiences, Some(vec!["kube-notify".to_string(), API_AUDIENCE.to_string()]));
+    let st = ask("custom", Some(&["other"])).await;
+    assert_eq!((st.authenticated, st.audiences), (Some(true), Some(vec!["other".to_string()])));
+    assert_eq!(ask("custom", None).await.authenticated, Some(false));
+    // Calling the API needs the API server's audience.
+    let pods = |token: &str| Api::<k8s_openapi::api::core::v1::Namespace>::all(s.client_as(token));
+    assert!(pods("api-token").list(&ListParams::default()).await.is_ok());
+    assert!(pods("both-token").list(&ListParams::default()).await.is_ok());
+    assert_eq!(status_of(pods("notify-token").list(&ListParams::default()).await.unwrap_err()).code, 401);
+}
+
 #[tokio::test]
 async fn events_recorder_and_conversion() {
     use kube::runtime::events::{Event, EventType, Recorder, Reporter};

@@ -442,6 +442,7 @@ fn deployment_settings_parse_with_the_cli() {
                 assert_eq!(args.engine.ingest_rate.get(), 10);
                 assert_eq!(args.engine.send_timeout, std::time::Duration::from_secs(10));
                 assert_eq!(args.review_cache_ttl, std::time::Duration::ZERO);
+                assert_eq!(args.token_audience, "notify.team-a.example");
                 kube_notify::notifier::endpoint::EndpointPolicy::new(&args.engine.allow_endpoint)
                     .expect("the allowed endpoints are valid prefixes");
             }

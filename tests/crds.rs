@@ -101,6 +101,7 @@ const FEATURES: &[(&str, u32)] = &[
     ("maxLength", 16),
     ("minItems", 16),
     ("maxItems", 16),
+    ("maxProperties", 16),
     ("nullable", 16),
     ("additionalProperties", 16),
     ("x-kubernetes-preserve-unknown-fields", 16),

@@ -269,3 +269,50 @@ fn examples_cover_every_service_events_and_the_sidecar() {
         });
     assert!(may_create_events, "the sidecar's ServiceAccount {sa} may create NotificationEvents");
 }
+
+/// A pod that posts to the operator (`kube-notify send --url … --token-file
+/// FILE`) reads its token from a projected ServiceAccount token minted for
+/// kube-notify's audience (the operator refuses tokens for the API server),
+/// and its arguments parse.
+#[test]
+fn tokens_sent_to_kube_notify_are_minted_for_it() {
+    let pods: Vec<(String, Pod)> = examples()
+        .into_iter()
+        .filter(|e| e.obj["kind"] == "Pod")
+        .map(|e| (e.file, serde_json::from_value(e.obj).unwrap()))
+        .collect();
+    let mut senders = 0;
+    for (file, pod) in &pods {
+        let spec = pod.spec.as_ref().unwrap();
+        for c in &spec.containers {
+            let args = c.args.clone().unwrap_or_default();
+            if args.first().map(String::as_str) != Some("send") {
+                continue;
+            }
+            senders += 1;
+            let argv = std::iter::once("kube-notify".to_string()).chain(args.clone());
+            if let Err(e) = kube_notify::cli::Cli::try_parse_from(argv) {
+                panic!("{file}: the send container's args do not parse: {e}");
+            }
+            assert!(args.iter().any(|a| a == "--url"), "{file}: send --url");
+            let at = args.iter().position(|a| a == "--token-file").expect("--token-file");
+            let token_file = std::path::Path::new(&args[at + 1]);
+            let mount = c
+                .volume_mounts
+                .iter()
+                .flatten()
+                .find(|m| token_file.parent() == Some(std::path::Path::new(&m.mount_path)))
+                .unwrap_or_else(|| panic!("{file}: {} is not in a mounted volume", token_file.display()));
+            let volume = spec.volumes.iter().flatten().find(|v| v.name == mount.name).expect("the mounted volume");
+            let minted = volume.projected.iter().flat_map(|p| p.sources.iter().flatten()).any(|s| {
+                s.service_account_token.as_ref().is_some_and(|t| {
+                    t.audience.as_deref() == Some(kube_notify::server::ingest::auth::DEFAULT_TOKEN_AUDIENCE)
+                        && Some(std::ffi::OsStr::new(&t.path)) == token_file.file_name()
+                })
+            });
+            assert!(minted, "{file}: {} is not a projected token for the audience kube-notify", token_file.display());
+            assert_eq!(spec.automount_service_account_token, Some(false), "{file}: no API token where none is needed");
+        }
+    }
+    assert!(senders > 0, "an example pod that sends over HTTP with a token for kube-notify");
+}

@@ -133,7 +133,7 @@ fn mentions_never_become_markup() {
     let teams = render::teams::render(&mentioning([Some("j"), Some("b"), Some("e")]));
     let entities = teams["attachments"][0]["content"]["msteams"]["entities"].as_array().unwrap();
     assert_eq!(entities.len(), 3);
-    assert_eq!(entities[2]["text"], "<at>‹!channel› [toall] *Eve* & co</at>");
+    assert_eq!(entities[2]["text"], "<at>‹!channel› [toall]\u{200B} *Eve* & co</at>", "no Markdown link either");
     // Without mentions the payloads are exactly the ones without the feature.
     assert_eq!(render::slack::render(&full()), render::slack::render(&Message { mentions: vec![], ..full() }));
 }

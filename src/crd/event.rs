@@ -39,6 +39,7 @@ pub struct NotificationEventSpec {
 
     /// Deliver to every integration in the namespace whose labels match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = bounded_selector)]
     pub integration_selector: Option<LabelSelector>,
 
     /// A short title, shown as the header of the message.
@@ -75,6 +76,45 @@ pub struct NotificationEventSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub ttl_seconds_after_finished: Option<i64>,
+}
+
+/// The most `matchExpressions` an `integrationSelector` may hold.
+pub const MAX_SELECTOR_EXPRESSIONS: usize = 20;
+/// The most `values` one of its expressions may hold.
+pub const MAX_SELECTOR_VALUES: usize = 50;
+/// The most `matchLabels` it may hold.
+pub const MAX_SELECTOR_LABELS: usize = 20;
+/// The longest label key (a 253-character prefix, `/`, a 63-character name).
+pub const MAX_LABEL_KEY: usize = 317;
+/// The longest label value (a longer one matches no label).
+pub const MAX_LABEL_VALUE: usize = 63;
+
+/// The `integrationSelector` schema with the bounds the HTTP bodies check
+/// too: the API server refuses a larger selector as the routes do.
+fn bounded_selector(schema: &mut schemars::Schema) {
+    use serde_json::json;
+    let Some(props) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) else { return };
+    if let Some(exprs) = props.get_mut("matchExpressions").and_then(|e| e.as_object_mut()) {
+        exprs.insert("maxItems".into(), json!(MAX_SELECTOR_EXPRESSIONS));
+        if let Some(item) = exprs.get_mut("items").and_then(|i| i.get_mut("properties")).and_then(|p| p.as_object_mut())
+        {
+            if let Some(key) = item.get_mut("key").and_then(|k| k.as_object_mut()) {
+                key.insert("maxLength".into(), json!(MAX_LABEL_KEY));
+            }
+            if let Some(values) = item.get_mut("values").and_then(|v| v.as_object_mut()) {
+                values.insert("maxItems".into(), json!(MAX_SELECTOR_VALUES));
+                if let Some(value) = values.get_mut("items").and_then(|i| i.as_object_mut()) {
+                    value.insert("maxLength".into(), json!(MAX_LABEL_VALUE));
+                }
+            }
+        }
+    }
+    if let Some(labels) = props.get_mut("matchLabels").and_then(|l| l.as_object_mut()) {
+        labels.insert("maxProperties".into(), json!(MAX_SELECTOR_LABELS));
+        if let Some(value) = labels.get_mut("additionalProperties").and_then(|v| v.as_object_mut()) {
+            value.insert("maxLength".into(), json!(MAX_LABEL_VALUE));
+        }
+    }
 }
 
 /// The name of an integration in the event's namespace.

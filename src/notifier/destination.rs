@@ -154,20 +154,44 @@ impl DestinationGuard {
     /// what it resolves to. `Ok` also when the name does not resolve now (the
     /// connection is checked again).
     pub async fn check(&self, url: &Url) -> Result<(), Forbidden> {
+        match self.check_host(url).await {
+            Err(Unchecked::Forbidden(f)) => Err(f),
+            Ok(()) | Err(Unchecked::Unresolved(_)) => Ok(()),
+        }
+    }
+
+    /// [`check`](Self::check), failing closed: a name must resolve to a
+    /// permitted address now. For a request handed to a proxy, which
+    /// resolves the name itself: nothing is checked after this.
+    pub async fn check_resolving(&self, url: &Url) -> Result<(), Unchecked> {
+        self.check_host(url).await
+    }
+
+    async fn check_host(&self, url: &Url) -> Result<(), Unchecked> {
         if self.trusted.allows(url) {
             return Ok(());
         }
-        let Some(host) = url.host() else { return Ok(()) };
+        let Some(host) = url.host() else { return Err(Unchecked::Unresolved(String::new())) };
         let name = match host {
-            url::Host::Ipv4(ip) => return check_literal(&host.to_string(), ip.into()),
-            url::Host::Ipv6(ip) => return check_literal(&host.to_string(), ip.into()),
+            url::Host::Ipv4(ip) => return check_literal(&host.to_string(), ip.into()).map_err(Unchecked::Forbidden),
+            url::Host::Ipv6(ip) => return check_literal(&host.to_string(), ip.into()).map_err(Unchecked::Forbidden),
             url::Host::Domain(name) => name,
         };
         match guarded_lookup(&self.resolver, name).await {
-            Err(LookupError::Forbidden(f)) => Err(f),
-            Ok(_) | Err(LookupError::Io(_)) => Ok(()),
+            Err(LookupError::Forbidden(f)) => Err(Unchecked::Forbidden(f)),
+            Ok(permitted) if !permitted.is_empty() => Ok(()),
+            Ok(_) | Err(LookupError::Io(_)) => Err(Unchecked::Unresolved(name.to_string())),
         }
     }
+}
+
+/// Why a destination did not pass [`DestinationGuard::check_resolving`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unchecked {
+    /// It is internal.
+    Forbidden(Forbidden),
+    /// This name (never the URL's path or query) did not resolve, so it could not be checked.
+    Unresolved(String),
 }
 
 /// Refuse an IP literal host that is internal.
@@ -303,6 +327,71 @@ mod tests {
         }
     }
 
+    /// Benchmarking (198.18/15), IETF protocol assignments (192.0.0/24),
+    /// reserved (240/4), site-local (fec0::/10) and local-use NAT64
+    /// (64:ff9b:1::/48), each at its edges; the addresses next to them are public.
+    #[test]
+    fn reserved_and_special_purpose_ranges() {
+        for internal in [
+            "198.18.0.0",
+            "198.18.0.1",
+            "198.19.255.255",
+            "192.0.0.0",
+            "192.0.0.8",
+            "192.0.0.255",
+            "240.0.0.0",
+            "240.0.0.1",
+            "250.1.2.3",
+            "255.255.255.254",
+            "fec0::",
+            "fec0::1",
+            "feff:ffff::1",
+            "64:ff9b:1::",
+            "64:ff9b:1::808:808",
+            "64:ff9b:1:ffff:ffff:ffff:ffff:ffff",
+        ] {
+            assert!(is_internal_ip(ip(internal)), "{internal}");
+        }
+        for public in [
+            "198.17.255.255",
+            "198.20.0.0",
+            "192.0.1.1",
+            "191.255.255.255",
+            "223.255.255.255",
+            "fe40::1",
+            "2a00::1",
+            "64:ff9b:2::808:808",
+        ] {
+            assert!(!is_internal_ip(ip(public)), "{public}");
+        }
+    }
+
+    /// The IPv6 forms that carry an IPv4 address are internal exactly when it is.
+    #[test]
+    fn embedded_ipv4_addresses() {
+        for (internal, public) in [
+            // IPv4-mapped, ::ffff:a.b.c.d
+            ("::ffff:198.18.0.1", "::ffff:198.20.0.1"),
+            ("::ffff:240.0.0.1", "::ffff:1.1.1.1"),
+            ("::ffff:192.0.0.9", "::ffff:192.0.1.9"),
+            // NAT64, 64:ff9b::a.b.c.d
+            ("64:ff9b::7f00:1", "64:ff9b::808:808"),
+            ("64:ff9b::c612:1", "64:ff9b::c614:1"),
+            ("64:ff9b::a9fe:a9fe", "64:ff9b::101:101"),
+            // 6to4, 2002:AABB:CCDD::/48 carries AA.BB.CC.DD
+            ("2002:7f00:1::", "2002:808:808::"),
+            ("2002:a00:1::1", "2002:808:808::1"),
+            ("2002:a9fe:a9fe::", "2002:101:101:1::1"),
+            ("2002:c0a8:101::", "2002:c614:ffff::"),
+            ("2002:6440:1::", "2002:6480:1::"),
+            ("2002:f000:1::", "2002:df00:1::"),
+            ("2002::", "2002:102:304::"),
+        ] {
+            assert!(is_internal_ip(ip(internal)), "{internal}");
+            assert!(!is_internal_ip(ip(public)), "{public}");
+        }
+    }
+
     #[test]
     fn internal_names() {
         for internal in [
@@ -348,8 +437,20 @@ mod tests {
         // Literals and in-cluster names, without a lookup.
         assert!(guard.check(&Url::parse("https://[::ffff:10.0.0.1]/h").unwrap()).await.is_err());
         assert!(guard.check(&Url::parse("https://kubernetes.default/h").unwrap()).await.is_err());
-        // A name that does not resolve now is left to the connection.
+        // A name that does not resolve now is left to the connection ...
         assert!(guard.check(&Url::parse("https://unknown.example/h").unwrap()).await.is_ok());
+        // ... unless nothing checks it after (a proxy resolves it): then it is refused.
+        assert_eq!(
+            guard.check_resolving(&Url::parse("https://unknown.example/h/s3cret").unwrap()).await,
+            Err(Unchecked::Unresolved("unknown.example".into()))
+        );
+        assert!(matches!(
+            guard.check_resolving(&Url::parse("https://loop.example/h").unwrap()).await,
+            Err(Unchecked::Forbidden(_))
+        ));
+        assert_eq!(guard.check_resolving(&Url::parse("https://public.example/h").unwrap()).await, Ok(()));
+        assert_eq!(guard.check_resolving(&Url::parse("https://8.8.8.8/h").unwrap()).await, Ok(()));
+        assert_eq!(guard.check_resolving(&Url::parse("https://ten.example/hooks/a").unwrap()).await, Ok(()));
         // The configured API bases are trusted.
         assert!(guard.trusts("https://slack.com/api/chat.postMessage"));
         assert!(!guard.trusts("https://slack.com/apix"));

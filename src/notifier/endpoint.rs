@@ -88,8 +88,29 @@ pub fn check_slack_webhook(url: &Url, policy: &EndpointPolicy) -> Result<(), Fai
             "a Slack webhook URL looks like https://hooks.slack.com/services/T…/B…/…",
         ));
     }
-    let official = url.scheme() == "https" && url.host_str() == Some("hooks.slack.com");
-    if official || policy.allows(url) { Ok(()) } else { Err(not_allowed("a Slack webhook", "https://hooks.slack.com")) }
+    if is_slack_webhook_host(url) || policy.allows(url) {
+        Ok(())
+    } else {
+        Err(not_allowed("a Slack webhook", "https://hooks.slack.com"))
+    }
+}
+
+fn is_slack_webhook_host(url: &Url) -> bool {
+    url.scheme() == "https" && url.host_str().is_some_and(|h| h.eq_ignore_ascii_case("hooks.slack.com"))
+}
+
+fn is_teams_workflow_host(url: &Url) -> bool {
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    url.scheme() == "https"
+        && (host.ends_with(".logic.azure.com") || host.ends_with(".environment.api.powerplatform.com"))
+}
+
+/// Whether `url` is on a service's official webhook host (Slack's
+/// `hooks.slack.com`, Teams Workflows' Logic Apps and Power Platform hosts),
+/// over https: names whose addresses the services, not an integration's
+/// author, decide.
+pub fn is_service_webhook_host(url: &Url) -> bool {
+    is_slack_webhook_host(url) || is_teams_workflow_host(url)
 }
 
 /// A Teams Workflows URL (Power Automate / Logic Apps) with its `sig`; a
@@ -116,9 +137,7 @@ pub fn check_teams_workflow(url: &Url, policy: &EndpointPolicy) -> Result<(), Fa
     if !url.query_pairs().any(|(k, v)| k == "sig" && !v.is_empty()) {
         return Err(Failure::new(INVALID_URL, "the Teams Workflows URL has no sig parameter; copy the whole URL"));
     }
-    let official = url.scheme() == "https"
-        && (host.ends_with(".logic.azure.com") || host.ends_with(".environment.api.powerplatform.com"));
-    if official || policy.allows(url) {
+    if is_teams_workflow_host(url) || policy.allows(url) {
         Ok(())
     } else {
         Err(not_allowed("a Teams Workflows URL", "*.logic.azure.com or *.environment.api.powerplatform.com"))
@@ -128,34 +147,44 @@ pub fn check_teams_workflow(url: &Url, policy: &EndpointPolicy) -> Result<(), Fa
 /// Whether a connection to `ip` would reach this machine, a private or
 /// shared (CGNAT) network, a link-local address (cloud metadata endpoints) or
 /// no single host: loopback, 10/8, 172.16/12, 192.168/16, 100.64/10,
-/// 169.254/16, 0/8, broadcast and multicast; for IPv6 the same through the
-/// IPv4-mapped, IPv4-compatible and NAT64 (64:ff9b::/96) forms, plus ::1, ::,
-/// fc00::/7, fe80::/10 and ff00::/8.
+/// 169.254/16, 0/8, 192.0.0/24 (IETF protocol assignments), 198.18/15
+/// (benchmarking, used inside networks), 240/4 (reserved, broadcast
+/// included) and multicast; for IPv6 ::1, ::, fc00::/7, fe80::/10, fec0::/10
+/// (site-local), ff00::/8, the local-use NAT64 prefix 64:ff9b:1::/48, and the
+/// IPv4 forms that carry an IPv4 address: IPv4-mapped, IPv4-compatible, NAT64
+/// (64:ff9b::/96) and 6to4 (2002::/16), internal when the IPv4 they carry is.
 pub fn is_internal_ip(ip: std::net::IpAddr) -> bool {
     match ip {
         std::net::IpAddr::V4(ip) => {
-            let [a, b, ..] = ip.octets();
+            let [a, b, c, _] = ip.octets();
             ip.is_loopback()
                 || ip.is_private()
                 || ip.is_link_local()
                 || ip.is_unspecified()
-                || ip.is_broadcast()
                 || ip.is_multicast()
                 || a == 0
                 || (a == 100 && (b & 0xc0) == 64)
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 198 && (b & 0xfe) == 18)
+                || (a & 0xf0) == 240
         }
         std::net::IpAddr::V6(ip) => {
             let s = ip.segments();
-            let embedded_v4 = std::net::Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+            let v4 = |hi: u16, lo: u16| std::net::Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
             let mapped = s[..5] == [0; 5] && s[5] == 0xffff;
             let compatible = s[..6] == [0; 6];
             let nat64 = s[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+            let local_nat64 = s[..3] == [0x64, 0xff9b, 1];
+            let six_to_four = s[0] == 0x2002;
             ip.is_loopback()
                 || ip.is_unspecified()
                 || ip.is_multicast()
                 || (s[0] & 0xfe00) == 0xfc00
                 || (s[0] & 0xffc0) == 0xfe80
-                || ((mapped || compatible || nat64) && is_internal_ip(embedded_v4.into()))
+                || (s[0] & 0xffc0) == 0xfec0
+                || local_nat64
+                || ((mapped || compatible || nat64) && is_internal_ip(v4(s[6], s[7]).into()))
+                || (six_to_four && is_internal_ip(v4(s[1], s[2]).into()))
         }
     }
 }

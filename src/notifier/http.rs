@@ -21,7 +21,8 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 pub use http::Method;
 
 use super::classify::{Failure, Verdict, reason};
-use super::destination::{self, ConnectResolver, DestinationGuard, Resolver};
+use super::destination::{self, ConnectResolver, DestinationGuard, Resolver, Unchecked};
+use super::endpoint::is_service_webhook_host;
 
 /// The most of a response body that is read unless a request asks for more
 /// ([`Request::max_body`]).
@@ -162,25 +163,42 @@ type Connector = hyper_rustls::HttpsConnector<HttpConnector<ConnectResolver>>;
 ///
 /// A client built [`guarded`](Self::guarded) checks every destination its
 /// guard does not trust: direct connections go only to the addresses the
-/// guard's resolver let through (and never to an internal IP literal);
-/// behind a proxy, which resolves names itself, the host is checked before
-/// the request is handed over.
+/// guard's resolver let through (and never to an internal IP literal). A
+/// proxy resolves names itself, after any check of ours, so behind one only
+/// destinations whose addresses the operator or a service decides go
+/// through it: the guard's trusted prefixes (unchecked) and the services'
+/// official webhook hosts ([`is_service_webhook_host`], checked first). Any
+/// other (a generic webhook) connects directly through the guard, unless
+/// [`proxying_untrusted`](Self::proxying_untrusted) lets it through the proxy
+/// too. A destination checked before it is handed to the proxy must resolve
+/// to a permitted address then: one that does not resolve is not sent.
 #[derive(Clone, Debug)]
 pub struct HttpClient {
-    inner: Inner,
+    direct: Direct,
+    /// The environment's (or a given) proxy.
+    proxy: Option<reqwest::Client>,
     guard: Option<DestinationGuard>,
+    /// Behind a proxy, destinations the guard does not trust go through it
+    /// too (checked, failing closed) instead of directly.
+    proxy_untrusted: bool,
     timeout: Duration,
 }
 
 #[derive(Clone, Debug)]
-enum Inner {
-    Direct {
-        /// For trusted destinations (or every one, without a guard).
-        open: Client<Connector, Full<Bytes>>,
-        /// For the others: connects only where the guard's resolver allows.
-        guarded: Option<Box<Client<Connector, Full<Bytes>>>>,
-    },
-    Proxied(reqwest::Client),
+struct Direct {
+    /// For trusted destinations (or every one, without a guard).
+    open: Client<Connector, Full<Bytes>>,
+    /// For the others: connects only where the guard's resolver allows.
+    guarded: Option<Box<Client<Connector, Full<Bytes>>>>,
+}
+
+/// How one request goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    /// Directly; through the guard's resolver when `guarded`.
+    Direct { guarded: bool },
+    /// Through the proxy; the host checked first (failing closed) when `checked`.
+    Proxy { checked: bool },
 }
 
 /// A pooled client whose connector looks names up with `resolver`.
@@ -215,37 +233,75 @@ impl HttpClient {
     /// is [`guarded`](Self::guarded)).
     pub fn new(timeout: Duration) -> Self {
         if proxy_configured(|name| std::env::var(name).ok()) {
-            tracing::info!("a proxy is configured in the environment: deliveries go through it");
+            tracing::info!("a proxy is configured in the environment: requests go through it");
             Self::proxied(timeout, None)
         } else {
             Self::direct(timeout)
         }
     }
 
-    /// Like [`new`](Self::new), checking every destination `guard` does not trust.
+    /// Like [`new`](Self::new), checking every destination `guard` does not
+    /// trust (behind a proxy: see [`HttpClient`]).
     pub fn guarded(timeout: Duration, guard: DestinationGuard) -> Self {
+        let client = Self::direct_guarded(timeout, guard);
         if proxy_configured(|name| std::env::var(name).ok()) {
-            tracing::info!("a proxy is configured in the environment: deliveries go through it");
-            HttpClient { guard: Some(guard), ..Self::proxied(timeout, None) }
+            tracing::info!(
+                "a proxy is configured in the environment: the services' hosts and --allow-endpoint prefixes are \
+                 reached through it, other webhooks directly (--allow-proxy-for-webhooks sends them through it)"
+            );
+            client.through(Self::proxy_client(timeout, None))
         } else {
-            Self::direct_guarded(timeout, guard)
+            client
         }
     }
 
     /// Direct connections only, checking every destination `guard` does not
     /// trust; names are looked up with the guard's resolver.
     pub fn direct_guarded(timeout: Duration, guard: DestinationGuard) -> Self {
-        let inner = Inner::Direct {
+        let direct = Direct {
             open: pooled(guard.open_resolver(), timeout),
             guarded: Some(Box::new(pooled(guard.guarded_resolver(), timeout))),
         };
-        HttpClient { inner, guard: Some(guard), timeout }
+        HttpClient { direct, proxy: None, guard: Some(guard), proxy_untrusted: false, timeout }
     }
 
     /// Direct connections only, no destination checked.
     pub fn direct(timeout: Duration) -> Self {
-        let inner = Inner::Direct { open: pooled(ConnectResolver::open(Resolver::default()), timeout), guarded: None };
-        HttpClient { inner, guard: None, timeout }
+        let direct = Direct { open: pooled(ConnectResolver::open(Resolver::default()), timeout), guarded: None };
+        HttpClient { direct, proxy: None, guard: None, proxy_untrusted: false, timeout }
+    }
+
+    /// This client, reaching destinations through `proxy` as [`HttpClient`] says.
+    fn through(self, proxy: reqwest::Client) -> Self {
+        HttpClient { proxy: Some(proxy), ..self }
+    }
+
+    /// Behind a proxy, send destinations the guard does not trust (generic
+    /// webhooks) through it too, each checked first and refused when its
+    /// name does not resolve (`--allow-proxy-for-webhooks`); without,
+    /// they connect directly through the guard. No effect without a proxy.
+    pub fn proxying_untrusted(self, allow: bool) -> Self {
+        HttpClient { proxy_untrusted: allow, ..self }
+    }
+
+    /// How a request to `target` goes.
+    fn route(&self, target: &str) -> Route {
+        let Some(guard) = &self.guard else {
+            return match self.proxy {
+                Some(_) => Route::Proxy { checked: false },
+                None => Route::Direct { guarded: false },
+            };
+        };
+        let trusted = guard.trusts(target);
+        if self.proxy.is_none() {
+            return Route::Direct { guarded: !trusted };
+        }
+        let service_host = url::Url::parse(target).is_ok_and(|u| is_service_webhook_host(&u));
+        match (trusted, service_host || self.proxy_untrusted) {
+            (true, _) => Route::Proxy { checked: false },
+            (false, true) => Route::Proxy { checked: true },
+            (false, false) => Route::Direct { guarded: true },
+        }
     }
 
     /// Whether `url` may be sent to: `Err` with reason
@@ -261,8 +317,18 @@ impl HttpClient {
         }
     }
 
-    /// Through `proxy` (a URL), or the environment's proxy settings when `None`.
+    /// Through `proxy` (a URL), or the environment's proxy settings when
+    /// `None`; no destination is checked.
     pub fn proxied(timeout: Duration, proxy: Option<&str>) -> Self {
+        Self::direct(timeout).through(Self::proxy_client(timeout, proxy))
+    }
+
+    /// [`direct_guarded`](Self::direct_guarded), behind `proxy` (a URL) as [`HttpClient`] says.
+    pub fn proxied_guarded(timeout: Duration, proxy: &str, guard: DestinationGuard) -> Self {
+        Self::direct_guarded(timeout, guard).through(Self::proxy_client(timeout, Some(proxy)))
+    }
+
+    fn proxy_client(timeout: Duration, proxy: Option<&str>) -> reqwest::Client {
         let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(connect_timeout(timeout))
@@ -271,8 +337,7 @@ impl HttpClient {
         if let Some(proxy) = proxy {
             builder = builder.proxy(reqwest::Proxy::all(proxy).expect("a valid proxy URL"));
         }
-        let inner = builder.build().expect("the HTTP client configuration is static and valid");
-        HttpClient { inner: Inner::Proxied(inner), guard: None, timeout }
+        builder.build().expect("the HTTP client configuration is static and valid")
     }
 
     /// Start a request to `url`.
@@ -304,39 +369,20 @@ impl HttpClient {
         }
         let max_body = request.max_body;
         // A guarded client checks the destinations its guard does not trust.
-        let untrusted = self.guard.as_ref().filter(|g| !g.trusts(&request.target));
+        let route = self.route(&request.target);
         let refused = |f: destination::Forbidden| Verdict::Dead(f.failure(service));
         let mut headers = request.headers;
         headers.entry(header::USER_AGENT).or_insert(HeaderValue::from_static(USER_AGENT));
         headers.entry(header::ACCEPT).or_insert(HeaderValue::from_static("*/*"));
         let head = async {
-            match &self.inner {
-                Inner::Direct { open, guarded } => {
-                    // The connector resolves names through the guard; IP literals it connects to as they are.
-                    let host = uri.host().unwrap_or_default();
-                    let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>();
-                    if let (Some(_), Ok(ip)) = (untrusted, literal) {
-                        destination::check_literal(host, ip).map_err(refused)?;
-                    }
-                    let mut outgoing = hyper::Request::new(Full::new(request.body));
-                    *outgoing.method_mut() = request.method;
-                    *outgoing.uri_mut() = uri;
-                    *outgoing.headers_mut() = headers;
-                    let sent = match (untrusted, guarded) {
-                        (Some(_), Some(guarded)) => guarded.request(outgoing).await,
-                        _ => open.request(outgoing).await,
-                    };
-                    let response = sent.map_err(|e| match destination::forbidden_in(&e) {
-                        Some(f) => refused(f.clone()),
-                        None => transport_verdict(reason::SERVICE_UNAVAILABLE, connect_or_not(e.is_connect()), service),
-                    })?;
-                    let (parts, body) = response.into_parts();
-                    Ok((parts.status, parts.headers, IncomingBody::Direct(body)))
-                }
-                Inner::Proxied(client) => {
+            match (route, &self.proxy) {
+                (Route::Proxy { checked }, Some(client)) => {
                     let url = reqwest::Url::parse(&request.target).map_err(|_| unusable())?;
-                    if let Some(guard) = untrusted {
-                        guard.check(&url).await.map_err(refused)?;
+                    if let (true, Some(guard)) = (checked, &self.guard) {
+                        guard.check_resolving(&url).await.map_err(|e| match e {
+                            Unchecked::Forbidden(f) => refused(f),
+                            Unchecked::Unresolved(host) => unresolved(&host, service),
+                        })?;
                     }
                     let mut outgoing = reqwest::Request::new(request.method, url);
                     *outgoing.headers_mut() = headers;
@@ -349,6 +395,34 @@ impl HttpClient {
                     })?;
                     let headers = std::mem::take(response.headers_mut());
                     Ok((response.status(), headers, IncomingBody::Proxied(response)))
+                }
+                (route, _) => {
+                    // Without a proxy, a destination meant for one is guarded like any other.
+                    let guarded = match route {
+                        Route::Direct { guarded } => guarded,
+                        Route::Proxy { .. } => self.guard.is_some(),
+                    };
+                    let Direct { open, guarded: guarded_client } = &self.direct;
+                    // The connector resolves names through the guard; IP literals it connects to as they are.
+                    let host = uri.host().unwrap_or_default();
+                    let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>();
+                    if let (true, Ok(ip)) = (guarded, literal) {
+                        destination::check_literal(host, ip).map_err(refused)?;
+                    }
+                    let mut outgoing = hyper::Request::new(Full::new(request.body));
+                    *outgoing.method_mut() = request.method;
+                    *outgoing.uri_mut() = uri;
+                    *outgoing.headers_mut() = headers;
+                    let sent = match (guarded, guarded_client) {
+                        (true, Some(guarded)) => guarded.request(outgoing).await,
+                        _ => open.request(outgoing).await,
+                    };
+                    let response = sent.map_err(|e| match destination::forbidden_in(&e) {
+                        Some(f) => refused(f.clone()),
+                        None => transport_verdict(reason::SERVICE_UNAVAILABLE, connect_or_not(e.is_connect()), service),
+                    })?;
+                    let (parts, body) = response.into_parts();
+                    Ok((parts.status, parts.headers, IncomingBody::Direct(body)))
                 }
             }
         };
@@ -420,6 +494,17 @@ fn connect_or_not(connect: bool) -> &'static str {
 }
 
 const USER_AGENT: &str = concat!("kube-notify/", env!("CARGO_PKG_VERSION"));
+
+/// A destination that was to be handed to the proxy and did not resolve: not
+/// sent (the proxy would resolve it unchecked), a transient failure naming
+/// the host only.
+fn unresolved(host: &str, service: &str) -> Verdict {
+    let what = format!(
+        "{host} did not resolve: behind a proxy, a destination is sent only once the operator resolved it \
+         to an allowed address"
+    );
+    transport_verdict(reason::SERVICE_UNAVAILABLE, &what, service)
+}
 
 fn transport_verdict(reason: &'static str, what: &str, service: &str) -> Verdict {
     Verdict::Transient { failure: Failure::new(reason, format!("{service}: {what}")), retry_after: None }
@@ -679,16 +764,94 @@ mod tests {
         assert!(client().check_destination(&url::Url::parse(&url).unwrap(), "webhook").await.is_ok());
     }
 
-    /// Behind a proxy the host is checked before the request is handed over:
-    /// a refused one never reaches the proxy.
-    #[tokio::test]
-    async fn a_guarded_proxied_client_checks_the_host_first() {
-        use super::super::destination::StaticResolver;
+    /// A proxy that records the head of every request it gets and answers
+    /// 204 (a CONNECT: 502). Returns its URL and the heads.
+    async fn recording_proxy() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let proxy = format!("http://{}", listener.local_addr().unwrap());
+        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = heads.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if socket.read_exact(&mut byte).await.is_err() {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let answer: &[u8] = if head.starts_with("CONNECT ") {
+                        b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n"
+                    } else {
+                        b"HTTP/1.1 204 No Content\r\n\r\n"
+                    };
+                    seen.lock().unwrap().push(head);
+                    let _ = socket.write_all(answer).await;
+                });
+            }
+        });
+        (proxy, heads)
+    }
+
+    /// A guarded client behind `proxy`, trusting `allow` (and the default API bases).
+    fn guarded_behind(proxy: &str, resolver: super::destination::StaticResolver, allow: &[String]) -> HttpClient {
+        let endpoints = super::super::ServiceEndpoints {
+            slack_api: url::Url::parse("https://slack.com/api").unwrap(),
+            chatwork_api: url::Url::parse("https://api.chatwork.com/v2").unwrap(),
+            policy: super::super::endpoint::EndpointPolicy::new(allow).unwrap(),
+        };
+        let guard = super::super::destination::DestinationGuard::new(&endpoints, Resolver::new(resolver));
+        HttpClient::proxied_guarded(Duration::from_secs(2), proxy, guard)
+    }
+
+    /// Which destinations go through a proxy: the trusted ones (unchecked),
+    /// the services' official hosts (checked); generic webhooks directly
+    /// through the guard unless allowed through it (then checked).
+    #[test]
+    fn behind_a_proxy_only_destinations_we_or_a_service_decide_go_through_it() {
+        let client = guarded_behind("http://proxy.invalid:3128", Default::default(), &["https://hooks.corp/".into()]);
+        let slack_hook = "https://hooks.slack.com/services/T1/B2/secret";
+        let teams = "https://prod-1.westeurope.logic.azure.com:443/workflows/a/triggers/manual/paths/invoke?sig=s";
+        let cases = [
+            ("https://slack.com/api/chat.postMessage", Route::Proxy { checked: false }),
+            ("https://api.chatwork.com/v2/rooms/1/messages", Route::Proxy { checked: false }),
+            ("https://hooks.corp/a", Route::Proxy { checked: false }),
+            (slack_hook, Route::Proxy { checked: true }),
+            (teams, Route::Proxy { checked: true }),
+            ("http://hooks.slack.com/services/T1/B2/x", Route::Direct { guarded: true }),
+            ("https://hooks.example.com/h", Route::Direct { guarded: true }),
+            ("https://10.0.0.1/h", Route::Direct { guarded: true }),
+        ];
+        for (target, route) in cases {
+            assert_eq!(client.route(target), route, "{target}");
+        }
+        let allowing = client.clone().proxying_untrusted(true);
+        assert_eq!(allowing.route("https://hooks.example.com/h"), Route::Proxy { checked: true });
+        assert_eq!(allowing.route("https://hooks.corp/a"), Route::Proxy { checked: false });
+        // Without a proxy: direct, guarded unless trusted; the flag changes nothing.
+        let direct = guarded(Default::default(), &[]).proxying_untrusted(true);
+        assert_eq!(direct.route(slack_hook), Route::Direct { guarded: true });
+        assert_eq!(direct.route("https://slack.com/api/x"), Route::Direct { guarded: false });
+        // Unguarded clients (tools): everything through the proxy.
+        let tool = HttpClient::proxied(Duration::from_secs(1), Some("http://proxy.invalid:3128"));
+        assert_eq!(tool.route("https://hooks.example.com/h"), Route::Proxy { checked: false });
+    }
+
+    /// Behind a proxy, a generic webhook never reaches the proxy (which would
+    /// resolve its name again, unchecked): it connects directly, through the
+    /// guard, which refuses an internal destination.
+    #[tokio::test]
+    async fn behind_a_proxy_generic_webhooks_connect_directly_through_the_guard() {
+        use super::super::destination::StaticResolver;
+        let (proxy, heads) = recording_proxy().await;
         let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
-        let plain = guarded(StaticResolver::default().with("loop.example", &[ip("127.0.0.1")]), &[]);
-        let client = HttpClient { guard: plain.guard, ..HttpClient::proxied(Duration::from_secs(2), Some(&proxy)) };
+        let resolver = StaticResolver::default().with("loop.example", &[ip("127.0.0.1")]);
+        let client = guarded_behind(&proxy, resolver, &[]);
         for target in ["http://loop.example/hook/secret", "http://10.1.1.1/hook/secret", "https://api.default.svc/x"] {
             let Err(Verdict::Dead(failure)) = post(&client, target, None).await else {
                 panic!("{target}: expected a refusal")
@@ -696,6 +859,70 @@ mod tests {
             assert_eq!(failure.reason, super::super::endpoint::ENDPOINT_NOT_ALLOWED);
             assert!(!failure.message.contains("secret"), "{}", failure.message);
         }
-        drop(listener);
+        // A name that does not resolve fails to connect, directly.
+        let Err(Verdict::Transient { .. }) = post(&client, "http://nowhere.example/hook", None).await else {
+            panic!("expected a transient failure")
+        };
+        assert!(heads.lock().unwrap().is_empty(), "nothing reached the proxy: {:?}", heads.lock().unwrap());
+    }
+
+    /// Behind a proxy, a destination handed to it is checked first, failing
+    /// closed: internal is refused, a name that does not resolve is not sent
+    /// (a transient failure naming the host only), a public one goes through.
+    #[tokio::test]
+    async fn behind_a_proxy_a_checked_destination_must_resolve() {
+        use super::super::destination::StaticResolver;
+        let (proxy, heads) = recording_proxy().await;
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let resolver = StaticResolver::default()
+            .with("hooks.slack.com", &[ip("10.0.0.1")])
+            .with("public.example", &[ip("93.184.215.14")])
+            .with("ten.example", &[ip("10.0.0.2")]);
+        let client = guarded_behind(&proxy, resolver, &[]);
+        // The official host, resolving to an internal address: refused before the proxy.
+        let slack = "https://hooks.slack.com/services/T1/B2/secret";
+        let Err(Verdict::Dead(failure)) = post(&client, slack, None).await else { panic!("expected a refusal") };
+        assert_eq!(failure.reason, super::super::endpoint::ENDPOINT_NOT_ALLOWED);
+        // A Teams host that does not resolve: not sent.
+        let teams = "https://prod-1.westeurope.logic.azure.com/workflows/a/triggers/manual/paths/invoke?sig=s3cret";
+        let Err(Verdict::Transient { failure, .. }) = post(&client, teams, None).await else {
+            panic!("expected a transient failure")
+        };
+        assert_eq!(failure.reason, reason::SERVICE_UNAVAILABLE);
+        assert!(failure.message.contains("prod-1.westeurope.logic.azure.com did not resolve"), "{}", failure.message);
+        assert!(!failure.message.contains("s3cret") && !failure.message.contains("workflows"), "{}", failure.message);
+        assert!(heads.lock().unwrap().is_empty(), "nothing reached the proxy");
+
+        // --allow-proxy-for-webhooks: generic webhooks go through it too, checked the same way.
+        let client = client.proxying_untrusted(true);
+        let Err(Verdict::Transient { failure, .. }) = post(&client, "http://nowhere.example/hook", None).await else {
+            panic!("expected a transient failure")
+        };
+        assert!(failure.message.contains("nowhere.example did not resolve"), "{}", failure.message);
+        let Err(Verdict::Dead(_)) = post(&client, "http://ten.example/hook", None).await else {
+            panic!("expected a refusal")
+        };
+        assert!(heads.lock().unwrap().is_empty(), "nothing refused reached the proxy");
+        let response = post(&client, "http://public.example/hook/x", None).await.unwrap();
+        assert_eq!(response.status, StatusCode::NO_CONTENT);
+        let heads = heads.lock().unwrap().clone();
+        assert_eq!(heads.len(), 1, "{heads:?}");
+        assert!(heads[0].starts_with("POST http://public.example/hook/x HTTP/1.1\r\n"), "{heads:?}");
+    }
+
+    /// A trusted destination (an --allow-endpoint prefix, the API bases) goes
+    /// through the proxy as it is: the operator chose it.
+    #[tokio::test]
+    async fn behind_a_proxy_trusted_destinations_go_through_it_unchecked() {
+        let (proxy, heads) = recording_proxy().await;
+        let client = guarded_behind(&proxy, Default::default(), &["http://hooks.corp.example/".into()]);
+        let response = post(&client, "http://hooks.corp.example/a", None).await.unwrap();
+        assert_eq!(response.status, StatusCode::NO_CONTENT);
+        let Err(Verdict::Transient { .. }) = post(&client, "https://slack.com/api/chat.postMessage", None).await else {
+            panic!("the recording proxy refuses CONNECT")
+        };
+        let heads = heads.lock().unwrap().clone();
+        assert!(heads[0].starts_with("POST http://hooks.corp.example/a HTTP/1.1\r\n"), "{heads:?}");
+        assert!(heads[1].starts_with("CONNECT slack.com:443 HTTP/1.1\r\n"), "{heads:?}");
     }
 }

@@ -515,9 +515,9 @@ pub fn chatwork(m: &Mentioned) -> String {
 }
 
 /// Teams: the name as it appears between `<at>` and `</at>` (no angle
-/// brackets, which would end the tag).
+/// brackets, which would end the tag; no Markdown link or image).
 fn teams_name(m: &Mentioned) -> String {
-    m.label().replace('<', "‹").replace('>', "›")
+    crate::notifier::render::markup::break_markdown_links(&m.label().replace('<', "‹").replace('>', "›"))
 }
 
 /// Teams: `<at>Name</at>` for a resolved mention, the name otherwise.
@@ -647,7 +647,7 @@ mod tests {
         let sneaky = Mentioned { email: "x@example.com".into(), name: Some("<!channel> [toall] <b>".into()), id: None };
         assert_eq!(slack(&sneaky), "&lt;!channel&gt; [toall] &lt;b&gt;");
         assert!(!chatwork(&sneaky).contains("[toall]"));
-        assert_eq!(teams(&sneaky), "‹!channel› [toall] ‹b›");
+        assert_eq!(teams(&sneaky), "‹!channel› [toall]\u{200B} ‹b›", "no tag, no Markdown link");
         let resolved = Mentioned { id: Some("U1".into()), ..sneaky.clone() };
         assert_eq!(slack(&resolved), "<@U1>");
         // An id not of the service's shape (a contact not validated by the CRD) is no mention.

@@ -409,7 +409,11 @@ async fn bench_sync() {
     .await;
 
     let w = World::without_operator().await;
-    w.api.set_token_review(BENCH_TOKEN, TokenReviewAnswer::user("bench", &["system:authenticated"]));
+    w.api.set_token_review(
+        BENCH_TOKEN,
+        TokenReviewAnswer::user("bench", &["system:authenticated"])
+            .for_audiences(&[kube_notify::server::ingest::auth::DEFAULT_TOKEN_AUDIENCE]),
+    );
     w.api.set_access_review(|spec| (spec.user.as_deref() == Some("bench"), "allowed for the benchmark".into()));
     for i in 0..integrations {
         let name = format!("sink-{i}");

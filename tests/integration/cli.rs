@@ -330,7 +330,12 @@ async fn a_selector_reports_each_target() {
 #[tokio::test]
 async fn send_over_http() {
     let w = World::without_operator().await;
-    w.api.set_token_review(CI_TOKEN, TokenReviewAnswer::user("ci-bot", &["system:authenticated"]));
+    // `kubectl create token ci-bot --audience kube-notify`
+    w.api.set_token_review(
+        CI_TOKEN,
+        TokenReviewAnswer::user("ci-bot", &["system:authenticated"])
+            .for_audiences(&[kube_notify::server::ingest::auth::DEFAULT_TOKEN_AUDIENCE]),
+    );
     w.api.set_access_review(|spec| (spec.user.as_deref() == Some("ci-bot"), "RBAC".to_string()));
     // A server whose --send-timeout (3s) is shorter than the 30s `?wait=`
     // send asks for at most: longer waits are followed with GET.
@@ -401,6 +406,15 @@ async fn send_over_http() {
     let run = send(None, &[("KUBE_NOTIFY_URL", url.as_str())], &["-n", NS, "-i", "hook", "-m", "x"], None).await;
     assert_eq!(run.code, 11, "{run:?}");
     assert!(run.line().starts_with("unauthorized: "), "{run:?}");
+
+    // A token minted for the API server (`kubectl create token ci-bot`): 11, saying how to mint one.
+    w.api.set_token_review("ci-bot-api-token", TokenReviewAnswer::user("ci-bot", &["system:authenticated"]));
+    let env = [("KUBE_NOTIFY_URL", url.as_str()), ("KUBE_NOTIFY_TOKEN", "ci-bot-api-token")];
+    let run = send(None, &env, &["-n", NS, "-i", "hook", "-m", "x"], None).await;
+    assert_eq!(run.code, 11, "{run:?}");
+    assert!(run.line().starts_with("unauthorized: "), "{run:?}");
+    assert!(run.line().contains("kubectl create token NAME --audience kube-notify"), "{run:?}");
+    assert!(!run.stdout.contains("ci-bot-api-token") && !run.stderr.contains("ci-bot-api-token"));
 
     // Nothing listening: 1.
     let closed = format!("http://{}", std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap());

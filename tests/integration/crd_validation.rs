@@ -117,6 +117,35 @@ where
     api.create(&PostParams::default(), &obj).await
 }
 
+/// The API server bounds an event's `integrationSelector` as the HTTP routes do.
+#[tokio::test]
+async fn event_selectors_are_bounded() {
+    use kube_notify::crd::NotificationEvent;
+    use kube_notify::crd::event::{MAX_SELECTOR_EXPRESSIONS, MAX_SELECTOR_LABELS, MAX_SELECTOR_VALUES};
+    let w = World::without_operator().await;
+    let expr = |values: usize| json!({"key": "team", "operator": "In", "values": vec!["ops"; values]});
+    let labels = |n: usize| (0..n).map(|i| (format!("k{i}"), json!("v"))).collect::<serde_json::Map<_, _>>();
+    let event = |selector: serde_json::Value| json!({"integrationSelector": selector, "message": "hi"});
+    let full = json!({"matchExpressions": vec![expr(MAX_SELECTOR_VALUES); MAX_SELECTOR_EXPRESSIONS], "matchLabels": labels(MAX_SELECTOR_LABELS)});
+    create_spec::<NotificationEvent>(&w, "NotificationEvent", event(full)).await.unwrap();
+    let cases = [
+        (
+            json!({"matchExpressions": vec![expr(1); MAX_SELECTOR_EXPRESSIONS + 1]}),
+            "spec.integrationSelector.matchExpressions",
+        ),
+        (
+            json!({"matchExpressions": [expr(MAX_SELECTOR_VALUES + 1)]}),
+            "spec.integrationSelector.matchExpressions[0].values",
+        ),
+        (json!({"matchLabels": labels(MAX_SELECTOR_LABELS + 1)}), "spec.integrationSelector.matchLabels"),
+    ];
+    for (selector, field) in cases {
+        let err = create_spec::<NotificationEvent>(&w, "NotificationEvent", event(selector)).await.unwrap_err();
+        let msg = invalid_field(err);
+        assert!(msg.contains(field), "{field}: {msg}");
+    }
+}
+
 #[tokio::test]
 async fn event_mentions_are_validated() {
     use kube_notify::crd::NotificationEvent;

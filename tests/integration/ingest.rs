@@ -28,6 +28,8 @@ const BOB: &str = "bob-token";
 const CAROL: &str = "carol-token";
 const STOLEN: &str = "stolen-token";
 const POD_TOKEN: &str = "pod-token";
+/// The audience callers' tokens are minted for (`--token-audience`'s default).
+const AUDIENCE: &str = kube_notify::server::ingest::auth::DEFAULT_TOKEN_AUDIENCE;
 const POD_USER: &str = "system:serviceaccount:team-a:billing-worker";
 
 /// Aborts a task when dropped.
@@ -111,7 +113,10 @@ impl Ingest {
 fn admit_callers(w: &World) -> Arc<Mutex<Vec<SubjectAccessReviewSpec>>> {
     {
         for (token, user) in [(ALICE, "alice"), (BOB, "bob"), (CAROL, "carol"), ("erin-token", "erin")] {
-            w.api.set_token_review(token, TokenReviewAnswer::user(user, &["developers", "system:authenticated"]));
+            w.api.set_token_review(
+                token,
+                TokenReviewAnswer::user(user, &["developers", "system:authenticated"]).for_audiences(&[AUDIENCE]),
+            );
         }
         w.api.set_token_review(STOLEN, TokenReviewAnswer::unauthenticated());
         let reviews = Arc::new(Mutex::new(Vec::new()));
@@ -355,6 +360,29 @@ on_both_ingests! { async fn event_route_with_a_selector_fans_out(t) {
     let ev = t.w.wait_event_phase(a.body["name"].as_str().unwrap(), kube_notify::crd::EventPhase::Delivered).await;
     assert_eq!(ev.status.unwrap().deliveries.len(), 2);
     assert_eq!(t.w.webhook.messages().len(), 2);
+}}
+
+on_both_ingests! { async fn oversized_selectors_are_400_naming_the_field(t) {
+    use kube_notify::crd::event::{MAX_SELECTOR_EXPRESSIONS, MAX_SELECTOR_LABELS, MAX_SELECTOR_VALUES};
+    let expr = |values: usize| json!({"key": "team", "operator": "In", "values": vec!["ops"; values]});
+    let labels = |n: usize| (0..n).map(|i| (format!("k{i}"), json!("v"))).collect::<serde_json::Map<_, _>>();
+    let cases = [
+        (json!({"matchExpressions": vec![expr(1); MAX_SELECTOR_EXPRESSIONS + 1]}), "integrationSelector.matchExpressions"),
+        (json!({"matchExpressions": [expr(1), expr(MAX_SELECTOR_VALUES + 1)]}), "integrationSelector.matchExpressions[1].values"),
+        (json!({"matchLabels": labels(MAX_SELECTOR_LABELS + 1)}), "integrationSelector.matchLabels"),
+        // A stranger's 20,000 expressions (under the body limit) are refused by their count.
+        (json!({"matchExpressions": vec![json!({"key": "a", "operator": "Exists"}); 20_000]}), "integrationSelector.matchExpressions"),
+    ];
+    for (selector, field) in cases {
+        let a = t.post(&events_path(NS), ALICE, json!({"integrationSelector": selector, "message": "x"})).await;
+        assert_eq!((a.code(), a.error("field")), ((400, "invalid_field"), field), "{a:?}");
+        assert!(a.error("message").contains("at most"), "{a:?}");
+    }
+    assert_eq!(t.events_created(), 0);
+    // At the bounds, the selector is taken (it matches nothing here: 404).
+    let full = json!({"matchExpressions": vec![expr(MAX_SELECTOR_VALUES); MAX_SELECTOR_EXPRESSIONS], "matchLabels": labels(MAX_SELECTOR_LABELS)});
+    let a = t.post(&events_path(NS), ALICE, json!({"integrationSelector": full, "message": "x"})).await;
+    assert_eq!(a.code(), (404, "no_integration_matches"), "{a:?}");
 }}
 
 #[tokio::test]
@@ -1057,4 +1085,96 @@ async fn many_waiting_requests_share_one_watch_of_events() {
     assert!(sends.iter().all(|a| a.status == 200), "{sends:?}");
     let opened = watches(&t) - before;
     assert!(opened <= 1, "{opened} watches of events opened for 40 waiting requests");
+}
+
+/// Denied SubjectAccessReviews have a small cache of their own: a caller
+/// asking for many things it may not do never pushes an allowed caller's
+/// answer out, and the same denial again is answered without a review.
+#[tokio::test]
+async fn denials_never_push_allowed_callers_out_of_the_review_cache() {
+    let config = IngestConfig { review_cache_size: 2, ..test_config() };
+    let t = Ingest::start_with(config).await;
+    t.ready_webhook("hook", 5).await;
+    let reviews = || t.reviews.lock().unwrap().len();
+    assert_eq!(t.post(&send_path("hook"), ALICE, message("first")).await.status, 200);
+    let after_alice = reviews();
+    // Bob may do nothing: 50 distinct denials (each its own review).
+    for i in 0..50 {
+        let a = t.get(&format!("{}/ev-{i}", events_path(NS)), BOB).await;
+        assert_eq!(a.code(), (403, "forbidden"), "{a:?}");
+    }
+    assert_eq!(reviews(), after_alice + 50);
+    // The same denial again comes from the denials' cache, with the authorizer's reason.
+    let a = t.get(&format!("{}/ev-49", events_path(NS)), BOB).await;
+    assert_eq!(a.code(), (403, "forbidden"));
+    assert!(a.error("message").contains("no RBAC rule allows it"), "{a:?}");
+    assert_eq!(reviews(), after_alice + 50);
+    // Alice's allowed answer is still cached: no new review.
+    assert_eq!(t.post(&send_path("hook"), ALICE, message("second")).await.status, 200);
+    assert_eq!(reviews(), after_alice + 50, "alice's answer was evicted by bob's denials");
+    assert_eq!(t.w.webhook.messages().len(), 2);
+}
+
+/// Tokens are bound to kube-notify: a token minted for the API server
+/// (`kubectl create token NAME`, a pod's default token), which anyone who saw
+/// one request could replay against the API, is refused with 401 and how to
+/// mint one for kube-notify; one minted for kube-notify (alone or with other
+/// audiences) is taken. The refusal is remembered like any other.
+#[tokio::test]
+async fn tokens_for_the_api_server_are_refused_with_how_to_mint_one() {
+    let t = Ingest::start().await;
+    t.ready_webhook("hook", 5).await;
+    let dave = "dave-api-token";
+    t.w.api.set_token_review(dave, TokenReviewAnswer::user("alice", &["developers"]));
+    let pod = "pod-default-token";
+    t.w.api.add_user(pod, "system:serviceaccount:team-a:erin", &["system:serviceaccounts"]);
+    let projected = "pod-projected-token";
+    t.w.api.add_user_for(projected, "erin", &["system:serviceaccounts"], &[AUDIENCE]);
+    let both = "two-audiences-token";
+    let both_audiences = [AUDIENCE, crate::support::apiserver::API_AUDIENCE];
+    t.w.api.set_token_review(both, TokenReviewAnswer::user("carol", &[]).for_audiences(&both_audiences));
+
+    let reviews = || t.api_calls(OPERATOR_USER, "create", "tokenreviews");
+    for token in [dave, pod] {
+        let a = t.post(&send_path("hook"), token, message("x")).await;
+        assert_eq!(a.code(), (401, "unauthenticated"), "{a:?}");
+        let msg = a.error("message");
+        assert!(msg.contains("kubectl create token NAME --audience kube-notify"), "{msg}");
+        assert!(msg.contains("projected ServiceAccount token") && msg.contains("audience: kube-notify"), "{msg}");
+        assert!(!msg.contains(token) && !a.body.to_string().contains(token), "never echo the token");
+        let before = reviews();
+        let again = t.post(&events_path(NS), token, json!({"integration": "hook", "message": "x"})).await;
+        assert_eq!((again.code(), again.error("message")), ((401, "unauthenticated"), msg));
+        assert_eq!(reviews(), before, "the refusal is remembered");
+    }
+    // Minted for kube-notify: taken.
+    assert_eq!(t.post(&send_path("hook"), projected, message("projected")).await.status, 200);
+    assert_eq!(t.post(&send_path("hook"), both, message("both")).await.status, 200);
+    assert_eq!(t.post(&send_path("hook"), ALICE, message("alice")).await.status, 200);
+    let texts: Vec<String> =
+        t.w.webhook
+            .messages()
+            .iter()
+            .map(|m| m.json().unwrap()["data"]["message"].as_str().unwrap().to_string())
+            .collect();
+    assert_eq!(texts, ["projected", "both", "alice"], "nothing refused reached the service");
+    let logs = crate::support::operator::captured_logs();
+    for token in [dave, pod, projected, both] {
+        assert!(!logs.contains(token), "a token appeared in the logs");
+    }
+}
+
+/// `--token-audience`: TokenReviews ask for the configured audience, and
+/// tokens minted for another (here the default, kube-notify) are refused.
+#[tokio::test]
+async fn the_token_audience_is_a_setting() {
+    let t = Ingest::start_with(IngestConfig { token_audience: "notify.example.com".into(), ..test_config() }).await;
+    t.ready_webhook("hook", 5).await;
+    let a = t.post(&send_path("hook"), ALICE, message("x")).await;
+    assert_eq!(a.code(), (401, "unauthenticated"), "{a:?}");
+    assert!(a.error("message").contains("--audience notify.example.com"), "{a:?}");
+    let token = "ops-token";
+    t.w.api.set_token_review(token, TokenReviewAnswer::user("carol", &[]).for_audiences(&["notify.example.com"]));
+    assert_eq!(t.post(&send_path("hook"), token, message("ok")).await.status, 200);
+    assert_eq!(t.w.webhook.messages().len(), 1);
 }

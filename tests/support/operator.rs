@@ -317,6 +317,7 @@ impl World {
             },
             http_timeout: Duration::from_secs(2),
             resolver: Default::default(),
+            proxy_for_webhooks: false,
             settings: test_settings(),
             instance: Some("kube-notify-test".into()),
         };

@@ -16,9 +16,20 @@ pub fn neutralize_chatwork(text: &str) -> String {
 
 /// Teams: a zero-width space after each `<` keeps user text such as
 /// `<at>Name</at>` from becoming a mention (Teams matches an entity's
-/// `<at>…</at>` text in the card) while it reads the same.
+/// `<at>…</at>` text in the card), an HTML tag or an autolink (`<https://…>`),
+/// and [`break_markdown_links`] keeps it from forming a Markdown link or
+/// image; it reads the same.
 pub fn neutralize_teams(text: &str) -> String {
-    text.replace('<', "<\u{200B}")
+    break_markdown_links(&text.replace('<', "<\u{200B}"))
+}
+
+/// A zero-width space after each `]`: Markdown (Adaptive Cards' subset and
+/// CommonMark alike) forms a link or an image only from `](` (inline,
+/// `[Reset password](https://evil.example)`, `![](…)`), `][` (a reference) or
+/// `]:` (a reference's definition), the `]` right before it; with the space
+/// between, `[text](url)` stays text and reads the same.
+pub fn break_markdown_links(text: &str) -> String {
+    text.replace(']', "]\u{200B}")
 }
 
 /// A link URL that stays usable and can form no markup on any service: the
@@ -72,5 +83,24 @@ mod tests {
         assert_eq!(link_url("https://a b/<x>"), "https://a%20b/%3Cx%3E", "not a URL: encoded as is");
         assert_eq!(link_url("https://x/\n[toall]"), "https://x/%5Btoall%5D", "newlines are dropped");
         assert_eq!(slack_link_url("https://x/?a=1&b=2"), "https://x/?a=1&amp;b=2");
+    }
+
+    #[test]
+    fn teams_text_forms_no_link_image_or_tag() {
+        let z = '\u{200B}';
+        assert_eq!(
+            neutralize_teams("[Reset password](https://evil.example)"),
+            format!("[Reset password]{z}(https://evil.example)")
+        );
+        assert_eq!(
+            neutralize_teams("![x](https://evil.example/a.png)"),
+            format!("![x]{z}(https://evil.example/a.png)")
+        );
+        assert_eq!(
+            neutralize_teams("[a][r]\n[r]: https://evil.example"),
+            format!("[a]{z}[r]{z}\n[r]{z}: https://evil.example")
+        );
+        assert_eq!(neutralize_teams("<https://evil.example>"), format!("<{z}https://evil.example>"));
+        assert_eq!(neutralize_teams("*bold* plain"), "*bold* plain");
     }
 }

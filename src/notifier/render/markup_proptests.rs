@@ -60,6 +60,19 @@ const FRAGMENTS: &[&str] = &[
     "😀",
     " ",
     "*bold*",
+    "[Reset password](https://evil.example)",
+    "![p](https://evil.example/p.png)",
+    "[x][r]",
+    "[r]: https://evil.example",
+    "[x][]",
+    "](",
+    "![",
+    "(",
+    ")",
+    "!",
+    "_",
+    "#",
+    "```",
     "`",
     "\\",
     "\"",
@@ -132,6 +145,15 @@ fn message() -> impl Strategy<Value = Message> {
             created_at: jiff::Timestamp::UNIX_EPOCH,
         },
     )
+}
+
+/// A Markdown link, image or reference definition in `text`: a `]` right
+/// before `(`, `[` or `:`.
+fn markdown_link(text: &str) -> Option<&str> {
+    text.match_indices(']').find_map(|(i, _)| {
+        let next = &text[i + 1..];
+        next.starts_with(['(', '[', ':']).then(|| &text[i.saturating_sub(30)..(i + 30).min(text.len())])
+    })
 }
 
 /// Every `open` in `text` is neutralized (followed by a zero-width space) or
@@ -264,7 +286,7 @@ proptest! {
     }
 
     #[test]
-    fn teams_mentions_only_where_asked(message in message()) {
+    fn teams_mentions_only_where_asked_and_no_markdown_links(message in message()) {
         let payload = teams::render(&message);
         // The generated fields and links are small: the text's cut makes it fit.
         prop_assert!(serde_json::to_vec(&payload).unwrap().len() <= teams::MAX_BODY_BYTES);
@@ -286,9 +308,18 @@ proptest! {
         }
         // The mentions' `<at>…</at>` are allowed once, in the mention line only.
         let line = mentions::line(&message.mentions, " ", mentions::teams);
-        for text in texts {
-            let allowed_here = if line.as_deref() == Some(text) { allowed.as_slice() } else { &[] };
+        for text in &texts {
+            let allowed_here = if line.as_deref() == Some(*text) { allowed.as_slice() } else { &[] };
             only_neutralized(text, '<', allowed_here).map_err(TestCaseError::fail)?;
+        }
+        // No Markdown link or image from user text, anywhere in the card.
+        for entity in &entities {
+            texts.push(entity["text"].as_str().unwrap());
+            texts.push(entity["mentioned"]["name"].as_str().unwrap());
+        }
+        for text in texts {
+            only_neutralized(text, ']', &[]).map_err(TestCaseError::fail)?;
+            prop_assert!(markdown_link(text).is_none(), "a Markdown link in {:?}", text);
         }
     }
 

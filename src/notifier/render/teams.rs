@@ -1,8 +1,8 @@
 //! Teams Workflows: the message envelope with an Adaptive Card (1.4): the
 //! title, the mentions (`<at>Name</at>` with their `msteams.entities`), the
 //! message, a FactSet for the fields, OpenUrl actions for links, under 28 KB.
-//! User text is [`neutralize`]d (no `<at>` but the resolved mentions'); link
-//! URLs are [`link_url`]s.
+//! User text is [`neutralize`]d (no `<at>` but the resolved mentions', no
+//! Markdown link or image); link URLs are [`link_url`]s.
 
 use serde_json::{Value, json};
 
@@ -114,6 +114,33 @@ mod tests {
         assert!(!json.contains("<at>") && !json.contains("</at>"), "{json}");
         assert!(v["attachments"][0]["content"]["msteams"].get("entities").is_none());
         assert_eq!(v["attachments"][0]["content"]["actions"][0]["url"], "https://x.example/%3Cat%3E");
+    }
+
+    /// `[Reset password](https://evil.example)` in any user string stays
+    /// text: no `](`, `][` or `]:` is left in the card.
+    #[test]
+    fn user_text_makes_no_link_or_image() {
+        let evil =
+            "[Reset password](https://evil.example) ![p](https://evil.example/p.png) [x][r] [r]: https://evil.example";
+        let m = Message {
+            id: "1".into(),
+            title: Some(evil.into()),
+            text: evil.into(),
+            severity: Severity::Info,
+            fields: vec![crate::crd::EventField { name: evil.into(), value: evil.into() }],
+            links: vec![crate::crd::EventLink { text: evil.into(), url: "https://x.example/".into() }],
+            source: None,
+            created_at: jiff::Timestamp::UNIX_EPOCH,
+            mentions: vec![
+                mentions::Mentioned { email: "a@x.example".into(), name: Some(evil.into()), id: Some("29:1".into()) },
+                mentions::Mentioned { email: "b@x.example".into(), name: Some(evil.into()), id: None },
+            ],
+        };
+        let json = serde_json::to_string(&render(&m)).unwrap();
+        for link in ["](", "][", "]:"] {
+            assert!(!json.contains(link), "{link} in {json}");
+        }
+        assert!(json.contains("[Reset password]\u{200B}(https://evil.example)"), "the text still reads the same");
     }
 
     #[test]

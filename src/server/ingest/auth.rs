@@ -4,6 +4,13 @@
 //! `notificationevents.kube-notify.io` in the namespace, exactly what the API
 //! server would check for `kubectl create` of a NotificationEvent.
 //!
+//! Tokens are bound to kube-notify: the TokenReview asks for our audience
+//! (`--token-audience`, default [`DEFAULT_TOKEN_AUDIENCE`]) and the answer's
+//! `status.audiences` must hold it. A token minted for the API server (what
+//! `kubectl create token NAME` gives, or a pod's default token) is refused
+//! with 401 and how to mint one for us: such a token, sent here, could be
+//! replayed against the API server by anyone who saw one request.
+//!
 //! Both answers are cached briefly (bounded size, short TTL) so that the
 //! synchronous route does not cost two API calls per message; concurrent
 //! requests with the same token share one review. Errors from the API are
@@ -15,7 +22,8 @@
 //! without a review, a client address that presented too many refused tokens
 //! waits (429) before its next review, at most [`MAX_CONCURRENT_REVIEWS`]
 //! TokenReviews run at once, and refused tokens are remembered in a small
-//! cache of their own, so they never push valid callers out of the answers.
+//! cache of their own, so they never push valid callers out of the answers;
+//! so are denied SubjectAccessReviews ([`DENIED_CAPACITY`], [`DENIED_TTL`]).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -25,7 +33,7 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec, TokenReviewStatus};
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
 use kube::Client;
 use kube::api::{Api, PostParams};
@@ -49,6 +57,15 @@ const REFUSED_TTL: Duration = Duration::from_secs(5);
 /// ... and this many of them.
 const REFUSED_CAPACITY: usize = 1024;
 
+/// Denied SubjectAccessReviews are remembered this long at most (less with a
+/// shorter `--review-cache-ttl`; a new RoleBinding applies within it) ...
+pub const DENIED_TTL: Duration = Duration::from_secs(5);
+/// ... and this many of them, apart from the allowed answers.
+pub const DENIED_CAPACITY: usize = 1024;
+
+/// The audience callers' tokens must be minted for, unless `--token-audience` says otherwise.
+pub const DEFAULT_TOKEN_AUDIENCE: &str = "kube-notify";
+
 pub const GROUP: &str = "kube-notify.io";
 pub const RESOURCE: &str = "notificationevents";
 
@@ -65,8 +82,18 @@ pub struct User {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Authn {
     User(User),
+    /// A token, maybe valid, that is not meant for our audience: the answer
+    /// did not list it in `status.audiences`, or refused the token for it.
+    WrongAudience,
     /// Not authenticated; the review's error, if it gave one.
     Refused(Option<String>),
+}
+
+/// Why a token was refused, as remembered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    Invalid,
+    WrongAudience,
 }
 
 /// A SubjectAccessReview's answer.
@@ -89,29 +116,41 @@ struct AccessKey {
 /// Asks the API server, through the operator's own client.
 pub struct Reviewer {
     client: Client,
+    /// The audience tokens must be minted for.
+    audience: String,
     /// Authenticated callers' answers.
     tokens: TtlCache<[u8; 32], User>,
     /// Refused tokens, apart so that a flood of them never evicts a caller.
-    refused: TtlCache<[u8; 32], ()>,
+    refused: TtlCache<[u8; 32], Refusal>,
     /// TokenReviews in flight, shared by concurrent requests with one token (nothing stays).
     reviewing: TtlCache<[u8; 32], Authn>,
     reviews: Semaphore,
     bad_tokens: BadTokenBudget,
+    /// Allowed SubjectAccessReview answers.
     access: TtlCache<AccessKey, Access>,
+    /// Denied ones, apart (small and short-lived) so that denials, however
+    /// many, never evict an allowed caller's answer.
+    denied: TtlCache<AccessKey, Access>,
+    /// SubjectAccessReviews in flight, shared by concurrent requests with one key (nothing stays).
+    authorizing: TtlCache<AccessKey, Access>,
 }
 
 impl Reviewer {
-    /// Answers kept `ttl` (at most `capacity` of each kind); each client
-    /// address may present `bad_token_budget` refused tokens before it waits.
-    pub fn new(client: Client, ttl: Duration, capacity: usize, bad_token_budget: NonZeroU32) -> Self {
+    /// Callers with tokens for `audience`; answers kept `ttl` (at most
+    /// `capacity` of each kind); each client address may present
+    /// `bad_token_budget` refused tokens before it waits.
+    pub fn new(client: Client, audience: String, ttl: Duration, capacity: usize, bad_token_budget: NonZeroU32) -> Self {
         Reviewer {
             client,
+            audience,
             tokens: TtlCache::new(ttl, capacity),
             refused: TtlCache::new(ttl.min(REFUSED_TTL), REFUSED_CAPACITY),
             reviewing: TtlCache::new(ttl, MAX_CONCURRENT_REVIEWS * 4),
             reviews: Semaphore::new(MAX_CONCURRENT_REVIEWS),
             bad_tokens: BadTokenBudget::new(bad_token_budget),
             access: TtlCache::new(ttl, capacity),
+            denied: TtlCache::new(ttl.min(DENIED_TTL), DENIED_CAPACITY),
+            authorizing: TtlCache::new(ttl, capacity.min(DENIED_CAPACITY)),
         }
     }
 
@@ -122,13 +161,16 @@ impl Reviewer {
     pub async fn authenticate(&self, authorization: Option<&str>, client: Option<IpAddr>) -> Result<User, ApiError> {
         let token = bearer_token(authorization)?;
         flood::check_plausible(token)?;
-        let refused = || ApiError::unauthenticated("the bearer token is not valid");
+        let refused = |why: Refusal| match why {
+            Refusal::Invalid => ApiError::unauthenticated("the bearer token is not valid"),
+            Refusal::WrongAudience => ApiError::unauthenticated(wrong_audience(&self.audience)),
+        };
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(user) = self.tokens.get(&key) {
             return Ok(user);
         }
-        if self.refused.get(&key).is_some() {
-            return Err(refused());
+        if let Some(why) = self.refused.get(&key) {
+            return Err(refused(why));
         }
         let client = client.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         self.bad_tokens.take(client)?;
@@ -139,12 +181,18 @@ impl Reviewer {
                 self.tokens.insert(key, user.clone());
                 Ok(user)
             }
+            Ok(Authn::WrongAudience) => {
+                // What a token is minted for does not change: remembered like a refusal.
+                debug!(audience = %self.audience, "a token not meant for our audience was refused");
+                self.refused.insert(key, Refusal::WrongAudience);
+                Err(refused(Refusal::WrongAudience))
+            }
             Ok(Authn::Refused(error)) => {
                 // An answer with an error (the authenticator failed) is not remembered.
                 if error.is_none() {
-                    self.refused.insert(key, ());
+                    self.refused.insert(key, Refusal::Invalid);
                 }
-                Err(refused())
+                Err(refused(Refusal::Invalid))
             }
             Err(e) => {
                 self.bad_tokens.give_back(client);
@@ -191,10 +239,21 @@ impl Reviewer {
             namespace: namespace.to_string(),
             name: name.map(str::to_string),
         };
-        let access = self
-            .access
-            .get_or_fetch(key.clone(), || self.access_review(&key), |a| a.evaluation_error.is_none())
-            .await?;
+        if self.access.get(&key).is_some() {
+            return Ok(());
+        }
+        let access = match self.denied.get(&key) {
+            Some(denied) => denied,
+            None => {
+                let access = self.authorizing.get_or_fetch(key.clone(), || self.access_review(&key), |_| false).await?;
+                // An answer with an evaluation error is not remembered, allowed or not.
+                if access.evaluation_error.is_none() {
+                    let cache = if access.allowed { &self.access } else { &self.denied };
+                    cache.insert(key, access.clone());
+                }
+                access
+            }
+        };
         if access.allowed {
             return Ok(());
         }
@@ -210,7 +269,7 @@ impl Reviewer {
 
     async fn token_review(&self, token: &str) -> Result<Authn, ApiError> {
         let review = TokenReview {
-            spec: TokenReviewSpec { token: Some(token.to_string()), audiences: None },
+            spec: TokenReviewSpec { token: Some(token.to_string()), audiences: Some(vec![self.audience.clone()]) },
             ..Default::default()
         };
         let api: Api<TokenReview> = Api::all(self.client.clone());
@@ -219,16 +278,7 @@ impl Reviewer {
             ApiError::unavailable("could not authenticate the caller: the Kubernetes API did not answer")
         })?;
         let status = answer.status.unwrap_or_default();
-        let user = status.user.unwrap_or_default();
-        match (status.authenticated, user.username) {
-            (Some(true), Some(username)) if !username.is_empty() => Ok(Authn::User(User {
-                username,
-                uid: user.uid.filter(|u| !u.is_empty()),
-                groups: user.groups.unwrap_or_default(),
-                extra: user.extra.unwrap_or_default(),
-            })),
-            _ => Ok(Authn::Refused(status.error.filter(|e| !e.is_empty()))),
-        }
+        Ok(authn(&self.audience, status))
     }
 
     async fn access_review(&self, key: &AccessKey) -> Result<Access, ApiError> {
@@ -263,6 +313,40 @@ impl Reviewer {
             evaluation_error: status.evaluation_error.filter(|e| !e.is_empty()),
         })
     }
+}
+
+/// What a TokenReview's `status` says of a token asked about for
+/// `audience`: a user only when authenticated for it (`status.audiences`
+/// holds it; an answer without audiences is not taken). A refusal whose error
+/// is about audiences (the ServiceAccount authenticator's "token audiences …
+/// is invalid for the target audiences …", OIDC's "expected audience") is a
+/// token for someone else.
+pub fn authn(audience: &str, status: TokenReviewStatus) -> Authn {
+    let ours = status.audiences.as_ref().is_some_and(|a| a.iter().any(|a| a == audience));
+    let user = status.user.unwrap_or_default();
+    match (status.authenticated, user.username) {
+        (Some(true), _) if !ours => Authn::WrongAudience,
+        (Some(true), Some(username)) if !username.is_empty() => Authn::User(User {
+            username,
+            uid: user.uid.filter(|u| !u.is_empty()),
+            groups: user.groups.unwrap_or_default(),
+            extra: user.extra.unwrap_or_default(),
+        }),
+        _ => match status.error.filter(|e| !e.is_empty()) {
+            Some(e) if e.to_ascii_lowercase().contains("audience") => Authn::WrongAudience,
+            error => Authn::Refused(error),
+        },
+    }
+}
+
+/// The 401 message for a token not minted for `audience`: how to mint one
+/// (never the token, nor what it was minted for).
+pub fn wrong_audience(audience: &str) -> String {
+    format!(
+        "the bearer token is not meant for kube-notify (audience {audience:?}): a token for the Kubernetes API \
+         must not be sent elsewhere. Mint one for kube-notify: `kubectl create token NAME --audience {audience}`, \
+         or in a pod a projected ServiceAccount token volume (serviceAccountToken) with audience: {audience}"
+    )
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
@@ -481,6 +565,47 @@ mod tests {
         cache.get_or_fetch(1, || fetch_counted(&calls, Ok(1)), |_| true).await.unwrap();
         cache.get_or_fetch(1, || fetch_counted(&calls, Ok(1)), |_| true).await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    fn status(authenticated: bool, audiences: Option<&[&str]>, error: Option<&str>) -> TokenReviewStatus {
+        use k8s_openapi::api::authentication::v1::UserInfo;
+        TokenReviewStatus {
+            authenticated: Some(authenticated),
+            audiences: audiences.map(|a| a.iter().map(|a| a.to_string()).collect()),
+            error: error.map(str::to_string),
+            user: authenticated.then(|| UserInfo { username: Some("ci".into()), ..Default::default() }),
+        }
+    }
+
+    #[test]
+    fn a_token_is_taken_only_for_our_audience() {
+        let user = |a: Authn| matches!(a, Authn::User(u) if u.username == "ci");
+        assert!(user(authn("kube-notify", status(true, Some(&["kube-notify"]), None))));
+        assert!(user(authn("kube-notify", status(true, Some(&["x", "kube-notify"]), None))));
+        assert!(user(authn("notify.example", status(true, Some(&["notify.example"]), None))));
+        // Authenticated, but for another audience or none said: not ours.
+        for audiences in [None, Some(&[][..]), Some(&["https://kubernetes.default.svc.cluster.local"][..])] {
+            assert_eq!(authn("kube-notify", status(true, audiences, None)), Authn::WrongAudience, "{audiences:?}");
+        }
+        // Ours, but without a username: refused.
+        let mut nobody = status(true, Some(&["kube-notify"]), None);
+        nobody.user = None;
+        assert_eq!(authn("kube-notify", nobody), Authn::Refused(None));
+        // Refused for its audience (the ServiceAccount authenticator, OIDC): a token for someone else.
+        let sa = r#"token audiences ["https://kubernetes.default.svc.cluster.local"] is invalid for the target audiences ["kube-notify"]"#;
+        assert_eq!(authn("kube-notify", status(false, None, Some(sa))), Authn::WrongAudience);
+        assert_eq!(
+            authn("kube-notify", status(false, None, Some("oidc: expected audience \"kube-notify\""))),
+            Authn::WrongAudience
+        );
+        assert_eq!(authn("kube-notify", status(false, None, None)), Authn::Refused(None));
+        assert_eq!(
+            authn("kube-notify", status(false, None, Some("invalid bearer token"))),
+            Authn::Refused(Some("invalid bearer token".into()))
+        );
+        let message = wrong_audience("kube-notify");
+        assert!(message.contains("kubectl create token NAME --audience kube-notify"), "{message}");
+        assert!(message.contains("projected ServiceAccount token"), "{message}");
     }
 
     #[test]

@@ -12,7 +12,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 use serde_json::{Map, Value};
 
 use super::errors::{ApiError, code};
-use crate::crd::event::{MAX_EMAIL, MAX_MENTION_NAME};
+use crate::crd::event::{
+    MAX_EMAIL, MAX_LABEL_KEY, MAX_LABEL_VALUE, MAX_MENTION_NAME, MAX_SELECTOR_EXPRESSIONS, MAX_SELECTOR_LABELS,
+    MAX_SELECTOR_VALUES,
+};
 use crate::crd::{EventField, EventLink, IntegrationRef, Mention, NotificationEventSpec, Severity};
 use crate::notifier::Message;
 use crate::notifier::mentions::Mentioned;
@@ -302,14 +305,25 @@ fn selector_value(value: &Value, at: &str) -> Result<LabelSelector, ApiError> {
     let match_labels = match take(&mut obj, "matchLabels") {
         None => None,
         Some(Value::Object(labels)) => {
+            if labels.len() > MAX_SELECTOR_LABELS {
+                return Err(ApiError::invalid(
+                    path(at, "matchLabels"),
+                    format!("must have at most {MAX_SELECTOR_LABELS} labels (it has {})", labels.len()),
+                ));
+            }
             let mut out = BTreeMap::new();
             for (k, v) in labels {
-                let field = format!("{at}.matchLabels.{k}");
                 if k.is_empty() {
-                    return Err(ApiError::invalid(field, "a label key must not be empty"));
+                    return Err(ApiError::invalid(format!("{at}.matchLabels"), "a label key must not be empty"));
                 }
-                let Value::String(v) = v else { return Err(ApiError::invalid(field, "must be a string")) };
-                out.insert(k, v);
+                if k.chars().count() > MAX_LABEL_KEY {
+                    return Err(ApiError::invalid(
+                        format!("{at}.matchLabels"),
+                        format!("a label key must be at most {MAX_LABEL_KEY} characters"),
+                    ));
+                }
+                let value = string(&v, &format!("{at}.matchLabels.{k}"), 0, MAX_LABEL_VALUE)?;
+                out.insert(k, value);
             }
             Some(out)
         }
@@ -317,7 +331,7 @@ fn selector_value(value: &Value, at: &str) -> Result<LabelSelector, ApiError> {
     };
     let match_expressions = match take(&mut obj, "matchExpressions") {
         None => None,
-        Some(v) => Some(list(&v, &path(at, "matchExpressions"), usize::MAX, expression)?),
+        Some(v) => Some(list(&v, &path(at, "matchExpressions"), MAX_SELECTOR_EXPRESSIONS, expression)?),
     };
     no_unknown(obj, at)?;
     Ok(LabelSelector { match_labels, match_expressions })
@@ -325,17 +339,23 @@ fn selector_value(value: &Value, at: &str) -> Result<LabelSelector, ApiError> {
 
 fn expression(value: &Value, at: &str) -> Result<LabelSelectorRequirement, ApiError> {
     let mut obj = item_object(value, at)?;
-    let key = string(&required(&mut obj, "key", at)?, &path(at, "key"), 1, 317)?;
+    let key = string(&required(&mut obj, "key", at)?, &path(at, "key"), 1, MAX_LABEL_KEY)?;
     let operator_field = path(at, "operator");
     let operator = string(&required(&mut obj, "operator", at)?, &operator_field, 1, 32)?;
     let values = match take(&mut obj, "values") {
         None => None,
+        Some(Value::Array(items)) if items.len() > MAX_SELECTOR_VALUES => {
+            return Err(ApiError::invalid(
+                path(at, "values"),
+                format!("must have at most {MAX_SELECTOR_VALUES} items (it has {})", items.len()),
+            ));
+        }
         Some(Value::Array(items)) => Some(
             items
                 .iter()
                 .enumerate()
                 .map(|(i, v)| match v {
-                    Value::String(s) => Ok(s.clone()),
+                    Value::String(_) => string(v, &format!("{at}.values[{i}]"), 0, MAX_LABEL_VALUE),
                     _ => Err(ApiError::invalid(format!("{at}.values[{i}]"), "must be a string")),
                 })
                 .collect::<Result<Vec<_>, _>>()?,
@@ -491,11 +511,36 @@ mod tests {
             ),
             (json!({"matchExpressions": [{"operator": "Exists"}]}), "integrationSelector.matchExpressions[0].key"),
             (json!({"matchLabel": {}}), "integrationSelector.matchLabel"),
+            (json!({"matchLabels": {"a": "v".repeat(64)}}), "integrationSelector.matchLabels.a"),
+            (json!({"matchLabels": {"k".repeat(318): "v"}}), "integrationSelector.matchLabels"),
+            (
+                json!({"matchExpressions": [{"key": "a", "operator": "In", "values": ["v".repeat(64)]}]}),
+                "integrationSelector.matchExpressions[0].values[0]",
+            ),
             (json!("team=a"), "integrationSelector"),
         ];
         for (sel, field) in bad {
             assert_eq!(refused(event(json!({"message": "x", "integrationSelector": sel}))).0, field);
         }
+    }
+
+    /// Selectors are bounded as the CRD bounds them: at most 20 expressions
+    /// of at most 50 values, 20 labels; a 400 names the list over its bound.
+    #[test]
+    fn selectors_are_bounded() {
+        let expr = |values: usize| json!({"key": "tier", "operator": "In", "values": vec!["v"; values]});
+        let sel = |exprs: usize, values: usize| json!({"matchExpressions": vec![expr(values); exprs]});
+        let labels =
+            |n: usize| json!({"matchLabels": (0..n).map(|i| (format!("k{i}"), json!("v"))).collect::<Map<_, _>>()});
+        let ok = |s: Value| event(json!({"message": "x", "integrationSelector": s}));
+        assert!(ok(sel(MAX_SELECTOR_EXPRESSIONS, MAX_SELECTOR_VALUES)).is_ok());
+        assert!(ok(labels(MAX_SELECTOR_LABELS)).is_ok());
+        assert_eq!(refused(ok(sel(MAX_SELECTOR_EXPRESSIONS + 1, 1))).0, "integrationSelector.matchExpressions");
+        assert_eq!(refused(ok(sel(1, MAX_SELECTOR_VALUES + 1))).0, "integrationSelector.matchExpressions[0].values");
+        assert_eq!(refused(ok(labels(MAX_SELECTOR_LABELS + 1))).0, "integrationSelector.matchLabels");
+        // A huge list is refused by its length, before its items are looked at.
+        let e = ok(sel(100_000, 1)).unwrap_err();
+        assert!(e.message.contains("at most 20"), "{}", e.message);
     }
 
     #[test]

@@ -70,6 +70,9 @@ pub struct IngestConfig {
     /// What all POSTs together may hold in memory while they are answered
     /// (their bodies, at least [`budget::MIN_COST`] each); 429 beyond.
     pub max_in_flight_bytes: usize,
+    /// The audience callers' tokens must be minted for (`--token-audience`):
+    /// TokenReviews ask for it, and a token for another (the API server's) is 401.
+    pub token_audience: String,
 }
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -86,6 +89,7 @@ impl Default for IngestConfig {
             namespace: None,
             bad_token_budget: NonZeroU32::new(flood::DEFAULT_BAD_TOKEN_BUDGET).unwrap(),
             max_in_flight_bytes: budget::DEFAULT_IN_FLIGHT_BYTES,
+            token_audience: auth::DEFAULT_TOKEN_AUDIENCE.to_string(),
         }
     }
 }

@@ -91,6 +91,11 @@ pub use faults::{FaultId, FaultKind, NO_ANSWER};
 pub const ADMIN_TOKEN: &str = "admin-token";
 /// The username of the built-in admin identity.
 pub const ADMIN_USER: &str = "admin";
+/// The API server's own audience (its `--api-audiences`, by default its
+/// `--service-account-issuer`): what `kubectl create token NAME` mints for,
+/// what a token must carry to call the API, and what a TokenReview without
+/// `spec.audiences` checks.
+pub const API_AUDIENCE: &str = "https://kubernetes.default.svc.cluster.local";
 
 /// How a TokenReview for a token is answered.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -99,19 +104,29 @@ pub struct TokenReviewAnswer {
     pub username: String,
     pub uid: String,
     pub groups: Vec<String>,
+    /// The token's audiences (its `aud` claim; empty: the API server's own,
+    /// as for a legacy Secret-based token). A review authenticates it only
+    /// for audiences among these.
+    pub audiences: Vec<String>,
     /// Optional `status.error`.
     pub error: Option<String>,
 }
 
 impl TokenReviewAnswer {
+    /// A token of `username` minted for the API server (`kubectl create token NAME`).
     pub fn user(username: &str, groups: &[&str]) -> TokenReviewAnswer {
         TokenReviewAnswer {
             authenticated: true,
             username: username.to_string(),
             uid: format!("uid-{username}"),
             groups: groups.iter().map(|g| g.to_string()).collect(),
+            audiences: vec![API_AUDIENCE.to_string()],
             error: None,
         }
+    }
+    /// The same token minted for `audiences` instead (`kubectl create token NAME --audience A`).
+    pub fn for_audiences(self, audiences: &[&str]) -> TokenReviewAnswer {
+        TokenReviewAnswer { audiences: audiences.iter().map(|a| a.to_string()).collect(), ..self }
     }
     pub fn unauthenticated() -> TokenReviewAnswer {
         TokenReviewAnswer::default()
@@ -209,6 +224,15 @@ impl RequestMatcher {
 pub(crate) struct Identity {
     pub username: String,
     pub groups: Vec<String>,
+    /// The token's audiences: it may call the API only with [`API_AUDIENCE`] among them.
+    pub audiences: Vec<String>,
+}
+
+impl Identity {
+    /// Whether the token is meant for the API server itself.
+    pub fn calls_the_api(&self) -> bool {
+        self.audiences.iter().any(|a| a == API_AUDIENCE)
+    }
 }
 
 type AccessFn = dyn Fn(&SubjectAccessReviewSpec) -> (bool, String) + Send + Sync;
@@ -337,6 +361,7 @@ impl ApiServer {
             Identity {
                 username: ADMIN_USER.to_string(),
                 groups: vec!["system:masters".into(), "system:authenticated".into()],
+                audiences: vec![API_AUDIENCE.to_string()],
             },
         );
         let deny_all: Arc<AccessFn> = Arc::new(|_| (false, "denied by default".to_string()));
@@ -384,17 +409,28 @@ impl ApiServer {
         kube::Client::try_from(config).expect("kube client")
     }
 
-    /// Maps a bearer token to an identity.
+    /// Maps a bearer token to an identity, the token minted for the API
+    /// server (`kubectl create token NAME`): it calls the API, and a
+    /// TokenReview for another audience refuses it.
     pub fn add_user(&self, token: &str, username: &str, groups: &[&str]) {
+        self.add_user_for(token, username, groups, &[API_AUDIENCE]);
+    }
+
+    /// [`add_user`](Self::add_user) with a token minted for `audiences`
+    /// (`kubectl create token NAME --audience A …`, a projected token with
+    /// `audience: A`): without [`API_AUDIENCE`] among them, it cannot call the
+    /// API (401), and TokenReviews authenticate it only for these audiences.
+    pub fn add_user_for(&self, token: &str, username: &str, groups: &[&str], audiences: &[&str]) {
         let mut groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
         if !groups.iter().any(|g| g == "system:authenticated") {
             groups.push("system:authenticated".into());
         }
+        let audiences = audiences.iter().map(|a| a.to_string()).collect();
         self.shared
             .users
             .lock()
             .unwrap()
-            .insert(token.to_string(), Identity { username: username.to_string(), groups });
+            .insert(token.to_string(), Identity { username: username.to_string(), groups, audiences });
     }
 
     /// Registers a CRD's served versions (like `kubectl apply` of the CRD).

@@ -1,7 +1,7 @@
 //! TokenReview and SubjectAccessReview: create-only, answered in `status`.
 
 use super::errors::{ApiError, ApiResult, Cause};
-use super::{Shared, TokenReviewAnswer};
+use super::{API_AUDIENCE, Shared, TokenReviewAnswer};
 use k8s_openapi::api::authentication::v1::TokenReview;
 use k8s_openapi::api::authorization::v1::SubjectAccessReview;
 use serde_json::{Value, json};
@@ -21,6 +21,11 @@ fn check_type(body: &Value, av: &str, kind: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// As the real server answers: the token is checked for `spec.audiences`,
+/// or for the API server's own audience ([`API_AUDIENCE`]) when none are
+/// given. A token whose audiences do not intersect them is not authenticated
+/// (the ServiceAccount authenticator's error in `status.error`); one that is
+/// has the intersection in `status.audiences`.
 pub(crate) fn token_review(shared: &Shared, body: Value) -> ApiResult<Value> {
     check_type(&body, "authentication.k8s.io/v1", "TokenReview")?;
     let tr: TokenReview =
@@ -29,7 +34,7 @@ pub(crate) fn token_review(shared: &Shared, body: Value) -> ApiResult<Value> {
     if token.is_empty() {
         return Err(ApiError::bad_request("token is required for TokenReview in authentication"));
     }
-    let answer = shared
+    let mut answer = shared
         .token_reviews
         .lock()
         .unwrap()
@@ -41,10 +46,32 @@ pub(crate) fn token_review(shared: &Shared, body: Value) -> ApiResult<Value> {
                 username: i.username.clone(),
                 uid: String::new(),
                 groups: i.groups.clone(),
+                audiences: i.audiences.clone(),
                 error: None,
             })
         })
         .unwrap_or_default();
+    let requested: Vec<String> = match tr.spec.audiences.as_ref().filter(|a| !a.is_empty()) {
+        Some(a) => a.clone(),
+        None => vec![API_AUDIENCE.to_string()],
+    };
+    let mut audiences = Vec::new();
+    if answer.authenticated {
+        // A token without audiences (legacy) is the API server's.
+        let of_token =
+            if answer.audiences.is_empty() { vec![API_AUDIENCE.to_string()] } else { answer.audiences.clone() };
+        audiences = of_token.iter().filter(|a| requested.contains(a)).cloned().collect();
+        if audiences.is_empty() {
+            answer = TokenReviewAnswer {
+                error: Some(format!(
+                    "token audiences {} is invalid for the target audiences {}",
+                    go_quoted(&of_token),
+                    go_quoted(&requested)
+                )),
+                ..TokenReviewAnswer::unauthenticated()
+            };
+        }
+    }
     let mut v = serde_json::to_value(&tr).map_err(|e| ApiError::internal(e.to_string()))?;
     let mut status = json!({"authenticated": answer.authenticated});
     if answer.authenticated {
@@ -53,9 +80,7 @@ pub(crate) fn token_review(shared: &Shared, body: Value) -> ApiResult<Value> {
             user["uid"] = json!(answer.uid);
         }
         status["user"] = user;
-        if let Some(a) = tr.spec.audiences.as_ref().filter(|a| !a.is_empty()) {
-            status["audiences"] = json!(a);
-        }
+        status["audiences"] = json!(audiences);
     } else {
         status["user"] = json!({});
     }
@@ -65,6 +90,12 @@ pub(crate) fn token_review(shared: &Shared, body: Value) -> ApiResult<Value> {
     v["status"] = status;
     v["metadata"]["creationTimestamp"] = Value::Null;
     Ok(v)
+}
+
+/// A list as Go's `%q` prints a `[]string`: `["a" "b"]`.
+fn go_quoted(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+    format!("[{}]", quoted.join(" "))
 }
 
 pub(crate) fn access_review(shared: &Shared, body: Value) -> ApiResult<Value> {

@@ -183,7 +183,12 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
     };
     let well_formed = resolve(&mut rec, &q);
     let token = header_str(&parts.headers, header::AUTHORIZATION);
-    let ident = token.strip_prefix("Bearer ").map(str::trim).and_then(|t| shared.users.lock().unwrap().get(t).cloned());
+    // A token minted for another audience (e.g. `--audience kube-notify`) does not call the API.
+    let ident = token
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .and_then(|t| shared.users.lock().unwrap().get(t).cloned())
+        .filter(|i| i.calls_the_api());
     if *shared.refusing.borrow() {
         rec.user = ident.map(|i| i.username).unwrap_or_default();
         rec.code = NO_ANSWER;
