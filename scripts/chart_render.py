@@ -30,8 +30,11 @@ NAMESPACE = "kube-notify"
 
 # name -> values. tests/chart.rs knows these names and what they set.
 CASES: dict[str, dict] = {
-    # Everything at its default: cluster mode, ClusterRole.
+    # Everything at its default: cluster mode, ClusterRole; Secrets per
+    # namespace (secretReadScope: namespaces, so secretAccess get).
     "default": {},
+    # Cluster-wide Secret access, as before secretReadScope (secretAccess watch).
+    "clustersecrets": {"secretReadScope": "cluster"},
     # Namespaced mode with the optional objects switched on.
     "namespaced": {
         "watchNamespace": "team-a",
@@ -65,10 +68,10 @@ CASES: dict[str, dict] = {
         "podDisruptionBudget": {"minAvailable": 1},
         "extraArgs": ["--validation-rate=2"],
     },
-    # Cluster mode without any list or watch of Secrets.
-    "getsecrets": {"secretAccess": "get", "secretRereadPeriod": "2m"},
+    # Cluster-wide Secret access without any list or watch of Secrets.
+    "getsecrets": {"secretReadScope": "cluster", "secretAccess": "get", "secretRereadPeriod": "2m"},
     # Only labelled Secrets watched (the same RBAC as watch).
-    "labelledsecrets": {"secretAccess": "labelled"},
+    "labelledsecrets": {"secretReadScope": "cluster", "secretAccess": "labelled"},
     # Every optional object off; the ServiceAccount and RBAC managed elsewhere.
     "minimal": {
         "serviceAccount": {"create": False, "name": "existing-operator"},
@@ -92,6 +95,7 @@ WRONG_VALUES: list[tuple[dict, str]] = [
     ({"config": {"eventTtl": "one day"}}, "/config/eventTtl"),
     ({"watchNamespace": "Team_A"}, "/watchNamespace"),
     ({"secretAccess": "list"}, "/secretAccess"),
+    ({"secretReadScope": "everywhere"}, "/secretReadScope"),
     ({"secretRereadPeriod": 60}, "/secretRereadPeriod"),
     ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
     ({"podSecurityContext": {"runAsUser": 0}}, "/podSecurityContext/runAsUser"),
@@ -99,6 +103,14 @@ WRONG_VALUES: list[tuple[dict, str]] = [
     ({"config": {"ingestion": {"maxBodyBytes": "1Mi"}}}, "/config/ingestion/maxBodyBytes"),
     ({"prometheusRule": {"failingAfter": 0}}, "/prometheusRule/failingAfter"),
     ({"grafanaDashboard": {"labels": {"grafana_dashboard": 1}}}, "/grafanaDashboard/labels/grafana_dashboard"),
+]
+
+# Values the schema accepts but the templates refuse: (values, what the
+# error must say).
+FAILING_VALUES: list[tuple[dict, str]] = [
+    # list and watch of Secrets cannot be granted per namespace.
+    ({"secretAccess": "watch"}, "secretAccess watch watches Secrets in every namespace"),
+    ({"secretAccess": "labelled", "rbac": {"create": False}}, "set secretAccess get (or leave it empty), or secretReadScope cluster"),
 ]
 
 
@@ -153,6 +165,17 @@ def check_rejections(chart: helm.Chart) -> None:
             fail(f"values {json.dumps(values)} failed to render, but not by the schema: {e}")
         fail(f"values.schema.json accepted wrong values {json.dumps(values)}")
     print(f"chart-render: values.schema.json rejects all {len(WRONG_VALUES)} wrong values")
+    for values, needle in FAILING_VALUES:
+        try:
+            chart.render(values, name=RELEASE, namespace=NAMESPACE)
+        except helm.HelmValuesError as e:
+            fail(f"values {json.dumps(values)} were rejected by the schema, not by the templates: {e}")
+        except helm.HelmError as e:
+            if needle not in str(e):
+                fail(f"values {json.dumps(values)} failed to render, but the error does not say {needle!r}: {e}")
+            continue
+        fail(f"the chart rendered values it must refuse: {json.dumps(values)}")
+    print(f"chart-render: the templates refuse all {len(FAILING_VALUES)} conflicting values")
 
 
 def main() -> None:

@@ -60,7 +60,39 @@ pub enum SecretAccessMode {
     Get,
 }
 
+/// `--service-account`: `namespace:name`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceAccountRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+fn parse_service_account(value: &str) -> Result<ServiceAccountRef, String> {
+    match value.split_once(':') {
+        Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() && !name.contains(':') => {
+            Ok(ServiceAccountRef { namespace: namespace.into(), name: name.into() })
+        }
+        _ => Err(format!("expected namespace:name, e.g. kube-notify:kube-notify, got {value:?}")),
+    }
+}
+
 impl RunArgs {
+    /// Who reads Secrets, as `SecretForbidden` messages name it: the
+    /// ServiceAccount from `--service-account`, else `kube-notify` in
+    /// `pod_namespace` (the ServiceAccount's namespace file), else in `default`.
+    pub fn secret_reader(&self, pod_namespace: Option<&str>) -> crate::status::integration::SecretReader {
+        use crate::status::integration::{DEFAULT_SERVICE_ACCOUNT, SecretReader};
+        let (namespace, name) = match &self.service_account {
+            Some(sa) => (sa.namespace.clone(), sa.name.clone()),
+            None => (pod_namespace.unwrap_or("default").to_string(), DEFAULT_SERVICE_ACCOUNT.to_string()),
+        };
+        SecretReader {
+            role: self.secret_reader_role.clone(),
+            service_account_namespace: namespace,
+            service_account: name,
+        }
+    }
+
     /// The Secret access the flags choose.
     pub fn secret_access(&self) -> anyhow::Result<crate::store::SecretAccess> {
         use crate::store::SecretAccess;
@@ -139,6 +171,17 @@ pub struct RunArgs {
     /// ServiceAccount token with that audience); a token for the API server is refused (401).
     #[arg(long, env = "KUBE_NOTIFY_TOKEN_AUDIENCE", default_value = crate::server::ingest::auth::DEFAULT_TOKEN_AUDIENCE, value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub token_audience: String,
+
+    /// The ClusterRole (`get` on Secrets) a namespace binds to let the
+    /// operator read its Secrets: named in the `kubectl create rolebinding`
+    /// line of SecretForbidden messages.
+    #[arg(long, env = "KUBE_NOTIFY_SECRET_READER_ROLE", default_value = crate::status::integration::DEFAULT_SECRET_READER_ROLE, value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub secret_reader_role: String,
+
+    /// The operator's ServiceAccount as namespace:name, for the same line
+    /// (default: kube-notify in the pod's namespace, else in `default`).
+    #[arg(long, env = "KUBE_NOTIFY_SERVICE_ACCOUNT", value_parser = parse_service_account)]
+    pub service_account: Option<ServiceAccountRef>,
 
     /// HTTP ingestion: invalid bearer tokens one client address may present
     /// before its requests get 429 without a TokenReview (then one per second).
@@ -475,6 +518,33 @@ mod tests {
         );
         let e = args(&["--secret-access=get", "--secret-reread-period=0s"]).unwrap_err();
         assert!(e.to_string().contains("--secret-reread-period"), "{e}");
+    }
+
+    #[test]
+    fn secret_reader_names() {
+        let args = |extra: &[&str]| {
+            let cli = Cli::try_parse_from(["kube-notify", "run"].iter().chain(extra))?;
+            let Command::Run(args) = cli.command else { panic!("expected run") };
+            Ok::<_, clap::Error>(args)
+        };
+        let reader = args(&[]).unwrap().secret_reader(Some("ops"));
+        assert_eq!(reader.role, "kube-notify-secret-reader");
+        assert_eq!(
+            (reader.service_account_namespace.as_str(), reader.service_account.as_str()),
+            ("ops", "kube-notify")
+        );
+        assert_eq!(args(&[]).unwrap().secret_reader(None).service_account_namespace, "default");
+        let set =
+            args(&["--secret-reader-role=r", "--service-account=kn:notifier"]).unwrap().secret_reader(Some("ops"));
+        assert_eq!(
+            set.rolebinding_command("t"),
+            "kubectl create rolebinding r -n t --clusterrole=r --serviceaccount=kn:notifier"
+        );
+        for wrong in ["kn", "kn:", ":notifier", "a:b:c"] {
+            let e = args(&["--service-account", wrong]).unwrap_err().to_string();
+            assert!(e.contains("namespace:name"), "{wrong}: {e}");
+        }
+        assert!(args(&["--secret-reader-role="]).is_err());
     }
 
     #[test]

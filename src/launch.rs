@@ -73,16 +73,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let instance = operator::instance_name(args.instance.clone(), std::env::var("HOSTNAME").ok());
     let (mut operator, mut ingest) = engine_config(&args.engine, args.namespace.clone(), Some(instance.clone()))?;
     operator.settings.secret_access = args.secret_access()?;
+    let pod_namespace = std::fs::read_to_string(sidecar::NAMESPACE_FILE).ok().map(|ns| ns.trim().to_string());
+    operator.settings.secret_reader = args.secret_reader(pod_namespace.as_deref());
     ingest.review_cache_ttl = args.review_cache_ttl;
     ingest.review_cache_size = args.review_cache_size;
     ingest.bad_token_budget = args.bad_token_budget;
     ingest.token_audience = args.token_audience.clone();
     let leader = args.leader_election.then(|| {
-        let namespace = args.leader_election_namespace.clone().unwrap_or_else(|| {
-            std::fs::read_to_string(sidecar::NAMESPACE_FILE)
-                .map(|ns| ns.trim().to_string())
-                .unwrap_or_else(|_| "default".to_string())
-        });
+        let namespace =
+            args.leader_election_namespace.clone().or(pod_namespace).unwrap_or_else(|| "default".to_string());
         LeaderConfig::new(namespace, args.lease_name.clone(), crate::leader::lease_identity(&instance))
     });
     let admin = listen(args.admin_addr, "admin endpoints").await?;

@@ -20,13 +20,13 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, Subject};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube_notify::cli::{Cli, Command, LogFormat, RunArgs};
+use kube_notify::cli::{Cli, Command, LogFormat, RunArgs, SecretAccessMode, ServiceAccountRef};
 use packaging::{describe, read, root, roundtrip_exact, selects, yaml_docs};
 use serde_json::Value;
 
 const CHART: &str = "charts/kube-notify";
 /// The cases scripts/chart_render.py renders.
-const CASES: [&str; 5] = ["default", "namespaced", "minimal", "getsecrets", "labelledsecrets"];
+const CASES: [&str; 6] = ["default", "clustersecrets", "namespaced", "minimal", "getsecrets", "labelledsecrets"];
 /// The release scripts/chart_render.py renders into.
 const RELEASE_NAMESPACE: &str = "kube-notify";
 /// The pod name the downward API would give `KUBE_NOTIFY_INSTANCE`.
@@ -114,7 +114,16 @@ fn values_defaults_are_the_binary_defaults() {
     assert_eq!(values["ports"]["http"], defaults.http_addr.port());
     assert_eq!(values["ports"]["admin"], defaults.admin_addr.port());
     assert_eq!(values["watchNamespace"], "");
-    assert_eq!(values["secretAccess"], "watch");
+    // Secrets per namespace by default: the chart then runs the operator with
+    // secretAccess get, the one mode that needs no list or watch (checked on
+    // the rendered default in deployment_settings_parse_with_the_cli). Empty
+    // secretAccess is "follow secretReadScope": with secretReadScope cluster,
+    // the binary's own default, watch (the clustersecrets case).
+    assert_eq!(values["secretReadScope"], "namespaces");
+    assert_eq!(values["secretAccess"], "", "secretAccess follows secretReadScope unless set");
+    assert_eq!(defaults.secret_access, SecretAccessMode::Watch, "empty secretAccess with secretReadScope cluster");
+    assert_eq!(values["serviceAccount"]["name"], "", "the ServiceAccount is named after the release");
+    assert_eq!(defaults.secret_reader_role, kube_notify::status::integration::DEFAULT_SECRET_READER_ROLE);
     let reread = humantime::parse_duration(values["secretRereadPeriod"].as_str().expect("secretRereadPeriod"));
     assert_eq!(reread.unwrap(), defaults.secret_reread_period);
     assert_eq!(values["replicaCount"], 1, "one replica by default (more are followers, Ready too)");
@@ -402,21 +411,29 @@ fn deployment_settings_parse_with_the_cli() {
         assert_eq!(args.instance.as_deref(), Some(POD_NAME), "{case}: KUBE_NOTIFY_INSTANCE is the pod's name");
         assert!(args.leader_election, "{case}: leader election is on (replicas may be more than one)");
         match case {
-            "default" | "minimal" | "getsecrets" | "labelledsecrets" => {
+            "default" | "clustersecrets" | "minimal" | "getsecrets" | "labelledsecrets" => {
                 let mut expected = default_run_args();
                 expected.instance = Some(POD_NAME.into());
                 // The Lease lives in the release namespace (downward API).
                 expected.leader_election_namespace = Some(RELEASE_NAMESPACE.into());
+                // The reader ClusterRole is the binary's default name for
+                // this release; the ServiceAccount is always given.
+                let sa = if case == "minimal" { "existing-operator" } else { "kube-notify" };
+                expected.service_account =
+                    Some(ServiceAccountRef { namespace: RELEASE_NAMESPACE.into(), name: sa.into() });
                 if case == "minimal" {
                     // A large number, to catch Helm's float rendering (1e+06).
                     expected.review_cache_size = 1_000_000;
                 }
-                if case == "getsecrets" {
-                    expected.secret_access = kube_notify::cli::SecretAccessMode::Get;
-                    expected.secret_reread_period = std::time::Duration::from_secs(120);
-                }
-                if case == "labelledsecrets" {
-                    expected.secret_access = kube_notify::cli::SecretAccessMode::Labelled;
+                match case {
+                    // secretReadScope namespaces: get, whatever the binary's default.
+                    "default" | "minimal" => expected.secret_access = SecretAccessMode::Get,
+                    "getsecrets" => {
+                        expected.secret_access = SecretAccessMode::Get;
+                        expected.secret_reread_period = std::time::Duration::from_secs(120);
+                    }
+                    "labelledsecrets" => expected.secret_access = SecretAccessMode::Labelled,
+                    _ => {}
                 }
                 assert_eq!(
                     format!("{args:?}"),
@@ -426,6 +443,8 @@ fn deployment_settings_parse_with_the_cli() {
             }
             "namespaced" => {
                 assert_eq!(args.namespace.as_deref(), Some("team-a"));
+                // The Role in team-a grants list and watch: secretAccess follows.
+                assert_eq!(args.secret_access, SecretAccessMode::Watch);
                 assert_eq!(args.engine.log.log_format, LogFormat::Json);
                 assert_eq!(
                     args.engine.allow_endpoint,
@@ -562,6 +581,24 @@ fn notes_tell_what_to_do_next() {
         }
     }
     assert!(read(&render_dir().join("namespaced.NOTES.txt")).contains("-n team-a get ni"));
+    // How a team opts in, when Secrets are granted per namespace: the very
+    // line the operator's SecretForbidden condition gives, from the
+    // settings the chart passes it.
+    let deployment: Deployment = one(&rendered("default"), "Deployment", "default");
+    let reader = run_args(&operator_container(&deployment), "default").secret_reader(None);
+    let line = reader.rolebinding_command("my-team");
+    assert_eq!(
+        line,
+        "kubectl create rolebinding kube-notify-secret-reader -n my-team --clusterrole=kube-notify-secret-reader \
+         --serviceaccount=kube-notify:kube-notify"
+    );
+    let notes = read(&render_dir().join("default.NOTES.txt"));
+    assert!(notes.contains(&format!("\n   {line}\n")), "{notes}");
+    assert!(notes.contains("--set secretReadScope=cluster"), "{notes}");
+    for case in ["clustersecrets", "namespaced", "getsecrets", "labelledsecrets"] {
+        let notes = read(&render_dir().join(format!("{case}.NOTES.txt")));
+        assert!(!notes.contains("create rolebinding"), "{case}: nothing to opt in to:\n{notes}");
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -715,22 +752,77 @@ fn recorded_usage() -> Vec<Use> {
     uses
 }
 
+/// The rules of the ClusterRole the Deployment names as the Secret reader
+/// (`KUBE_NOTIFY_SECRET_READER_ROLE`), as grants.
+fn secret_reader_rules(docs: &[Value]) -> BTreeSet<Grant> {
+    let deployment: Deployment = one(docs, "Deployment", "the reader's case");
+    let name = run_args(&operator_container(&deployment), "the reader's case").secret_reader_role;
+    let role = of_kind(docs, "ClusterRole")
+        .into_iter()
+        .find(|r| r["metadata"]["name"] == name.as_str())
+        .unwrap_or_else(|| panic!("no ClusterRole {name}, which the Deployment names as the Secret reader"));
+    let role: ClusterRole = serde_json::from_value(role.clone()).unwrap();
+    let mut grants = BTreeSet::new();
+    for rule in role.rules.unwrap_or_default() {
+        for group in rule.api_groups.iter().flatten() {
+            for resource in rule.resources.iter().flatten() {
+                for verb in &rule.verbs {
+                    grants.insert(Grant { group: group.clone(), resource: resource.clone(), verb: verb.clone() });
+                }
+            }
+        }
+    }
+    grants
+}
+
+/// The verbs granted on Secrets in `case`, and where.
+fn secret_verbs(case: &str) -> BTreeSet<(String, Scope)> {
+    granted(&rendered(case), case)
+        .into_iter()
+        .filter(|(g, _)| g.group.is_empty() && g.resource == "secrets")
+        .map(|(g, scope)| (g.verb, scope))
+        .collect()
+}
+
+/// secretReadScope namespaces (the default): no Secret verb is granted,
+/// cluster-wide or anywhere; the reader ClusterRole grants `get` on Secrets
+/// and nothing else, and nothing the chart renders binds it. secretReadScope
+/// cluster keeps what the chart granted before it (secretAccess watch).
+#[test]
+#[ignore = "needs target/chart-render from scripts/chart-render"]
+fn default_grants_no_secret_verb_cluster_wide() {
+    let docs = rendered("default");
+    assert_eq!(secret_verbs("default"), BTreeSet::new(), "default: Secrets are granted per namespace only");
+    let reader = secret_reader_rules(&docs);
+    let get = Grant { group: String::new(), resource: "secrets".into(), verb: "get".into() };
+    assert_eq!(reader, BTreeSet::from([get]), "the reader ClusterRole grants get on Secrets only");
+    for kind in ["ClusterRoleBinding", "RoleBinding"] {
+        for b in of_kind(&docs, kind) {
+            assert_ne!(b["roleRef"]["name"], "kube-notify-secret-reader", "default: the chart binds the reader: {b}");
+        }
+    }
+    let everywhere = ["get", "list", "watch"].map(|v| (v.to_string(), Scope::Cluster));
+    assert_eq!(secret_verbs("clustersecrets"), BTreeSet::from(everywhere), "clustersecrets: as before");
+    for case in ["clustersecrets", "namespaced", "getsecrets", "labelledsecrets", "minimal"] {
+        let docs = rendered(case);
+        let names: Vec<&Value> = of_kind(&docs, "ClusterRole")
+            .into_iter()
+            .map(|r| &r["metadata"]["name"])
+            .filter(|n| n.as_str().is_some_and(|n| n.ends_with("-secret-reader")))
+            .collect();
+        assert!(names.is_empty(), "{case}: a reader ClusterRole without secretReadScope namespaces: {names:?}");
+    }
+}
+
 /// secretAccess get grants `get` on Secrets and nothing that lists or
 /// watches them; watch and labelled grant list and watch (RBAC cannot
 /// restrict them to a label).
 #[test]
 #[ignore = "needs target/chart-render from scripts/chart-render"]
 fn secret_access_get_grants_no_list_or_watch_of_secrets() {
-    let secret_verbs = |case: &str| -> BTreeSet<(String, Scope)> {
-        granted(&rendered(case), case)
-            .into_iter()
-            .filter(|(g, _)| g.group.is_empty() && g.resource == "secrets")
-            .map(|(g, scope)| (g.verb, scope))
-            .collect()
-    };
     let get_only = secret_verbs("getsecrets");
     assert_eq!(get_only, BTreeSet::from([("get".to_string(), Scope::Cluster)]), "getsecrets: {get_only:?}");
-    for case in ["default", "labelledsecrets"] {
+    for case in ["clustersecrets", "labelledsecrets"] {
         let verbs: BTreeSet<String> = secret_verbs(case).into_iter().map(|(v, _)| v).collect();
         assert_eq!(verbs, BTreeSet::from(["get".into(), "list".into(), "watch".into()]), "{case}");
     }
@@ -765,10 +857,13 @@ fn rbac_allows_every_recorded_api_call_and_grants_nothing_unused() {
     let needs_cluster: BTreeSet<(&Grant, bool)> =
         uses.iter().map(|u| (&u.grant, u.all_namespaces || is_cluster_scoped(&u.grant.resource))).collect();
     let mut problems = Vec::new();
-    for case in ["default", "namespaced"] {
+    // Most integration tests run in watch mode across all namespaces: what
+    // secretReadScope cluster grants. The default (Secrets per namespace) is
+    // checked against the same calls below.
+    for case in ["clustersecrets", "namespaced"] {
         let grants = granted(&rendered(case), case);
         let allowed = |g: &Grant, cluster_wide: bool| {
-            let cluster_wide = if case == "default" { cluster_wide } else { is_cluster_scoped(&g.resource) };
+            let cluster_wide = if case == "clustersecrets" { cluster_wide } else { is_cluster_scoped(&g.resource) };
             grants.iter().any(|(have, scope)| have == g && (!cluster_wide || *scope == Scope::Cluster))
         };
         for (grant, cluster_wide) in &needs_cluster {
@@ -807,6 +902,32 @@ fn rbac_allows_every_recorded_api_call_and_grants_nothing_unused() {
                     ),
                 }
             }
+        }
+    }
+    // The default: the same grants but none on Secrets, which each
+    // namespace grants by binding the reader ClusterRole. That is enough
+    // for every Secret call but the watch modes' list and watch (which the
+    // chart refuses with secretReadScope namespaces): each Secret `get`
+    // named a namespace.
+    let default = granted(&rendered("default"), "default");
+    let cluster: Vec<(Grant, Scope)> = granted(&rendered("clustersecrets"), "clustersecrets")
+        .into_iter()
+        .filter(|(g, _)| !(g.group.is_empty() && g.resource == "secrets"))
+        .collect();
+    assert_eq!(
+        default.iter().collect::<BTreeSet<_>>(),
+        cluster.iter().collect::<BTreeSet<_>>(),
+        "default: the grants of secretReadScope cluster, less those on Secrets"
+    );
+    let reader = secret_reader_rules(&rendered("default"));
+    for u in uses.iter().filter(|u| u.grant.group.is_empty() && u.grant.resource == "secrets") {
+        match u.grant.verb.as_str() {
+            "get" => {
+                assert!(!u.all_namespaces, "default: a Secret `get` without a namespace: {u:?}");
+                assert!(reader.contains(&u.grant), "default: the reader ClusterRole does not grant {}", u.grant);
+            }
+            "list" | "watch" => {} // watch and labelled modes only: secretReadScope cluster
+            other => problems.push(format!("default: the operator used `{other}` on Secrets: {u:?}")),
         }
     }
     for grant in reserved.keys().filter(|g| used.contains(g)) {

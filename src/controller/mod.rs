@@ -60,6 +60,9 @@ pub struct Settings {
     pub max_targets: usize,
     /// How Secret changes are noticed (`--secret-access`).
     pub secret_access: crate::store::SecretAccess,
+    /// Who reads Secrets, and the ClusterRole a namespace binds to let it
+    /// (named in `SecretForbidden` messages).
+    pub secret_reader: crate::status::integration::SecretReader,
     /// The deadline of one synchronous send (`--send-timeout`): a test
     /// message's too.
     pub send_timeout: Duration,
@@ -85,6 +88,7 @@ impl Default for Settings {
             mention_warning_period: Duration::from_secs(3600),
             max_targets: DEFAULT_MAX_TARGETS,
             secret_access: crate::store::SecretAccess::Watch,
+            secret_reader: Default::default(),
             send_timeout: Duration::from_secs(30),
         }
     }
@@ -167,6 +171,11 @@ impl Context {
             tracing::debug!(dropped, "forgot deleted integrations");
         }
         dropped
+    }
+
+    /// What next steps about `ni` name, with the configured Secret reader.
+    pub fn subject(&self, ni: &crate::crd::NotificationIntegration) -> crate::status::integration::Subject {
+        crate::status::integration::Subject::of(ni).read_by(&self.settings.secret_reader)
     }
 
     /// Publish a Kubernetes Event about `object`.

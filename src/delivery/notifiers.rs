@@ -13,7 +13,7 @@ use crate::caches::PerIntegration;
 use crate::crd::{IntegrationKey, NotificationIntegration};
 use crate::notifier::{self, Notifier, classify::Failure};
 use crate::record::Error;
-use crate::status::integration::reason;
+use crate::status::integration::{reason, secret_forbidden_message};
 
 /// A notifier, or why there is none, and the Secret version it came from.
 #[derive(Clone)]
@@ -54,7 +54,22 @@ impl Delivery {
             // Bounded: a leader that takes over thousands of integrations
             // reads their Secrets a few at a time, never all at once.
             let _permit = self.secret_reads.acquire().await.expect("never closed");
-            self.store.secrets.get(&namespace, secret_name).await.map_err(Error::Kube)?
+            match self.store.secrets.get(&namespace, secret_name).await {
+                // RBAC says no (secretReadScope: namespaces, and this
+                // namespace has not opted in): the integration's problem to
+                // report, not an API error to retry blindly. Not kept: the
+                // next check or delivery asks again.
+                Err(kube::Error::Api(status)) if status.code == 403 => {
+                    return Ok(Loaded {
+                        secret_version: None,
+                        notifier: Err(Failure::new(
+                            reason::SECRET_FORBIDDEN,
+                            secret_forbidden_message(&namespace, secret_name),
+                        )),
+                    });
+                }
+                found => found.map_err(Error::Kube)?,
+            }
         };
         let loaded = match secret {
             None => Loaded {

@@ -23,6 +23,10 @@ pub mod reason {
     pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
     /// `--secret-access labelled` and the Secret lacks `kube-notify.io/secret=true`.
     pub const SECRET_NOT_LABELLED: &str = "SecretNotLabelled";
+    /// The API server answered 403 Forbidden to reading the Secret: the
+    /// operator may not read Secrets in the integration's namespace (the
+    /// chart's default, `secretReadScope: namespaces`, until it opts in).
+    pub const SECRET_FORBIDDEN: &str = "SecretForbidden";
     pub const CHECKING: &str = "Checking";
 }
 
@@ -39,6 +43,47 @@ pub mod event_reason {
 /// change to the Secret does; this one changes nothing else).
 pub const REENABLE_LABEL: &str = "kube-notify.io/reenable";
 
+/// Who reads Secrets, and the ClusterRole a namespace binds to let it: what
+/// the `SecretForbidden` next step names (`--secret-reader-role`,
+/// `--service-account`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretReader {
+    /// The ClusterRole with `get` on Secrets that namespaces bind to opt in.
+    pub role: String,
+    /// The operator's ServiceAccount: its namespace and name.
+    pub service_account_namespace: String,
+    pub service_account: String,
+}
+
+/// The default of `--secret-reader-role` (the chart's name for release kube-notify).
+pub const DEFAULT_SECRET_READER_ROLE: &str = "kube-notify-secret-reader";
+
+/// The default ServiceAccount name (`--service-account`; the chart's for release kube-notify).
+pub const DEFAULT_SERVICE_ACCOUNT: &str = "kube-notify";
+
+impl Default for SecretReader {
+    fn default() -> Self {
+        SecretReader {
+            role: DEFAULT_SECRET_READER_ROLE.into(),
+            service_account_namespace: DEFAULT_SERVICE_ACCOUNT.into(),
+            service_account: DEFAULT_SERVICE_ACCOUNT.into(),
+        }
+    }
+}
+
+impl SecretReader {
+    /// The command that lets the operator read Secrets in `namespace`: a
+    /// RoleBinding, named as the ClusterRole, to the ClusterRole.
+    pub fn rolebinding_command(&self, namespace: &str) -> String {
+        format!(
+            "kubectl create rolebinding {role} -n {namespace} --clusterrole={role} --serviceaccount={}:{}",
+            self.service_account_namespace,
+            self.service_account,
+            role = self.role,
+        )
+    }
+}
+
 /// What a next-step sentence names: the integration, its Secret and the key
 /// of its main credential (names only, never a value).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,9 +98,13 @@ pub struct Subject {
     pub slack_channel: Option<String>,
     /// `spec.chatwork.roomId`.
     pub chatwork_room: Option<String>,
+    /// Who reads Secrets (the default names unless [`Subject::read_by`] says otherwise).
+    pub secret_reader: SecretReader,
 }
 
 impl Subject {
+    /// With the default [`SecretReader`]; the controllers use the configured
+    /// one ([`Subject::read_by`]).
     pub fn of(ni: &NotificationIntegration) -> Self {
         let spec = &ni.spec;
         Subject {
@@ -66,7 +115,13 @@ impl Subject {
             key: crate::notifier::main_key(spec).to_string(),
             slack_channel: spec.slack.as_ref().and_then(|s| s.channel.clone()).filter(|c| !c.trim().is_empty()),
             chatwork_room: spec.chatwork.as_ref().map(|c| c.room_id.clone()),
+            secret_reader: SecretReader::default(),
         }
+    }
+
+    /// The same, with Secrets read by `reader`.
+    pub fn read_by(self, reader: &SecretReader) -> Self {
+        Subject { secret_reader: reader.clone(), ..self }
     }
 
     /// `Secret NS/NAME`.
@@ -110,6 +165,7 @@ pub const PROBLEM_REASONS: &[&str] = &[
     reason::ERROR_THRESHOLD,
     reason::SECRET_NOT_FOUND,
     reason::SECRET_NOT_LABELLED,
+    reason::SECRET_FORBIDDEN,
     reason::CHECKING,
     notifier::reason::SECRET_KEY_MISSING,
     notifier::reason::INVALID_SECRET,
@@ -152,6 +208,13 @@ pub fn next_step(reason: &str, s: &Subject) -> Option<String> {
             s.namespace,
             s.secret,
             crate::store::SECRET_LABEL
+        ),
+        reason::SECRET_FORBIDDEN => format!(
+            "Let the operator read Secrets in namespace {} with a RoleBinding to ClusterRole {} (or install the \
+             chart with secretReadScope=cluster): `{}`.",
+            s.namespace,
+            s.secret_reader.role,
+            s.secret_reader.rolebinding_command(&s.namespace)
         ),
         reason::CHECKING => "Nothing to do: the credentials are being checked; if this lasts, see the operator's logs \
                              (is it running and the leader?)."
@@ -273,6 +336,12 @@ pub fn next_step(reason: &str, s: &Subject) -> Option<String> {
         _ => return None,
     };
     Some(step)
+}
+
+/// Why an integration is `SecretForbidden` (its next step follows): the
+/// Secret and the namespace, never anything read.
+pub fn secret_forbidden_message(namespace: &str, secret: &str) -> String {
+    format!("the API server forbids the operator to read Secret {secret:?} in namespace {namespace:?} (403 Forbidden)")
 }
 
 /// `message` followed by the next step for `reason` (once).
@@ -655,6 +724,7 @@ mod tests {
             key: if slack_channel.is_some() || service == Service::Chatwork { "token" } else { "webhookUrl" }.into(),
             slack_channel: slack_channel.map(str::to_string),
             chatwork_room: (service == Service::Chatwork).then(|| "42".into()),
+            secret_reader: SecretReader::default(),
         }
     }
 
@@ -735,6 +805,36 @@ mod tests {
         assert!(
             reenable.contains("kubectl label secret -n team-a alerts-secret kube-notify.io/reenable="),
             "{reenable}"
+        );
+    }
+
+    #[test]
+    fn secret_forbidden_ends_with_the_rolebinding_to_create() {
+        let reader = SecretReader {
+            role: "notify-secret-reader".into(),
+            service_account_namespace: "ops".into(),
+            service_account: "notifier".into(),
+        };
+        let line = "kubectl create rolebinding notify-secret-reader -n team-a --clusterrole=notify-secret-reader \
+                    --serviceaccount=ops:notifier";
+        assert_eq!(reader.rolebinding_command("team-a"), line);
+        let s = subject().read_by(&reader);
+        let message =
+            with_next_step(&secret_forbidden_message("team-a", "alerts-secret"), reason::SECRET_FORBIDDEN, &s);
+        assert!(
+            message.starts_with(
+                "the API server forbids the operator to read Secret \"alerts-secret\" in namespace \"team-a\" \
+                 (403 Forbidden). Let the operator read Secrets in namespace team-a with a RoleBinding to \
+                 ClusterRole notify-secret-reader"
+            ),
+            "{message}"
+        );
+        assert!(message.ends_with(&format!(": `{line}`.")), "{message}");
+        // The defaults: the chart's names for release kube-notify in namespace kube-notify.
+        assert_eq!(
+            SecretReader::default().rolebinding_command("team-b"),
+            "kubectl create rolebinding kube-notify-secret-reader -n team-b \
+             --clusterrole=kube-notify-secret-reader --serviceaccount=kube-notify:kube-notify"
         );
     }
 

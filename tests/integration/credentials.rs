@@ -427,3 +427,79 @@ async fn cached_secret_metadata_keeps_no_annotations_labels_or_managed_fields() 
     assert_eq!(cached.metadata.name.as_deref(), Some("applied"));
     assert_eq!(cached.metadata.namespace.as_deref(), Some(NS));
 }
+
+/// The chart's default (`secretReadScope: namespaces`): the operator may
+/// `get` Secrets only in namespaces that bound its reader ClusterRole. A
+/// namespace that has not is told so, with the line that opts it in; once
+/// it does (the 403 stops), the integration becomes Ready without a restart
+/// and what waited for it is delivered.
+#[tokio::test]
+async fn forbidden_secret_says_which_rolebinding_to_create_and_recovers_once_allowed() {
+    use crate::support::apiserver::{FaultKind, RequestMatcher};
+    use crate::support::operator::{OPERATOR_USER, WAIT};
+    use kube_notify::crd::EventPhase;
+    use kube_notify::store::SecretAccess;
+    let reread = std::time::Duration::from_millis(200);
+    let w = World::start_with(|c| c.settings.secret_access = SecretAccess::Get { reread }).await;
+    // No RoleBinding in NS yet: the API server forbids the operator's gets there.
+    let forbidden = w.api.inject(
+        RequestMatcher::any().user(OPERATOR_USER).verb("get").resource("secrets").namespace(NS),
+        FaultKind::Status { code: 403, reason: "Forbidden".into(), retry_after: None },
+        None,
+    );
+    let url = w.slack.add_webhook("T1", "B1");
+    w.put_secret("slack", &[("webhookUrl", &url)]).await;
+    w.create_integration("slack", slack_spec("slack")).await;
+
+    let ni = w.wait_condition("slack", "CredentialsValid", "False", Some("SecretForbidden")).await;
+    let line = format!(
+        "kubectl create rolebinding kube-notify-secret-reader -n {NS} --clusterrole=kube-notify-secret-reader \
+         --serviceaccount=kube-notify:kube-notify"
+    );
+    let message = condition(&ni, "CredentialsValid").unwrap().2;
+    assert!(message.contains(&format!("Secret \"slack\" in namespace \"{NS}\"")), "{message}");
+    assert!(message.ends_with(&format!("`{line}`.")), "{message}");
+    assert_eq!(condition(&ni, "Ready").unwrap(), ("False".into(), "SecretForbidden".into(), message.clone()));
+    let ev = w.wait_k8s_event("slack", "CredentialsInvalid").await;
+    assert_eq!(ev.type_.as_deref(), Some("Warning"));
+    let note = ev.note.unwrap_or_default();
+    assert!(note.starts_with("SecretForbidden: ") && note.contains(&line), "{note}");
+    assert_no_secret(&note, &[&url], "an Event");
+    assert_no_secret(&message, &[&url], "the condition");
+
+    // An event for it waits, as for any integration that is not ready.
+    w.create_event("e1", json!({"integrationRef": {"name": "slack"}, "message": "after the opt-in"})).await;
+    // Asked again soon (the transient backoff), not after the re-validation period.
+    let hits = w.api.fault_hits(forbidden);
+    assert!(w.api.wait_until(WAIT, |api| api.fault_hits(forbidden) >= hits + 3).await, "re-checked while forbidden");
+    assert!(w.slack.messages().is_empty(), "nothing is sent while the Secret cannot be read");
+    assert_eq!(w.event("e1").await.unwrap().status.unwrap_or_default().phase, Some(EventPhase::Pending));
+
+    // `kubectl create rolebinding …`: the same operator, no restart.
+    w.api.clear_fault(forbidden);
+    w.wait_condition("slack", "Ready", "True", Some("Ready")).await;
+    w.wait_k8s_event("slack", "IntegrationReady").await;
+    w.wait_event_phase("e1", EventPhase::Delivered).await;
+    assert_eq!(w.slack.messages().len(), 1);
+    assert_no_secret(&captured_logs(), &[&url], "the logs");
+}
+
+/// The same in watch mode, where nothing about the Secret changes when the
+/// RoleBinding appears: the transient backoff alone finds it readable.
+#[tokio::test]
+async fn forbidden_secret_is_checked_again_with_backoff_in_watch_mode() {
+    use crate::support::apiserver::{FaultKind, RequestMatcher};
+    use crate::support::operator::OPERATOR_USER;
+    let w = World::start().await;
+    let url = w.slack.add_webhook("T1", "B1");
+    w.put_secret("slack", &[("webhookUrl", &url)]).await;
+    let forbidden = w.api.inject(
+        RequestMatcher::any().user(OPERATOR_USER).verb("get").resource("secrets").namespace(NS),
+        FaultKind::Status { code: 403, reason: "Forbidden".into(), retry_after: None },
+        None,
+    );
+    w.create_integration("slack", slack_spec("slack")).await;
+    w.wait_condition("slack", "Ready", "False", Some("SecretForbidden")).await;
+    w.api.clear_fault(forbidden);
+    w.wait_condition("slack", "Ready", "True", Some("Ready")).await;
+}

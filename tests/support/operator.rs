@@ -245,6 +245,7 @@ pub fn test_settings() -> Settings {
         mention_warning_period: Duration::from_secs(3600),
         max_targets: kube_notify::controller::DEFAULT_MAX_TARGETS,
         secret_access: kube_notify::store::SecretAccess::Watch,
+        secret_reader: Default::default(),
         send_timeout: Duration::from_secs(10),
     }
 }

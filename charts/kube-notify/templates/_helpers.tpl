@@ -67,6 +67,34 @@ app.kubernetes.io/component: operator
 {{- end }}
 {{- end }}
 
+{{/* "true" when Secrets are granted per namespace, by RoleBindings the
+     namespaces create to the reader ClusterRole (secretReadScope namespaces,
+     cluster mode); empty otherwise. */}}
+{{- define "kube-notify.secretsPerNamespace" -}}
+{{- if and (not .Values.watchNamespace) (eq .Values.secretReadScope "namespaces") }}true{{ end }}
+{{- end }}
+
+{{/* The ClusterRole (get on Secrets) a namespace binds to let the operator
+     read its Secrets (secretReadScope namespaces). */}}
+{{- define "kube-notify.secretReaderName" -}}
+{{- printf "%s-secret-reader" (include "kube-notify.clusterName" .) }}
+{{- end }}
+
+{{/* The secretAccess the operator runs with: the value, or when empty get
+     with Secrets granted per namespace and watch otherwise. watch and
+     labelled need list and watch on Secrets, which no RoleBinding can grant
+     across namespaces: they fail with secretReadScope namespaces. */}}
+{{- define "kube-notify.secretAccess" -}}
+{{- $perNamespace := include "kube-notify.secretsPerNamespace" . }}
+{{- $access := .Values.secretAccess }}
+{{- if not $access }}
+{{- $access = ternary "get" "watch" (eq $perNamespace "true") }}
+{{- else if and $perNamespace (ne $access "get") }}
+{{- fail (printf "secretAccess %s watches Secrets in every namespace (RBAC list and watch), which secretReadScope namespaces (the default) does not grant: set secretAccess get (or leave it empty), or secretReadScope cluster for cluster-wide Secret access" $access) }}
+{{- end }}
+{{- $access }}
+{{- end }}
+
 {{/* The RBAC rules on namespaced resources: a ClusterRole's rules, or a Role's
      in namespaced mode (watchNamespace). Exactly the verbs the operator uses;
      rules for upcoming features are marked so, and are listed in
@@ -94,7 +122,11 @@ app.kubernetes.io/component: operator
 - apiGroups: ["kube-notify.io"]
   resources: ["notificationcontacts"]
   verbs: ["list", "watch"]
-{{- if eq .Values.secretAccess "get" }}
+{{- $secretAccess := include "kube-notify.secretAccess" . }}
+{{- if include "kube-notify.secretsPerNamespace" . }}
+# Secrets: none here (secretReadScope: namespaces). Each namespace that opts in
+# binds the ClusterRole {{ include "kube-notify.secretReaderName" . }} (get).
+{{- else if eq $secretAccess "get" }}
 # Secrets: the Secret an integration names read, in the integration's own
 # namespace, and read again every secretRereadPeriod (secretAccess: get).
 - apiGroups: [""]

@@ -16,7 +16,7 @@ use crate::crd::conditions::ConditionStatus;
 use crate::crd::{IntegrationKey, NotificationIntegration, Service};
 use crate::notifier::classify::Verdict;
 use crate::record::Error;
-use crate::status::integration::{CredentialsCondition, Subject, reason, with_next_step};
+use crate::status::integration::{CredentialsCondition, reason, with_next_step};
 
 /// The last check of one integration and what it was made against.
 #[derive(Clone, Debug)]
@@ -100,6 +100,18 @@ pub async fn check(ni: &NotificationIntegration, ctx: &Context) -> Result<Checke
     let was_valid = same_inputs && previous.as_ref().is_some_and(|p| p.condition.status == ConditionStatus::True);
 
     let (condition, wait, transient) = match loaded.notifier {
+        // Not ours to fix, and fixed without any change we would see (a
+        // RoleBinding): checked again with the transient backoff, not after
+        // the re-validation period.
+        Err(failure) if failure.reason == reason::SECRET_FORBIDDEN => (
+            CredentialsCondition {
+                status: ConditionStatus::False,
+                reason: failure.reason.into(),
+                message: failure.message,
+            },
+            Duration::ZERO,
+            true,
+        ),
         Err(failure) => (
             CredentialsCondition {
                 status: ConditionStatus::False,
@@ -123,7 +135,7 @@ pub async fn check(ni: &NotificationIntegration, ctx: &Context) -> Result<Checke
     let condition = match condition.status {
         ConditionStatus::True => condition,
         _ => CredentialsCondition {
-            message: with_next_step(&condition.message, &condition.reason, &Subject::of(ni)),
+            message: with_next_step(&condition.message, &condition.reason, &ctx.subject(ni)),
             ..condition
         },
     };

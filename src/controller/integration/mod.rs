@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 use crate::controller::Context;
 use crate::crd::{IntegrationKey, NotificationIntegration};
 use crate::record::{Error, Notice};
-use crate::status::integration::{StatusInput, Subject, desired_status, ready_of, transition_events};
+use crate::status::integration::{StatusInput, desired_status, ready_of, transition_events};
 
 /// Reconcile one integration.
 pub async fn reconcile(ni: Arc<NotificationIntegration>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -49,7 +49,7 @@ async fn reconcile_integration(cached: Arc<NotificationIntegration>, ctx: &Arc<C
         manually_disabled: ni.spec.disabled,
         credentials: checked.condition,
         secret_version: checked.secret_version,
-        subject: Subject::of(&ni),
+        subject: ctx.subject(&ni),
     };
     let now = Time(jiff::Timestamp::now());
     let api = ctx.store.integrations.as_ref();

@@ -21,7 +21,6 @@ use crate::controller::Context;
 use crate::crd::{IntegrationKey, NotificationIntegration, TestMessageStatus};
 use crate::delivery::send_now::NotPrepared;
 use crate::record::{Error, Notice, backoff_delay};
-use crate::status::integration::Subject;
 use crate::status::test_message::{self as status, Step};
 
 /// What this process knows of test messages beyond what is on record.
@@ -79,7 +78,7 @@ pub async fn answer(ni: Arc<NotificationIntegration>, ctx: &Arc<Context>) -> Res
         Some(Known::Finished(test)) => return record(ni, ctx, &key, test).await,
         None => {}
     }
-    let subject = Subject::of(&ni);
+    let subject = ctx.subject(&ni);
     match status::next_step(&ni, &request) {
         Step::Answered | Step::Wait => Ok(()),
         Step::Skip { reason, message } => {
