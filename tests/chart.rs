@@ -838,7 +838,7 @@ fn exported_metrics() -> (BTreeSet<String>, BTreeSet<String>) {
     let report = Report { outcome: Outcome::Delivered, attempts: 1 };
     metrics.delivery(&IntegrationKey::new("n", "a"), Service::Webhook, &report, std::time::Duration::from_secs(1));
     metrics.mentions(Service::Slack, "resolved", 1);
-    metrics.ingest_request("POST", "/v1/namespaces/{ns}/events", 201);
+    metrics.ingest_request(&http::Method::POST, Some("/v1/namespaces/{ns}/events"), 201);
     metrics.api_request("get", "secrets", "200".into());
     metrics.api_error("Secret", "500".into());
     let text = metrics.render();

@@ -108,12 +108,13 @@ pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await
 }
 
-/// Count requests by route (the route's pattern, never the raw path) and status code.
+/// Count requests by method, route (the route's pattern, never the raw path)
+/// and status code, each from a closed set (see [`Metrics::ingest_request`]).
 pub async fn count(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
-    let method = request.method().as_str().to_string();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
     let response = next.run(request).await;
-    metrics.ingest_request(&method, route.as_deref().unwrap_or("unmatched"), response.status().as_u16());
+    metrics.ingest_request(&method, route.as_ref().map(MatchedPath::as_str), response.status().as_u16());
     response
 }
 
