@@ -166,8 +166,12 @@ impl TlsArgs {
         match (&self.tls_cert_file, &self.tls_key_file) {
             (Some(cert), Some(key)) => Ok(Some(crate::server::tls::TlsFiles { cert: cert.clone(), key: key.clone() })),
             (None, None) => Ok(None),
-            (Some(_), None) => anyhow::bail!("--tls-cert-file is given without --tls-key-file: give both (PEM) or neither"),
-            (None, Some(_)) => anyhow::bail!("--tls-key-file is given without --tls-cert-file: give both (PEM) or neither"),
+            (Some(_), None) => {
+                anyhow::bail!("--tls-cert-file is given without --tls-key-file: give both (PEM) or neither")
+            }
+            (None, Some(_)) => {
+                anyhow::bail!("--tls-key-file is given without --tls-cert-file: give both (PEM) or neither")
+            }
         }
     }
 }

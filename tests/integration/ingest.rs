@@ -793,7 +793,10 @@ async fn sidecar_refuses_web_pages_and_slow_clients() {
     let mut rest = Vec::new();
     let _ = tokio::time::timeout(WAIT, stream.read_to_end(&mut rest)).await.expect("never closed");
     let held = since.elapsed();
-    assert!(held >= limits.header_read_timeout && held < limits.header_read_timeout + Duration::from_secs(2), "{held:?}");
+    assert!(
+        held >= limits.header_read_timeout && held < limits.header_read_timeout + Duration::from_secs(2),
+        "{held:?}"
+    );
 }
 
 #[tokio::test]

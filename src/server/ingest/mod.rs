@@ -39,10 +39,10 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use futures::StreamExt;
 
+use super::listen::{Options, body_timeout};
 use crate::caches::Caches;
 use crate::delivery::Delivery;
 use crate::leader::Leadership;
-use super::listen::{Options, body_timeout};
 use crate::metrics::Metrics;
 use errors::{ApiError, code};
 
@@ -142,9 +142,7 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
         let chunk = chunk.map_err(|e| match body_timeout(&e) {
             // The listener closes the connection after this answer.
             Some(timeout) => ApiError::new(StatusCode::REQUEST_TIMEOUT, code::BODY_TIMEOUT, timeout.to_string()),
-            None => {
-                ApiError::new(StatusCode::BAD_REQUEST, code::INVALID_JSON, format!("could not read the body: {e}"))
-            }
+            None => ApiError::new(StatusCode::BAD_REQUEST, code::INVALID_JSON, format!("could not read the body: {e}")),
         })?;
         if out.len() + chunk.len() > limit {
             return Err(too_large());

@@ -71,7 +71,10 @@ impl TokenAccess {
         let authorization = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         match self {
             TokenAccess::LoopbackOnly => {
-                from_this_machine(headers, "without --token-file, only programs on this machine may call (not web pages)")?;
+                from_this_machine(
+                    headers,
+                    "without --token-file, only programs on this machine may call (not web pages)",
+                )?;
                 Ok(user(LOOPBACK_USER))
             }
             TokenAccess::Required(token) => {
