@@ -249,7 +249,7 @@ async fn connections_beyond_the_cap_wait_until_others_close() {
 }
 
 /// A test CA and a certificate it signed for 127.0.0.1 and localhost: (CA PEM, cert PEM, key PEM).
-fn test_certificate(ca_name: &str) -> (String, String, String) {
+pub(crate) fn test_certificate(ca_name: &str) -> (String, String, String) {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -264,7 +264,7 @@ fn test_certificate(ca_name: &str) -> (String, String, String) {
 }
 
 /// A client trusting only `ca`, on a connection of its own.
-fn trusting(ca: &str) -> reqwest::Client {
+pub(crate) fn trusting(ca: &str) -> reqwest::Client {
     reqwest::Client::builder()
         .tls_built_in_root_certs(false)
         .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
