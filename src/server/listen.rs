@@ -66,9 +66,6 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// the most a connection buffers. A Kubernetes token is at most 16 KiB.
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
-/// How long a connection closed for a timeout may take to close.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
-
 /// The limits of a listener (the constants above; tests shorten them).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -251,9 +248,9 @@ impl Server {
                 }
                 () = sleep_until(deadline) => {
                     if state.deadline(&self.limits).is_some_and(|d| d <= Instant::now()) {
+                        // No request is being answered: closed at once (hyper's
+                        // graceful shutdown would wait for a head begun).
                         debug!(%peer, "closing a connection that sent no request in time");
-                        conn.as_mut().graceful_shutdown();
-                        let _ = tokio::time::timeout(CLOSE_GRACE, conn.as_mut()).await;
                         return;
                     }
                 }
