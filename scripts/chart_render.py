@@ -72,6 +72,19 @@ CASES: dict[str, dict] = {
     "getsecrets": {"secretReadScope": "cluster", "secretAccess": "get", "secretRereadPeriod": "2m"},
     # Only labelled Secrets watched (the same RBAC as watch).
     "labelledsecrets": {"secretReadScope": "cluster", "secretAccess": "labelled"},
+    # HTTPS on the ingestion port with an existing kubernetes.io/tls Secret.
+    "tlssecret": {"tls": {"mode": "secret", "secretName": "kube-notify-ingest-tls"}},
+    # HTTPS with a cert-manager Certificate for the Service's DNS names.
+    "tlscertmanager": {
+        "tls": {
+            "mode": "certManager",
+            "certManager": {
+                "issuerRef": {"name": "cluster-ca", "kind": "ClusterIssuer"},
+                "duration": "2160h",
+                "extraDnsNames": ["notify.example.com"],
+            },
+        },
+    },
     # Every optional object off; the ServiceAccount and RBAC managed elsewhere.
     "minimal": {
         "serviceAccount": {"create": False, "name": "existing-operator"},
@@ -103,6 +116,11 @@ WRONG_VALUES: list[tuple[dict, str]] = [
     ({"config": {"ingestion": {"maxBodyBytes": "1Mi"}}}, "/config/ingestion/maxBodyBytes"),
     ({"prometheusRule": {"failingAfter": 0}}, "/prometheusRule/failingAfter"),
     ({"grafanaDashboard": {"labels": {"grafana_dashboard": 1}}}, "/grafanaDashboard/labels/grafana_dashboard"),
+    ({"tls": {"mode": "on"}}, "/tls/mode"),
+    ({"tls": {"mode": "secret"}}, "/tls/secretName"),
+    ({"tls": {"mode": "certManager"}}, "/tls/certManager/issuerRef/name"),
+    ({"tls": {"secretName": "Not_A_Name"}}, "/tls/secretName"),
+    ({"tls": {"certManager": {"duration": 90}}}, "/tls/certManager/duration"),
 ]
 
 # Values the schema accepts but the templates refuse: (values, what the

@@ -189,7 +189,40 @@ pub struct RunArgs {
     pub bad_token_budget: std::num::NonZeroU32,
 
     #[command(flatten)]
+    pub tls: TlsArgs,
+
+    #[command(flatten)]
     pub engine: EngineArgs,
+}
+
+/// HTTP ingestion over TLS, on a cluster and standalone alike.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TlsArgs {
+    /// HTTP ingestion over TLS with this PEM certificate chain (the
+    /// server's certificate first), with --tls-key-file; both files are
+    /// reloaded when they change. Without both: plain HTTP.
+    #[arg(long, env = "KUBE_NOTIFY_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<std::path::PathBuf>,
+
+    /// The PEM private key of --tls-cert-file.
+    #[arg(long, env = "KUBE_NOTIFY_TLS_KEY_FILE")]
+    pub tls_key_file: Option<std::path::PathBuf>,
+}
+
+impl TlsArgs {
+    /// The files given: both or neither.
+    pub fn files(&self) -> anyhow::Result<Option<crate::server::tls::TlsFiles>> {
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(cert), Some(key)) => Ok(Some(crate::server::tls::TlsFiles { cert: cert.clone(), key: key.clone() })),
+            (None, None) => Ok(None),
+            (Some(_), None) => {
+                anyhow::bail!("--tls-cert-file is given without --tls-key-file: give both (PEM) or neither")
+            }
+            (None, Some(_)) => {
+                anyhow::bail!("--tls-key-file is given without --tls-cert-file: give both (PEM) or neither")
+            }
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -308,6 +341,9 @@ pub struct StandaloneArgs {
     /// How often the manifests are checked for changes.
     #[arg(long, env = "KUBE_NOTIFY_RELOAD_PERIOD", default_value = "2s", value_parser = humantime::parse_duration)]
     pub reload_period: Duration,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     #[command(flatten)]
     pub engine: EngineArgs,
@@ -545,6 +581,25 @@ mod tests {
             assert!(e.contains("namespace:name"), "{wrong}: {e}");
         }
         assert!(args(&["--secret-reader-role="]).is_err());
+    }
+
+    #[test]
+    fn tls_takes_both_files_or_neither() {
+        let tls = |extra: &[&str]| {
+            let cli = Cli::try_parse_from(["kube-notify", "run"].iter().chain(extra)).unwrap();
+            let Command::Run(args) = cli.command else { panic!("expected run") };
+            args.tls.files()
+        };
+        assert_eq!(tls(&[]).unwrap(), None);
+        let files = tls(&["--tls-cert-file", "/tls/tls.crt", "--tls-key-file", "/tls/tls.key"]).unwrap().unwrap();
+        assert_eq!((files.cert.to_str(), files.key.to_str()), (Some("/tls/tls.crt"), Some("/tls/tls.key")));
+        let e = tls(&["--tls-cert-file", "/tls/tls.crt"]).unwrap_err().to_string();
+        assert!(e.contains("--tls-key-file"), "{e}");
+        let e = tls(&["--tls-key-file", "/tls/tls.key"]).unwrap_err().to_string();
+        assert!(e.contains("--tls-cert-file"), "{e}");
+        let cli = Cli::try_parse_from(["kube-notify", "standalone", "-f", "x", "--tls-cert-file", "c"]).unwrap();
+        let Command::Standalone(args) = cli.command else { panic!("expected standalone") };
+        assert!(args.tls.files().unwrap_err().to_string().contains("--tls-key-file"));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
-use crate::cli::{EngineArgs, GetArgs, RunArgs, SendArgs, SidecarArgs, StandaloneArgs, TestArgs};
+use crate::cli::{EngineArgs, GetArgs, RunArgs, SendArgs, SidecarArgs, StandaloneArgs, TestArgs, TlsArgs};
 use crate::controller::Settings;
 use crate::delivery::RetryPolicy;
 use crate::leader::LeaderConfig;
@@ -15,6 +15,8 @@ use crate::notifier::ServiceEndpoints;
 use crate::notifier::endpoint::EndpointPolicy;
 use crate::operator::{self, Backend, Operator, OperatorConfig, RunConfig};
 use crate::server::ingest::token::{Token, TokenAccess};
+use crate::server::listen::Limits;
+use crate::server::tls::{self, ServerTls};
 use crate::server::{ingest, sidecar};
 use crate::{standalone, telemetry};
 
@@ -67,6 +69,12 @@ async fn listen(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpLis
     TcpListener::bind(addr).await.with_context(|| format!("{what}: cannot listen on {addr}"))
 }
 
+/// TLS for HTTP ingestion from `--tls-cert-file` and `--tls-key-file`, loaded now.
+fn server_tls(args: &TlsArgs) -> anyhow::Result<Option<ServerTls>> {
+    let Some(files) = args.files()? else { return Ok(None) };
+    Ok(Some(ServerTls::load(files, tls::RELOAD_PERIOD).map_err(anyhow::Error::msg)?))
+}
+
 /// `kube-notify run`: the operator on a cluster.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     telemetry::init(&args.engine.log);
@@ -84,6 +92,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             args.leader_election_namespace.clone().or(pod_namespace).unwrap_or_else(|| "default".to_string());
         LeaderConfig::new(namespace, args.lease_name.clone(), crate::leader::lease_identity(&instance))
     });
+    let tls = server_tls(&args.tls)?;
     let admin = listen(args.admin_addr, "admin endpoints").await?;
     let http = listen(args.http_addr, "HTTP ingestion").await?;
     let kubeconfig = kube::Config::infer().await.context(
@@ -101,7 +110,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let config = RunConfig { operator, leader, lease_client, ingest, admin, http };
+    let config = RunConfig { operator, leader, lease_client, ingest, admin, http, limits: Limits::default(), tls };
     Operator::new(Backend::Kubernetes(client), config, Arc::new(Metrics::default())).run(shutdown_signal()).await
 }
 
@@ -117,12 +126,14 @@ pub async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
         ),
     };
     let (operator, ingest) = engine_config(&args.engine, None, Some("standalone".to_string()))?;
+    let tls = server_tls(&args.tls)?;
     let (store, applied) = standalone::open(&args.state_dir, &args.manifests, &args.namespace)?;
     let admin = listen(args.admin_addr, "admin endpoints").await?;
     let http = listen(args.http_addr, "HTTP ingestion").await?;
     let reload =
         standalone::reload(store.clone(), args.manifests.clone(), args.namespace.clone(), args.reload_period, applied);
-    let config = RunConfig { operator, leader: None, lease_client: None, ingest, admin, http };
+    let config =
+        RunConfig { operator, leader: None, lease_client: None, ingest, admin, http, limits: Limits::default(), tls };
     let operator = Operator::new(Backend::Embedded { store, access }, config, Arc::new(Metrics::default()));
     tokio::select! {
         res = operator.run(shutdown_signal()) => res,

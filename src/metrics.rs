@@ -180,15 +180,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn reconciled(&self, kind: &str) {
+    pub fn reconciled(&self, kind: &'static str) {
         self.reconciliations.get_or_create(&vec![("kind", kind.to_string())]).inc();
     }
 
-    pub fn reconcile_error(&self, kind: &str) {
+    pub fn reconcile_error(&self, kind: &'static str) {
         self.reconcile_errors.get_or_create(&vec![("kind", kind.to_string())]).inc();
     }
 
-    pub fn status_write(&self, kind: &str) {
+    pub fn status_write(&self, kind: &'static str) {
         self.status_writes.get_or_create(&vec![("kind", kind.to_string())]).inc();
     }
 
@@ -258,20 +258,22 @@ impl Metrics {
     }
 
     /// `n` mentions of a message to `service` were `result` (`resolved` or `unresolved`).
-    pub fn mentions(&self, service: Service, result: &str, n: u64) {
+    pub fn mentions(&self, service: Service, result: &'static str, n: u64) {
         let counter =
             self.mentions.get_or_create(&vec![("service", service.to_string()), ("result", result.to_string())]);
         counter.inc_by(n);
     }
 
-    /// One answered ingestion request; `route` is the route's pattern (or
-    /// `unmatched`), never the raw path, so that the series stay few.
-    pub fn ingest_request(&self, method: &str, route: &str, code: u16) {
+    /// One answered ingestion (or sidecar) request. Every label comes from a
+    /// closed set, whatever a client sends: the method is one of
+    /// [`METHODS`] or `other`, the route one of the router's patterns or
+    /// `unmatched` (never the raw path), the code one our handlers answer.
+    pub fn ingest_request(&self, method: &http::Method, route: Option<&str>, code: u16) {
         self.ingest_requests
             .get_or_create(&vec![
-                ("method", method.to_string()),
-                ("route", route.to_string()),
-                ("code", code.to_string()),
+                ("method", method_label(method).to_string()),
+                ("route", route.unwrap_or(UNMATCHED).to_string()),
+                ("code", code_label(code)),
             ])
             .inc();
     }
@@ -279,6 +281,7 @@ impl Metrics {
     /// One Kubernetes API request: `verb` and `resource` from [`api_request`],
     /// `code` the HTTP code of the answer or `transport` when there was none.
     pub fn api_request(&self, verb: &str, resource: &str, code: String) {
+        let code = bounded_code(code);
         self.api_requests
             .get_or_create(&vec![("verb", verb.to_string()), ("resource", resource.to_string()), ("code", code)])
             .inc();
@@ -286,8 +289,8 @@ impl Metrics {
 
     /// One failed Kubernetes API call about an object of `kind`; `code` is
     /// the HTTP code of the answer, or `transport` when there was none.
-    pub fn api_error(&self, kind: &str, code: String) {
-        self.api_errors.get_or_create(&vec![("kind", kind.to_string()), ("code", code)]).inc();
+    pub fn api_error(&self, kind: &'static str, code: String) {
+        self.api_errors.get_or_create(&vec![("kind", kind.to_string()), ("code", bounded_code(code))]).inc();
     }
 
     /// The metrics in the Prometheus text format.
@@ -296,6 +299,54 @@ impl Metrics {
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
     }
+}
+
+/// The methods `kube_notify_ingest_requests_total` names; any other is `other`.
+pub const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
+/// The `route` of a request that matched no route.
+pub const UNMATCHED: &str = "unmatched";
+
+/// A request's method as a label: one of [`METHODS`], else `other` (a
+/// client may send any token as a method, up to the header size cap).
+pub fn method_label(method: &http::Method) -> &'static str {
+    METHODS.iter().find(|m| **m == method.as_str()).copied().unwrap_or("other")
+}
+
+/// An HTTP status code as a label: `100` to `599`, else `other`.
+pub fn code_label(code: u16) -> String {
+    if (100..=599).contains(&code) { code.to_string() } else { "other".to_string() }
+}
+
+/// A `code` label given as text: an HTTP status code ([`code_label`]) or `transport`.
+fn bounded_code(code: String) -> String {
+    match code.parse::<u16>() {
+        Ok(n) => code_label(n),
+        Err(_) if code == "transport" => code,
+        Err(_) => "other".to_string(),
+    }
+}
+
+/// The resources the operator calls the Kubernetes API about: anything
+/// else is `other` in `kube_notify_api_requests_total`.
+const API_RESOURCES: [&str; 10] = [
+    "notificationintegrations",
+    "notificationevents",
+    "notificationcontacts",
+    "secrets",
+    "events",
+    "leases",
+    "tokenreviews",
+    "subjectaccessreviews",
+    "namespaces",
+    "customresourcedefinitions",
+];
+
+/// The subresources the operator writes: anything else is `other`.
+const API_SUBRESOURCES: [&str; 1] = ["status"];
+
+fn known(set: &[&'static str], value: &str) -> &'static str {
+    set.iter().find(|s| **s == value).copied().unwrap_or("other")
 }
 
 fn delivery_labels(integration: &IntegrationKey, service: &'static str, outcome: &'static str) -> DeliveryLabels {
@@ -365,7 +416,8 @@ impl Collector for IntegrationStates {
 /// The `verb` and `resource` labels of a Kubernetes API request: the verb
 /// as RBAC names it (`get`, `list`, `watch`, `create`, `update`, `patch`,
 /// `delete`, `deletecollection`), the resource as its plural with the
-/// subresource (`notificationintegrations/status`); never a name or a namespace.
+/// subresource (`notificationintegrations/status`), each from a closed set
+/// (else `other`); never a name or a namespace.
 pub fn api_request(method: &http::Method, uri: &http::Uri) -> (&'static str, String) {
     let segments: Vec<&str> = uri.path().trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     let rest = match segments.as_slice() {
@@ -377,11 +429,14 @@ pub fn api_request(method: &http::Method, uri: &http::Uri) -> (&'static str, Str
         ["namespaces", _namespace, rest @ ..] if !rest.is_empty() => rest,
         _ => rest,
     };
+    // From closed sets: a path segment never becomes a label of its own.
     let (resource, named) = match rest {
         [] => ("other".to_string(), false),
-        [resource] => (resource.to_string(), false),
-        [resource, _name] => (resource.to_string(), true),
-        [resource, _name, sub, ..] => (format!("{resource}/{sub}"), true),
+        [resource] => (known(&API_RESOURCES, resource).to_string(), false),
+        [resource, _name] => (known(&API_RESOURCES, resource).to_string(), true),
+        [resource, _name, sub, ..] => {
+            (format!("{}/{}", known(&API_RESOURCES, resource), known(&API_SUBRESOURCES, sub)), true)
+        }
     };
     let watch = uri.query().is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
     let verb = match *method {
@@ -549,6 +604,35 @@ mod tests {
     }
 
     #[test]
+    fn ingest_labels_come_from_closed_sets() {
+        let metrics = Metrics::default();
+        for method in METHODS {
+            metrics.ingest_request(&method.parse().unwrap(), None, 404);
+        }
+        for i in 0..500 {
+            let method: http::Method = format!("MADE-UP-{i}-{}", "X".repeat(i)).parse().unwrap();
+            metrics.ingest_request(&method, None, 404);
+            metrics.ingest_request(&method, Some("/v1/namespaces/{ns}/events"), 405);
+        }
+        metrics.ingest_request(&http::Method::GET, None, 1000);
+        let out = metrics.render();
+        let series: Vec<&str> = out.lines().filter(|l| l.starts_with("kube_notify_ingest_requests_total")).collect();
+        assert_eq!(series.len(), METHODS.len() + 3, "{out}");
+        assert_eq!(
+            sample(&out, r#"kube_notify_ingest_requests_total{method="other",route="unmatched",code="404"}"#),
+            Some(500.0),
+            "{out}"
+        );
+        assert!(out.contains(r#"method="GET",route="unmatched",code="other""#), "{out}");
+        assert!(!out.contains("MADE-UP"), "{out}");
+        metrics.api_request("get", "secrets", "999999".into());
+        metrics.api_error("Secret", "not a code".into());
+        let out = metrics.render();
+        assert!(out.contains(r#"kube_notify_api_requests_total{verb="get",resource="secrets",code="other"}"#), "{out}");
+        assert!(out.contains(r#"kube_notify_api_errors_total{kind="Secret",code="other"}"#), "{out}");
+    }
+
+    #[test]
     fn api_requests_are_labelled_by_verb_and_resource_only() {
         let cases = [
             (
@@ -588,6 +672,8 @@ mod tests {
             ),
             ("GET", "/api/v1/namespaces/a", "get", "namespaces"),
             ("GET", "/version", "list", "other"),
+            ("GET", "/api/v1/namespaces/a/made-up/x/y", "get", "other/other"),
+            ("GET", "/apis/g/v1/namespaces/a/notificationevents/a/b/c", "get", "notificationevents/other"),
         ];
         for (method, uri, verb, resource) in cases {
             let got = api_request(&method.parse().unwrap(), &uri.parse().unwrap());

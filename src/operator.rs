@@ -33,6 +33,8 @@ use crate::server::ingest::auth::Reviewer;
 use crate::server::ingest::routes::Callers;
 use crate::server::ingest::token::TokenAccess;
 use crate::server::ingest::{self, IngestConfig};
+use crate::server::listen::{Limits, Options};
+use crate::server::tls::ServerTls;
 use crate::store::embedded::Embedded;
 use crate::store::{SecretAccess, keep_used_metadata, kubernetes, reread};
 
@@ -75,6 +77,10 @@ pub struct RunConfig {
     pub admin: TcpListener,
     /// Where HTTP ingestion is served.
     pub http: TcpListener,
+    /// The limits of both listeners (timeouts, connections, header size).
+    pub limits: Limits,
+    /// HTTP ingestion over TLS (`--tls-cert-file`, `--tls-key-file`).
+    pub tls: Option<ServerTls>,
 }
 
 /// The name of this replica, for the Lease and Events: `explicit`
@@ -108,6 +114,8 @@ pub struct Operator {
     ingest: IngestConfig,
     admin: TcpListener,
     http: TcpListener,
+    limits: Limits,
+    tls: Option<ServerTls>,
     ctx: Arc<Context>,
     readiness: Readiness,
     leadership: Leadership,
@@ -119,7 +127,7 @@ pub struct Operator {
 impl Operator {
     /// Build the watches and the shared [`Context`] (no API call yet).
     pub fn new(backend: Backend, config: RunConfig, metrics: Arc<Metrics>) -> Operator {
-        let RunConfig { operator: config, leader, lease_client, ingest, admin, http } = config;
+        let RunConfig { operator: config, leader, lease_client, ingest, admin, http, limits, tls } = config;
         let reporter = Reporter { controller: "kube-notify".into(), instance: config.instance.clone() };
         // Every Kubernetes API request the operator makes is counted.
         let backend = match backend {
@@ -213,6 +221,8 @@ impl Operator {
             ingest,
             admin,
             http,
+            limits,
+            tls,
             ctx,
             readiness: Readiness::default(),
             leadership: Leadership::default(),
@@ -250,6 +260,8 @@ impl Operator {
             ingest: ingest_config,
             admin,
             http,
+            limits,
+            tls,
             ctx,
             readiness,
             leadership,
@@ -257,7 +269,7 @@ impl Operator {
             secrets,
             watches,
         } = self;
-        let admin = admin::serve(admin, readiness.clone(), ctx.metrics.clone());
+        let admin = admin::serve(admin, readiness.clone(), ctx.metrics.clone(), limits.clone());
         let routes = ingest::router(
             ctx.store.clone(),
             ctx.caches.clone(),
@@ -267,7 +279,7 @@ impl Operator {
             leadership.clone(),
             callers,
         );
-        let ingestion = ingest::serve(http, routes);
+        let ingestion = ingest::serve(http, routes, Options { limits, tls });
         let ready = {
             let ctx = ctx.clone();
             async move {

@@ -12,6 +12,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::listen::{Limits, Options};
 use crate::metrics::Metrics;
 
 /// Set once the operator's caches (integrations, Secret metadata) have synced.
@@ -67,8 +68,13 @@ async fn metrics_text(State(state): State<AdminState>) -> impl IntoResponse {
 }
 
 /// Serve the admin routes on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, readiness: Readiness, metrics: Arc<Metrics>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    readiness: Readiness,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+) -> std::io::Result<()> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(addr = ?addr, "admin endpoints listening");
-    axum::serve(listener, router(readiness, metrics)).await
+    super::listen::serve(listener, router(readiness, metrics), Options { limits, tls: None }).await
 }

@@ -9,6 +9,11 @@
 //! | `POST /v1/namespaces/{ns}/events` | the same, only for the pod's own namespace (403 otherwise) |
 //! | `GET /v1/events/{name}`, `GET /v1/namespaces/{ns}/events/{name}` | the event's status (needs `get` in RBAC) |
 //! | `GET /livez` | `ok` |
+//!
+//! Like standalone mode without a token, it serves programs in the pod, not
+//! web pages: a request with an `Origin`, a cross-site `Sec-Fetch-Site` or a
+//! `Host` that is not a loopback name gets 403 (one check for both,
+//! [`token::from_this_machine`]).
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -17,10 +22,10 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::middleware;
-use axum::response::Response;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -30,7 +35,8 @@ use tracing::info;
 
 use super::ingest::errors::{self, ApiError, code};
 use super::ingest::routes::{self as ingest_routes, Acting};
-use super::ingest::{body, count, read_body};
+use super::ingest::{body, count, read_body, token};
+use super::listen::{Limits, Options};
 use crate::crd::NotificationEvent;
 use crate::metrics::Metrics;
 use crate::store::Objects;
@@ -107,15 +113,32 @@ pub fn router(client: Client, config: SidecarConfig, metrics: Arc<Metrics>) -> R
         .route("/livez", get(|| async { "ok" }))
         .fallback(errors::no_route)
         .with_state(state)
+        .layer(middleware::from_fn(only_programs))
         .layer(middleware::from_fn_with_state(metrics, count))
+}
+
+/// 403 for what a web page could send (see the module's documentation).
+async fn only_programs(request: Request, next: Next) -> Response {
+    let hint = "the sidecar takes no token, so only programs in its pod may call (not web pages)";
+    match token::from_this_machine(request.headers(), hint) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Serve the sidecar on `addr` (which must be loopback) until the task is dropped.
 pub async fn serve(addr: SocketAddr, router: Router) -> anyhow::Result<()> {
     check_listen(&addr).map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    serve_on(listener, router, Limits::default()).await
+}
+
+/// [`serve`] on a bound `listener` (which must be loopback), with `limits`.
+pub async fn serve_on(listener: tokio::net::TcpListener, router: Router, limits: Limits) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    check_listen(&addr).map_err(anyhow::Error::msg)?;
     info!(%addr, "sidecar listening");
-    axum::serve(listener, router).await?;
+    super::listen::serve(listener, router, Options { limits, tls: None }).await?;
     Ok(())
 }
 

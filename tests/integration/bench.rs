@@ -1106,3 +1106,130 @@ fn peak_rss(pid: u32) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
 }
+
+// ---------------------------------------------------------------------------
+// Strangers: what unauthenticated clients can make the real binary hold.
+
+/// The real `kube-notify standalone` binary (its own process, with
+/// `--token-file`, so every request here is unauthenticated), against what
+/// strangers send:
+/// 1. RSS and `/metrics` size before and after `BENCH_REQUESTS` (5000)
+///    requests with random methods of up to 8 KB, to unmatched and matched
+///    paths, 16 at a time;
+/// 2. how long a connection that sent half a request head is held (the
+///    header timeout, 10 s), while `BENCH_HALF_OPEN` (500) other connections
+///    each hold 31 KiB of an unfinished head: RSS while they are held, and
+///    after they were closed.
+///
+/// `cargo test --release --test integration bench_strangers -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run explicitly with --ignored --nocapture"]
+async fn bench_strangers() {
+    use rand::Rng;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let requests: usize = env_or("BENCH_REQUESTS", 5000);
+    let half_open: usize = env_or("BENCH_HALF_OPEN", 500);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-strangers-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("manifests.yaml"), "").unwrap();
+    std::fs::write(dir.join("token"), "a-token-nobody-here-sends-0123456789").unwrap();
+    let (http_port, admin_port) = (free_port(), free_port());
+    let process = Process(
+        std::process::Command::new(env!("CARGO_BIN_EXE_kube-notify"))
+            .arg("standalone")
+            .arg("-f")
+            .arg(dir.join("manifests.yaml"))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .arg("--token-file")
+            .arg(dir.join("token"))
+            .arg(format!("--http-addr=127.0.0.1:{http_port}"))
+            .arg(format!("--admin-addr=127.0.0.1:{admin_port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the kube-notify binary runs"),
+    );
+    let pid = process.0.id();
+    let (url, admin) = (format!("http://127.0.0.1:{http_port}"), format!("http://127.0.0.1:{admin_port}"));
+    let deadline = Instant::now() + WAIT;
+    while !reqwest::get(format!("{admin}/readyz")).await.is_ok_and(|r| r.status() == 200) {
+        assert!(Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let http = reqwest::Client::new();
+    let scrape = || async { reqwest::get(format!("{admin}/metrics")).await.unwrap().text().await.unwrap() };
+    let series = |text: &str| text.lines().filter(|l| l.starts_with("kube_notify_ingest_requests_total")).count();
+    // Warm: every route and code once, with a known method.
+    for path in ["/nope", "/v1/integrations", "/v1/namespaces/default/events"] {
+        let _ = http.post(format!("{url}{path}")).send().await.unwrap();
+    }
+    let (rss_before, metrics_before) = (rss(pid).unwrap_or_default(), scrape().await);
+
+    let started = Instant::now();
+    let paths = ["/nope", "/v1/namespaces/default/events", "/v1/namespaces/default/integrations/x/send", "/x/y/z"];
+    let codes: Vec<u16> = futures::stream::iter(0..requests)
+        .map(|i| {
+            let len = rand::rng().random_range(1..=8 * 1024);
+            let name: String = (0..len).map(|_| char::from(rand::rng().random_range(b'A'..=b'Z'))).collect();
+            let method = reqwest::Method::from_bytes(name.as_bytes()).unwrap();
+            let request = http.request(method, format!("{url}{}", paths[i % paths.len()]));
+            async move { request.send().await.map(|r| r.status().as_u16()).unwrap_or(0) }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let took = started.elapsed();
+    let answered = codes.iter().filter(|c| **c != 0).count();
+    let metrics_after = scrape().await;
+    let rss_after = rss(pid).unwrap_or_default();
+    println!(
+        "BENCH strangers requests={requests} answered={answered} in={:.1}s rss_before={:.1}MiB rss_after={:.1}MiB \
+         metrics_before={}B metrics_after={}B ingest_series_before={} ingest_series_after={}",
+        took.as_secs_f64(),
+        mib(rss_before),
+        mib(rss_after),
+        metrics_before.len(),
+        metrics_after.len(),
+        series(&metrics_before),
+        series(&metrics_after),
+    );
+
+    // 2: half-open heads.
+    let head = format!("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX: {}", "a".repeat(31 * 1024));
+    let mut held = Vec::new();
+    for _ in 0..half_open {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", http_port)).await.unwrap();
+        s.write_all(head.as_bytes()).await.unwrap();
+        held.push(s);
+    }
+    let mut probe = tokio::net::TcpStream::connect(("127.0.0.1", http_port)).await.unwrap();
+    let since = Instant::now();
+    probe.write_all(b"GET / HTTP/1.1\r\nX: ").await.unwrap();
+    // Let the server read what was sent before measuring what it holds.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_held = rss(pid).unwrap_or_default();
+    let mut buf = [0u8; 1024];
+    while !matches!(
+        tokio::time::timeout(Duration::from_secs(60), probe.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_)) | Err(_)
+    ) {}
+    let probe_held = since.elapsed();
+    let mut closed = 0;
+    for mut s in held {
+        if matches!(tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await, Ok(Ok(0) | Err(_))) {
+            closed += 1;
+        }
+    }
+    let rss_closed = rss(pid).unwrap_or_default();
+    println!(
+        "BENCH strangers half_sent_head_held={:.2}s half_open={half_open}x31KiB closed_by_server={closed} \
+         rss_while_held={:.1}MiB rss_after_close={:.1}MiB",
+        probe_held.as_secs_f64(),
+        mib(rss_held),
+        mib(rss_closed),
+    );
+    drop(process);
+    let _ = std::fs::remove_dir_all(&dir);
+}

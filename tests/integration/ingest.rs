@@ -14,6 +14,7 @@ use kube_notify::controller::Context;
 use kube_notify::crd::NotificationIntegration;
 use kube_notify::crd::conditions;
 use kube_notify::server::ingest::IngestConfig;
+use kube_notify::server::listen::Limits;
 use kube_notify::server::sidecar::{self, SidecarConfig};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -767,6 +768,11 @@ async fn one_identity_sending_too_fast_gets_429() {
 
 /// The sidecar router, serving as the pod (`api.client_as("pod-token")`).
 async fn start_sidecar(t: &Ingest, max_body_bytes: usize) -> (String, Task) {
+    start_sidecar_with(t, max_body_bytes, Limits::default()).await
+}
+
+/// [`start_sidecar`] with the listener's `limits`.
+async fn start_sidecar_with(t: &Ingest, max_body_bytes: usize, limits: Limits) -> (String, Task) {
     t.w.api.add_user(POD_TOKEN, POD_USER, &["system:serviceaccounts", "system:serviceaccounts:team-a"]);
     let config = SidecarConfig {
         namespace: NS.into(),
@@ -778,9 +784,52 @@ async fn start_sidecar(t: &Ingest, max_body_bytes: usize) -> (String, Task) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
+        let _ = sidecar::serve_on(listener, router, limits).await;
     });
     (url, Task(task))
+}
+
+/// The sidecar serves programs in its pod, not web pages: the same rules as
+/// standalone without a token. And its listener has the same deadlines.
+#[tokio::test]
+async fn sidecar_refuses_web_pages_and_slow_clients() {
+    let t = Ingest::start().await;
+    t.ready_webhook("hook", 5).await;
+    let limits = Limits { header_read_timeout: Duration::from_millis(300), ..Limits::default() };
+    let (url, _sidecar) = start_sidecar_with(&t, 1024, limits.clone()).await;
+    let body = json!({"integration": "hook", "message": "from the app"}).to_string();
+    for (name, value) in [
+        ("origin", "https://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+        ("host", "evil.example:8787"),
+        ("host", "127.evil.example"),
+    ] {
+        let req = t.http.post(format!("{url}/v1/events")).header(name, value).body(body.clone());
+        let a = Answer::from(req.send().await.unwrap()).await;
+        assert_eq!(a.code(), (403, "forbidden"), "{name}: {value}: {a:?}");
+        assert!(a.error("message").contains("not web pages"), "{a:?}");
+    }
+    assert_eq!(t.api_calls(POD_USER, "create", "notificationevents"), 0, "nothing refused reached the API");
+    for (name, value) in [("host", "localhost:8787"), ("sec-fetch-site", "none")] {
+        let req = t.http.post(format!("{url}/v1/events")).header(name, value).body(body.clone());
+        let a = Answer::from(req.send().await.unwrap()).await;
+        assert_eq!(a.status, 202, "{name}: {value}: {a:?}");
+    }
+    let metrics = t.w.metrics.render();
+    assert!(metrics.contains(r#"method="POST",route="/v1/events",code="403""#), "{metrics}");
+
+    // Half a request head: closed at the header timeout.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(url.trim_start_matches("http://")).await.unwrap();
+    let since = tokio::time::Instant::now();
+    stream.write_all(b"POST /v1/events HTTP/1.1\r\nX: ").await.unwrap();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(WAIT, stream.read_to_end(&mut rest)).await.expect("never closed");
+    let held = since.elapsed();
+    assert!(
+        held >= limits.header_read_timeout && held < limits.header_read_timeout + Duration::from_secs(2),
+        "{held:?}"
+    );
 }
 
 #[tokio::test]

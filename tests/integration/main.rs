@@ -56,6 +56,7 @@ mod destinations;
 mod ingest;
 mod integration_status;
 mod leader;
+mod listeners;
 mod mentions;
 mod metrics;
 mod service_answers;

@@ -334,6 +334,56 @@ async fn without_a_token_only_loopback_and_with_one_only_its_holder() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another kube-notify process"));
 }
 
+/// `--tls-cert-file` and `--tls-key-file`: HTTPS on the routes, with the
+/// token; one without the other is refused at start, naming the flag.
+#[tokio::test]
+async fn https_with_the_tls_flags() {
+    use crate::listeners::{test_certificate, trusting};
+    let webhook = WebhookEmulator::start().await;
+    let url = webhook.add_endpoint("/hook");
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("hook.yaml");
+    std::fs::write(&manifests, webhook_manifest("hook", &url)).unwrap();
+    let allow = format!("{}/", webhook.url());
+    let (ca, cert, key) = test_certificate("standalone CA");
+    let (cert_file, key_file) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert_file, &cert).unwrap();
+    std::fs::write(&key_file, &key).unwrap();
+
+    let out = Command::new(BIN)
+        .args(["standalone", "-f"])
+        .arg(&manifests)
+        .arg("--state-dir")
+        .arg(dir.path().join("refused"))
+        .arg("--tls-cert-file")
+        .arg(&cert_file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--tls-key-file"), "{stderr}");
+
+    let token = "s3cr3t-token-for-the-tls-test-01";
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, token).unwrap();
+    let flags = ["--token-file", token_file.to_str().unwrap(), "--tls-cert-file", cert_file.to_str().unwrap()];
+    let s = Standalone::start(
+        dir.path(),
+        &manifests,
+        &allow,
+        &[&flags[..], &["--tls-key-file", key_file.to_str().unwrap()]].concat(),
+    )
+    .await;
+    let events = format!("{}/v1/namespaces/default/events", s.http.replacen("http://", "https://", 1));
+    let body = json!({"integration": "hook", "message": "over TLS"});
+    let r = trusting(&ca).post(&events).bearer_auth(token).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    webhook.wait_for_messages(1, WAIT).await;
+    assert!(reqwest::Client::new().post(&events).json(&body).send().await.is_err(), "no answer without TLS' CA");
+    assert!(s.logs().contains("https"), "{}", s.logs());
+    assert!(!s.logs().contains(key.lines().nth(1).unwrap()), "the key was logged");
+}
+
 #[tokio::test]
 async fn invalid_manifests_at_start_name_every_problem() {
     let dir = tempfile::tempdir().unwrap();

@@ -83,6 +83,10 @@ pub struct Launch {
     pub ingest: IngestConfig,
     /// The bearer token the operator's client uses.
     pub token: String,
+    /// The listeners' limits.
+    pub limits: kube_notify::server::listen::Limits,
+    /// HTTP ingestion over TLS (`https://` in [`Replica::http_url`]).
+    pub tls: Option<kube_notify::server::tls::ServerTls>,
 }
 
 /// A running operator replica, started exactly as `main` starts one.
@@ -352,6 +356,8 @@ impl World {
             leader: None,
             ingest: IngestConfig::default(),
             token: OPERATOR_TOKEN.to_string(),
+            limits: Default::default(),
+            tls: None,
         }
     }
 
@@ -376,6 +382,7 @@ impl World {
             (tokio::net::TcpListener::from_std(l).unwrap(), url)
         };
         let ((admin, admin_url), (http, http_url)) = (listen(), listen());
+        let http_url = if launch.tls.is_some() { http_url.replacen("http://", "https://", 1) } else { http_url };
         // As `main` does: the Lease gets a client (connections) of its own.
         let lease_client = launch.leader.as_ref().map(|_| {
             let (api, token) = (self.api.clone(), launch.token.clone());
@@ -389,6 +396,8 @@ impl World {
             ingest: launch.ingest,
             admin,
             http,
+            limits: launch.limits,
+            tls: launch.tls,
         };
         let backend = match &self.standalone {
             None => Backend::Kubernetes(self.api.client_as(&launch.token)),
@@ -409,6 +418,11 @@ impl World {
         let replica = self.launch(self.launch_config());
         self.readiness = replica.readiness.clone();
         self.operator = Some(replica);
+    }
+
+    /// The running operator.
+    pub fn replica(&self) -> &Replica {
+        self.operator.as_ref().expect("the operator is running")
     }
 
     /// The running operator's shared context.

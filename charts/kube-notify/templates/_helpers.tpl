@@ -159,3 +159,23 @@ app.kubernetes.io/component: operator
   resources: ["subjectaccessreviews"]
   verbs: ["create"]
 {{- end }}
+
+{{/*
+The kubernetes.io/tls Secret mounted for TLS on the ingestion port: tls.secretName,
+or <fullname>-tls for the one a cert-manager Certificate writes. Fails with the
+value to set when TLS is on without what it needs.
+*/}}
+{{- define "kube-notify.tlsSecretName" -}}
+{{- if eq .Values.tls.mode "secret" -}}
+{{- required "tls.secretName: the kubernetes.io/tls Secret to mount with tls.mode secret" .Values.tls.secretName -}}
+{{- else -}}
+{{- default (printf "%s-tls" (include "kube-notify.fullname" .)) .Values.tls.secretName -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+Where the TLS Secret is mounted in the operator's container.
+*/}}
+{{- define "kube-notify.tlsDir" -}}
+/etc/kube-notify/tls
+{{- end }}

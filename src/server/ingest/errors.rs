@@ -15,6 +15,8 @@ pub mod code {
     pub const INVALID_JSON: &str = "invalid_json";
     pub const INVALID_FIELD: &str = "invalid_field";
     pub const BODY_TOO_LARGE: &str = "body_too_large";
+    /// 408: the body did not arrive within the listener's body timeout.
+    pub const BODY_TIMEOUT: &str = "body_timeout";
     pub const UNAUTHENTICATED: &str = "unauthenticated";
     pub const FORBIDDEN: &str = "forbidden";
     pub const RATE_LIMITED: &str = "rate_limited";

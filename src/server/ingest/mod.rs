@@ -41,6 +41,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use futures::StreamExt;
 
+use super::listen::{Options, body_timeout};
 use crate::caches::Caches;
 use crate::delivery::Delivery;
 use crate::leader::Leadership;
@@ -110,24 +111,28 @@ pub fn router(
         .layer(middleware::from_fn_with_state(metrics, count))
 }
 
-/// Serve `router` on `listener` until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
+/// Serve `router` on `listener` until the task is dropped. Each request
+/// carries its peer's address, which keys the budget of invalid tokens
+/// ([`routes::Caller`]).
+pub async fn serve(listener: tokio::net::TcpListener, router: Router, options: Options) -> std::io::Result<()> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
-    tracing::info!(addr = ?addr, "HTTP ingestion listening");
-    // The peer address keys the budget of invalid tokens (routes::ClientAddr).
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await
+    let scheme = if options.tls.is_some() { "https" } else { "http" };
+    tracing::info!(addr = ?addr, scheme, "HTTP ingestion listening");
+    super::listen::serve(listener, router, options).await
 }
 
-/// Count requests by route (the route's pattern, never the raw path) and status code.
+/// Count requests by method, route (the route's pattern, never the raw path)
+/// and status code, each from a closed set (see [`Metrics::ingest_request`]).
 pub async fn count(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
-    let method = request.method().as_str().to_string();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
     let response = next.run(request).await;
-    metrics.ingest_request(&method, route.as_deref().unwrap_or("unmatched"), response.status().as_u16());
+    metrics.ingest_request(&method, route.as_ref().map(MatchedPath::as_str), response.status().as_u16());
     response
 }
 
-/// The body, at most `limit` bytes (413 beyond, without reading the rest).
+/// The body, at most `limit` bytes (413 beyond, without reading the rest;
+/// 408 when it does not arrive within the listener's body timeout).
 pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
     let too_large = || {
         ApiError::new(
@@ -144,8 +149,10 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
     let mut out = Vec::with_capacity(declared.unwrap_or(0).min(limit as u64) as usize);
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, code::INVALID_JSON, format!("could not read the body: {e}"))
+        let chunk = chunk.map_err(|e| match body_timeout(&e) {
+            // The listener closes the connection after this answer.
+            Some(timeout) => ApiError::new(StatusCode::REQUEST_TIMEOUT, code::BODY_TIMEOUT, timeout.to_string()),
+            None => ApiError::new(StatusCode::BAD_REQUEST, code::INVALID_JSON, format!("could not read the body: {e}")),
         })?;
         if out.len() + chunk.len() > limit {
             return Err(too_large());

@@ -71,7 +71,10 @@ impl TokenAccess {
         let authorization = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         match self {
             TokenAccess::LoopbackOnly => {
-                from_this_machine(headers)?;
+                from_this_machine(
+                    headers,
+                    "without --token-file, only programs on this machine may call (not web pages)",
+                )?;
                 Ok(user(LOOPBACK_USER))
             }
             TokenAccess::Required(token) => {
@@ -88,13 +91,11 @@ impl TokenAccess {
 
 /// Refuse what a web page could send to a loopback address: a request with
 /// an `Origin`, a cross-site `Sec-Fetch-Site`, or a `Host` that is not a
-/// loopback name.
-fn from_this_machine(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
-    let refused = |why: &str| {
-        ApiError::forbidden(format!(
-            "{why}: without --token-file, only programs on this machine may call (not web pages)"
-        ))
-    };
+/// loopback name (403, the message ending with `hint`). The one check of
+/// every listener that takes requests without a token (standalone on
+/// loopback, the sidecar).
+pub fn from_this_machine(headers: &axum::http::HeaderMap, hint: &str) -> Result<(), ApiError> {
+    let refused = |why: &str| ApiError::forbidden(format!("{why}: {hint}"));
     if headers.contains_key(axum::http::header::ORIGIN) {
         return Err(refused("a request from a web page (Origin)"));
     }
