@@ -199,7 +199,7 @@ async fn an_idle_kept_alive_connection_is_closed() {
 on_both_stores! { async fn a_stalled_body_gets_408_and_the_connection_closes(w) {
     let token = "body-token";
     if w.place == Place::Kubernetes {
-        w.api.set_token_review(token, TokenReviewAnswer::user("alice", &["system:authenticated"]));
+        w.api.set_token_review(token, TokenReviewAnswer::user("alice", &["system:authenticated"]).for_audiences(&["kube-notify"]));
         w.api.set_access_review(|_| (true, "allowed".into()));
     }
     let limits = quick(Limits::default());
