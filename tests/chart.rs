@@ -483,6 +483,10 @@ fn deployment_settings_parse_with_the_cli() {
                 expected.leader_election_namespace = Some(RELEASE_NAMESPACE.into());
                 expected.tls.tls_cert_file = Some("/etc/kube-notify/tls/tls.crt".into());
                 expected.tls.tls_key_file = Some("/etc/kube-notify/tls/tls.key".into());
+                // The default Secret scope (namespaces): get, and the ServiceAccount for its message.
+                expected.secret_access = SecretAccessMode::Get;
+                expected.service_account =
+                    Some(ServiceAccountRef { namespace: RELEASE_NAMESPACE.into(), name: "kube-notify".into() });
                 assert_eq!(format!("{args:?}"), format!("{expected:?}"), "{case}: TLS from the mounted Secret");
                 assert!(args.tls.files().unwrap().is_some(), "{case}");
             }
