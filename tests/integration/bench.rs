@@ -852,21 +852,7 @@ async fn bench_idle_operator() {
         w.create_integration(&name, json!({"service": "webhook", "secretRef": {"name": name}})).await;
     }
     let apply_took = applied.elapsed();
-    let api = w.integrations();
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let list = api.list(&Default::default()).await.unwrap();
-        let ready = list
-            .items
-            .iter()
-            .filter(|ni| crate::support::operator::condition(ni, "Ready").is_some_and(|(s, _, _)| s == "True"))
-            .count();
-        if ready == integrations {
-            break;
-        }
-        assert!(Instant::now() < deadline, "only {ready} of {integrations} Ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    all_ready(&w, integrations, Duration::from_secs(600)).await;
     let ready_after_applied = applied.elapsed();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let idle_rss = rss(operator.0.id()).unwrap_or_default();
@@ -954,27 +940,8 @@ async fn bench_restart() {
         .await;
     let created_in = created.elapsed();
     let first = w.launch(Launch { leader: Some(leader("pod-a")), ..w.launch_config() });
-    let all_ready = |w: &World| {
-        let api = w.integrations();
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(900);
-            loop {
-                let list = api.list(&Default::default()).await.unwrap();
-                let ready = list
-                    .items
-                    .iter()
-                    .filter(|ni| crate::support::operator::condition(ni, "Ready").is_some_and(|(s, _, _)| s == "True"))
-                    .count();
-                if ready == list.items.len() {
-                    return;
-                }
-                assert!(Instant::now() < deadline, "only {ready} of {} Ready", list.items.len());
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    };
     let first_started = Instant::now();
-    all_ready(&w).await;
+    all_ready(&w, n, Duration::from_secs(900)).await;
     let first_ready_in = first_started.elapsed();
     first.shutdown().await.unwrap();
 
@@ -1098,6 +1065,25 @@ async fn bench_large_events() {
     );
     drop(operator);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Wait (polling the list) until `n` integrations are `Ready`, at most `within`.
+async fn all_ready(w: &World, n: usize, within: Duration) {
+    let api = w.integrations();
+    let deadline = Instant::now() + within;
+    loop {
+        let list = api.list(&Default::default()).await.unwrap();
+        let ready = list
+            .items
+            .iter()
+            .filter(|ni| crate::support::operator::condition(ni, "Ready").is_some_and(|(s, _, _)| s == "True"))
+            .count();
+        if ready == n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "only {ready} of {n} Ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A process's peak resident memory (VmHWM).
