@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod caches;
+pub mod causes;
 pub mod cli;
 pub mod client;
 pub mod controller;

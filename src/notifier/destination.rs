@@ -265,14 +265,7 @@ impl tower_service::Service<Name> for ConnectResolver {
 
 /// The refusal somewhere in an error's chain of causes, if any.
 pub fn forbidden_in<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a Forbidden> {
-    let mut next = Some(error);
-    while let Some(e) = next {
-        if let Some(f) = e.downcast_ref::<Forbidden>() {
-            return Some(f);
-        }
-        next = e.source();
-    }
-    None
+    crate::causes::find(error)
 }
 
 #[cfg(test)]

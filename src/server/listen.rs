@@ -111,14 +111,7 @@ impl std::error::Error for BodyTimeout {}
 
 /// The [`BodyTimeout`] behind an error reading a request body, if that is what it is.
 pub fn body_timeout<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a BodyTimeout> {
-    let mut next = Some(error);
-    while let Some(e) = next {
-        if let Some(timeout) = e.downcast_ref::<BodyTimeout>() {
-            return Some(timeout);
-        }
-        next = e.source();
-    }
-    None
+    crate::causes::find(error)
 }
 
 /// Serve `router` on `listener` with `options` until this future is dropped
